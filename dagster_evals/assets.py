@@ -1,0 +1,356 @@
+"""Factories for the assets of an eval suite: dataset → dataset snapshot → eval report (with checks).
+
+    suite = EvalSuite(name="support_bot", source="data/support_bot.jsonl", task=answer,
+                      scorers=["levenshtein", "exact_match"], thresholds={"levenshtein": 0.7})
+    defs = build_eval_suite_definitions(suite)
+
+Every asset asks the resource under `suite.resource_key` (any `EvalPlatformResource`: local, Braintrust,
+Keywords AI) for its platform, so the same suite runs on all three.
+"""
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from dagster_evals.checks import check_specs, evaluate_checks, validate_thresholds
+from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
+from dagster_evals.metadata import PREVIEW_ROWS, report_metadata, snapshot_metadata, sync_metadata
+from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformFunction, Snapshot
+from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource
+from dagster_evals.scorers import resolve_scorer
+from dagster_evals.sources import RowSource, as_source, load_rows
+from dagster_evals.sync import sync_rows
+
+SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
+BASELINE_PREVIOUS = "previous"
+
+
+@dataclass(frozen=True)
+class EvalSuite:
+    """Declares one eval suite: where its rows come from, what runs on them, and what must hold.
+
+    Args:
+        name: Suite name; used for the dataset name, asset keys, group and job names.
+        source: A `.jsonl`/`.csv` path, a `RowSource`, or a callable returning an iterable of row dicts.
+        task: The application under test: a Python callable (sync or async) taking the row's input (or
+            keyword arguments `input`, `expected`, `metadata`, `row_id`, `trial`), or a `PlatformFunction`.
+        scorers: Built-in scorer names (`levenshtein`, `exact_match`, `numeric_diff`, `json_diff`, …),
+            callables returning a score in [0, 1] or None, or `PlatformFunction`s.
+        key_field: Top-level field holding each row's stable key; default: ids derived from row content.
+        thresholds: Minimum mean score per scorer name; each becomes an asset check.
+        max_regression: Largest allowed drop of a scorer's mean against the baseline (one number for all
+            scorers, or per scorer name); becomes the `no_regression` check.
+        max_errored_rows: Rows allowed to error (task or scorer) before the completeness check fails.
+        blocking: Whether failed checks stop downstream assets (e.g. a release) in the same run.
+        baseline: `"previous"` (the previous materialization of the eval report), a pinned report id,
+            or None for no baseline.
+    """
+
+    name: str
+    source: SourceLike
+    task: Any
+    scorers: Sequence[Any]
+    key_field: str | None = None
+    dataset_name: str | None = None
+    project: str | None = None
+    description: str | None = None
+    trial_count: int = 1
+    max_concurrency: int | None = 10
+    row_timeout_s: float | None = 60.0
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    max_regression: float | Mapping[str, float] | None = None
+    max_errored_rows: int = 0
+    blocking: bool = True
+    baseline: str | None = BASELINE_PREVIOUS
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    resource_key: str = "evals"
+    key_prefix: Sequence[str] | None = None
+    group_name: str | None = None
+    eval_partitions_def: dg.PartitionsDefinition | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"suite name {self.name!r} must be letters, digits, '_' or '-'")
+        if not self.scorers:
+            raise ConfigError(f"suite {self.name!r} needs at least one scorer")
+        if self.trial_count < 1:
+            raise ConfigError(f"suite {self.name!r}: trial_count must be at least 1")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ConfigError(f"suite {self.name!r}: max_concurrency must be at least 1 (or None)")
+        if self.max_errored_rows < 0:
+            raise ConfigError(f"suite {self.name!r}: max_errored_rows must be 0 or more")
+        validate_thresholds(self.thresholds)
+        names = self.scorer_names
+        unknown = sorted(set(self.thresholds) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"suite {self.name!r}: thresholds name unknown scorer(s) {', '.join(unknown)}; "
+                f"the suite's scorers are {', '.join(names)}"
+            )
+        unknown = sorted(set(self.regression_limits) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"suite {self.name!r}: max_regression names unknown scorer(s) {', '.join(unknown)}; "
+                f"the suite's scorers are {', '.join(names)}"
+            )
+
+    @property
+    def scorer_names(self) -> list[str]:
+        return [s.name if isinstance(s, PlatformFunction) else resolve_scorer(s).name for s in self.scorers]
+
+    @property
+    def regression_limits(self) -> dict[str, float]:
+        if self.max_regression is None:
+            return {}
+        if isinstance(self.max_regression, int | float):
+            return {name: float(self.max_regression) for name in self.scorer_names}
+        return {k: float(v) for k, v in self.max_regression.items()}
+
+    @property
+    def prefix(self) -> list[str]:
+        return list(self.key_prefix) if self.key_prefix is not None else ["evals", self.name]
+
+    @property
+    def dataset_key(self) -> dg.AssetKey:
+        return dg.AssetKey([*self.prefix, "dataset"])
+
+    @property
+    def snapshot_key(self) -> dg.AssetKey:
+        return dg.AssetKey([*self.prefix, "dataset_snapshot"])
+
+    @property
+    def eval_report_key(self) -> dg.AssetKey:
+        return dg.AssetKey([*self.prefix, "eval_report"])
+
+    @property
+    def job_name(self) -> str:
+        return f"{self.name.replace('-', '_')}_eval_job"
+
+
+def get_platform(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, resource_key: str
+) -> EvalPlatform:
+    """The platform behind the resource under `resource_key`."""
+    resource = getattr(context.resources, resource_key, None)
+    if not isinstance(resource, EvalPlatformResource):
+        raise ConfigError(
+            f"resource {resource_key!r} must be a LocalEvalResource, BraintrustResource or KeywordsAIResource, "
+            f"got {type(resource).__name__}"
+        )
+    return resource.get_platform()
+
+
+def _meta_value(metadata: Mapping[str, Any], key: str) -> Any:
+    value = metadata.get(key)
+    return getattr(value, "value", value)
+
+
+def latest_materialization_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any] | None:
+    """Plain metadata values of the latest materialization of `key` (any partition), or None."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    return {
+        k: _meta_value(event.asset_materialization.metadata, k) for k in event.asset_materialization.metadata
+    }
+
+
+def load_pinned_snapshot(instance: dg.DagsterInstance, suite: EvalSuite, platform: EvalPlatform) -> Snapshot:
+    """The snapshot recorded by the latest materialization of the suite's snapshot asset."""
+    metadata = latest_materialization_metadata(instance, suite.snapshot_key)
+    if metadata is None:
+        raise DagsterEvalsError(
+            f"no snapshot of suite {suite.name!r} yet: materialize {suite.snapshot_key.to_user_string()} first"
+        )
+    if metadata.get("platform") != platform.platform:
+        raise DagsterEvalsError(
+            f"the latest snapshot of suite {suite.name!r} was taken on {metadata.get('platform')}, but the "
+            f"resource {suite.resource_key!r} is {platform.platform}: materialize "
+            f"{suite.snapshot_key.to_user_string()} again"
+        )
+    return Snapshot(
+        dataset=DatasetRef(
+            platform=platform.platform,
+            id=str(metadata["dataset_id"]),
+            name=str(metadata["dataset_name"]),
+            project=metadata.get("dataset_project") or None,
+        ),
+        version=str(metadata["snapshot_version"]),
+        row_count=int(metadata["row_count"]),
+        digest=str(metadata["digest"]),
+    )
+
+
+def resolve_baseline(
+    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
+) -> str | None:
+    """The report id to compare against, per `suite.baseline`."""
+    if suite.baseline is None:
+        return None
+    if suite.baseline != BASELINE_PREVIOUS:
+        return suite.baseline
+    metadata = latest_materialization_metadata(context.instance, suite.eval_report_key)
+    if not metadata or metadata.get("platform") != platform.platform or not metadata.get("report_id"):
+        return None
+    report_id = str(metadata["report_id"])
+    try:
+        platform.get_eval_report(report_id)
+    except NotFoundError:
+        context.log.warning(f"previous eval report {report_id} is gone from {platform.platform}; no baseline")
+        return None
+    return report_id
+
+
+def build_dataset_asset(suite: EvalSuite) -> dg.AssetsDefinition:
+    """Asset that syncs the suite's source rows into the platform dataset, idempotently."""
+    source = as_source(suite.source, suite.key_field)
+
+    @dg.asset(
+        key=suite.dataset_key,
+        group_name=suite.group_name or suite.name,
+        description=suite.description
+        or f"Curated rows of eval suite {suite.name!r}, read from {source.describe()}.",
+        required_resource_keys={suite.resource_key},
+        kinds={"evals"},
+        metadata={"source": source.describe()},
+    )
+    def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        platform = get_platform(context, suite.resource_key)
+        rows = load_rows(source)
+        dataset = platform.ensure_dataset(suite.dataset_name or suite.name, project=suite.project)
+        result = sync_rows(platform, dataset, rows, progress=context.log.info)
+        context.log.info(
+            f"dataset {dataset.name!r} on {platform.platform}: {result.rows_total} rows, {result.added} added, "
+            f"{result.updated} updated, {result.removed} removed, {result.unchanged} unchanged "
+            f"(version {result.version})"
+        )
+        return dg.MaterializeResult(metadata=sync_metadata(result))
+
+    return _dataset
+
+
+def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
+    """Asset that pins the dataset's current version: version id, row count, digest, preview."""
+
+    @dg.asset(
+        key=suite.snapshot_key,
+        deps=[suite.dataset_key],
+        group_name=suite.group_name or suite.name,
+        description=f"Pinned version of the {suite.name!r} dataset that evals run against.",
+        required_resource_keys={suite.resource_key},
+        kinds={"evals"},
+    )
+    def _snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        platform = get_platform(context, suite.resource_key)
+        dataset = platform.ensure_dataset(suite.dataset_name or suite.name, project=suite.project)
+        snapshot = platform.snapshot(dataset)
+        preview = list(itertools.islice(platform.iter_rows(dataset, version=snapshot.version), PREVIEW_ROWS))
+        context.log.info(
+            f"pinned {dataset.name!r} version {snapshot.version}: {snapshot.row_count} rows, digest "
+            f"{snapshot.digest[:12]}"
+        )
+        return dg.MaterializeResult(
+            metadata=snapshot_metadata(snapshot, preview), data_version=dg.DataVersion(snapshot.digest)
+        )
+
+    return _snapshot
+
+
+def run_suite_eval(
+    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
+) -> tuple[EvalReport, Snapshot]:
+    """Run the suite's eval over its pinned snapshot on `platform`."""
+    snapshot = load_pinned_snapshot(context.instance, suite, platform)
+    baseline_id = resolve_baseline(context, suite, platform)
+    partition = context.partition_key if context.has_partition_key else None
+    metadata: dict[str, Any] = {
+        **suite.metadata,
+        "suite": suite.name,
+        "dagster_run_id": context.run_id,
+        "dataset_version": snapshot.version,
+        "dataset_digest": snapshot.digest,
+    }
+    if partition is not None:
+        metadata["partition"] = partition
+    name = (
+        f"{suite.name}-{partition}-{context.run_id[:8]}"
+        if partition
+        else f"{suite.name}-{context.run_id[:8]}"
+    )
+    request = EvalRequest(
+        name=name,
+        snapshot=snapshot,
+        task=suite.task,
+        scorers=list(suite.scorers),
+        trial_count=suite.trial_count,
+        max_concurrency=suite.max_concurrency,
+        row_timeout_s=suite.row_timeout_s,
+        baseline_id=baseline_id,
+        metadata=metadata,
+        tags=list(suite.tags),
+    )
+    context.log.info(
+        f"running eval {name!r} on {platform.platform}: {snapshot.row_count} rows x {suite.trial_count} trials, "
+        f"max_concurrency={suite.max_concurrency}, baseline={baseline_id or 'none'}"
+    )
+    report = platform.run_eval(request, progress=context.log.info)
+    return report, snapshot
+
+
+def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
+    """Asset that runs the eval on the pinned snapshot and gates it with threshold/regression/completeness checks."""
+    key = suite.eval_report_key
+    thresholds = dict(suite.thresholds)
+    regression = suite.regression_limits
+
+    @dg.asset(
+        key=key,
+        deps=[suite.snapshot_key],
+        group_name=suite.group_name or suite.name,
+        description=f"Eval report of suite {suite.name!r}: per-scorer scores over the pinned dataset snapshot.",
+        required_resource_keys={suite.resource_key},
+        check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.eval_partitions_def),
+        partitions_def=suite.eval_partitions_def,
+        kinds={"evals"},
+    )
+    def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        platform = get_platform(context, suite.resource_key)
+        report, snapshot = run_suite_eval(context, suite, platform)
+        scores = ", ".join(
+            f"{name}={summary.mean:.4f}" if summary.mean is not None else f"{name}=n/a"
+            for name, summary in report.scores.items()
+        )
+        where = report.url or getattr(platform, "path", platform.platform)
+        context.log.info(
+            f"eval report {report.id}: {scores}; {report.rows_scored}/{report.rows_in_snapshot} rows scored, "
+            f"{report.rows_errored} errored — stored in {where}"
+        )
+        checks = evaluate_checks(report, key, thresholds, regression, suite.max_errored_rows)
+        return dg.MaterializeResult(metadata=report_metadata(report, snapshot), check_results=checks)
+
+    return _eval_report
+
+
+def build_eval_suite_assets(suite: EvalSuite) -> list[dg.AssetsDefinition]:
+    """The dataset, snapshot and eval report assets of a suite."""
+    return [build_dataset_asset(suite), build_snapshot_asset(suite), build_eval_report_asset(suite)]
+
+
+def build_eval_suite_job(suite: EvalSuite) -> Any:
+    """Job materializing dataset → snapshot → eval report (with its checks)."""
+    return dg.define_asset_job(
+        suite.job_name,
+        selection=dg.AssetSelection.assets(suite.dataset_key, suite.snapshot_key, suite.eval_report_key),
+        description=f"Sync, pin and evaluate suite {suite.name!r}.",
+        partitions_def=suite.eval_partitions_def,
+    )
+
+
+def build_eval_suite_definitions(suite: EvalSuite) -> dg.Definitions:
+    """Assets, checks and job of a suite, ready to merge into the code location's `Definitions`."""
+    return dg.Definitions(assets=build_eval_suite_assets(suite), jobs=[build_eval_suite_job(suite)])

@@ -1,0 +1,158 @@
+"""Gates on an eval report: per-scorer thresholds, regression against a baseline, completeness.
+
+Each rule turns an `EvalReport` into a `dg.AssetCheckResult`. The eval report asset emits them in the
+same step that ran the eval; with `blocking=True` a failed gate stops downstream assets (e.g. a release).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import dagster as dg
+
+from dagster_evals.errors import ConfigError
+from dagster_evals.models import EvalReport
+
+COMPLETENESS_CHECK = "completeness"
+REGRESSION_CHECK = "no_regression"
+
+
+def threshold_check_name(scorer: str) -> str:
+    """Check name for a scorer's threshold, e.g. `threshold_levenshtein`."""
+    return "threshold_" + re.sub(r"[^A-Za-z0-9_]", "_", scorer).lower()
+
+
+def validate_thresholds(thresholds: Mapping[str, float]) -> None:
+    for scorer, minimum in thresholds.items():
+        if not isinstance(minimum, int | float) or not 0.0 <= float(minimum) <= 1.0:
+            raise ConfigError(f"threshold for scorer {scorer!r} must be a number in [0, 1], got {minimum!r}")
+
+
+def check_threshold(report: EvalReport, scorer: str, minimum: float) -> tuple[bool, str, dict[str, float]]:
+    """Pass when the scorer's mean is at least `minimum`."""
+    summary = report.scores.get(scorer)
+    if summary is None:
+        known = ", ".join(sorted(report.scores)) or "none"
+        return False, f"scorer {scorer!r} is not in the report (scorers: {known})", {"threshold": minimum}
+    if summary.mean is None:
+        return False, f"scorer {scorer!r} scored no row", {"threshold": minimum}
+    passed = summary.mean >= minimum
+    verb = "meets" if passed else "is below"
+    text = f"{scorer} mean {summary.mean:.4f} {verb} the threshold {minimum:.4f}"
+    return passed, text, {"score": summary.mean, "threshold": minimum}
+
+
+def check_regression(report: EvalReport, max_drop: Mapping[str, float]) -> tuple[bool, str, dict[str, float]]:
+    """Pass when no scorer's mean dropped by more than its allowed amount against the baseline."""
+    if report.baseline_id is None:
+        return True, "no baseline to compare with yet", {}
+    failures: list[str] = []
+    metadata: dict[str, float] = {}
+    for scorer, summary in report.scores.items():
+        if scorer not in max_drop or summary.diff is None:
+            continue
+        metadata[f"diff/{scorer}"] = summary.diff
+        if summary.diff < -max_drop[scorer]:
+            failures.append(
+                f"{scorer} dropped {-summary.diff:.4f} (allowed {max_drop[scorer]:.4f}; "
+                f"{summary.regressions} rows regressed)"
+            )
+    base = report.baseline_name or report.baseline_id
+    if failures:
+        return False, f"regressions against baseline {base}: " + "; ".join(failures), metadata
+    return True, f"no scorer dropped more than allowed against baseline {base}", metadata
+
+
+def check_completeness(report: EvalReport, max_errored_rows: int) -> tuple[bool, str, dict[str, float]]:
+    """Pass when every snapshot row was run and at most `max_errored_rows` rows errored."""
+    accounted = report.rows_scored + report.rows_errored
+    metadata = {
+        "rows_in_snapshot": float(report.rows_in_snapshot),
+        "rows_scored": float(report.rows_scored),
+        "rows_errored": float(report.rows_errored),
+    }
+    if accounted != report.rows_in_snapshot:
+        return (
+            False,
+            f"{report.rows_in_snapshot - accounted} of {report.rows_in_snapshot} snapshot rows were never run "
+            f"({report.rows_scored} scored, {report.rows_errored} errored)",
+            metadata,
+        )
+    if report.rows_errored > max_errored_rows:
+        return (
+            False,
+            f"{report.rows_errored} rows errored ({report.task_errors} task errors, "
+            f"{report.scorer_errors} scorer errors); at most {max_errored_rows} allowed",
+            metadata,
+        )
+    return True, f"all {report.rows_in_snapshot} rows accounted for, {report.rows_errored} errored", metadata
+
+
+def check_specs(
+    asset_key: dg.AssetKey,
+    thresholds: Mapping[str, float],
+    max_regression: Mapping[str, float],
+    blocking: bool,
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> list[dg.AssetCheckSpec]:
+    """The check specs an eval report asset declares for these rules."""
+    specs = [
+        dg.AssetCheckSpec(
+            threshold_check_name(scorer),
+            asset=asset_key,
+            blocking=blocking,
+            description=f"Mean {scorer} score is at least {minimum}.",
+            partitions_def=partitions_def,
+        )
+        for scorer, minimum in thresholds.items()
+    ]
+    if max_regression:
+        specs.append(
+            dg.AssetCheckSpec(
+                REGRESSION_CHECK,
+                asset=asset_key,
+                blocking=blocking,
+                description="No scorer's mean dropped more than allowed against the baseline.",
+                partitions_def=partitions_def,
+            )
+        )
+    specs.append(
+        dg.AssetCheckSpec(
+            COMPLETENESS_CHECK,
+            asset=asset_key,
+            blocking=blocking,
+            description="Every snapshot row was run; errored rows within the allowance.",
+            partitions_def=partitions_def,
+        )
+    )
+    return specs
+
+
+def evaluate_checks(
+    report: EvalReport,
+    asset_key: dg.AssetKey,
+    thresholds: Mapping[str, float],
+    max_regression: Mapping[str, float],
+    max_errored_rows: int,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> list[dg.AssetCheckResult]:
+    """Evaluate every rule against a report, in the order of `check_specs`."""
+    outcomes: list[tuple[str, tuple[bool, str, dict[str, float]]]] = [
+        (threshold_check_name(scorer), check_threshold(report, scorer, minimum))
+        for scorer, minimum in thresholds.items()
+    ]
+    if max_regression:
+        outcomes.append((REGRESSION_CHECK, check_regression(report, max_regression)))
+    outcomes.append((COMPLETENESS_CHECK, check_completeness(report, max_errored_rows)))
+    return [
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=name,
+            passed=passed,
+            severity=severity,
+            description=text,
+            metadata={**metadata, "report_id": report.id},
+        )
+        for name, (passed, text, metadata) in outcomes
+    ]

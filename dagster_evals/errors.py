@@ -1,0 +1,76 @@
+"""Errors raised by dagster-evals.
+
+Every error is a `dagster.Failure`, so a run shows its description (and metadata) on the run page. Messages
+name what to fix: the file and line or row id and field for bad input, the env var for auth failures, the
+status, endpoint and platform message for platform errors. No error text ever contains an API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+
+class DagsterEvalsError(dg.Failure):
+    """Base class of every error raised by dagster-evals."""
+
+    def __init__(self, message: str, metadata: Mapping[str, Any] | None = None) -> None:
+        super().__init__(description=message, metadata=dict(metadata or {}))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(DagsterEvalsError):
+    """Bad user input: a malformed source file, a row without a required field, duplicate keys."""
+
+
+class ConfigError(DagsterEvalsError):
+    """A suite, scorer or resource is configured wrongly (unknown scorer, bad threshold...)."""
+
+
+class CountMismatchError(DagsterEvalsError):
+    """After a sync or an eval, the counts on the platform do not match what was sent."""
+
+
+class PlatformError(DagsterEvalsError):
+    """The platform answered with an error. Carries the status, the endpoint and the platform's message."""
+
+    def __init__(self, platform: str, status: int | None, method: str, endpoint: str, message: str) -> None:
+        self.platform = platform
+        self.status = status
+        self.method = method
+        self.endpoint = endpoint
+        self.platform_message = message
+        status_text = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(
+            f"{platform} {method} {endpoint} failed ({status_text}): {message}",
+            metadata={"status": status if status is not None else -1, "endpoint": f"{method} {endpoint}"},
+        )
+
+
+class AuthError(PlatformError):
+    """The platform rejected the API key (401/403). Says which env var to set; never prints the key."""
+
+    def __init__(
+        self, platform: str, status: int, method: str, endpoint: str, message: str, env_var: str
+    ) -> None:
+        self.env_var = env_var
+        super().__init__(
+            platform,
+            status,
+            method,
+            endpoint,
+            f"{message} — check the API key: set the {env_var} environment variable to a valid key",
+        )
+
+
+class NotFoundError(PlatformError):
+    """The platform has no object with that id (404)."""
+
+
+class RateLimitedError(PlatformError):
+    """The platform kept answering 429 after the retry budget was spent."""

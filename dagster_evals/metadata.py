@@ -1,0 +1,129 @@
+"""Materialization metadata for datasets, snapshots and eval reports.
+
+Numbers are emitted as plain floats/ints so the Dagster UI plots them across materializations: one key
+per scorer (`score/<scorer>`), plus counts, duration and latency percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+
+from dagster_evals.models import DatasetRow, EvalReport, Snapshot, SyncResult
+
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 80
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def sync_metadata(result: SyncResult) -> dict[str, Any]:
+    return {
+        "dataset_id": result.dataset.id,
+        "dataset_name": result.dataset.name,
+        "platform": result.dataset.platform,
+        "dataset_version": result.version,
+        "dagster/row_count": result.rows_total,
+        "rows_total": result.rows_total,
+        "rows_added": result.added,
+        "rows_updated": result.updated,
+        "rows_removed": result.removed,
+        "rows_unchanged": result.unchanged,
+        "rows_sent": result.rows_sent,
+        **({"dataset_url": dg.MetadataValue.url(result.dataset.url)} if result.dataset.url else {}),
+    }
+
+
+def snapshot_metadata(snapshot: Snapshot, preview: Iterable[DatasetRow]) -> dict[str, Any]:
+    records = [
+        dg.TableRecord({"id": row.id, "input": _short(row.input), "expected": _short(row.expected)})
+        for row in preview
+    ]
+    return {
+        "dataset_id": snapshot.dataset.id,
+        "dataset_name": snapshot.dataset.name,
+        "dataset_project": snapshot.dataset.project or "",
+        "platform": snapshot.dataset.platform,
+        "snapshot_version": snapshot.version,
+        "dagster/row_count": snapshot.row_count,
+        "row_count": snapshot.row_count,
+        "digest": snapshot.digest,
+        "preview": dg.MetadataValue.table(
+            records,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("id", "string"),
+                    dg.TableColumn("input", "string"),
+                    dg.TableColumn("expected", "string"),
+                ]
+            ),
+        ),
+    }
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def report_markdown(report: EvalReport) -> str:
+    """Markdown table of per-scorer means and diffs against the baseline."""
+    base = report.baseline_name or report.baseline_id
+    lines = [
+        f"**{report.name}** on {report.platform} — dataset version {report.dataset_version}, "
+        f"{report.rows_scored}/{report.rows_in_snapshot} rows scored, {report.rows_errored} errored"
+        + (f", baseline `{base}`" if base else ", no baseline"),
+        "",
+        "| scorer | mean | baseline | diff | improved rows | regressed rows | scorer errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for summary in report.scores.values():
+        lines.append(
+            f"| {summary.name} | {_fmt(summary.mean)} | {_fmt(summary.baseline_mean)} | "
+            f"{_fmt(summary.diff, signed=True)} | {summary.improvements} | {summary.regressions} | {summary.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "report_id": report.id,
+        "report_name": report.name,
+        "platform": report.platform,
+        "status": report.status,
+        "rows_in_snapshot": report.rows_in_snapshot,
+        "rows_scored": report.rows_scored,
+        "rows_errored": report.rows_errored,
+        "task_errors": report.task_errors,
+        "scorer_errors": report.scorer_errors,
+        "trial_count": report.trial_count,
+        "summary": dg.MetadataValue.md(report_markdown(report)),
+    }
+    for name, summary in report.scores.items():
+        if summary.mean is not None:
+            metadata[f"score/{name}"] = float(summary.mean)
+        if summary.diff is not None:
+            metadata[f"diff/{name}"] = float(summary.diff)
+    for name, value in report.metrics.items():
+        metadata[name] = float(value)
+    if report.dataset_version is not None:
+        metadata["dataset_version"] = report.dataset_version
+    if report.dataset is not None:
+        metadata["dataset_id"] = report.dataset.id
+        metadata["dataset_name"] = report.dataset.name
+    if snapshot is not None:
+        metadata["dataset_digest"] = snapshot.digest
+    if report.baseline_id:
+        metadata["baseline_id"] = report.baseline_id
+    if report.url:
+        metadata["experiment_url"] = dg.MetadataValue.url(report.url)
+    if report.project_url:
+        metadata["project_url"] = dg.MetadataValue.url(report.project_url)
+    return metadata

@@ -1,0 +1,208 @@
+"""Platform-neutral models shared by every platform, the runner and the Dagster objects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PlatformName = Literal["local", "braintrust", "keywordsai"]
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the form every digest is computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(input: Any, expected: Any, metadata: dict[str, Any], tags: list[str]) -> str:
+    """Digest of a row's content; equal content always gives the same hash."""
+    payload = canonical_json({"input": input, "expected": expected, "metadata": metadata, "tags": tags})
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetRow(_Model):
+    """One curated test case: an input, optionally the expected output, metadata and tags.
+
+    `id` is derived from the content (or from a user key field), so re-reading the same source always
+    produces the same ids and a sync can be repeated without duplicating anything.
+    """
+
+    id: str
+    input: Any
+    expected: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    content_hash: str
+
+    @classmethod
+    def build(
+        cls,
+        input: Any,
+        expected: Any = None,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        id: str | None = None,
+    ) -> DatasetRow:
+        """Make a row, hashing its content; `id` defaults to a prefix of the content hash."""
+        metadata = dict(metadata or {})
+        tags = list(tags or [])
+        digest = content_hash(input, expected, metadata, tags)
+        return cls(
+            id=id if id is not None else digest[:32],
+            input=input,
+            expected=expected,
+            metadata=metadata,
+            tags=tags,
+            content_hash=digest,
+        )
+
+
+class DatasetRef(_Model):
+    """A dataset on a platform."""
+
+    platform: PlatformName
+    id: str
+    name: str
+    project: str | None = None
+    url: str | None = None
+
+
+class Snapshot(_Model):
+    """An immutable, pinned version of a dataset's rows."""
+
+    dataset: DatasetRef
+    version: str
+    row_count: int
+    digest: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SyncResult(_Model):
+    """What a dataset sync did: counts of rows per outcome and the version it left behind."""
+
+    dataset: DatasetRef
+    version: str
+    rows_total: int
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    rows_sent: int
+    requests_sent: int = 0
+
+
+class PromptVersion(_Model):
+    """One version of a prompt managed on a platform."""
+
+    platform: PlatformName
+    project: str | None
+    prompt_id: str
+    slug: str
+    version: str
+    created_at: datetime | None = None
+    content: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def partition_key(self) -> str:
+        """Key used for the prompt-version dynamic partition."""
+        return f"{self.slug}@{self.version}"
+
+
+class RowResult(_Model):
+    """The outcome of one trial of the task on one dataset row, with its scores."""
+
+    row_id: str
+    trial: int = 0
+    input: Any = None
+    expected: Any = None
+    output: Any = None
+    scores: dict[str, float | None] = Field(default_factory=dict)
+    scorer_errors: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None
+    latency_s: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.scorer_errors
+
+
+class ScoreSummary(_Model):
+    """Aggregate of one scorer over an eval, compared with the baseline when there is one."""
+
+    name: str
+    mean: float | None
+    count: int
+    errors: int = 0
+    baseline_mean: float | None = None
+    diff: float | None = None
+    improvements: int = 0
+    regressions: int = 0
+
+
+EvalStatus = Literal["pending", "running", "completed", "failed"]
+
+
+class EvalReport(_Model):
+    """An eval run over a snapshot: per-scorer summary, counts, timings, baseline comparison and links."""
+
+    id: str
+    name: str
+    platform: PlatformName
+    status: EvalStatus = "completed"
+    dataset: DatasetRef | None = None
+    dataset_version: str | None = None
+    rows_in_snapshot: int = 0
+    trial_count: int = 1
+    rows_scored: int = 0
+    rows_errored: int = 0
+    task_errors: int = 0
+    scorer_errors: int = 0
+    scores: dict[str, ScoreSummary] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    baseline_id: str | None = None
+    baseline_name: str | None = None
+    url: str | None = None
+    project_url: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PlatformFunction(_Model):
+    """A task or scorer that runs on the platform itself (a Braintrust function / prompt, a Keywords AI
+    evaluator), referenced instead of a Python callable. `spec` is the platform's own reference object."""
+
+    platform: PlatformName
+    name: str
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalRequest(BaseModel):
+    """Everything a platform needs to run an eval over a pinned snapshot."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    name: str
+    snapshot: Snapshot
+    task: Any
+    scorers: list[Any]
+    trial_count: int = Field(default=1, ge=1)
+    max_concurrency: int | None = Field(default=10, ge=1)
+    row_timeout_s: float | None = Field(default=None, gt=0)
+    baseline_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    prompt: PromptVersion | None = None
+    repo_info: dict[str, Any] | None = None

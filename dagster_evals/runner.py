@@ -1,0 +1,220 @@
+"""Local eval runner: the task and scorers over a snapshot's rows, with bounded concurrency and trials.
+
+Sync tasks and scorers run in a thread pool sized to `max_concurrency`; async ones run on the event loop.
+At most `max_concurrency` (row, trial) pairs are in flight at once. A task that raises or exceeds the
+per-row timeout is recorded as an errored row; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from dagster_evals.errors import ConfigError
+from dagster_evals.models import DatasetRow, RowResult
+from dagster_evals.scorers import Scorer
+
+TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial")
+DEFAULT_MAX_CONCURRENCY = 10
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What a run did: counts, wall time and the highest number of tasks seen in flight at once."""
+
+    pairs: int
+    task_errors: int
+    duration_s: float
+    peak_in_flight: int
+
+
+def _task_kwargs_names(task: Callable[..., Any]) -> tuple[str, ...] | None:
+    """Names of the row fields the task accepts, or None when it takes the input positionally."""
+    try:
+        params = inspect.signature(task).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return TASK_ARGS
+    named = tuple(a for a in TASK_ARGS if a in params)
+    return named if named else None
+
+
+def _format_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:2000]
+
+
+class _Runner:
+    def __init__(
+        self,
+        task: Callable[..., Any],
+        scorers: list[Scorer],
+        max_concurrency: int,
+        row_timeout_s: float | None,
+    ) -> None:
+        if not callable(task):
+            raise ConfigError(f"the task must be a Python callable to run locally, got {type(task).__name__}")
+        self.task = task
+        self.task_is_async = inspect.iscoroutinefunction(task)
+        self.task_params = _task_kwargs_names(task)
+        self.scorers = scorers
+        self.max_concurrency = max_concurrency
+        self.row_timeout_s = row_timeout_s
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_concurrency, thread_name_prefix="dagster-evals-task"
+        )
+
+    def _call_task(self, row: DatasetRow, trial: int) -> Any:
+        if self.task_params is None:
+            return self.task(row.input)
+        values = {
+            "input": row.input,
+            "expected": row.expected,
+            "metadata": dict(row.metadata),
+            "row_id": row.id,
+            "trial": trial,
+        }
+        return self.task(**{k: values[k] for k in self.task_params})
+
+    async def _run_task(self, row: DatasetRow, trial: int) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.task_is_async:
+            coro = self._call_task(row, trial)
+        else:
+            coro = loop.run_in_executor(self.pool, self._call_task, row, trial)
+        result = await asyncio.wait_for(coro, self.row_timeout_s) if self.row_timeout_s else await coro
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def _score(self, row: DatasetRow, output: Any) -> tuple[dict[str, float | None], dict[str, str]]:
+        loop = asyncio.get_running_loop()
+        scores: dict[str, float | None] = {}
+        errors: dict[str, str] = {}
+        for scorer in self.scorers:
+            try:
+                if scorer.is_async:
+                    value = await scorer.score_async(row.input, output, row.expected, row.metadata)
+                else:
+                    value = await loop.run_in_executor(
+                        self.pool, scorer.score, row.input, output, row.expected, row.metadata
+                    )
+                scores[scorer.name] = value
+            except Exception as exc:
+                errors[scorer.name] = _format_error(exc)
+        return scores, errors
+
+    async def run_one(self, row: DatasetRow, trial: int) -> RowResult:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        started = time.perf_counter()
+        try:
+            try:
+                output = await self._run_task(row, trial)
+            except TimeoutError:
+                return RowResult(
+                    row_id=row.id,
+                    trial=trial,
+                    input=row.input,
+                    expected=row.expected,
+                    error=f"TimeoutError: the task took longer than {self.row_timeout_s}s",
+                    latency_s=time.perf_counter() - started,
+                    metadata=dict(row.metadata),
+                )
+            except Exception as exc:
+                return RowResult(
+                    row_id=row.id,
+                    trial=trial,
+                    input=row.input,
+                    expected=row.expected,
+                    error=_format_error(exc),
+                    latency_s=time.perf_counter() - started,
+                    metadata=dict(row.metadata),
+                )
+            latency = time.perf_counter() - started
+            scores, errors = await self._score(row, output)
+            return RowResult(
+                row_id=row.id,
+                trial=trial,
+                input=row.input,
+                expected=row.expected,
+                output=output,
+                scores=scores,
+                scorer_errors=errors,
+                latency_s=latency,
+                metadata=dict(row.metadata),
+            )
+        finally:
+            self.in_flight -= 1
+
+    async def run(
+        self, pairs: Iterator[tuple[DatasetRow, int]], on_result: Callable[[RowResult], None]
+    ) -> RunStats:
+        started = time.perf_counter()
+        counts = {"pairs": 0, "errors": 0}
+
+        async def worker() -> None:
+            for row, trial in pairs:
+                result = await self.run_one(row, trial)
+                counts["pairs"] += 1
+                if result.error is not None:
+                    counts["errors"] += 1
+                on_result(result)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(self.max_concurrency)))
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        return RunStats(
+            pairs=counts["pairs"],
+            task_errors=counts["errors"],
+            duration_s=time.perf_counter() - started,
+            peak_in_flight=self.peak_in_flight,
+        )
+
+
+def _pairs(rows: Iterable[DatasetRow], trial_count: int) -> Iterator[tuple[DatasetRow, int]]:
+    for row in rows:
+        for trial in range(trial_count):
+            yield row, trial
+
+
+def run_eval_locally(
+    rows: Iterable[DatasetRow],
+    task: Callable[..., Any],
+    scorers: list[Scorer],
+    on_result: Callable[[RowResult], None],
+    *,
+    trial_count: int = 1,
+    max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
+    row_timeout_s: float | None = None,
+) -> RunStats:
+    """Run `task` then every scorer on each row, `trial_count` times, calling `on_result` per trial.
+
+    Rows are pulled lazily from `rows`, so memory stays flat however large the snapshot is.
+    """
+    if trial_count < 1:
+        raise ConfigError(f"trial_count must be at least 1, got {trial_count}")
+    concurrency = max_concurrency or 1000
+    if concurrency < 1:
+        raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+    runner = _Runner(task, scorers, concurrency, row_timeout_s)
+    return run_coroutine(runner.run(_pairs(rows, trial_count), on_result))
+
+
+def run_coroutine(coro: Any) -> Any:
+    """Run a coroutine to completion, also from inside a running event loop (e.g. a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,205 @@
+"""Reading curated rows from JSONL / CSV files or Python iterables, with errors that name the line.
+
+A row is a JSON object with `input` (required), and optionally `expected`, `metadata` (object) and `tags`
+(list of strings). With `key_field`, that top-level field is the row's stable id; without it the id is
+derived from the row's content. Either way the same source always yields the same ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from dagster_evals.errors import InputError
+from dagster_evals.models import DatasetRow
+
+ROW_FIELDS = ("input", "expected", "metadata", "tags")
+
+
+@runtime_checkable
+class RowSource(Protocol):
+    """Anything that yields curated rows, each paired with a human-readable location for errors."""
+
+    def describe(self) -> str: ...
+
+    def read(self) -> Iterator[tuple[str, DatasetRow]]: ...
+
+
+def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetRow:
+    """Validate one raw record and turn it into a `DatasetRow`; errors name `where` and the field."""
+    if isinstance(record, DatasetRow):
+        return record
+    if not isinstance(record, Mapping):
+        raise InputError(f"{where}: a row must be a JSON object, got {type(record).__name__}")
+    allowed = set(ROW_FIELDS) | ({key_field} if key_field else set())
+    unknown = sorted(str(k) for k in record if k not in allowed)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; a row has "
+            f"{', '.join(sorted(allowed))} (put anything else under 'metadata')"
+        )
+    if "input" not in record:
+        raise InputError(f"{where}: the row has no 'input' field")
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InputError(f"{where}: field 'metadata' must be an object, got {type(metadata).__name__}")
+    tags = record.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InputError(f"{where}: field 'tags' must be a list of strings")
+    row_id: str | None = None
+    if key_field:
+        key = record.get(key_field)
+        if key is None or key == "":
+            raise InputError(f"{where}: the key field {key_field!r} is missing or empty")
+        if not isinstance(key, str | int):
+            raise InputError(f"{where}: the key field {key_field!r} must be a string or an integer")
+        row_id = str(key)
+    try:
+        json.dumps([record["input"], record.get("expected"), metadata], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: the row is not JSON-serialisable ({exc})") from exc
+    return DatasetRow.build(
+        input=record["input"],
+        expected=record.get("expected"),
+        metadata=dict(metadata),
+        tags=tags,
+        id=row_id,
+    )
+
+
+@dataclass(frozen=True)
+class JsonlSource:
+    """Rows from a JSON Lines file, one JSON object per line; blank lines are skipped."""
+
+    path: str | Path
+    key_field: str | None = None
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        path = Path(self.path)
+        if not path.exists():
+            raise InputError(f"{path}: source file not found")
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+                yield where, row_from_mapping(record, where, self.key_field)
+
+
+def _csv_cell(value: str) -> Any:
+    text = value.strip()
+    if text[:1] in "{[":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """Rows from a CSV file with a header.
+
+    Columns `input` (required) and `expected` become the row's fields (cells holding a JSON object or array
+    are parsed); `tags` is split on `|`; every other column (but the key field) goes into `metadata`.
+    """
+
+    path: str | Path
+    key_field: str | None = None
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        path = Path(self.path)
+        if not path.exists():
+            raise InputError(f"{path}: source file not found")
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "input" not in reader.fieldnames:
+                raise InputError(f"{path}:1: the CSV header has no 'input' column")
+            for cells in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in cells:
+                    raise InputError(f"{where}: the line has more cells than the header")
+                record: dict[str, Any] = {"input": _csv_cell(cells["input"] or "")}
+                metadata: dict[str, Any] = {}
+                for column, value in cells.items():
+                    if column == "input" or value is None:
+                        continue
+                    if column == "expected":
+                        record["expected"] = _csv_cell(value) if value != "" else None
+                    elif column == "tags":
+                        record["tags"] = [t.strip() for t in value.split("|") if t.strip()]
+                    elif column == self.key_field:
+                        record[column] = value
+                    else:
+                        metadata[column] = _csv_cell(value)
+                record["metadata"] = metadata
+                yield where, row_from_mapping(record, where, self.key_field)
+
+
+@dataclass(frozen=True)
+class IterableSource:
+    """Rows from a Python callable returning an iterable of dicts (or `DatasetRow`s)."""
+
+    fn: Callable[[], Iterable[Any]]
+    key_field: str | None = None
+
+    def describe(self) -> str:
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+    def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        for index, record in enumerate(self.fn(), start=1):
+            where = f"{self.describe()} row {index}"
+            yield where, row_from_mapping(record, where, self.key_field)
+
+
+def as_source(
+    source: RowSource | str | Path | Callable[[], Iterable[Any]], key_field: str | None = None
+) -> RowSource:
+    """Turn a path (`.jsonl`/`.json`/`.csv`) or a callable into a `RowSource`."""
+    if isinstance(source, RowSource):
+        return source
+    if isinstance(source, str | Path):
+        suffix = Path(source).suffix.lower()
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return JsonlSource(source, key_field)
+        if suffix == ".csv":
+            return CsvSource(source, key_field)
+        raise InputError(f"{source}: unsupported source file type {suffix!r}; use .jsonl or .csv")
+    if callable(source):
+        return IterableSource(source, key_field)
+    raise InputError(f"unsupported row source {source!r}")
+
+
+def load_rows(source: RowSource) -> list[DatasetRow]:
+    """Read every row of a source, failing on duplicate ids with the locations of each duplicate."""
+    rows: list[DatasetRow] = []
+    seen: dict[str, str] = {}
+    duplicates: dict[str, list[str]] = {}
+    for where, row in source.read():
+        if row.id in seen:
+            duplicates.setdefault(row.id, [seen[row.id]]).append(where)
+            continue
+        seen[row.id] = where
+        rows.append(row)
+    if duplicates:
+        lines = [f"  {row_id!r}: {', '.join(places)}" for row_id, places in list(duplicates.items())[:20]]
+        more = f"\n  … and {len(duplicates) - 20} more" if len(duplicates) > 20 else ""
+        raise InputError(
+            f"{source.describe()}: {len(duplicates)} duplicate row key(s) — each row needs a unique key "
+            "(identical rows without a key field count as duplicates):\n" + "\n".join(lines) + more
+        )
+    return rows
