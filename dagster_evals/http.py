@@ -1,0 +1,295 @@
+"""One HTTP client core for every platform: auth, timeouts, retries, pacing, redaction.
+
+- Retries 408/429/5xx, connection errors, timeouts and truncated JSON bodies with exponential backoff and
+  full jitter, honouring `Retry-After` (header, or a `retry_after` field in a JSON body).
+- Retries only requests that are safe to repeat: GET/HEAD/PUT/DELETE, and POSTs the caller marks
+  `idempotent=True` (e.g. inserts with client-chosen ids).
+- Paces requests on the client (`rate_limit_per_minute`) so large jobs stay under a platform's limit.
+- Never puts the API key in a log line, an error or a repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dagster_evals.errors import AuthError, NotFoundError, PlatformError, RateLimitedError
+from dagster_evals.version import __version__
+
+logger = logging.getLogger("dagster_evals.http")
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry."""
+
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after_s)
+        cap = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
+        return rng.uniform(cap / 2, cap)
+
+
+class RateLimiter:
+    """Spaces requests evenly so at most `per_minute` start in any minute (thread-safe)."""
+
+    def __init__(self, per_minute: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._clock = clock
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for the next slot; returns the seconds waited."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        wait = start - now
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+    def push_back(self, seconds: float) -> None:
+        """Delay every later request by `seconds` (after a 429)."""
+        with self._lock:
+            self._next = max(self._next, self._clock() + seconds)
+
+
+def parse_retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or HTTP date) or a JSON `retry_after` field."""
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return float(header)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header)
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(body, Mapping):
+        for key in ("retry_after", "retryAfter"):
+            value = body.get(key)
+            if isinstance(value, int | float):
+                return float(value)
+    return None
+
+
+def error_message(response: httpx.Response) -> str:
+    """The platform's own error message from a response body, shortened."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return (response.text or response.reason_phrase or "")[:500]
+    if isinstance(body, Mapping):
+        for key in ("error", "detail", "message", "errors"):
+            if key in body:
+                value = body[key]
+                if isinstance(value, Mapping):
+                    value = value.get("message", value)
+                return str(value)[:500]
+    return json.dumps(body)[:500]
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.status = status
+
+
+class HttpClient:
+    """Synchronous JSON client for one platform's REST API."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        base_url: str,
+        api_key: str,
+        env_var: str,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+        rate_limit_per_minute: float | None = None,
+        auth_scheme: str = "Bearer",
+        transport: httpx.BaseTransport | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.platform = platform
+        self.base_url = base_url.rstrip("/")
+        self.env_var = env_var
+        self.retry = retry or RetryPolicy()
+        self.limiter = RateLimiter(rate_limit_per_minute)
+        self._api_key = api_key
+        self._rng = random.Random(seed)
+        self.requests_sent = 0
+        self.retries = 0
+        self.rate_limited = 0
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s),
+            headers={
+                "Authorization": f"{auth_scheme} {api_key}",
+                "User-Agent": f"dagster-evals/{__version__}",
+                "Accept": "application/json",
+            },
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpClient(platform={self.platform!r}, base_url={self.base_url!r}, api_key={REDACTED!r})"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._api_key, REDACTED) if self._api_key else text
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _raise_for(self, method: str, path: str, response: httpx.Response) -> None:
+        message = self.redact(error_message(response))
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthError(self.platform, status, method, path, message, self.env_var)
+        if status == 404:
+            raise NotFoundError(self.platform, status, method, path, message)
+        raise PlatformError(self.platform, status, method, path, message)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        parse_json: bool,
+    ) -> Any:
+        self.limiter.acquire()
+        self.requests_sent += 1
+        try:
+            response = self._client.request(
+                method, path, params=params, json=json_body, content=content, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection error ({type(exc).__name__}: {self.redact(str(exc))})") from exc
+        if response.status_code in RETRY_STATUSES:
+            retry_after = parse_retry_after(response)
+            if response.status_code == 429:
+                self.rate_limited += 1
+                if retry_after is not None:
+                    self.limiter.push_back(retry_after)
+            raise _Retryable(
+                f"HTTP {response.status_code}: {self.redact(error_message(response))}",
+                retry_after,
+                response.status_code,
+            )
+        if response.status_code >= 400:
+            self._raise_for(method, path, response)
+        if not parse_json:
+            return response
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _Retryable(f"HTTP {response.status_code} with a malformed JSON body") from exc
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        parse_json: bool = True,
+    ) -> Any:
+        """Send a request and return the decoded JSON body (None for an empty body).
+
+        Raises `AuthError` (401/403), `NotFoundError` (404), `RateLimitedError` (429 after the retry
+        budget) or `PlatformError` (anything else), each naming status, endpoint and message.
+        """
+        method = method.upper()
+        can_retry = idempotent if idempotent is not None else method in SAFE_METHODS
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(method, path, params, json, content, headers, parse_json)
+            except _Retryable as exc:
+                if not can_retry or attempt >= self.retry.max_retries:
+                    if exc.status == 429:
+                        raise RateLimitedError(
+                            self.platform,
+                            429,
+                            method,
+                            path,
+                            f"rate limited after {attempt + 1} attempts: {exc.reason}",
+                        ) from None
+                    suffix = (
+                        f" (after {attempt + 1} attempts)"
+                        if can_retry
+                        else " (not retried: not safe to repeat)"
+                    )
+                    raise PlatformError(
+                        self.platform, exc.status, method, path, exc.reason + suffix
+                    ) from None
+                wait = self.retry.backoff(attempt, exc.retry_after, self._rng)
+                logger.warning(
+                    "%s %s %s: %s; retry %d/%d in %.2fs",
+                    self.platform,
+                    method,
+                    path,
+                    exc.reason,
+                    attempt + 1,
+                    self.retry.max_retries,
+                    wait,
+                )
+                self.retries += 1
+                attempt += 1
+                time.sleep(wait)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)

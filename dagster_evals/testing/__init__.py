@@ -1,0 +1,10 @@
+"""Faithful fake Braintrust and Keywords AI servers for tests — yours and ours.
+
+Each fake is an ASGI app with fault injection; serve it over real HTTP on 127.0.0.1 with
+`ServerThread`, or call it in-process with `in_process_transport`.
+"""
+
+from dagster_evals.testing.faults import Fault, FaultInjector
+from dagster_evals.testing.server import ServerThread, in_process_transport
+
+__all__ = ["Fault", "FaultInjector", "ServerThread", "in_process_transport"]
