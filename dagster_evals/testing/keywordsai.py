@@ -164,6 +164,27 @@ def _lookup(record: Mapping[str, Any], field: str) -> Any:
     return value
 
 
+def _compare(op: str, actual: Any, value: Any) -> bool:
+    listed = value if isinstance(value, list) else [value]
+    if op in ("", "eq"):
+        return actual == value
+    if op == "in":
+        return actual in listed
+    if op == "not":
+        return actual not in listed
+    if op == "icontains":
+        return str(value).lower() in str(actual or "").lower()
+    if op == "startswith":
+        return str(actual or "").startswith(str(value))
+    if op == "empty":
+        return actual in (None, "", [], {})
+    if op == "not_empty":
+        return actual not in (None, "", [], {})
+    if actual is None:
+        return False
+    return {"gt": actual > value, "gte": actual >= value, "lt": actual < value, "lte": actual <= value}[op]
+
+
 def _matches(record: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
     for field, clause in filters.items():
         actual = _lookup(record, field)
@@ -176,20 +197,7 @@ def _matches(record: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
         if op not in ("in", "not") and isinstance(value, list) and len(value) == 1:
             value = value[0]
         try:
-            ok = {
-                "": lambda: actual == value,
-                "eq": lambda: actual == value,
-                "in": lambda: actual in (value if isinstance(value, list) else [value]),
-                "not": lambda: actual not in (value if isinstance(value, list) else [value]),
-                "icontains": lambda: str(value).lower() in str(actual or "").lower(),
-                "startswith": lambda: str(actual or "").startswith(str(value)),
-                "gt": lambda: actual is not None and actual > value,
-                "gte": lambda: actual is not None and actual >= value,
-                "lt": lambda: actual is not None and actual < value,
-                "lte": lambda: actual is not None and actual <= value,
-                "empty": lambda: actual in (None, "", [], {}),
-                "not_empty": lambda: actual not in (None, "", [], {}),
-            }[op]()
+            ok = _compare(op, actual, value)
         except TypeError:
             raise ApiError(400, f"filters: cannot compare field {field!r} with {value!r}") from None
         if not ok:
