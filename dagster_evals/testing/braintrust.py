@@ -1,0 +1,1431 @@
+"""A faithful fake Braintrust server (ASGI) for tests and benchmarks.
+
+Serves the REST API (`/v1/project`, `/v1/dataset`, `/v1/experiment`, `/v1/prompt`, `/v1/function`,
+`/v1/project_logs`, `/v1/eval`) and the official SDK's write path (`POST /api/apikey/login`, `GET /version`,
+`POST /logs3`), so the `braintrust` SDK and dagster-evals can be run against the same server.
+
+What it models:
+- Transactions: every write request is one transaction with a new, increasing `_xact_id` (numeric string).
+  Rows keep their history, so `version=<xact id>` reads a dataset exactly as it was, deletes included.
+- Upsert by `id` (replace, or deep merge with `_is_merge`), `_object_delete` tombstones, `_array_delete`.
+- `fetch` pages newest-first with an opaque `cursor` (returned while a page is non-empty); the first page
+  pins the version, so a paginated read is consistent while writes go on. Each event counts as one trace
+  for `limit`.
+- Experiment summaries computed from the inserted rows, compared with `comparison_experiment_id`, else
+  `base_exp_id`, else the project's previous experiment. Rows are matched by `origin.id`, else by input.
+- `POST /v1/eval` really runs: data from `dataset_rows`, a dataset (by id or project/name, at a version)
+  or an experiment; tasks and scorers from python inline code (run in-process with a restricted set of
+  builtins; the function called is `handler`, else the last one defined, with whichever of `input`,
+  `output`, `expected`, `metadata` it accepts), saved code/global functions, the autoevals global
+  functions that need no LLM (ExactMatch, Levenshtein, NumericDiff, JSONDiff, ListContains), and prompts
+  (rendered deterministically: the last message with `{{input}}`-style mustache variables filled in).
+  Prompt sessions are unknown to the fake (404); LLM global functions answer 400.
+  With `stream: true` it answers `text/event-stream`: `event: start` (summary without scores),
+  `event: summary` (the final summary, snake_case JSON) and `event: done` (empty data); an `event: error`
+  carries a message if the run fails. (The real event names are not published; this is the fake's
+  choice.)
+- Errors: `{"error": message}` with 400 (malformed JSON, unknown/missing fields, wrong types), 401 (bad
+  or missing key), 404 (unknown id or route), 413 (request over `max_request_bytes`).
+- Faults: `fake.faults` is a `FaultInjector` (429, 5xx, dropped connections, truncated bodies).
+- Counters: `fake.requests` (per "METHOD /route"), `fake.events_written` (events per object kind),
+  recent request bodies per route in `fake.bodies`. `GET /_fake/stats` returns the counters (fake only).
+
+Examples:
+    .. code-block:: python
+
+        fake = BraintrustFake(api_key="test-key")
+        with ServerThread(fake.app) as server:
+            resource = BraintrustResource(api_key="test-key", api_url=server.url, project="demo")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import bisect
+import builtins
+import inspect
+import json
+import math
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from dagster_evals.platforms import braintrust_api as api
+from dagster_evals.testing.faults import FaultInjector
+
+XACT_START = 1000192656880881099
+PRETTY_MULTIPLIER = 205891132094649
+MASK64 = 2**64 - 1
+DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
+DEFAULT_PAGE = 1000
+RECORDED_BODIES = 50
+RUNNABLE_GLOBALS = {
+    "ExactMatch": "ExactMatch",
+    "Levenshtein": "Levenshtein",
+    "NumericDiff": "NumericDiff",
+    "JSONDiff": "JSONDiff",
+    "ListContains": "ListContains",
+}
+SAFE_BUILTINS = {
+    name: getattr(builtins, name)
+    for name in [
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "dict",
+        "enumerate",
+        "filter",
+        "float",
+        "int",
+        "isinstance",
+        "len",
+        "list",
+        "map",
+        "max",
+        "min",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+        "Exception",
+        "ValueError",
+        "KeyError",
+        "TypeError",
+    ]
+}
+SAFE_MODULES = frozenset({"json", "re", "math", "string", "difflib"})
+
+
+def prettify_xact(xact: str) -> str:
+    """Braintrust's 16-hex display form of a numeric transaction id."""
+    return f"{(int(xact) * PRETTY_MULTIPLIER) & MASK64:016x}"
+
+
+def parse_version(value: str) -> int:
+    """A numeric transaction id from either form (numeric, or the 16-hex pretty form)."""
+    if value.isdigit() and len(value) != 16:
+        return int(value)
+    try:
+        return (int(value, 16) * pow(PRETTY_MULTIPLIER, -1, 2**64)) & MASK64
+    except ValueError:
+        raise HttpError(400, f"invalid version {value!r}: expected a transaction id") from None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:6]:
+        loc = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{loc}: {error['msg']}")
+    more = f" (+{exc.error_count() - 6} more)" if exc.error_count() > 6 else ""
+    return "invalid request body: " + "; ".join(parts) + more
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any], stop: set[tuple[str, ...]], path=()) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        here = (*path, key)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and here not in stop:
+            merged[key] = deep_merge(merged[key], value, stop, here)
+        else:
+            merged[key] = value
+    return merged
+
+
+# -- request bodies as the fake validates them ---------------------------------------------------------
+class _LenientCreateExperiment(api.CreateExperiment):
+    """The SDK sends fields outside the spec here (e.g. `ancestor_commits`); they are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _CreateProject(api.CreateProject):
+    pass
+
+
+# -- versioned event storage ----------------------------------------------------------------------------
+class EventStore:
+    """The events of one object (a dataset, an experiment, a project's logs), with their history."""
+
+    def __init__(self, kind: str, object_fields: dict[str, str]) -> None:
+        self.kind = kind
+        self.object_fields = object_fields
+        self.history: dict[str, list[tuple[int, dict[str, Any] | None]]] = {}
+        self.last_xact = 0
+        self.live = 0
+        self._views: dict[int, list[tuple[int, str]]] = {}
+
+    def apply(self, events: list[dict[str, Any]], xact: int) -> list[str]:
+        """Write events in one transaction; returns the row ids in input order."""
+        ids = []
+        created = now_iso()
+        for raw in events:
+            event = dict(raw)
+            row_id = event.pop("id", None) or uuid.uuid4().hex
+            is_merge = bool(event.pop("_is_merge", False))
+            merge_paths = event.pop("_merge_paths", None) or []
+            delete = bool(event.pop("_object_delete", False))
+            array_delete = event.pop("_array_delete", None) or []
+            event.pop("_parent_id", None)
+            for key in ("dataset_id", "experiment_id", "project_id", "log_id", "_xact_id"):
+                event.pop(key, None)
+            history = self.history.setdefault(row_id, [])
+            current = history[-1][1] if history else None
+            record: dict[str, Any] | None
+            if delete:
+                record = None
+            elif is_merge and current is not None:
+                record = deep_merge(current, event, {tuple(p) for p in merge_paths})
+                for item in array_delete:
+                    target: Any = record
+                    *parents, last = item["path"]
+                    for part in parents:
+                        target = target.get(part, {}) if isinstance(target, dict) else {}
+                    if isinstance(target, dict) and isinstance(target.get(last), list):
+                        target[last] = [v for v in target[last] if v not in item["delete"]]
+            else:
+                record = event
+                record.setdefault("created", created)
+            if (current is not None) != (record is not None):
+                self.live += 1 if record is not None else -1
+            if history and history[-1][0] == xact:
+                history[-1] = (xact, record)
+            else:
+                history.append((xact, record))
+            ids.append(row_id)
+        self.last_xact = max(self.last_xact, xact)
+        self._views.clear()
+        return ids
+
+    def view(self, version: int | None) -> list[tuple[int, str]]:
+        """(-xact, id) of the rows live at `version`, newest first."""
+        at = self.last_xact if version is None else min(version, self.last_xact)
+        cached = self._views.get(at)
+        if cached is not None:
+            return cached
+        keys = []
+        for row_id, history in self.history.items():
+            entry = self._entry_at(history, at)
+            if entry is not None and entry[1] is not None:
+                keys.append((-entry[0], row_id))
+        keys.sort()
+        self._views[at] = keys
+        return keys
+
+    @staticmethod
+    def _entry_at(history: list[tuple[int, dict | None]], at: int) -> tuple[int, dict | None] | None:
+        if history[-1][0] <= at:
+            return history[-1]
+        for entry in reversed(history):
+            if entry[0] <= at:
+                return entry
+        return None
+
+    def event(self, row_id: str, at: int) -> dict[str, Any]:
+        xact, record = self._entry_at(self.history[row_id], at)  # type: ignore[misc]
+        assert record is not None
+        out = {"id": row_id, "_xact_id": str(xact), **self.object_fields}
+        out.update(record)
+        out.setdefault("span_id", row_id)
+        out.setdefault("root_span_id", out["span_id"])
+        out.setdefault("is_root", not record.get("span_parents"))
+        return out
+
+    def rows(self, version: int | None = None) -> list[dict[str, Any]]:
+        at = self.last_xact if version is None else version
+        return [self.event(row_id, at) for _, row_id in self.view(version)]
+
+
+@dataclass
+class Obj:
+    """A project, dataset, experiment, prompt or function."""
+
+    kind: str
+    data: dict[str, Any]
+    seq: int
+    store: EventStore | None = None
+    versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+
+# -- the fake ---------------------------------------------------------------------------------------------
+Handler = Callable[..., Any]
+
+
+class BraintrustFake:
+    """In-memory Braintrust API. `app` is the ASGI app (wrapped in a `FaultInjector`)."""
+
+    def __init__(
+        self,
+        api_key: str | tuple[str, ...] = "test-key",
+        *,
+        org_name: str = "fake-org",
+        app_url: str | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        logs3_payload_max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
+        self.api_keys = {api_key} if isinstance(api_key, str) else set(api_key)
+        self.org_name = org_name
+        self.org_id = "org-" + uuid.uuid5(uuid.NAMESPACE_DNS, org_name).hex[:12]
+        self.app_url = app_url
+        self.max_request_bytes = max_request_bytes
+        self.logs3_payload_max_bytes = logs3_payload_max_bytes
+        self.lock = threading.RLock()
+        self.objects: dict[str, dict[str, Obj]] = defaultdict(dict)
+        self.logs: dict[str, EventStore] = {}
+        self._xact = XACT_START
+        self._seq = 0
+        self.requests: Counter[str] = Counter()
+        self.events_written: Counter[str] = Counter()
+        self.bodies: dict[str, deque[Any]] = defaultdict(lambda: deque(maxlen=RECORDED_BODIES))
+        self.faults = FaultInjector(self._asgi)
+        self.routes: list[tuple[str, list[str], Handler]] = []
+        self._register_routes()
+
+    @property
+    def app(self) -> FaultInjector:
+        return self.faults
+
+    def reset_counters(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.events_written.clear()
+            self.bodies.clear()
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self.routes.append((method, template.strip("/").split("/"), fn))
+            return fn
+
+        return register
+
+    def _match(self, method: str, path: str) -> tuple[str, Handler, list[str]] | None:
+        parts = path.strip("/").split("/")
+        for route_method, template, fn in self.routes:
+            if route_method != method or len(template) != len(parts):
+                continue
+            args = []
+            for want, got in zip(template, parts, strict=True):
+                if want.startswith("{"):
+                    args.append(got)
+                elif want != got:
+                    break
+            else:
+                return f"{method} /{'/'.join(template)}", fn, args
+        return None
+
+    async def _asgi(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        response = await self._handle(request)
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request) -> Response:
+        matched = self._match(request.method, request.url.path)
+        if matched is None:
+            return JSONResponse({"error": f"no route {request.method} {request.url.path}"}, status_code=404)
+        route, fn, args = matched
+        with self.lock:
+            self.requests[route] += 1
+        if route != "GET /_fake/stats":
+            header = request.headers.get("authorization", "")
+            token = header[7:] if header.lower().startswith("bearer ") else ""
+            if token not in self.api_keys:
+                return JSONResponse(
+                    {"error": "Invalid authorization token: pass a valid API key as 'Authorization: Bearer'"},
+                    status_code=401,
+                )
+        try:
+            body: Any = None
+            if request.method in ("POST", "PATCH", "PUT"):
+                raw = await request.body()
+                if len(raw) > self.max_request_bytes:
+                    raise HttpError(
+                        413, f"request body of {len(raw)} bytes exceeds the limit of {self.max_request_bytes}"
+                    )
+                if raw:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        raise HttpError(400, "request body is not valid JSON") from None
+                if "insert" not in route and route != "POST /logs3":
+                    with self.lock:
+                        self.bodies[route].append(body)
+            result = fn(request, body, *args)
+            if inspect.isawaitable(result):
+                result = await result
+        except HttpError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        except ValidationError as exc:
+            return JSONResponse({"error": validation_message(exc)}, status_code=400)
+        if isinstance(result, Response):
+            return result
+        return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
+
+    def _next_xact(self) -> int:
+        self._xact += 1
+        return self._xact
+
+    def _new(self, kind: str, data: dict[str, Any]) -> Obj:
+        self._seq += 1
+        obj = Obj(kind=kind, data=data, seq=self._seq)
+        self.objects[kind][obj.id] = obj
+        return obj
+
+    def _get(self, kind: str, object_id: str) -> Obj:
+        obj = self.objects[kind].get(object_id)
+        if obj is None or obj.data.get("deleted_at"):
+            raise HttpError(404, f"{kind} {object_id} not found")
+        return obj
+
+    def _live(self, kind: str) -> list[Obj]:
+        return [o for o in self.objects[kind].values() if not o.data.get("deleted_at")]
+
+    def _base(self, request: Request) -> str:
+        return (self.app_url or str(request.base_url)).rstrip("/")
+
+    def _project_url(self, request: Request, project: Obj) -> str:
+        return f"{self._base(request)}/app/{quote(self.org_name)}/p/{quote(project.data['name'])}"
+
+    @staticmethod
+    def _validate(model: type[BaseModel], body: Any) -> Any:
+        if not isinstance(body, dict):
+            raise HttpError(400, "request body must be a JSON object")
+        return model.model_validate(body)
+
+    def _list(self, request: Request, kind: str, filters: dict[str, Callable[[Obj, str], bool]]) -> dict:
+        query = request.query_params
+        items = sorted(self._live(kind), key=lambda o: -o.seq)
+        ids = query.getlist("ids")
+        if ids:
+            items = [o for o in items if o.id in ids]
+        for name, test in filters.items():
+            if name in query:
+                items = [o for o in items if test(o, query[name])]
+        after, before = query.get("starting_after"), query.get("ending_before")
+        if after and before:
+            raise HttpError(400, "pass only one of starting_after and ending_before")
+        position = [o.id for o in items]
+        if after:
+            items = items[position.index(after) + 1 :] if after in position else []
+        if before:
+            items = items[: position.index(before)] if before in position else []
+        limit = self._int(query.get("limit"), "limit")
+        if limit is not None:
+            items = items[-limit:] if before else items[:limit]
+        return {"objects": [self._public(o, query.get("version")) for o in items]}
+
+    @staticmethod
+    def _int(value: str | None, name: str) -> int | None:
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise HttpError(400, f"query parameter {name} must be an integer, got {value!r}") from None
+        if number < 0:
+            raise HttpError(400, f"query parameter {name} must be >= 0")
+        return number
+
+    def _public(self, obj: Obj, version: str | None = None) -> dict[str, Any]:
+        if obj.versions:
+            return self._function_at(obj, version)
+        return dict(obj.data)
+
+    def _project_by_name(self, name: str) -> Obj:
+        for project in self._live("project"):
+            if project.data["name"] == name:
+                return project
+        raise HttpError(404, f"project {name!r} not found")
+
+    # -- routes ---------------------------------------------------------------------------------------
+    def _register_routes(self) -> None:
+        r = self._route
+
+        @r("GET", "/_fake/stats")
+        def stats(request: Request, body: Any) -> dict:
+            return {
+                "requests": dict(self.requests),
+                "events_written": dict(self.events_written),
+                "faults": dict(self.faults.injected),
+            }
+
+        # SDK bootstrap ------------------------------------------------------------------------------
+        @r("POST", "/api/apikey/login")
+        def login(request: Request, body: Any) -> dict:
+            base = str(request.base_url).rstrip("/")
+            return {
+                "org_info": [
+                    {
+                        "id": self.org_id,
+                        "name": self.org_name,
+                        "api_url": base,
+                        "proxy_url": base,
+                        "git_metadata": None,
+                    }
+                ]
+            }
+
+        @r("GET", "/version")
+        def version(request: Request, body: Any) -> dict:
+            return {"logs3_payload_max_bytes": self.logs3_payload_max_bytes}
+
+        @r("GET", "/ping")
+        def ping(request: Request, body: Any) -> dict:
+            return {"id": "user-1", "email": "fake@example.com"}
+
+        @r("POST", "/logs3")
+        def logs3(request: Request, body: Any) -> dict:
+            if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
+                raise HttpError(400, "expected {'rows': [...], 'api_version': 2}")
+            groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+            for row in body["rows"]:
+                if not isinstance(row, dict):
+                    raise HttpError(400, "every row must be a JSON object")
+                if row.get("dataset_id"):
+                    groups[("dataset", row["dataset_id"])].append(row)
+                elif row.get("experiment_id"):
+                    groups[("experiment", row["experiment_id"])].append(row)
+                elif row.get("project_id") and row.get("log_id") == "g":
+                    groups[("project_logs", row["project_id"])].append(row)
+                else:
+                    raise HttpError(400, "row names no dataset_id, experiment_id or project_id + log_id")
+            with self.lock:
+                xact = self._next_xact()
+                ids = []
+                for (kind, object_id), rows in groups.items():
+                    store = self._store(kind, object_id)
+                    ids += store.apply(rows, xact)
+                    self.events_written[kind] += len(rows)
+            return {"ids": ids, "xact_id": str(xact)}
+
+        # projects -----------------------------------------------------------------------------------
+        @r("POST", "/v1/project")
+        def create_project(request: Request, body: Any) -> dict:
+            req = self._validate(_CreateProject, body)
+            if req.org_name not in (None, self.org_name):
+                raise HttpError(404, f"organization {req.org_name!r} not found")
+            with self.lock:
+                for project in self._live("project"):
+                    if project.data["name"] == req.name:
+                        return dict(project.data)
+                data = {
+                    "id": str(uuid.uuid4()),
+                    "org_id": self.org_id,
+                    "name": req.name,
+                    "description": req.description,
+                    "created": now_iso(),
+                    "deleted_at": None,
+                    "user_id": "user-1",
+                    "settings": None,
+                }
+                return dict(self._new("project", data).data)
+
+        @r("GET", "/v1/project")
+        def list_projects(request: Request, body: Any) -> dict:
+            return self._list(request, "project", {"project_name": lambda o, v: o.data["name"] == v})
+
+        @r("GET", "/v1/project/{id}")
+        def get_project(request: Request, body: Any, project_id: str) -> dict:
+            return dict(self._get("project", project_id).data)
+
+        @r("PATCH", "/v1/project/{id}")
+        def patch_project(request: Request, body: Any, project_id: str) -> dict:
+            req = self._validate(api.PatchProject, body)
+            with self.lock:
+                project = self._get("project", project_id)
+                project.data.update(req.model_dump(exclude_unset=True))
+                return dict(project.data)
+
+        @r("DELETE", "/v1/project/{id}")
+        def delete_project(request: Request, body: Any, project_id: str) -> dict:
+            with self.lock:
+                project = self._get("project", project_id)
+                project.data["deleted_at"] = now_iso()
+                return dict(project.data)
+
+        # datasets -----------------------------------------------------------------------------------
+        @r("POST", "/v1/dataset")
+        def create_dataset(request: Request, body: Any) -> dict:
+            req = self._validate(api.CreateDataset, body)
+            with self.lock:
+                self._get("project", req.project_id)
+                for dataset in self._live("dataset"):
+                    if dataset.data["project_id"] == req.project_id and dataset.data["name"] == req.name:
+                        return dict(dataset.data)
+                data = {
+                    "id": str(uuid.uuid4()),
+                    "project_id": req.project_id,
+                    "name": req.name,
+                    "url_slug": req.name.lower().replace(" ", "-"),
+                    "description": req.description,
+                    "created": now_iso(),
+                    "deleted_at": None,
+                    "user_id": "user-1",
+                    "metadata": req.metadata,
+                    "tags": req.tags,
+                }
+                obj = self._new("dataset", data)
+                obj.store = EventStore("dataset", {"dataset_id": obj.id, "project_id": req.project_id})
+                return dict(obj.data)
+
+        @r("GET", "/v1/dataset")
+        def list_datasets(request: Request, body: Any) -> dict:
+            return self._list(
+                request,
+                "dataset",
+                {
+                    "dataset_name": lambda o, v: o.data["name"] == v,
+                    "project_id": lambda o, v: o.data["project_id"] == v,
+                    "project_name": lambda o, v: self._get("project", o.data["project_id"]).data["name"] == v,
+                },
+            )
+
+        @r("GET", "/v1/dataset/{id}")
+        def get_dataset(request: Request, body: Any, dataset_id: str) -> dict:
+            return dict(self._get("dataset", dataset_id).data)
+
+        @r("PATCH", "/v1/dataset/{id}")
+        def patch_dataset(request: Request, body: Any, dataset_id: str) -> dict:
+            req = self._validate(api.PatchDataset, body)
+            with self.lock:
+                dataset = self._get("dataset", dataset_id)
+                dataset.data.update(req.model_dump(exclude_unset=True))
+                return dict(dataset.data)
+
+        @r("DELETE", "/v1/dataset/{id}")
+        def delete_dataset(request: Request, body: Any, dataset_id: str) -> dict:
+            with self.lock:
+                dataset = self._get("dataset", dataset_id)
+                dataset.data["deleted_at"] = now_iso()
+                return dict(dataset.data)
+
+        @r("POST", "/v1/dataset/{id}/insert")
+        def insert_dataset(request: Request, body: Any, dataset_id: str) -> dict:
+            return self._insert("dataset", dataset_id, api.InsertDatasetEventRequest, body)
+
+        @r("POST", "/v1/dataset/{id}/fetch")
+        def fetch_dataset(request: Request, body: Any, dataset_id: str) -> Response:
+            return self._fetch("dataset", dataset_id, body or {})
+
+        @r("GET", "/v1/dataset/{id}/fetch")
+        def fetch_dataset_get(request: Request, body: Any, dataset_id: str) -> Response:
+            return self._fetch("dataset", dataset_id, self._fetch_query(request))
+
+        @r("GET", "/v1/dataset/{id}/summarize")
+        def summarize_dataset(request: Request, body: Any, dataset_id: str) -> dict:
+            with self.lock:
+                dataset = self._get("dataset", dataset_id)
+                project = self._get("project", dataset.data["project_id"])
+                project_url = self._project_url(request, project)
+                out: dict[str, Any] = {
+                    "project_name": project.data["name"],
+                    "dataset_name": dataset.data["name"],
+                    "project_url": project_url,
+                    "dataset_url": f"{project_url}/datasets/{quote(dataset.data['name'])}",
+                }
+                if request.query_params.get("summarize_data") == "true":
+                    assert dataset.store is not None
+                    out["data_summary"] = {"total_records": dataset.store.live}
+                return out
+
+        # experiments --------------------------------------------------------------------------------
+        @r("POST", "/v1/experiment")
+        def create_experiment(request: Request, body: Any) -> dict:
+            req = self._validate(_LenientCreateExperiment, body)
+            with self.lock:
+                return dict(self._create_experiment(req).data)
+
+        @r("GET", "/v1/experiment")
+        def list_experiments(request: Request, body: Any) -> dict:
+            return self._list(
+                request,
+                "experiment",
+                {
+                    "experiment_name": lambda o, v: o.data["name"] == v,
+                    "project_id": lambda o, v: o.data["project_id"] == v,
+                    "project_name": lambda o, v: self._get("project", o.data["project_id"]).data["name"] == v,
+                },
+            )
+
+        @r("GET", "/v1/experiment/{id}")
+        def get_experiment(request: Request, body: Any, experiment_id: str) -> dict:
+            return dict(self._get("experiment", experiment_id).data)
+
+        @r("PATCH", "/v1/experiment/{id}")
+        def patch_experiment(request: Request, body: Any, experiment_id: str) -> dict:
+            req = self._validate(api.CreateExperiment, {"project_id": "-", **(body or {})})
+            with self.lock:
+                experiment = self._get("experiment", experiment_id)
+                changes = req.model_dump(mode="json", exclude_unset=True)
+                changes.pop("project_id")
+                changes.pop("ensure_new", None)
+                experiment.data.update(changes)
+                return dict(experiment.data)
+
+        @r("DELETE", "/v1/experiment/{id}")
+        def delete_experiment(request: Request, body: Any, experiment_id: str) -> dict:
+            with self.lock:
+                experiment = self._get("experiment", experiment_id)
+                experiment.data["deleted_at"] = now_iso()
+                return dict(experiment.data)
+
+        @r("POST", "/v1/experiment/{id}/insert")
+        def insert_experiment(request: Request, body: Any, experiment_id: str) -> dict:
+            return self._insert("experiment", experiment_id, api.InsertExperimentEventRequest, body)
+
+        @r("POST", "/v1/experiment/{id}/fetch")
+        def fetch_experiment(request: Request, body: Any, experiment_id: str) -> Response:
+            return self._fetch("experiment", experiment_id, body or {})
+
+        @r("GET", "/v1/experiment/{id}/fetch")
+        def fetch_experiment_get(request: Request, body: Any, experiment_id: str) -> Response:
+            return self._fetch("experiment", experiment_id, self._fetch_query(request))
+
+        @r("GET", "/v1/experiment/{id}/summarize")
+        def summarize_experiment(request: Request, body: Any, experiment_id: str) -> dict:
+            query = request.query_params
+            with_scores = query.get("summarize_scores", "true") == "true"
+            with self.lock:
+                experiment = self._get("experiment", experiment_id)
+                comparison = query.get("comparison_experiment_id") if with_scores else None
+                return self._summary(request, experiment, comparison, with_scores)
+
+        # prompts and functions -------------------------------------------------------------------
+        @r("POST", "/v1/prompt")
+        def create_prompt(request: Request, body: Any) -> dict:
+            req = self._validate(api.CreatePrompt, body)
+            data = req.model_dump(mode="json", exclude_unset=True)
+            data.pop("environment_slugs", None)
+            return self._create_function("prompt", data, {"type": "prompt"})
+
+        @r("GET", "/v1/prompt")
+        def list_prompts(request: Request, body: Any) -> dict:
+            return self._list_functions(request, "prompt", "prompt_name")
+
+        @r("GET", "/v1/prompt/{id}")
+        def get_prompt(request: Request, body: Any, prompt_id: str) -> dict:
+            return self._function_at(self._get("prompt", prompt_id), request.query_params.get("version"))
+
+        @r("PATCH", "/v1/prompt/{id}")
+        def patch_prompt(request: Request, body: Any, prompt_id: str) -> dict:
+            req = self._validate(api.PatchPrompt, body)
+            return self._patch_function("prompt", prompt_id, req.model_dump(mode="json", exclude_unset=True))
+
+        @r("DELETE", "/v1/prompt/{id}")
+        def delete_prompt(request: Request, body: Any, prompt_id: str) -> dict:
+            with self.lock:
+                prompt = self._get("prompt", prompt_id)
+                prompt.data["deleted_at"] = now_iso()
+                return self._function_at(prompt, None)
+
+        @r("POST", "/v1/function")
+        def create_function(request: Request, body: Any) -> dict:
+            req = self._validate(api.CreateFunction, body)
+            data = req.model_dump(mode="json", exclude_unset=True)
+            return self._create_function("function", data, data.pop("function_data"))
+
+        @r("GET", "/v1/function")
+        def list_functions(request: Request, body: Any) -> dict:
+            return self._list_functions(request, "function", "function_name")
+
+        @r("GET", "/v1/function/{id}")
+        def get_function(request: Request, body: Any, function_id: str) -> dict:
+            obj = self._function_obj(function_id)
+            return self._function_at(obj, request.query_params.get("version"))
+
+        @r("PATCH", "/v1/function/{id}")
+        def patch_function(request: Request, body: Any, function_id: str) -> dict:
+            req = self._validate(api.PatchFunction, body)
+            kind = self._function_obj(function_id).kind
+            return self._patch_function(kind, function_id, req.model_dump(mode="json", exclude_unset=True))
+
+        @r("POST", "/v1/function/{id}/invoke")
+        async def invoke_function(request: Request, body: Any, function_id: str) -> Any:
+            req = self._validate(api.InvokeFunction, body or {})
+            with self.lock:
+                obj = self._function_obj(function_id)
+                spec = self._function_at(obj, req.version)
+                fn = self._callable_from_data(self._function_data(obj, spec), spec)
+            value = await asyncio.to_thread(
+                fn.call, input=req.input, output=None, expected=req.expected, metadata=req.metadata or {}
+            )
+            if req.stream:
+                payload = f"event: json_delta\ndata: {json.dumps(value)}\n\nevent: done\ndata: \n\n"
+                return Response(payload, media_type="text/event-stream")
+            return Response(json.dumps(value), media_type="application/json")
+
+        # project logs -------------------------------------------------------------------------------
+        @r("POST", "/v1/project_logs/{id}/insert")
+        def insert_logs(request: Request, body: Any, project_id: str) -> dict:
+            return self._insert("project_logs", project_id, api.InsertProjectLogsEventRequest, body)
+
+        @r("POST", "/v1/project_logs/{id}/fetch")
+        def fetch_logs(request: Request, body: Any, project_id: str) -> Response:
+            return self._fetch("project_logs", project_id, body or {})
+
+        @r("GET", "/v1/project_logs/{id}/fetch")
+        def fetch_logs_get(request: Request, body: Any, project_id: str) -> Response:
+            return self._fetch("project_logs", project_id, self._fetch_query(request))
+
+        # eval ---------------------------------------------------------------------------------------
+        @r("POST", "/v1/eval")
+        async def run_eval(request: Request, body: Any) -> Any:
+            req: api.RunEval = self._validate(api.RunEval, body)
+            with self.lock:
+                run = self._prepare_eval(req)
+            if not req.stream:
+                await asyncio.to_thread(self._execute_eval, run)
+                with self.lock:
+                    return self._summary(request, run.experiment, run.base_id, True)
+            return StreamingResponse(self._stream_eval(request, run), media_type="text/event-stream")
+
+    # -- event objects ------------------------------------------------------------------------------
+    def _store(self, kind: str, object_id: str) -> EventStore:
+        if kind == "project_logs":
+            project = self._get("project", object_id)
+            if object_id not in self.logs:
+                self.logs[object_id] = EventStore(
+                    "project_logs", {"project_id": project.id, "org_id": self.org_id, "log_id": "g"}
+                )
+            return self.logs[object_id]
+        obj = self._get(kind, object_id)
+        assert obj.store is not None
+        return obj.store
+
+    def _insert(self, kind: str, object_id: str, model: type[BaseModel], body: Any) -> dict:
+        req = self._validate(model, body)
+        events = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in req.events]
+        with self.lock:
+            store = self._store(kind, object_id)
+            ids = store.apply(events, self._next_xact())
+            self.events_written[kind] += len(events)
+        return {"row_ids": ids}
+
+    @staticmethod
+    def _fetch_query(request: Request) -> dict[str, Any]:
+        query = dict(request.query_params)
+        if "limit" in query:
+            query["limit"] = BraintrustFake._int(query["limit"], "limit")
+        return query
+
+    def _fetch(self, kind: str, object_id: str, body: Any) -> Response:
+        req = self._validate(api.FetchEventsRequest, body)
+        with self.lock:
+            store = self._store(kind, object_id)
+            version = parse_version(req.version) if req.version else None
+            after: tuple[int, str] | None = None
+            if req.cursor:
+                try:
+                    state = json.loads(base64.urlsafe_b64decode(req.cursor.encode()))
+                    version, after = int(state["v"]), (int(state["x"]), str(state["i"]))
+                except (ValueError, KeyError, TypeError):
+                    raise HttpError(400, "invalid cursor") from None
+            if version is None:
+                version = store.last_xact
+            keys = store.view(version)
+            if req.max_xact_id:
+                ceiling = parse_version(req.max_xact_id)
+                keys = [k for k in keys if -k[0] <= ceiling]
+            start = bisect.bisect_right(keys, after) if after else 0
+            limit = DEFAULT_PAGE if req.limit is None else req.limit
+            page = keys[start : start + limit]
+            events = [store.event(row_id, version) for _, row_id in page]
+        out: dict[str, Any] = {"events": events}
+        if page:
+            last = page[-1]
+            out["cursor"] = base64.urlsafe_b64encode(
+                json.dumps({"v": version, "x": last[0], "i": last[1]}).encode()
+            ).decode()
+        return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+
+    # -- experiments --------------------------------------------------------------------------------
+    def _create_experiment(self, req: api.CreateExperiment) -> Obj:
+        project = self._get("project", req.project_id)
+        existing = [e for e in self._live("experiment") if e.data["project_id"] == project.id]
+        name = req.name or f"experiment-{len(existing) + 1}"
+        taken = {e.data["name"] for e in existing}
+        if name in taken:
+            if not req.ensure_new:
+                return next(e for e in existing if e.data["name"] == name)
+            name = f"{name}-{uuid.uuid4().hex[:8]}"
+        if req.base_exp_id:
+            self._get("experiment", req.base_exp_id)
+        if req.dataset_id:
+            self._get("dataset", req.dataset_id)
+        repo_info = req.repo_info.model_dump(mode="json", exclude_unset=True) if req.repo_info else None
+        data = {
+            "id": str(uuid.uuid4()),
+            "project_id": project.id,
+            "name": name,
+            "description": req.description,
+            "created": now_iso(),
+            "repo_info": repo_info,
+            "commit": (repo_info or {}).get("commit"),
+            "base_exp_id": req.base_exp_id,
+            "deleted_at": None,
+            "dataset_id": req.dataset_id,
+            "dataset_version": req.dataset_version,
+            "parameters_id": req.parameters_id,
+            "parameters_version": req.parameters_version,
+            "public": bool(req.public),
+            "user_id": "user-1",
+            "metadata": req.metadata,
+            "tags": req.tags,
+        }
+        obj = self._new("experiment", data)
+        obj.store = EventStore("experiment", {"experiment_id": obj.id, "project_id": project.id})
+        return obj
+
+    @staticmethod
+    def _row_key(event: dict[str, Any]) -> str:
+        origin = event.get("origin")
+        if isinstance(origin, dict) and origin.get("id"):
+            return f"origin:{origin['id']}"
+        return "input:" + json.dumps(event.get("input"), sort_keys=True, default=str)
+
+    @classmethod
+    def _per_row(cls, rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+        sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for row in rows:
+            for name, value in (row.get("scores") or {}).items():
+                if isinstance(value, int | float):
+                    sums[cls._row_key(row)][name].append(float(value))
+        return {k: {n: sum(v) / len(v) for n, v in s.items()} for k, s in sums.items()}
+
+    def _summary(
+        self, request: Request, experiment: Obj, comparison_id: str | None, with_scores: bool
+    ) -> dict[str, Any]:
+        project = self._get("project", experiment.data["project_id"])
+        project_url = self._project_url(request, project)
+        out: dict[str, Any] = {
+            "project_name": project.data["name"],
+            "experiment_name": experiment.data["name"],
+            "project_url": project_url,
+            "experiment_url": f"{project_url}/experiments/{quote(experiment.data['name'])}",
+            "comparison_experiment_name": None,
+        }
+        if not with_scores:
+            return out
+        comparison = None
+        if comparison_id:
+            comparison = self._get("experiment", comparison_id)
+        elif experiment.data.get("base_exp_id"):
+            comparison = self.objects["experiment"].get(experiment.data["base_exp_id"])
+        else:
+            earlier = [
+                e
+                for e in self._live("experiment")
+                if e.data["project_id"] == project.id and e.seq < experiment.seq
+            ]
+            comparison = max(earlier, key=lambda e: e.seq) if earlier else None
+        assert experiment.store is not None
+        rows = [r for r in experiment.store.rows() if r.get("is_root", True)]
+        base_rows = (
+            [r for r in comparison.store.rows() if r.get("is_root", True)]
+            if comparison and comparison.store
+            else []
+        )
+        if comparison is not None:
+            out["comparison_experiment_name"] = comparison.data["name"]
+        out["scores"] = self._score_summaries(rows, base_rows if comparison else None)
+        out["metrics"] = self._metric_summaries(rows, base_rows if comparison else None)
+        return out
+
+    def _score_summaries(self, rows: list[dict], base_rows: list[dict] | None) -> dict[str, Any]:
+        def means(items: list[dict]) -> dict[str, float]:
+            values: dict[str, list[float]] = defaultdict(list)
+            for row in items:
+                for name, value in (row.get("scores") or {}).items():
+                    if isinstance(value, int | float):
+                        values[name].append(float(value))
+            return {n: sum(v) / len(v) for n, v in values.items()}
+
+        current, per_row = means(rows), self._per_row(rows)
+        base = means(base_rows) if base_rows is not None else {}
+        base_per_row = self._per_row(base_rows) if base_rows is not None else {}
+        out = {}
+        for name, score in sorted(current.items()):
+            summary: dict[str, Any] = {"name": name, "score": score, "improvements": 0, "regressions": 0}
+            if name in base:
+                summary["diff"] = score - base[name]
+                for key, scores in per_row.items():
+                    before = base_per_row.get(key, {}).get(name)
+                    if before is None or name not in scores:
+                        continue
+                    if scores[name] > before + 1e-9:
+                        summary["improvements"] += 1
+                    elif scores[name] < before - 1e-9:
+                        summary["regressions"] += 1
+            out[name] = summary
+        return out
+
+    @staticmethod
+    def _metric_summaries(rows: list[dict], base_rows: list[dict] | None) -> dict[str, Any]:
+        def durations(items: list[dict]) -> list[float]:
+            out = []
+            for row in items:
+                metrics = row.get("metrics") or {}
+                if isinstance(metrics.get("start"), int | float) and isinstance(
+                    metrics.get("end"), int | float
+                ):
+                    out.append(metrics["end"] - metrics["start"])
+            return out
+
+        current = durations(rows)
+        if not current:
+            return {}
+        summary: dict[str, Any] = {
+            "name": "duration",
+            "metric": sum(current) / len(current),
+            "unit": "s",
+            "improvements": 0,
+            "regressions": 0,
+        }
+        base = durations(base_rows) if base_rows else []
+        if base:
+            summary["diff"] = summary["metric"] - sum(base) / len(base)
+        return {"duration": summary}
+
+    # -- prompts and functions ------------------------------------------------------------------
+    def _create_function(self, kind: str, data: dict[str, Any], function_data: dict[str, Any]) -> dict:
+        with self.lock:
+            self._get("project", data["project_id"])
+            for existing in self._live("prompt") + self._live("function"):
+                if (
+                    existing.data["project_id"] == data["project_id"]
+                    and existing.data["slug"] == data["slug"]
+                ):
+                    return self._function_at(existing, None)
+            xact = self._next_xact()
+            state = {
+                "id": str(uuid.uuid4()),
+                "project_id": data["project_id"],
+                "org_id": self.org_id,
+                "log_id": "p",
+                "name": data["name"],
+                "slug": data["slug"],
+                "description": data.get("description"),
+                "created": now_iso(),
+                "prompt_data": data.get("prompt_data"),
+                "tags": data.get("tags"),
+                "metadata": None,
+                "function_type": data.get("function_type"),
+                "function_data": function_data,
+                "function_schema": data.get("function_schema"),
+                "origin": data.get("origin"),
+            }
+            obj = self._new(
+                kind, {"id": state["id"], "project_id": state["project_id"], "slug": data["slug"]}
+            )
+            obj.versions.append((xact, state))
+            return self._function_at(obj, None)
+
+    def _function_obj(self, function_id: str) -> Obj:
+        for kind in ("function", "prompt"):
+            obj = self.objects[kind].get(function_id)
+            if obj is not None and not obj.data.get("deleted_at"):
+                return obj
+        raise HttpError(404, f"function {function_id} not found")
+
+    def _patch_function(self, kind: str, object_id: str, changes: dict[str, Any]) -> dict:
+        with self.lock:
+            obj = self._get(kind, object_id)
+            state = {**obj.versions[-1][1], **changes}
+            obj.versions.append((self._next_xact(), state))
+            obj.data["slug"] = state["slug"]
+            return self._function_at(obj, None)
+
+    def _function_at(self, obj: Obj, version: str | None) -> dict[str, Any]:
+        at = parse_version(version) if version else None
+        chosen = None
+        for xact, state in obj.versions:
+            if at is None or xact <= at:
+                chosen = (xact, state)
+        if chosen is None:
+            raise HttpError(404, f"{obj.kind} {obj.id} has no version at or before {version}")
+        out = {**chosen[1], "_xact_id": str(chosen[0])}
+        if obj.kind == "prompt":
+            out.pop("function_data", None)
+            out.pop("function_schema", None)
+            out.pop("origin", None)
+        return out
+
+    def _list_functions(self, request: Request, kind: str, name_param: str) -> dict:
+        query = request.query_params
+        if query.get("environment") and query.get("version"):
+            raise HttpError(400, "pass only one of version and environment")
+        kinds = ("prompt",) if kind == "prompt" else ("prompt", "function")
+        items = sorted((o for k in kinds for o in self._live(k)), key=lambda o: -o.seq)
+
+        def state(o: Obj) -> dict[str, Any]:
+            return o.versions[-1][1]
+
+        filters: dict[str, Callable[[Obj], bool]] = {
+            name_param: lambda o: state(o)["name"] == query[name_param],
+            "slug": lambda o: state(o)["slug"] == query["slug"],
+            "project_id": lambda o: o.data["project_id"] == query["project_id"],
+            "project_name": lambda o: (
+                self._get("project", o.data["project_id"]).data["name"] == query["project_name"]
+            ),
+        }
+        for name, test in filters.items():
+            if name in query:
+                items = [o for o in items if test(o)]
+        ids = query.getlist("ids")
+        if ids:
+            items = [o for o in items if o.id in ids]
+        version = query.get("version")
+        if version:
+            at = parse_version(version)
+            items = [o for o in items if o.versions[0][0] <= at]
+        position = [o.id for o in items]
+        after, before = query.get("starting_after"), query.get("ending_before")
+        if after:
+            items = items[position.index(after) + 1 :] if after in position else []
+        if before:
+            items = items[: position.index(before)] if before in position else []
+        limit = self._int(query.get("limit"), "limit")
+        if limit is not None:
+            items = items[:limit]
+        return {"objects": [self._function_at(o, version) for o in items]}
+
+    # -- running functions ----------------------------------------------------------------------
+    def _callable_from_ref(self, ref: Any) -> _Fn:
+        if isinstance(ref, api.FunctionIdRef):
+            obj = self._function_obj(ref.function_id)
+            spec = self._function_at(obj, ref.version)
+            return self._callable_from_data(self._function_data(obj, spec), spec)
+        if isinstance(ref, api.ProjectSlugRef):
+            project = self._project_by_name(ref.project_name)
+            for obj in self._live("prompt") + self._live("function"):
+                if obj.data["project_id"] == project.id and obj.data["slug"] == ref.slug:
+                    spec = self._function_at(obj, ref.version)
+                    return self._callable_from_data(self._function_data(obj, spec), spec)
+            raise HttpError(404, f"function {ref.slug!r} not found in project {ref.project_name!r}")
+        if isinstance(ref, api.GlobalFunctionRef):
+            return self._global(ref.global_function)
+        if isinstance(ref, api.PromptSessionRef):
+            raise HttpError(404, f"prompt session {ref.prompt_session_id} not found")
+        if isinstance(ref, api.InlineCodeRef):
+            if ref.inline_context.runtime != "python":
+                raise HttpError(
+                    400, f"the fake runs python inline code only, not {ref.inline_context.runtime}"
+                )
+            return _Fn.from_code(ref.code, ref.name or "inline_code")
+        if isinstance(ref, api.InlineFunctionRef):
+            spec = {"name": ref.name or "inline_function", "prompt_data": ref.inline_prompt}
+            return self._callable_from_data(ref.inline_function, spec)
+        assert isinstance(ref, api.InlinePromptRef)
+        return _Fn.from_prompt(ref.inline_prompt, ref.name or "inline_prompt")
+
+    @staticmethod
+    def _function_data(obj: Obj, spec: dict[str, Any]) -> dict[str, Any]:
+        return obj.versions[-1][1]["function_data"] if obj.kind == "prompt" else spec["function_data"]
+
+    def _global(self, name: str) -> _Fn:
+        if name not in RUNNABLE_GLOBALS:
+            raise HttpError(
+                400,
+                f"global function {name!r} needs a model provider; the fake runs {sorted(RUNNABLE_GLOBALS)}",
+            )
+
+        def score(input: Any, output: Any, expected: Any, metadata: dict) -> Any:
+            import autoevals
+
+            return getattr(autoevals, RUNNABLE_GLOBALS[name])()(output=output, expected=expected)
+
+        return _Fn(name, score, ("input", "output", "expected", "metadata"))
+
+    def _callable_from_data(self, function_data: dict[str, Any], spec: dict[str, Any]) -> _Fn:
+        kind = function_data.get("type")
+        name = spec.get("name") or "function"
+        if kind == "code":
+            data = function_data.get("data") or {}
+            runtime = (data.get("runtime_context") or {}).get("runtime")
+            if data.get("type") != "inline" or runtime != "python":
+                raise HttpError(400, "the fake runs inline python code functions only")
+            return _Fn.from_code(data["code"], name)
+        if kind == "global":
+            return self._global(function_data.get("name", ""))
+        if kind == "prompt":
+            return _Fn.from_prompt(spec.get("prompt_data") or {}, name)
+        raise HttpError(400, f"the fake cannot run functions of type {kind!r}")
+
+    # -- eval runs ------------------------------------------------------------------------------
+    def _prepare_eval(self, req: api.RunEval) -> _EvalRun:
+        project = self._get("project", req.project_id)
+        rows, dataset_id = self._eval_rows(req)
+        task = self._callable_from_ref(req.task)
+        scorers = [self._callable_from_ref(s) for s in req.scores]
+        base_id = req.base_experiment_id
+        if base_id:
+            self._get("experiment", base_id)
+        elif req.base_experiment_name:
+            matches = [
+                e
+                for e in self._live("experiment")
+                if e.data["project_id"] == project.id and e.data["name"] == req.base_experiment_name
+            ]
+            if not matches:
+                raise HttpError(404, f"experiment {req.base_experiment_name!r} not found")
+            base_id = matches[0].id
+        dataset_version = None
+        if isinstance(req.data, api.DatasetIdData | api.ProjectDatasetNameData):
+            dataset_version = req.data.dataset_version
+        create = api.CreateExperiment(
+            project_id=project.id,
+            name=req.experiment_name or req.name or "eval",
+            ensure_new=True,
+            metadata=req.metadata,
+            tags=req.tags,
+            repo_info=req.repo_info,
+            base_exp_id=base_id,
+            dataset_id=dataset_id,
+            dataset_version=dataset_version,
+            public=bool(req.is_public),
+        )
+        experiment = self._create_experiment(create)
+        trials = int(req.trial_count or 1)
+        if trials < 1:
+            raise HttpError(400, "trial_count must be at least 1")
+        return _EvalRun(experiment, rows, task, scorers, trials, base_id, req.timeout)
+
+    def _eval_rows(self, req: api.RunEval) -> tuple[list[dict[str, Any]], str | None]:
+        data = req.data
+        if isinstance(data, api.DatasetRowsData):
+            rows = []
+            for i, item in enumerate(data.data):
+                if not isinstance(item, dict):
+                    raise HttpError(400, f"data.data[{i}] must be an object with input/expected/metadata")
+                rows.append(item)
+            return rows, None
+        if isinstance(data, api.ExperimentNameData):
+            for experiment in self._live("experiment"):
+                if (
+                    experiment.data["project_id"] == req.project_id
+                    and experiment.data["name"] == data.experiment_name
+                ):
+                    assert experiment.store is not None
+                    return experiment.store.rows(), None
+            raise HttpError(404, f"experiment {data.experiment_name!r} not found")
+        if isinstance(data, api.DatasetIdData):
+            dataset = self._get("dataset", data.dataset_id)
+        else:
+            project = self._project_by_name(data.project_name)
+            found = [
+                d
+                for d in self._live("dataset")
+                if d.data["project_id"] == project.id and d.data["name"] == data.dataset_name
+            ]
+            if not found:
+                raise HttpError(404, f"dataset {data.dataset_name!r} not found in {data.project_name!r}")
+            dataset = found[0]
+        assert dataset.store is not None
+        version = parse_version(data.dataset_version) if data.dataset_version else None
+        rows = dataset.store.rows(version)
+        for row in rows:
+            row["origin"] = {
+                "object_type": "dataset",
+                "object_id": dataset.id,
+                "id": row["id"],
+                "_xact_id": row["_xact_id"],
+            }
+        return rows, dataset.id
+
+    def _execute_eval(self, run: _EvalRun) -> None:
+        events = []
+        started = time.monotonic()
+        for row in run.rows:
+            for trial in range(run.trials):
+                if run.timeout_ms is not None and (time.monotonic() - started) * 1000 > run.timeout_ms:
+                    break
+                events.append(self._eval_one(run, row, trial))
+        with self.lock:
+            assert run.experiment.store is not None
+            run.experiment.store.apply(events, self._next_xact())
+            self.events_written["experiment"] += len(events)
+
+    @staticmethod
+    def _eval_one(run: _EvalRun, row: dict[str, Any], trial: int) -> dict[str, Any]:
+        args = {
+            "input": row.get("input"),
+            "expected": row.get("expected"),
+            "metadata": row.get("metadata") or {},
+        }
+        start = time.time()
+        event: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "input": args["input"],
+            "expected": args["expected"],
+            "metadata": {**args["metadata"], "trial": trial} if run.trials > 1 else args["metadata"],
+            "tags": row.get("tags"),
+            "span_attributes": {"name": "eval", "type": "eval"},
+        }
+        if row.get("origin"):
+            event["origin"] = row["origin"]
+        try:
+            output = run.task.call(output=None, **args)
+        except Exception as exc:
+            event.update(error=f"{type(exc).__name__}: {exc}", metrics={"start": start, "end": time.time()})
+            return event
+        scores: dict[str, float | None] = {}
+        for scorer in run.scorers:
+            try:
+                name, value = scorer.score(output=output, **args)
+            except Exception as exc:
+                event.setdefault("metadata", {})
+                event["metadata"] = {**event["metadata"], f"scorer_error:{scorer.name}": str(exc)}
+                name, value = scorer.name, None
+            scores[name] = value
+        event.update(output=output, scores=scores, metrics={"start": start, "end": time.time()})
+        return event
+
+    async def _stream_eval(self, request: Request, run: _EvalRun) -> AsyncIterator[bytes]:
+        with self.lock:
+            start = self._summary(request, run.experiment, None, False)
+        yield f"event: start\ndata: {json.dumps(start)}\n\n".encode()
+        try:
+            await asyncio.to_thread(self._execute_eval, run)
+            with self.lock:
+                summary = self._summary(request, run.experiment, run.base_id, True)
+        except Exception as exc:
+            yield f"event: error\ndata: {json.dumps(str(exc))}\n\n".encode()
+        else:
+            yield f"event: summary\ndata: {json.dumps(summary)}\n\n".encode()
+        yield b"event: done\ndata: \n\n"
+
+
+@dataclass
+class _EvalRun:
+    experiment: Obj
+    rows: list[dict[str, Any]]
+    task: _Fn
+    scorers: list[_Fn]
+    trials: int
+    base_id: str | None
+    timeout_ms: float | None
+
+
+def _restricted_import(name: str, *args: Any, **kwargs: Any) -> Any:
+    if name not in SAFE_MODULES:
+        raise ImportError(f"import of {name!r} is not allowed in inline code")
+    return __import__(name, *args, **kwargs)
+
+
+@dataclass
+class _Fn:
+    """A runnable task or scorer, called with whichever of input/output/expected/metadata it accepts."""
+
+    name: str
+    fn: Callable[..., Any]
+    params: tuple[str, ...]
+
+    @classmethod
+    def from_code(cls, code: str, name: str) -> _Fn:
+        namespace: dict[str, Any] = {"__builtins__": {**SAFE_BUILTINS, "__import__": _restricted_import}}
+        try:
+            exec(compile(code, f"<inline:{name}>", "exec"), namespace)
+        except Exception as exc:
+            raise HttpError(
+                400, f"inline code of {name!r} failed to load: {type(exc).__name__}: {exc}"
+            ) from None
+        functions = [v for v in namespace.values() if inspect.isfunction(v)]
+        target = namespace.get("handler") if inspect.isfunction(namespace.get("handler")) else None
+        target = target or (functions[-1] if functions else None)
+        if target is None:
+            raise HttpError(400, f"inline code of {name!r} defines no function")
+        params = inspect.signature(target).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            accepted: tuple[str, ...] = ("input", "output", "expected", "metadata")
+        else:
+            accepted = tuple(a for a in ("input", "output", "expected", "metadata") if a in params)
+        return cls(name, target, accepted)
+
+    @classmethod
+    def from_prompt(cls, prompt_data: dict[str, Any], name: str) -> _Fn:
+        def render(input: Any, output: Any, expected: Any, metadata: dict) -> str:
+            prompt = (prompt_data or {}).get("prompt") or {}
+            if prompt.get("type") == "completion":
+                template = str(prompt.get("content", ""))
+            else:
+                messages = prompt.get("messages") or [{"content": "{{input}}"}]
+                content = messages[-1].get("content", "")
+                template = content if isinstance(content, str) else json.dumps(content)
+            scope = {"input": input, "output": output, "expected": expected, "metadata": metadata}
+            return _mustache(template, scope)
+
+        return cls(name, render, ("input", "output", "expected", "metadata"))
+
+    def call(self, **values: Any) -> Any:
+        return self.fn(**{k: values[k] for k in self.params})
+
+    def score(self, **values: Any) -> tuple[str, float | None]:
+        result = self.call(**values)
+        name = self.name
+        if isinstance(result, dict):
+            name = self.name if self.name not in ("inline_code", "function") else result.get("name", name)
+            result = result.get("score")
+        elif hasattr(result, "score") and not isinstance(result, int | float):
+            result = result.score
+        if isinstance(result, str):
+            result = float(result) if _is_number(result) else None
+        if result is None:
+            return name, None
+        value = float(result)
+        if math.isnan(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"score {value} is outside [0, 1]")
+        return name, value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _mustache(template: str, scope: dict[str, Any]) -> str:
+    out, rest = [], template
+    while "{{" in rest:
+        before, _, after = rest.partition("{{")
+        path, _, rest = after.partition("}}")
+        value: Any = scope
+        for part in path.strip().split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out.append(before)
+        out.append(value if isinstance(value, str) else json.dumps(value) if value is not None else "")
+    out.append(rest)
+    return "".join(out)
