@@ -64,6 +64,8 @@ class _Runner:
         self.task_is_async = inspect.iscoroutinefunction(task)
         self.task_params = _task_kwargs_names(task)
         self.scorers = scorers
+        self.sync_scorers = [s for s in scorers if not s.is_async]
+        self.async_scorers = [s for s in scorers if s.is_async]
         self.max_concurrency = max_concurrency
         self.row_timeout_s = row_timeout_s
         self.in_flight = 0
@@ -84,33 +86,63 @@ class _Runner:
         }
         return self.task(**{k: values[k] for k in self.task_params})
 
-    async def _run_task(self, row: DatasetRow, trial: int) -> Any:
-        loop = asyncio.get_running_loop()
-        if self.task_is_async:
-            coro = self._call_task(row, trial)
-        else:
-            coro = loop.run_in_executor(self.pool, self._call_task, row, trial)
-        result = await asyncio.wait_for(coro, self.row_timeout_s) if self.row_timeout_s else await coro
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-
-    async def _score(self, row: DatasetRow, output: Any) -> tuple[dict[str, float | None], dict[str, str]]:
-        loop = asyncio.get_running_loop()
-        scores: dict[str, float | None] = {}
-        errors: dict[str, str] = {}
-        for scorer in self.scorers:
+    def _score_sync(
+        self, row: DatasetRow, output: Any, scores: dict[str, float | None], errors: dict[str, str]
+    ) -> None:
+        for scorer in self.sync_scorers:
             try:
-                if scorer.is_async:
-                    value = await scorer.score_async(row.input, output, row.expected, row.metadata)
-                else:
-                    value = await loop.run_in_executor(
-                        self.pool, scorer.score, row.input, output, row.expected, row.metadata
-                    )
-                scores[scorer.name] = value
+                scores[scorer.name] = scorer.score(row.input, output, row.expected, row.metadata)
             except Exception as exc:
                 errors[scorer.name] = _format_error(exc)
-        return scores, errors
+
+    def _task_and_sync_scores(
+        self, row: DatasetRow, trial: int
+    ) -> tuple[Any, dict[str, float | None], dict[str, str], float]:
+        """Sync task followed by the sync scorers, in one trip to the thread pool."""
+        started = time.perf_counter()
+        output = self._call_task(row, trial)
+        latency = time.perf_counter() - started
+        scores: dict[str, float | None] = {}
+        errors: dict[str, str] = {}
+        self._score_sync(row, output, scores, errors)
+        return output, scores, errors, latency
+
+    async def _execute(
+        self, row: DatasetRow, trial: int
+    ) -> tuple[Any, dict[str, float | None], dict[str, str], float]:
+        loop = asyncio.get_running_loop()
+        if not self.task_is_async:
+            call = loop.run_in_executor(self.pool, self._task_and_sync_scores, row, trial)
+            return await (asyncio.wait_for(call, self.row_timeout_s) if self.row_timeout_s else call)
+        started = time.perf_counter()
+        pending = self._call_task(row, trial)
+        output = await (asyncio.wait_for(pending, self.row_timeout_s) if self.row_timeout_s else pending)
+        latency = time.perf_counter() - started
+        scores: dict[str, float | None] = {}
+        errors: dict[str, str] = {}
+        if self.sync_scorers:
+            await loop.run_in_executor(self.pool, self._score_sync, row, output, scores, errors)
+        return output, scores, errors, latency
+
+    async def _score_async(
+        self, row: DatasetRow, output: Any, scores: dict[str, float | None], errors: dict[str, str]
+    ) -> None:
+        for scorer in self.async_scorers:
+            try:
+                scores[scorer.name] = await scorer.score_async(row.input, output, row.expected, row.metadata)
+            except Exception as exc:
+                errors[scorer.name] = _format_error(exc)
+
+    def _failed(self, row: DatasetRow, trial: int, error: str, started: float) -> RowResult:
+        return RowResult(
+            row_id=row.id,
+            trial=trial,
+            input=row.input,
+            expected=row.expected,
+            error=error,
+            latency_s=time.perf_counter() - started,
+            metadata=dict(row.metadata),
+        )
 
     async def run_one(self, row: DatasetRow, trial: int) -> RowResult:
         self.in_flight += 1
@@ -118,29 +150,16 @@ class _Runner:
         started = time.perf_counter()
         try:
             try:
-                output = await self._run_task(row, trial)
+                output, scores, errors, latency = await self._execute(row, trial)
             except TimeoutError:
-                return RowResult(
-                    row_id=row.id,
-                    trial=trial,
-                    input=row.input,
-                    expected=row.expected,
-                    error=f"TimeoutError: the task took longer than {self.row_timeout_s}s",
-                    latency_s=time.perf_counter() - started,
-                    metadata=dict(row.metadata),
+                return self._failed(
+                    row, trial, f"TimeoutError: the task took longer than {self.row_timeout_s}s", started
                 )
             except Exception as exc:
-                return RowResult(
-                    row_id=row.id,
-                    trial=trial,
-                    input=row.input,
-                    expected=row.expected,
-                    error=_format_error(exc),
-                    latency_s=time.perf_counter() - started,
-                    metadata=dict(row.metadata),
-                )
-            latency = time.perf_counter() - started
-            scores, errors = await self._score(row, output)
+                return self._failed(row, trial, _format_error(exc), started)
+            if self.async_scorers:
+                await self._score_async(row, output, scores, errors)
+            scores = {s.name: scores.get(s.name) for s in self.scorers if s.name not in errors}
             return RowResult(
                 row_id=row.id,
                 trial=trial,

@@ -7,6 +7,7 @@ skip the row. Anything else — a value outside [0, 1], an exception — is reco
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -73,7 +74,9 @@ class Scorer:
     @classmethod
     def from_callable(cls, fn: Callable[..., Any], name: str | None = None) -> Scorer:
         scorer_name = name or getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
-        target = fn.eval if hasattr(fn, "eval") and hasattr(fn, "eval_async") else fn
+        # autoevals scorers: their async entry point runs cheap heuristics inline and LLM judges without
+        # blocking a thread.
+        target = fn.eval_async if hasattr(fn, "eval") and hasattr(fn, "eval_async") else fn
         try:
             params = inspect.signature(target).parameters
         except (TypeError, ValueError):
@@ -98,7 +101,11 @@ class Scorer:
         return {k: values[k] for k in (self._params or SCORER_ARGS)}
 
     def score(self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]) -> float | None:
-        return coerce_score(self.fn(**self._kwargs(input, output, expected, metadata)))
+        """Score one output (an async scorer is run to completion on a private event loop)."""
+        result = self.fn(**self._kwargs(input, output, expected, metadata))
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        return coerce_score(result)
 
     async def score_async(
         self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]
@@ -107,6 +114,10 @@ class Scorer:
         if inspect.isawaitable(result):
             result = await result
         return coerce_score(result)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def resolve_scorer(spec: str | Scorer | Callable[..., Any]) -> Scorer:

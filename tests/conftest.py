@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A real, persistent Dagster instance in a temp DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
+        yield inst
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "evals.sqlite"
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def qa_rows(n: int, *, wrong: set[int] = frozenset()) -> list[dict[str, Any]]:
+    """`n` arithmetic questions keyed q0..q{n-1}; rows in `wrong` carry a wrong expected answer."""
+    return [
+        {
+            "id": f"q{i}",
+            "input": {"a": i, "b": 2},
+            "expected": str(i + 2 + (1 if i in wrong else 0)),
+            "metadata": {"kind": "add"},
+        }
+        for i in range(n)
+    ]
+
+
+def add_task(input: dict[str, Any]) -> str:
+    return str(input["a"] + input["b"])
+
+
+def materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, Any]:
+    """Plain metadata values of the materialization of `key` in a run result."""
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key == key:
+            return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    raise AssertionError(f"{key.to_user_string()} was not materialized")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BRAINTRUST_API_KEY", "KEYWORDSAI_API_KEY", "DAGSTER_EVALS_LOCAL_DB"):
+        monkeypatch.delenv(var, raising=False)
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
