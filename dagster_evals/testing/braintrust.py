@@ -28,7 +28,7 @@ What it models:
   or missing key), 404 (unknown id or route), 413 (request over `max_request_bytes`).
 - Faults: `fake.faults` is a `FaultInjector` (429, 5xx, dropped connections, truncated bodies).
 - Counters: `fake.requests` (per "METHOD /route"), `fake.events_written` (events per object kind),
-  recent request bodies per route in `fake.bodies`. `GET /_fake/stats` returns the counters (fake only).
+  the last request bodies per route in `fake.bodies` (unless `record_bodies=False`). `GET /_fake/stats` returns the counters (fake only).
 
 Examples:
     .. code-block:: python
@@ -294,6 +294,7 @@ class BraintrustFake:
         app_url: str | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         logs3_payload_max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        record_bodies: bool = True,
     ) -> None:
         self.api_keys = {api_key} if isinstance(api_key, str) else set(api_key)
         self.org_name = org_name
@@ -301,6 +302,7 @@ class BraintrustFake:
         self.app_url = app_url
         self.max_request_bytes = max_request_bytes
         self.logs3_payload_max_bytes = logs3_payload_max_bytes
+        self.record_bodies = record_bodies
         self.lock = threading.RLock()
         self.objects: dict[str, dict[str, Obj]] = defaultdict(dict)
         self.logs: dict[str, EventStore] = {}
@@ -379,7 +381,7 @@ class BraintrustFake:
                         body = json.loads(raw)
                     except ValueError:
                         raise HttpError(400, "request body is not valid JSON") from None
-                if "insert" not in route and route != "POST /logs3":
+                if self.record_bodies:
                     with self.lock:
                         self.bodies[route].append(body)
             result = fn(request, body, *args)
