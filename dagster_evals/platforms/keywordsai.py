@@ -425,16 +425,20 @@ class KeywordsAIPlatform(EvalPlatform):
         Returns the number of requests it took.
         """
         requests = 0
-        attempt = 0
+        attempt = throttled = 0
         while True:
             attempt += 1
             requests += 1
             try:
                 result = self.client.bulk_create_dataset_logs(dataset_id, logs)
             except RateLimitedError:
-                # Throttled before the server did anything: send the same batch again after the pause.
-                if attempt >= self.max_batch_attempts * 2:
+                # Throttled before the server did anything: send the same batch again after a pause (the
+                # pacer also waits out the server's retry_after).
+                throttled += 1
+                if throttled > max(self.max_batch_attempts, self.http.retry.max_retries) * 2:
                     raise
+                attempt -= 1
+                time.sleep(self.http.retry.backoff(min(throttled - 1, 6), None, self._rng))
                 continue
             except PlatformError as exc:
                 retryable = exc.status is None or exc.status >= 500 or exc.status in (408, 425)

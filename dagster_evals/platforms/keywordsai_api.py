@@ -266,8 +266,8 @@ class KeywordsAIClient:
             except RateLimitedError:
                 if attempt >= self.max_429_retries:
                     raise
-                # The limiter was pushed back by the server's retry_after; add a short jittered pause.
-                time.sleep(self.http.retry.backoff(attempt, None, self._rng) / 4)
+                # The pacer waits out the server's retry_after; back off too, for unpaced clients.
+                time.sleep(self.http.retry.backoff(min(attempt, 6), None, self._rng))
                 attempt += 1
 
     @staticmethod
