@@ -424,7 +424,7 @@ class BraintrustFake:
     def _validate(model: type[BaseModel], body: Any) -> Any:
         if not isinstance(body, dict):
             raise HttpError(400, "request body must be a JSON object")
-        return model.model_validate(body)
+        return model.model_validate(body, strict=True)
 
     def _list(self, request: Request, kind: str, filters: dict[str, Callable[[Obj, str], bool]]) -> dict:
         query = request.query_params
@@ -765,7 +765,7 @@ class BraintrustFake:
         @r("GET", "/v1/function/{id}")
         def get_function(request: Request, body: Any, function_id: str) -> dict:
             obj = self._function_obj(function_id)
-            return self._function_at(obj, request.query_params.get("version"))
+            return self._function_at(obj, request.query_params.get("version"), as_function=True)
 
         @r("PATCH", "/v1/function/{id}")
         def patch_function(request: Request, body: Any, function_id: str) -> dict:
@@ -1069,7 +1069,9 @@ class BraintrustFake:
             obj.data["slug"] = state["slug"]
             return self._function_at(obj, None)
 
-    def _function_at(self, obj: Obj, version: str | None) -> dict[str, Any]:
+    def _function_at(self, obj: Obj, version: str | None, as_function: bool = False) -> dict[str, Any]:
+        """The prompt/function as of `version`; a prompt read through /v1/function shows its
+        `function_data` ({"type": "prompt"}) like any other function."""
         at = parse_version(version) if version else None
         chosen = None
         for xact, state in obj.versions:
@@ -1078,7 +1080,7 @@ class BraintrustFake:
         if chosen is None:
             raise HttpError(404, f"{obj.kind} {obj.id} has no version at or before {version}")
         out = {**chosen[1], "_xact_id": str(chosen[0])}
-        if obj.kind == "prompt":
+        if obj.kind == "prompt" and not as_function:
             out.pop("function_data", None)
             out.pop("function_schema", None)
             out.pop("origin", None)
@@ -1121,7 +1123,7 @@ class BraintrustFake:
         limit = self._int(query.get("limit"), "limit")
         if limit is not None:
             items = items[:limit]
-        return {"objects": [self._function_at(o, version) for o in items]}
+        return {"objects": [self._function_at(o, version, as_function=kind == "function") for o in items]}
 
     # -- running functions ----------------------------------------------------------------------
     def _callable_from_ref(self, ref: Any) -> _Fn:
@@ -1298,7 +1300,7 @@ class BraintrustFake:
         if row.get("origin"):
             event["origin"] = row["origin"]
         try:
-            output = run.task.call(output=None, **args)
+            output = _jsonable(run.task.call(output=None, **args))
         except Exception as exc:
             event.update(error=f"{type(exc).__name__}: {exc}", metrics={"start": start, "end": time.time()})
             return event
@@ -1409,6 +1411,14 @@ class _Fn:
         if math.isnan(value) or not 0.0 <= value <= 1.0:
             raise ValueError(f"score {value} is outside [0, 1]")
         return name, value
+
+
+def _jsonable(value: Any) -> Any:
+    """A task's output as JSON: score objects (e.g. from an autoevals global) become their dict form."""
+    if hasattr(value, "as_dict") and callable(value.as_dict):
+        return value.as_dict()
+    json.dumps(value)
+    return value
 
 
 def _is_number(text: str) -> bool:
