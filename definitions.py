@@ -1,14 +1,18 @@
-"""Example code location: an eval suite for a small support bot, on the embedded local backend.
+"""Example code location: eval suites for a small support bot, on the embedded local backend.
 
 Runs with no keys and no network:
 
-    dagster job execute -f definitions.py -j support_bot_eval_job
+    dagster job execute -f definitions.py -j support_bot_release_job
     dagster dev            # workspace.yaml loads this file
 
-The job syncs data/support_bot.jsonl into a local dataset, pins a snapshot, runs the bot over every row,
-scores it, and gates `release_approved` on the blocking checks.
+- `support_bot`: syncs data/support_bot.jsonl into a local dataset, pins a snapshot, runs the bot over every
+  row, scores it, and gates `release_approved` on the blocking checks.
+- `support_bot_versions`: the same rows, evaluated once per prompt version of `support_bot_system` and per
+  release tag (`v*`) of this repository — each a partition of its eval report — plus a nightly run of the
+  newest partition; `version_approved` is the per-version gate.
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,13 +23,29 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from dagster_evals import EvalSuite, LocalEvalResource, build_eval_suite_definitions  # noqa: E402
+from dagster_evals import (  # noqa: E402
+    EvalSuite,
+    LocalEvalResource,
+    PromptVersion,
+    build_eval_schedule,
+    build_eval_suite_definitions,
+    build_prompt_version_sensor,
+    build_release_sensor,
+)
 from example.support_bot import answer  # noqa: E402
+
+DATA = HERE / "data" / "support_bot.jsonl"
 
 
 def support_bot_task(input: dict[str, Any]) -> str:
     """The application under test: answer the row's question."""
     return answer(input["question"])
+
+
+def support_bot_with_prompt(input: dict[str, Any], prompt: PromptVersion | None) -> str:
+    """The bot with the prompt version under evaluation: its `sign_off` is appended to every answer."""
+    sign_off = str((prompt.content.get("sign_off") if prompt else "") or "")
+    return f"{answer(input['question'])} {sign_off}".strip()
 
 
 def mentions_required_facts(output: str, metadata: dict[str, Any]) -> float | None:
@@ -38,7 +58,7 @@ def mentions_required_facts(output: str, metadata: dict[str, Any]) -> float | No
 
 support_bot_suite = EvalSuite(
     name="support_bot",
-    source=HERE / "data" / "support_bot.jsonl",
+    source=DATA,
     key_field="id",
     task=support_bot_task,
     scorers=["exact_match", "levenshtein", mentions_required_facts],
@@ -47,7 +67,25 @@ support_bot_suite = EvalSuite(
     max_errored_rows=0,
     max_concurrency=8,
     tags=["example"],
+    git_repo=HERE,
     description="Customer-support questions with the answers the bot should give.",
+)
+
+versions = dg.DynamicPartitionsDefinition(name="support_bot_versions")
+
+versioned_suite = EvalSuite(
+    name="support_bot_versions",
+    source=DATA,
+    key_field="id",
+    task=support_bot_with_prompt,
+    scorers=["exact_match", "levenshtein", mentions_required_facts],
+    thresholds={"levenshtein": 0.7, "mentions_required_facts": 0.75},
+    max_regression=0.05,
+    baseline="last_passing",
+    partitions_def=versions,
+    git_repo=HERE,
+    tags=["example", "versions"],
+    description="The support-bot rows, evaluated per prompt version and per release.",
 )
 
 
@@ -62,17 +100,52 @@ def release_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"approved": True})
 
 
+@dg.asset(
+    deps=[versioned_suite.eval_report_key],
+    partitions_def=versions,
+    group_name="support_bot_versions",
+    description="Approves one prompt version / release. Runs only when its blocking eval checks passed.",
+    kinds={"evals"},
+)
+def version_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    context.log.info(f"{context.partition_key} passed every blocking eval check: approved")
+    return dg.MaterializeResult(metadata={"approved": True, "version": context.partition_key})
+
+
 release_job = dg.define_asset_job(
     "support_bot_release_job",
     selection=dg.AssetSelection.assets(release_approved).upstream(),
     description="Evaluate the support bot and approve the release when the gate passes.",
 )
 
+versions_job = dg.define_asset_job(
+    "support_bot_versions_job",
+    selection=dg.AssetSelection.assets(version_approved).upstream(),
+    partitions_def=versions,
+    description="Evaluate one prompt version / release of the support bot and approve it when the gate passes.",
+)
+
 defs = dg.Definitions.merge(
     build_eval_suite_definitions(support_bot_suite),
+    build_eval_suite_definitions(versioned_suite),
     dg.Definitions(
-        assets=[release_approved],
-        jobs=[release_job],
+        assets=[release_approved, version_approved],
+        jobs=[release_job, versions_job],
+        sensors=[
+            build_prompt_version_sensor(
+                versioned_suite, prompt_slugs=["support_bot_system"], job_name=versions_job.name
+            ),
+            build_release_sensor(
+                versioned_suite,
+                repo=os.environ.get("SUPPORT_BOT_RELEASE_REPO", str(HERE)),
+                tag_pattern="v*",
+                job_name=versions_job.name,
+            ),
+        ],
+        schedules=[
+            build_eval_schedule(support_bot_suite, job_name=release_job.name),
+            build_eval_schedule(versioned_suite, job_name=versions_job.name),
+        ],
         resources={"evals": LocalEvalResource()},
     ),
 )

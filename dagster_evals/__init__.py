@@ -34,9 +34,11 @@ from dagster_evals.models import (
     SyncResult,
 )
 from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource
+from dagster_evals.platforms.keywordsai import KeywordsAIPlatform, KeywordsAIResource
 from dagster_evals.platforms.local import LocalEvalResource, LocalPlatform
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
+from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
 from dagster_evals.sources import CsvSource, IterableSource, JsonlSource, RowSource, load_rows
 from dagster_evals.sync import sync_rows
 from dagster_evals.version import __version__
@@ -60,6 +62,8 @@ __all__ = [
     "InputError",
     "IterableSource",
     "JsonlSource",
+    "KeywordsAIPlatform",
+    "KeywordsAIResource",
     "LocalEvalResource",
     "LocalPlatform",
     "NotFoundError",
@@ -76,9 +80,12 @@ __all__ = [
     "__version__",
     "build_dataset_asset",
     "build_eval_report_asset",
+    "build_eval_schedule",
     "build_eval_suite_assets",
     "build_eval_suite_definitions",
     "build_eval_suite_job",
+    "build_prompt_version_sensor",
+    "build_release_sensor",
     "build_snapshot_asset",
     "load_rows",
     "run_eval_locally",

@@ -18,15 +18,22 @@ import dagster as dg
 
 from dagster_evals.checks import check_specs, evaluate_checks, validate_thresholds
 from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
+from dagster_evals.git import repo_info
 from dagster_evals.metadata import PREVIEW_ROWS, report_metadata, snapshot_metadata, sync_metadata
 from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
 from dagster_evals.sync import sync_rows
+from dagster_evals.triggers import Trigger, resolve_trigger
 
 SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
 BASELINE_PREVIOUS = "previous"
+BASELINE_PREVIOUS_PARTITION = "previous_partition"
+BASELINE_LAST_PASSING = "last_passing"
+BASELINE_MODES = (BASELINE_PREVIOUS, BASELINE_PREVIOUS_PARTITION, BASELINE_LAST_PASSING)
+# How many past materializations a baseline lookup reads at most.
+BASELINE_LOOKBACK = 200
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,14 @@ class EvalSuite:
             scorers, or per scorer name); becomes the `no_regression` check.
         max_errored_rows: Rows allowed to error (task or scorer) before the completeness check fails.
         blocking: Whether failed checks stop downstream assets (e.g. a release) in the same run.
-        baseline: `"previous"` (the previous materialization of the eval report), a pinned report id,
-            or None for no baseline.
+        baseline: `"previous"` (the latest earlier materialization of the eval report, any partition),
+            `"previous_partition"` (the latest materialization of the partition added before this one),
+            `"last_passing"` (the latest materialization whose checks all passed), a pinned report id, or
+            None for no baseline.
+        partitions_def: Dynamic partitions of the eval report, one per prompt version / release; the
+            prompt-version and release sensors add partitions to it.
+        git_repo: Local git checkout used to resolve a release tag's commit and to record the repository
+            state of unpartitioned runs.
     """
 
     name: str
@@ -71,7 +84,8 @@ class EvalSuite:
     resource_key: str = "evals"
     key_prefix: Sequence[str] | None = None
     group_name: str | None = None
-    eval_partitions_def: dg.PartitionsDefinition | None = None
+    partitions_def: dg.DynamicPartitionsDefinition | None = None
+    git_repo: str | Path | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -82,6 +96,10 @@ class EvalSuite:
             raise ConfigError(f"suite {self.name!r}: trial_count must be at least 1")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ConfigError(f"suite {self.name!r}: max_concurrency must be at least 1 (or None)")
+        if self.partitions_def is not None and not isinstance(
+            self.partitions_def, dg.DynamicPartitionsDefinition
+        ):
+            raise ConfigError(f"suite {self.name!r}: partitions_def must be a dg.DynamicPartitionsDefinition")
         if self.max_errored_rows < 0:
             raise ConfigError(f"suite {self.name!r}: max_errored_rows must be 0 or more")
         validate_thresholds(self.thresholds)
@@ -186,24 +204,70 @@ def load_pinned_snapshot(instance: dg.DagsterInstance, suite: EvalSuite, platfor
     )
 
 
+def _report_records(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
+) -> list[dict[str, Any]]:
+    """Metadata of past materializations of `key` (optionally of one partition), newest first."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
+        limit=BASELINE_LOOKBACK,
+    ).records
+    found = []
+    for record in records:
+        mat = record.asset_materialization
+        if mat is not None:
+            found.append(
+                {k: _meta_value(mat.metadata, k) for k in mat.metadata} | {"_partition": mat.partition}
+            )
+    return found
+
+
 def resolve_baseline(
     context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
 ) -> str | None:
     """The report id to compare against, per `suite.baseline`."""
-    if suite.baseline is None:
+    mode = suite.baseline
+    if mode is None:
         return None
-    if suite.baseline != BASELINE_PREVIOUS:
-        return suite.baseline
-    metadata = latest_materialization_metadata(context.instance, suite.eval_report_key)
-    if not metadata or metadata.get("platform") != platform.platform or not metadata.get("report_id"):
-        return None
-    report_id = str(metadata["report_id"])
-    try:
-        platform.get_eval_report(report_id)
-    except NotFoundError:
-        context.log.warning(f"previous eval report {report_id} is gone from {platform.platform}; no baseline")
-        return None
-    return report_id
+    if mode not in BASELINE_MODES:
+        try:
+            return platform.get_eval_report(mode).id
+        except NotFoundError as exc:
+            raise DagsterEvalsError(
+                f"suite {suite.name!r}: the pinned baseline {mode!r} does not exist on {platform.platform} "
+                "(it may have expired or been deleted): pin another report id or use baseline='previous'"
+            ) from exc
+    key = suite.eval_report_key
+    partition = context.partition_key if context.has_partition_key else None
+    candidates: list[dict[str, Any]]
+    if mode == BASELINE_PREVIOUS_PARTITION:
+        if partition is None or suite.partitions_def is None:
+            candidates = _report_records(context.instance, key)
+        else:
+            keys = context.instance.get_dynamic_partitions(suite.partitions_def.name)
+            earlier = keys[: keys.index(partition)] if partition in keys else []
+            candidates = []
+            for previous in reversed(earlier):
+                candidates = _report_records(context.instance, key, previous)
+                if candidates:
+                    break
+    else:
+        candidates = _report_records(context.instance, key)
+        if mode == BASELINE_LAST_PASSING:
+            candidates = [c for c in candidates if c.get("gate_passed") is True]
+    for metadata in candidates:
+        if metadata.get("platform") != platform.platform or not metadata.get("report_id"):
+            continue
+        report_id = str(metadata["report_id"])
+        try:
+            platform.get_eval_report(report_id)
+        except NotFoundError:
+            context.log.warning(
+                f"baseline report {report_id} is gone from {platform.platform}; trying an older one"
+            )
+            continue
+        return report_id
+    return None
 
 
 def build_dataset_asset(suite: EvalSuite) -> dg.AssetsDefinition:
@@ -263,20 +327,31 @@ def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
 
 def run_suite_eval(
     context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
-) -> tuple[EvalReport, Snapshot]:
+) -> tuple[EvalReport, Snapshot, Trigger]:
     """Run the suite's eval over its pinned snapshot on `platform`."""
     snapshot = load_pinned_snapshot(context.instance, suite, platform)
     baseline_id = resolve_baseline(context, suite, platform)
     partition = context.partition_key if context.has_partition_key else None
+    trigger = resolve_trigger(dict(context.run.tags), partition, platform, suite.project, suite.git_repo)
     metadata: dict[str, Any] = {
         **suite.metadata,
         "suite": suite.name,
         "dagster_run_id": context.run_id,
+        "dataset_asset": suite.dataset_key.to_user_string(),
         "dataset_version": snapshot.version,
         "dataset_digest": snapshot.digest,
+        **trigger.metadata(),
     }
     if partition is not None:
         metadata["partition"] = partition
+    repo_state = None
+    if trigger.release is not None:
+        repo_state = {
+            "tag": trigger.release.tag,
+            **({"commit": trigger.release.commit} if trigger.release.commit else {}),
+        }
+    elif suite.git_repo is not None:
+        repo_state = repo_info(suite.git_repo)
     name = (
         f"{suite.name}-{partition}-{context.run_id[:8]}"
         if partition
@@ -293,13 +368,15 @@ def run_suite_eval(
         baseline_id=baseline_id,
         metadata=metadata,
         tags=list(suite.tags),
+        prompt=trigger.prompt,
+        repo_info=repo_state,
     )
     context.log.info(
         f"running eval {name!r} on {platform.platform}: {snapshot.row_count} rows x {suite.trial_count} trials, "
         f"max_concurrency={suite.max_concurrency}, baseline={baseline_id or 'none'}"
     )
     report = platform.run_eval(request, progress=context.log.info)
-    return report, snapshot
+    return report, snapshot, trigger
 
 
 def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
@@ -314,13 +391,13 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         group_name=suite.group_name or suite.name,
         description=f"Eval report of suite {suite.name!r}: per-scorer scores over the pinned dataset snapshot.",
         required_resource_keys={suite.resource_key},
-        check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.eval_partitions_def),
-        partitions_def=suite.eval_partitions_def,
+        check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.partitions_def),
+        partitions_def=suite.partitions_def,
         kinds={"evals"},
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
-        report, snapshot = run_suite_eval(context, suite, platform)
+        report, snapshot, trigger = run_suite_eval(context, suite, platform)
         scores = ", ".join(
             f"{name}={summary.mean:.4f}" if summary.mean is not None else f"{name}=n/a"
             for name, summary in report.scores.items()
@@ -331,7 +408,16 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
             f"{report.rows_errored} errored — stored in {where}"
         )
         checks = evaluate_checks(report, key, thresholds, regression, suite.max_errored_rows)
-        return dg.MaterializeResult(metadata=report_metadata(report, snapshot), check_results=checks)
+        metadata = {
+            **report_metadata(report, snapshot),
+            **trigger.metadata(),
+            "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
+            "dagster_run_id": context.run_id,
+            "gate_passed": all(check.passed for check in checks),
+        }
+        if context.has_partition_key:
+            metadata["partition"] = context.partition_key
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _eval_report
 
@@ -347,7 +433,7 @@ def build_eval_suite_job(suite: EvalSuite) -> Any:
         suite.job_name,
         selection=dg.AssetSelection.assets(suite.dataset_key, suite.snapshot_key, suite.eval_report_key),
         description=f"Sync, pin and evaluate suite {suite.name!r}.",
-        partitions_def=suite.eval_partitions_def,
+        partitions_def=suite.partitions_def,
     )
 
 

@@ -73,4 +73,9 @@ class NotFoundError(PlatformError):
 
 
 class RateLimitedError(PlatformError):
-    """The platform kept answering 429 after the retry budget was spent."""
+    """The platform answered 429 and the request could not (or could no longer) be retried.
+
+    `retry_after` holds the seconds the platform asked to wait, when it said.
+    """
+
+    retry_after: float | None = None

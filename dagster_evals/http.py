@@ -252,13 +252,15 @@ class HttpClient:
             except _Retryable as exc:
                 if not can_retry or attempt >= self.retry.max_retries:
                     if exc.status == 429:
-                        raise RateLimitedError(
+                        error = RateLimitedError(
                             self.platform,
                             429,
                             method,
                             path,
                             f"rate limited after {attempt + 1} attempts: {exc.reason}",
-                        ) from None
+                        )
+                        error.retry_after = exc.retry_after
+                        raise error from None
                     suffix = (
                         f" (after {attempt + 1} attempts)"
                         if can_retry

@@ -19,7 +19,7 @@ from dagster_evals.errors import ConfigError
 from dagster_evals.models import DatasetRow, RowResult
 from dagster_evals.scorers import Scorer
 
-TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial")
+TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
 DEFAULT_MAX_CONCURRENCY = 10
 
 
@@ -57,12 +57,14 @@ class _Runner:
         scorers: list[Scorer],
         max_concurrency: int,
         row_timeout_s: float | None,
+        prompt: Any = None,
     ) -> None:
         if not callable(task):
             raise ConfigError(f"the task must be a Python callable to run locally, got {type(task).__name__}")
         self.task = task
         self.task_is_async = inspect.iscoroutinefunction(task)
         self.task_params = _task_kwargs_names(task)
+        self.prompt = prompt
         self.scorers = scorers
         self.sync_scorers = [s for s in scorers if not s.is_async]
         self.async_scorers = [s for s in scorers if s.is_async]
@@ -83,6 +85,7 @@ class _Runner:
             "metadata": dict(row.metadata),
             "row_id": row.id,
             "trial": trial,
+            "prompt": self.prompt,
         }
         return self.task(**{k: values[k] for k in self.task_params})
 
@@ -215,8 +218,12 @@ def run_eval_locally(
     trial_count: int = 1,
     max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
     row_timeout_s: float | None = None,
+    prompt: Any = None,
 ) -> RunStats:
     """Run `task` then every scorer on each row, `trial_count` times, calling `on_result` per trial.
+
+    The task takes the row's input positionally, or any of the keyword arguments `input`, `expected`,
+    `metadata`, `row_id`, `trial` and `prompt` (the `PromptVersion` under evaluation, or None).
 
     Rows are pulled lazily from `rows`, so memory stays flat however large the snapshot is.
     """
@@ -225,7 +232,7 @@ def run_eval_locally(
     concurrency = max_concurrency or 1000
     if concurrency < 1:
         raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-    runner = _Runner(task, scorers, concurrency, row_timeout_s)
+    runner = _Runner(task, scorers, concurrency, row_timeout_s, prompt)
     return run_coroutine(runner.run(_pairs(rows, trial_count), on_result))
 
 

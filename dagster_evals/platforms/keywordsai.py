@@ -730,6 +730,7 @@ class KeywordsAIPlatform(EvalPlatform):
             trial_count=request.trial_count,
             max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
             row_timeout_s=request.row_timeout_s,
+            prompt=request.prompt,
         )
         flush()
         present = self.client.count_dataset_logs(eval_dataset.id)

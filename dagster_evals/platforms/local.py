@@ -406,6 +406,7 @@ class LocalPlatform(EvalPlatform):
             trial_count=request.trial_count,
             max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
             row_timeout_s=request.row_timeout_s,
+            prompt=request.prompt,
         )
         flush()
         report = builder.build(
@@ -432,10 +433,15 @@ class LocalPlatform(EvalPlatform):
         return report
 
     def get_eval_report(self, report_id: str) -> EvalReport:
-        rows = self._query("SELECT status, report FROM experiments WHERE id = ?", (report_id,))
-        if not rows or rows[0]["report"] is None:
+        """A finished report by id (or by name: the newest report of that name)."""
+        rows = self._query(
+            "SELECT report FROM experiments WHERE (id = ? OR name = ?) AND report IS NOT NULL "
+            "ORDER BY id = ? DESC, created_at DESC LIMIT 1",
+            (report_id, report_id, report_id),
+        )
+        if not rows:
             raise NotFoundError(
-                "local", 404, "GET", f"experiment/{report_id}", "no finished eval report with this id"
+                "local", 404, "GET", f"experiment/{report_id}", "no finished eval report with this id or name"
             )
         return EvalReport.model_validate_json(rows[0]["report"])
 
