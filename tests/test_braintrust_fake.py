@@ -438,6 +438,19 @@ def test_eval_streams_server_sent_events(client) -> None:
     assert client.run_eval(body).experiment_name != result.summary.experiment_name
 
 
+def test_eval_over_an_earlier_experiment(client) -> None:
+    made = exercise_every_endpoint(client)
+    body = api.RunEval(
+        project_id=made["project"].id,
+        data=api.ExperimentNameData(experiment_name="exp"),
+        task=inline("def handler(input):\n    return input"),
+        scores=[api.GlobalFunctionRef(global_function="ExactMatch")],
+    )
+    summary = client.run_eval(body)
+    assert summary.scores["ExactMatch"].score == 0.0
+    assert summary.comparison_experiment_name == "exp"
+
+
 def test_eval_errors_are_clear(client) -> None:
     made = exercise_every_endpoint(client)
     base = {"project_id": made["project"].id, "data": api.DatasetRowsData(data=[{"input": 1}])}

@@ -4,6 +4,7 @@ server over real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from dagster_evals import (
     AuthError,
+    ConfigError,
     EvalSuite,
     InputError,
     NotFoundError,
@@ -22,7 +24,12 @@ from dagster_evals import (
 )
 from dagster_evals.models import DatasetRow
 from dagster_evals.platforms import braintrust_api as api
-from dagster_evals.platforms.braintrust import BraintrustPlatform, BraintrustResource
+from dagster_evals.platforms.braintrust import (
+    BraintrustPlatform,
+    BraintrustResource,
+    function_ref,
+    git_repo_info,
+)
 from dagster_evals.sync import sync_rows
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault
@@ -346,3 +353,32 @@ def test_copy_sampled_logs_into_a_dataset(server) -> None:
     assert all(r.expected == f"a{r.input['q']}" for r in rows)
     assert bt.copy_logs_to_dataset(ref, where=lambda e: e["scores"]["thumbs"] == 0, limit=10) == 10
     assert bt.count_rows(ref) == 10, "copying again updates the same rows"
+
+
+def test_repo_info_comes_from_git_and_tolerates_no_repo(tmp_path: Path) -> None:
+    assert git_repo_info(tmp_path) is None
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "f.txt").write_text("x")
+    subprocess.run(["git", "add", "f.txt"], cwd=repo, check=True)
+    subprocess.run(["git", *env, "commit", "-q", "-m", "first commit"], cwd=repo, check=True)
+    subprocess.run(["git", "tag", "v1.0"], cwd=repo, check=True)
+    info = git_repo_info(repo)
+    assert info is not None
+    assert (info.branch, info.tag, info.dirty, info.author_name) == ("main", "v1.0", False, "Dev")
+    assert info.commit and len(info.commit) == 40 and info.commit_message == "first commit"
+    (repo / "f.txt").write_text("changed")
+    assert git_repo_info(repo).dirty is True
+
+
+def test_platform_function_specs_are_checked(server) -> None:
+    assert isinstance(function_ref(REMOTE_TASK), api.InlineCodeRef)
+    assert isinstance(function_ref(REMOTE_SCORER), api.GlobalFunctionRef)
+    slug = PlatformFunction(platform="braintrust", name="s", spec={"project_name": "p", "slug": "s"})
+    assert isinstance(function_ref(slug), api.ProjectSlugRef)
+    with pytest.raises(ConfigError, match="not a Braintrust function reference"):
+        function_ref(PlatformFunction(platform="braintrust", name="bad", spec={"fn": "x"}))
+    with pytest.raises(ConfigError, match="keywordsai"):
+        function_ref(PlatformFunction(platform="keywordsai", name="k", spec={}))
