@@ -34,6 +34,7 @@ from dagster_evals.models import (
     SyncResult,
 )
 from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource
+from dagster_evals.platforms.braintrust import BraintrustPlatform, BraintrustResource
 from dagster_evals.platforms.keywordsai import KeywordsAIPlatform, KeywordsAIResource
 from dagster_evals.platforms.local import LocalEvalResource, LocalPlatform
 from dagster_evals.runner import run_eval_locally
@@ -48,6 +49,8 @@ DagsterLibraryRegistry.register("dagster-evals", __version__, is_dagster_package
 __all__ = [
     "BUILTIN_SCORERS",
     "AuthError",
+    "BraintrustPlatform",
+    "BraintrustResource",
     "ConfigError",
     "CountMismatchError",
     "CsvSource",

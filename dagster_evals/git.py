@@ -101,9 +101,9 @@ def repo_info(path: str | Path | None = None) -> dict[str, Any] | None:
         return None
     info: dict[str, Any] = {"commit": commit}
     with contextlib.suppress(GitError):
-        fields = _git(["log", "-1", "--format=%an%x00%ae%x00%s%x00%cI"], cwd=path).rstrip("\n").split("\x00")
+        fields = _git(["log", "-1", "--format=%an%x00%ae%x00%cI%x00%B"], cwd=path).strip().split("\x00", 3)
         info.update(
-            zip(("author_name", "author_email", "commit_message", "commit_time"), fields, strict=False)
+            zip(("author_name", "author_email", "commit_time", "commit_message"), fields, strict=False)
         )
     for key, args in (
         ("branch", ["rev-parse", "--abbrev-ref", "HEAD"]),

@@ -16,7 +16,6 @@ import concurrent.futures
 import json
 import logging
 import random
-import subprocess
 import threading
 import time
 from collections import deque
@@ -28,6 +27,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationError
 
 from dagster_evals.errors import ConfigError, CountMismatchError, InputError, NotFoundError
+from dagster_evals.git import repo_info
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import (
     DatasetRef,
@@ -53,37 +53,12 @@ DEFAULT_INSERT_BATCH_SIZE = 1000
 DEFAULT_INSERT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_REQUEST_CONCURRENCY = 4
 EMPTY_VERSION = "0"
-GIT_FIELDS = {
-    "commit": ["rev-parse", "HEAD"],
-    "branch": ["rev-parse", "--abbrev-ref", "HEAD"],
-    "tag": ["describe", "--tags", "--exact-match"],
-    "author_name": ["log", "-1", "--format=%an"],
-    "author_email": ["log", "-1", "--format=%ae"],
-    "commit_message": ["log", "-1", "--format=%B"],
-    "commit_time": ["log", "-1", "--format=%cI"],
-}
 
 
 def git_repo_info(cwd: str | Path | None = None) -> api.RepoInfo | None:
-    """The git state of `cwd` (commit, branch, tag, dirty, author, message, time), or None outside a repo."""
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    if git("rev-parse", "--is-inside-work-tree") != "true":
-        return None
-    values: dict[str, Any] = {name: git(*args) for name, args in GIT_FIELDS.items()}
-    status = git("status", "--porcelain")
-    values["dirty"] = bool(status) if status is not None else None
-    if values["branch"] == "HEAD":
-        values["branch"] = None
-    return api.RepoInfo(**{k: v for k, v in values.items() if v not in (None, "")})
+    """The git state of `cwd` as Braintrust `repo_info`, or None outside a repository."""
+    info = repo_info(cwd)
+    return api.RepoInfo(**info) if info else None
 
 
 def function_ref(fn: PlatformFunction) -> api.FunctionRef:
@@ -474,6 +449,7 @@ class BraintrustPlatform(EvalPlatform):
             trial_count=request.trial_count,
             max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
             row_timeout_s=request.row_timeout_s,
+            prompt=request.prompt,
         )
         flush(True)
         if counts["sent"] != stats.pairs:

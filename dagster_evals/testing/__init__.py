@@ -4,8 +4,17 @@ Each fake is an ASGI app with fault injection; serve it over real HTTP on 127.0.
 `ServerThread`, or call it in-process with `in_process_transport`.
 """
 
+from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault, FaultInjector
 from dagster_evals.testing.keywordsai import FakeEvaluator, KeywordsAIFake
 from dagster_evals.testing.server import ServerThread, in_process_transport
 
-__all__ = ["FakeEvaluator", "Fault", "FaultInjector", "KeywordsAIFake", "ServerThread", "in_process_transport"]
+__all__ = [
+    "BraintrustFake",
+    "FakeEvaluator",
+    "Fault",
+    "FaultInjector",
+    "KeywordsAIFake",
+    "ServerThread",
+    "in_process_transport",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -56,9 +57,40 @@ class ServerThread:
         self.stop()
 
 
+class InProcessTransport(httpx.BaseTransport):
+    """A synchronous httpx transport that calls an ASGI app in-process, on one private event loop.
+
+    An exception inside the app (e.g. an injected dropped connection) reaches the client as
+    `httpx.RemoteProtocolError`, as a broken connection would.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._transport = httpx.ASGITransport(app=app)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="dagster-evals-asgi", daemon=True)
+        self._thread.start()
+
+    async def _call(self, request: httpx.Request, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+        response = await self._transport.handle_async_request(forwarded)
+        content = await response.aread()
+        return response.status_code, response.headers.raw, content
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        future = asyncio.run_coroutine_threadsafe(self._call(request, body), self._loop)
+        try:
+            status, headers, content = future.result()
+        except Exception as exc:
+            raise httpx.RemoteProtocolError(f"server closed the connection: {exc}", request=request) from exc
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+
 def in_process_transport(app: Any) -> httpx.BaseTransport:
     """A synchronous httpx transport that calls the ASGI app in-process (no socket)."""
-    from starlette.testclient import TestClient
-
-    client = TestClient(app, raise_server_exceptions=False)
-    return client._transport  # type: ignore[attr-defined]
+    return InProcessTransport(app)

@@ -1,0 +1,130 @@
+"""`dagster dev`'s webserver loads the example, and its GraphQL API shows the asset graph, the checks and
+the plotted score metadata — a real server on 127.0.0.1, not an in-process shortcut."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.test_example import cli
+
+BIN = Path(sys.executable).parent
+
+GRAPH_QUERY = """
+{
+  assetNodes {
+    assetKey { path }
+    dependencyKeys { path }
+    groupName
+  }
+}
+"""
+
+REPORT_QUERY = """
+{
+  assetNodes(assetKeys: [{path: ["evals", "support_bot", "eval_report"]}]) {
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks { name blocking executionForLatestMaterialization { status evaluation { success } } }
+      }
+    }
+    assetMaterializations(limit: 5) {
+      metadataEntries { label __typename ... on FloatMetadataEntry { floatValue } }
+    }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    for _ in range(2):  # two materializations, so there is a history to plot
+        run = cli("job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=home)
+        assert run.returncode == 0, run.stderr[-3000:]
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
+    log = (home / "webserver.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (home / "webserver.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the webserver did not come up"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def graphql(url: str, query: str) -> dict[str, Any]:
+    response = httpx.post(f"{url}/graphql", json={"query": query}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def test_asset_graph_shows_dataset_snapshot_report_and_gate(webserver: str) -> None:
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in graphql(webserver, GRAPH_QUERY)["assetNodes"]}
+    deps = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in nodes.items()}
+    assert deps["evals/support_bot/dataset_snapshot"] == {"evals/support_bot/dataset"}
+    assert deps["evals/support_bot/eval_report"] == {"evals/support_bot/dataset_snapshot"}
+    assert deps["release_approved"] == {"evals/support_bot/eval_report"}
+    assert deps["version_approved"] == {"evals/support_bot_versions/eval_report"}
+    assert nodes["evals/support_bot/eval_report"]["groupName"] == "support_bot"
+
+
+def test_checks_and_plotted_scores_are_visible(webserver: str) -> None:
+    [node] = graphql(webserver, REPORT_QUERY)["assetNodes"]
+    checks = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}
+    assert set(checks) == {
+        "threshold_levenshtein",
+        "threshold_mentions_required_facts",
+        "no_regression",
+        "completeness",
+    }
+    for check in checks.values():
+        assert check["blocking"] is True
+        assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED"
+        assert check["executionForLatestMaterialization"]["evaluation"]["success"] is True
+    materializations = node["assetMaterializations"]
+    assert len(materializations) == 2
+    for mat in materializations:
+        floats = {
+            e["label"]: e["floatValue"]
+            for e in mat["metadataEntries"]
+            if e["__typename"] == "FloatMetadataEntry"
+        }
+        assert 0.7 <= floats["score/levenshtein"] <= 1.0
+        assert {"score/exact_match", "score/mentions_required_facts", "latency_p95_ms"} <= set(floats)
