@@ -24,7 +24,11 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from dagster_evals import (  # noqa: E402
+    BraintrustResource,
+    ConfigError,
+    EvalPlatformResource,
     EvalSuite,
+    KeywordsAIResource,
     LocalEvalResource,
     PromptVersion,
     build_eval_schedule,
@@ -35,6 +39,30 @@ from dagster_evals import (  # noqa: E402
 from example.support_bot import answer  # noqa: E402
 
 DATA = HERE / "data" / "support_bot.jsonl"
+PLATFORMS = ("local", "braintrust", "keywordsai")
+
+
+def evals_resource() -> EvalPlatformResource:
+    """The backend the example runs on: `DAGSTER_EVALS_PLATFORM` = local (default), braintrust or keywordsai.
+
+    Braintrust reads BRAINTRUST_API_KEY (and BRAINTRUST_API_URL, e.g. a fake server's URL); Keywords AI
+    reads KEYWORDSAI_API_KEY (and KEYWORDSAI_BASE_URL).
+    """
+    platform = os.environ.get("DAGSTER_EVALS_PLATFORM", "local")
+    if platform == "braintrust":
+        return BraintrustResource(
+            api_key=dg.EnvVar("BRAINTRUST_API_KEY"),
+            api_url=os.environ.get("BRAINTRUST_API_URL", "https://api.braintrust.dev"),
+            project="support-bot",
+        )
+    if platform == "keywordsai":
+        return KeywordsAIResource(
+            api_key=dg.EnvVar("KEYWORDSAI_API_KEY"),
+            base_url=os.environ.get("KEYWORDSAI_BASE_URL", "https://api.keywordsai.co"),
+        )
+    if platform != "local":
+        raise ConfigError(f"DAGSTER_EVALS_PLATFORM={platform!r}: use one of {', '.join(PLATFORMS)}")
+    return LocalEvalResource()
 
 
 def support_bot_task(input: dict[str, Any]) -> str:
@@ -146,6 +174,6 @@ defs = dg.Definitions.merge(
             build_eval_schedule(support_bot_suite, job_name=release_job.name),
             build_eval_schedule(versioned_suite, job_name=versions_job.name),
         ],
-        resources={"evals": LocalEvalResource()},
+        resources={"evals": evals_resource()},
     ),
 )

@@ -40,7 +40,9 @@ def test_example_job_runs_end_to_end_and_reports_scores(tmp_path: Path) -> None:
     assert "36 rows, 0 added, 0 updated, 0 removed, 36 unchanged" in second.stdout + second.stderr
 
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey(["evals", "support_bot", "eval_report"]))
+        event = instance.get_latest_materialization_event(
+            dg.AssetKey(["evals", "support_bot", "eval_report"])
+        )
         assert event is not None and event.asset_materialization is not None
         metadata = event.asset_materialization.metadata
         assert 0.7 <= metadata["score/levenshtein"].value <= 1.0

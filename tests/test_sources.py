@@ -9,7 +9,9 @@ from tests.conftest import write_jsonl
 
 
 def test_jsonl_rows_get_stable_ids_from_key_or_content(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "rows.jsonl", [{"id": "a", "input": "x", "expected": "y"}, {"id": 7, "input": "z"}])
+    path = write_jsonl(
+        tmp_path / "rows.jsonl", [{"id": "a", "input": "x", "expected": "y"}, {"id": 7, "input": "z"}]
+    )
     keyed = load_rows(JsonlSource(path, key_field="id"))
     assert [r.id for r in keyed] == ["a", "7"]
     again = load_rows(JsonlSource(path, key_field="id"))
@@ -72,7 +74,8 @@ def test_missing_key_value_names_the_line(tmp_path: Path) -> None:
 def test_csv_source_parses_json_cells_tags_and_metadata(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     path.write_text(
-        'id,input,expected,tags,difficulty\nr1,"{""q"": 1}",one,smoke|math,easy\nr2,plain,,,hard\n', encoding="utf-8"
+        'id,input,expected,tags,difficulty\nr1,"{""q"": 1}",one,smoke|math,easy\nr2,plain,,,hard\n',
+        encoding="utf-8",
     )
     rows = load_rows(CsvSource(path, key_field="id"))
     assert rows[0].id == "r1" and rows[0].input == {"q": 1} and rows[0].expected == "one"

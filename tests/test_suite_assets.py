@@ -76,7 +76,12 @@ def test_one_changed_row_is_the_only_row_resent(tmp_path: Path, instance, db_pat
     write_jsonl(source, rows)
 
     meta = materialization(run(suite, instance, db_path, raise_on_error=False), suite.dataset_key)
-    assert (meta["rows_sent"], meta["rows_updated"], meta["rows_added"], meta["rows_unchanged"]) == (1, 1, 0, 19)
+    assert (meta["rows_sent"], meta["rows_updated"], meta["rows_added"], meta["rows_unchanged"]) == (
+        1,
+        1,
+        0,
+        19,
+    )
     assert len(live_rows(db_path)) == 20
 
 
@@ -95,7 +100,9 @@ def test_a_row_deleted_from_the_source_disappears(tmp_path: Path, instance, db_p
     assert materialization(result, suite.eval_report_key)["rows_in_snapshot"] == 9
 
 
-def test_crash_between_batches_then_rerun_leaves_exactly_the_source_rows(tmp_path: Path, instance, db_path) -> None:
+def test_crash_between_batches_then_rerun_leaves_exactly_the_source_rows(
+    tmp_path: Path, instance, db_path
+) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(12))
     suite = suite_for(source)
     # The database itself fails once 5 rows are stored (like a full disk): the first batch of 5 commits,
@@ -143,7 +150,9 @@ def test_snapshot_pins_the_version_the_eval_runs_on(tmp_path: Path, instance, db
     assert report["dataset_version"] == snap["snapshot_version"]
 
 
-def test_eval_report_metadata_plots_scores_and_compares_with_the_previous_run(tmp_path: Path, instance, db_path) -> None:
+def test_eval_report_metadata_plots_scores_and_compares_with_the_previous_run(
+    tmp_path: Path, instance, db_path
+) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10, wrong={3}))
     suite = suite_for(source, thresholds={})
     first = materialization(run(suite, instance, db_path), suite.eval_report_key)
@@ -198,7 +207,9 @@ def test_non_blocking_checks_report_but_do_not_gate(tmp_path: Path, instance, db
     assert "release_approved" in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
 
 
-def test_regression_check_fails_when_a_score_drops_against_the_baseline(tmp_path: Path, instance, db_path) -> None:
+def test_regression_check_fails_when_a_score_drops_against_the_baseline(
+    tmp_path: Path, instance, db_path
+) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10))
     baseline = suite_for(source, thresholds={})
     assert checks_of(run(baseline, instance, db_path))["no_regression"].passed
@@ -215,7 +226,9 @@ def test_regression_check_fails_when_a_score_drops_against_the_baseline(tmp_path
     assert report["diff/exact_match"] == pytest.approx(-0.2)
 
 
-def test_completeness_check_counts_errored_rows_against_the_allowance(tmp_path: Path, instance, db_path) -> None:
+def test_completeness_check_counts_errored_rows_against_the_allowance(
+    tmp_path: Path, instance, db_path
+) -> None:
     def flaky(input: dict[str, Any]) -> str:
         if input["a"] == 5:
             raise TimeoutError("upstream model timed out")
@@ -244,7 +257,9 @@ def test_suite_configuration_errors_are_clear(tmp_path: Path) -> None:
         suite_for(source, scorers=["bleu"])
 
 
-def test_bad_source_file_fails_the_dataset_asset_with_file_and_line(tmp_path: Path, instance, db_path) -> None:
+def test_bad_source_file_fails_the_dataset_asset_with_file_and_line(
+    tmp_path: Path, instance, db_path
+) -> None:
     source = tmp_path / "rows.jsonl"
     source.write_text('{"id": "a", "input": 1}\n{"id": "b", "input": \n', encoding="utf-8")
     result = run(suite_for(source), instance, db_path, raise_on_error=False)

@@ -57,12 +57,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from dagster_evals.platforms import braintrust_api as api
 from dagster_evals.testing.faults import FaultInjector
+from dagster_evals.testing.server import ServerThread, in_process_transport
 
 XACT_START = 1000192656880881099
 PRETTY_MULTIPLIER = 205891132094649
@@ -318,6 +320,14 @@ class BraintrustFake:
     @property
     def app(self) -> FaultInjector:
         return self.faults
+
+    def serve(self) -> ServerThread:
+        """A `ServerThread` serving this fake on 127.0.0.1 (use as a context manager)."""
+        return ServerThread(self.app)
+
+    def transport(self) -> httpx.BaseTransport:
+        """An in-process httpx transport (no socket)."""
+        return in_process_transport(self.app)
 
     def reset_counters(self) -> None:
         with self.lock:

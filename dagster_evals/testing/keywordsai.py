@@ -272,6 +272,11 @@ class KeywordsAIFake:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.faults(scope, receive, send)
 
+    @property
+    def app(self) -> KeywordsAIFake:
+        """The ASGI app (this object; faults are injected through `faults`)."""
+        return self
+
     # -- serving -------------------------------------------------------------------------------------------
     def serve(self) -> ServerThread:
         """A `ServerThread` serving this fake on 127.0.0.1 (use as a context manager)."""

@@ -70,7 +70,9 @@ class InProcessTransport(httpx.BaseTransport):
         self._thread = threading.Thread(target=self._loop.run_forever, name="dagster-evals-asgi", daemon=True)
         self._thread.start()
 
-    async def _call(self, request: httpx.Request, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _call(
+        self, request: httpx.Request, body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
         response = await self._transport.handle_async_request(forwarded)
         content = await response.aread()
