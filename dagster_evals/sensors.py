@@ -125,22 +125,26 @@ def build_prompt_version_sensor(
     def _sensor(context: dg.SensorEvaluationContext, **resources: Any) -> dg.SensorResult | dg.SkipReason:
         resource = resources.get(suite.resource_key) or _resource(context, suite.resource_key)
         where = project or suite.project
+        cursor = _load_cursor(context.cursor)
+        known: dict[str, str] = dict(cursor.get("prompts", {}))
         platform = None
         try:
             platform = resource.get_platform()
             if slugs is None:
-                versions = platform.list_prompt_versions(project=where)
+                versions = platform.list_prompt_versions(project=where, newer_than=known)
             else:
                 versions = [
-                    v for slug in slugs for v in platform.list_prompt_versions(project=where, slug=slug)
+                    v
+                    for slug in slugs
+                    for v in platform.list_prompt_versions(project=where, slug=slug, newer_than=known)
                 ]
         except OUTAGE_ERRORS as exc:
             return dg.SkipReason(f"could not list prompt versions ({type(resource).__name__}): {exc}")
         finally:
             if platform is not None:
                 platform.close()
-        fresh, cursor = new_prompt_versions(versions, _load_cursor(context.cursor), initial)
-        serialized = json.dumps(cursor, sort_keys=True)
+        fresh, advanced = new_prompt_versions(versions, cursor, initial)
+        serialized = json.dumps(advanced, sort_keys=True)
         if not fresh:
             context.update_cursor(serialized)
             return dg.SkipReason(f"no new prompt versions ({len(versions)} known)")

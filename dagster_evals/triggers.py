@@ -69,10 +69,10 @@ def find_prompt_version(
     platform: EvalPlatform, project: str | None, slug: str, version: str
 ) -> PromptVersion:
     """The prompt version `slug@version` on the platform, or an error listing the versions it has."""
+    found = platform.get_prompt_version(slug, version, project=project)
+    if found is not None:
+        return found
     versions = platform.list_prompt_versions(project=project, slug=slug)
-    for candidate in versions:
-        if candidate.version == version:
-            return candidate
     known = ", ".join(v.version for v in versions[-10:]) or "none"
     raise DagsterEvalsError(
         f"prompt {slug!r} has no version {version!r} on {platform.platform} (latest versions: {known})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 import dagster as dg
 
@@ -98,9 +98,26 @@ class EvalPlatform(ABC):
     # -- prompts ----------------------------------------------------------------------------------
     @abstractmethod
     def list_prompt_versions(
-        self, *, project: str | None = None, slug: str | None = None
+        self,
+        *,
+        project: str | None = None,
+        slug: str | None = None,
+        newer_than: Mapping[str, str] | None = None,
     ) -> list[PromptVersion]:
-        """Prompt versions of a project (optionally of one prompt), oldest first."""
+        """Prompt versions of a project (optionally of one prompt), oldest first.
+
+        `newer_than` maps prompt id → the newest version the caller already knows; a platform may then
+        leave out versions up to it (and skip requests for prompts with nothing new).
+        """
+
+    def get_prompt_version(
+        self, slug: str, version: str, *, project: str | None = None
+    ) -> PromptVersion | None:
+        """One version of a prompt, or None when the platform has no such version."""
+        for candidate in self.list_prompt_versions(project=project, slug=slug):
+            if candidate.version == version:
+                return candidate
+        return None
 
     def close(self) -> None:
         """Release connections."""

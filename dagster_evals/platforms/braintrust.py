@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -616,11 +616,16 @@ class BraintrustPlatform(EvalPlatform):
 
     # -- prompts ----------------------------------------------------------------------------------
     def list_prompt_versions(
-        self, *, project: str | None = None, slug: str | None = None
+        self,
+        *,
+        project: str | None = None,
+        slug: str | None = None,
+        newer_than: Mapping[str, str] | None = None,
     ) -> list[PromptVersion]:
         """The current version of every prompt of the project (optionally one slug), oldest first.
 
-        A prompt's version is its `_xact_id`: a new one appears whenever the prompt is saved.
+        A prompt's version is its `_xact_id`: a new one appears whenever the prompt is saved. One paginated
+        listing serves every prompt, so `newer_than` saves no request here.
         """
         project_name = project or self.default_project
         filters: dict[str, Any] = {"project_name": project_name}
@@ -640,6 +645,25 @@ class BraintrustPlatform(EvalPlatform):
             )
             for p in prompts
         ]
+
+    def get_prompt_version(
+        self, slug: str, version: str, *, project: str | None = None
+    ) -> PromptVersion | None:
+        """A prompt as it was at `version` (an `_xact_id`), also after it was saved again."""
+        project_name = project or self.default_project
+        try:
+            p = self.client.get_prompt_by_slug(project_name, slug, version=version)
+        except NotFoundError:
+            return None
+        return PromptVersion(
+            platform="braintrust",
+            project=project_name,
+            prompt_id=p.id,
+            slug=p.slug,
+            version=version,
+            created_at=p.created,  # type: ignore[arg-type]
+            content=p.prompt_data or {},
+        )
 
     # -- production logs --------------------------------------------------------------------------
     def copy_logs_to_dataset(

@@ -903,11 +903,16 @@ class KeywordsAIPlatform(EvalPlatform):
 
     # -- prompts --------------------------------------------------------------------------------------
     def list_prompt_versions(
-        self, *, project: str | None = None, slug: str | None = None
+        self,
+        *,
+        project: str | None = None,
+        slug: str | None = None,
+        newer_than: Mapping[str, str] | None = None,
     ) -> list[PromptVersion]:
         """Every version of every prompt (or of the prompt whose slug, id or name is `slug`), oldest first.
 
-        Requests: one per 100 prompts, plus one per 100 versions of each prompt listed.
+        Requests: one per 100 prompts, plus one per 100 versions of each prompt listed. A prompt whose
+        version count shows nothing newer than `newer_than[prompt_id]` is not listed (no request).
         """
         versions: list[PromptVersion] = []
         for prompt in self.client.iter_prompts(page_size=self.page_size):
@@ -915,6 +920,14 @@ class KeywordsAIPlatform(EvalPlatform):
             if slug is not None and slug not in (prompt_slug, prompt.prompt_id, prompt.name):
                 continue
             if prompt.commit_count == 0:
+                continue
+            known = (newer_than or {}).get(prompt.prompt_id)
+            if (
+                known is not None
+                and known.isdigit()
+                and prompt.commit_count is not None
+                and prompt.commit_count <= int(known)
+            ):
                 continue
             for version in self.client.iter_prompt_versions(prompt.prompt_id, page_size=self.page_size):
                 content = version.model_dump(

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -532,7 +532,11 @@ class LocalPlatform(EvalPlatform):
         )
 
     def list_prompt_versions(
-        self, *, project: str | None = None, slug: str | None = None
+        self,
+        *,
+        project: str | None = None,
+        slug: str | None = None,
+        newer_than: Mapping[str, str] | None = None,
     ) -> list[PromptVersion]:
         project = project or self.default_project
         sql = (
