@@ -23,10 +23,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompt.add_argument("content", help='the prompt as a JSON object, e.g. \'{"system": "Be brief."}\'')
     prompt.add_argument("--db", help=f"SQLite file (default: {default_db_path()})")
     prompt.add_argument("--project", default=DEFAULT_PROJECT)
+    release = sub.add_parser(
+        "report-release", help="launch the eval of a release on a running Dagster deployment (from CI)"
+    )
+    release.add_argument("--url", required=True, help="Dagster webserver URL, e.g. http://localhost:3000")
+    release.add_argument("--job", required=True, help="the partitioned eval job to run")
+    release.add_argument("--partitions", required=True, help="name of the eval report's dynamic partitions")
+    release.add_argument("--tag", required=True, help="release tag; becomes the partition key")
+    release.add_argument("--commit", default="", help="commit the tag points to")
+    release.add_argument("--wait", action="store_true", help="wait for the run; exit 1 unless it succeeds")
+    release.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
     args = parser.parse_args(argv)
+    if args.command == "report-release":
+        return report_release_command(args)
     if args.command == "push-prompt":
         return push_prompt(args.db, args.project, args.slug, args.content)
     return print_reports(args.db, args.project, args.limit)
+
+
+def report_release_command(args: argparse.Namespace) -> int:
+    from dagster_evals.ci import report_release
+    from dagster_evals.errors import DagsterEvalsError
+
+    try:
+        run = report_release(
+            args.url,
+            job=args.job,
+            partitions_def=args.partitions,
+            tag=args.tag,
+            commit=args.commit,
+            wait=args.wait,
+            timeout_s=args.timeout,
+        )
+    except DagsterEvalsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"launched run {run.run_id} for release {args.tag}: {run.url}")
+    if not args.wait:
+        return 0
+    print(f"run {run.run_id} finished: {run.status}")
+    return 0 if run.status == "SUCCESS" else 1
 
 
 def push_prompt(db: str | None, project: str, slug: str, content: str) -> int:

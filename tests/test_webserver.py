@@ -1,19 +1,24 @@
-"""`dagster dev`'s webserver loads the example, and its GraphQL API shows the asset graph, the checks and
-the plotted score metadata — a real server on 127.0.0.1, not an in-process shortcut."""
+"""`dagster dev` loads the example, and its GraphQL API shows the asset graph, the checks and the plotted
+score metadata; a release reported from CI through that API runs its eval — a real server on 127.0.0.1
+with its daemon, not an in-process shortcut."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import httpx
 import pytest
+from dagster._core.instance.ref import InstanceRef
 
 from tests.conftest import REPO
 from tests.test_example import cli
@@ -52,8 +57,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Deployment:
+    url: str
+    home: Path
+
+
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("dagster_home")
     for _ in range(2):  # two materializations, so there is a history to plot
         run = cli("job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=home)
@@ -62,11 +73,12 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
     log = (home / "webserver.log").open("w")
     server = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -80,10 +92,13 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "the webserver did not come up"
             time.sleep(0.5)
-        yield url
+        yield Deployment(url=url, home=home)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
 
@@ -95,8 +110,8 @@ def graphql(url: str, query: str) -> dict[str, Any]:
     return body["data"]
 
 
-def test_asset_graph_shows_dataset_snapshot_report_and_gate(webserver: str) -> None:
-    nodes = {"/".join(n["assetKey"]["path"]): n for n in graphql(webserver, GRAPH_QUERY)["assetNodes"]}
+def test_asset_graph_shows_dataset_snapshot_report_and_gate(deployment: Deployment) -> None:
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in graphql(deployment.url, GRAPH_QUERY)["assetNodes"]}
     deps = {key: {"/".join(d["path"]) for d in node["dependencyKeys"]} for key, node in nodes.items()}
     assert deps["evals/support_bot/dataset_snapshot"] == {"evals/support_bot/dataset"}
     assert deps["evals/support_bot/eval_report"] == {"evals/support_bot/dataset_snapshot"}
@@ -105,8 +120,8 @@ def test_asset_graph_shows_dataset_snapshot_report_and_gate(webserver: str) -> N
     assert nodes["evals/support_bot/eval_report"]["groupName"] == "support_bot"
 
 
-def test_checks_and_plotted_scores_are_visible(webserver: str) -> None:
-    [node] = graphql(webserver, REPORT_QUERY)["assetNodes"]
+def test_checks_and_plotted_scores_are_visible(deployment: Deployment) -> None:
+    [node] = graphql(deployment.url, REPORT_QUERY)["assetNodes"]
     checks = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}
     assert set(checks) == {
         "threshold_levenshtein",
@@ -128,3 +143,55 @@ def test_checks_and_plotted_scores_are_visible(webserver: str) -> None:
         }
         assert 0.7 <= floats["score/levenshtein"] <= 1.0
         assert {"score/exact_match", "score/mentions_required_facts", "latency_p95_ms"} <= set(floats)
+
+
+def test_release_reported_from_ci_runs_its_eval_and_records_tag_and_commit(deployment: Deployment) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(deployment.home)}
+    args = [
+        str(BIN / "dagster-evals"),
+        "report-release",
+        "--url",
+        deployment.url,
+        "--job",
+        "support_bot_versions_job",
+        "--partitions",
+        "support_bot_versions",
+        "--tag",
+        "v9.9.9",
+        "--commit",
+        "0123456789abcdef0123456789abcdef01234567",
+        "--wait",
+        "--timeout",
+        "240",
+    ]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "finished: SUCCESS" in done.stdout
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(deployment.home))) as instance:
+        assert "v9.9.9" in instance.get_dynamic_partitions("support_bot_versions")
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(["evals", "support_bot_versions", "eval_report"]),
+                asset_partitions=["v9.9.9"],
+            ),
+            limit=1,
+        ).records
+        metadata = records[0].asset_materialization.metadata
+        assert metadata["release_tag"].value == "v9.9.9"
+        assert metadata["git_commit"].value == "0123456789abcdef0123456789abcdef01234567"
+        approved = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("version_approved"), asset_partitions=["v9.9.9"]),
+            limit=1,
+        ).records
+        assert approved
+
+    unknown = subprocess.run(
+        [*args[:5], "no_such_job", *args[6:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "no job 'no_such_job'" in unknown.stderr
