@@ -1,0 +1,199 @@
+"""Run every benchmark in its own process and write benchmarks/RESULTS.md.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--output benchmarks/RESULTS.md]
+
+`--quick` runs every benchmark at a small size (a check that they all work, in about a minute); its
+figures are not comparable with a full run. Each benchmark prints its own baseline, measured in the same
+run, so every ratio in the file compares figures taken minutes apart on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform as pyplatform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Bench:
+    title: str
+    script: str
+    args: list[str]
+    quick_args: list[str]
+    meaning: str
+
+
+BENCHES = [
+    Bench(
+        "Local runner throughput",
+        "bench_local_runner.py",
+        [],
+        ["--rows", "300"],
+        "An I/O-bound task (20 ms per row) can go no faster than `max_concurrency / latency` rows/s; "
+        "`% of limit` is how close the runner gets, and `ratio vs bt` divides its rows/s by those of "
+        "`braintrust.Eval` running the same task and scorer locally (`no_send_logs=True`), so above 1 "
+        "means dagster-evals evaluates faster. `run_eval+SQLite` adds storing every row result.",
+    ),
+    Bench(
+        "Braintrust dataset sync vs the official SDK",
+        "bench_braintrust_sync.py",
+        ["--rows", "10000", "--skip-memory"],
+        ["--rows", "1000", "--skip-memory"],
+        "`ratio (ours / SDK)` divides the rows/s of `sync_rows` by those of the official SDK's "
+        "`init_dataset(...).insert(...)` + `flush()` into the same fake (a child process, over loopback); "
+        "above 1 means dagster-evals uploads faster. The re-sync of unchanged rows must send 0 rows.",
+    ),
+    Bench(
+        "Braintrust dataset sync vs the official SDK, with memory",
+        "bench_braintrust_sync.py",
+        ["--rows", "100000"],
+        ["--rows", "5000"],
+        "The same comparison at 100k rows of ~1 kB, plus peak Python memory above the source rows "
+        "during a sync: flat memory from 10k to 100k rows shows the sync streams rather than buffering.",
+    ),
+    Bench(
+        "Keywords AI paced sync vs the rate-limit floor",
+        "bench_keywordsai_sync.py",
+        [],
+        ["--rows", "200"],
+        "The fake enforces 60 requests per (scaled) minute; `x the floor` divides the wall time by "
+        "requests / rate, the time those requests take at the limit's steady rate, so ~1.1x is the "
+        "client's 90 % pacing headroom. Paced syncs should see 0 429s. The sliding window also lets a "
+        "first burst of 60 through, which the unpaced run uses (below 1x) at the price of 429s and retries.",
+    ),
+    Bench(
+        "Prompt-version sensor tick",
+        "bench_sensor_tick.py",
+        [],
+        ["--prompts", "100", "--repeats", "2"],
+        "`requests vs baseline` divides the requests of polling prompt by prompt (list, then one "
+        "request per prompt) by those of one sensor tick, `seconds vs baseline` likewise for time; "
+        "above 1 means the tick is cheaper. `at 60/min` is the least time a tick's requests take under "
+        "Keywords AI's documented limit; `empty sensor` is Dagster's own cost of evaluating a sensor.",
+    ),
+    Bench(
+        "Loading the example code location",
+        "bench_definitions_load.py",
+        [],
+        ["--runs", "2"],
+        "Each command runs in fresh processes (median); `vs baseline` divides by a bare "
+        '`python -c "import dagster"` (for the imports) or by `dagster definitions validate` on an empty '
+        "`Definitions` (for the CLI), so `added s` is what dagster-evals and the example cost at start-up.",
+    ),
+]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return pyplatform.processor() or "unknown"
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def source_state() -> str:
+    """The commit measured, and the package files that differ from it."""
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = [
+        path
+        for path in (line[3:] for line in git("status", "--porcelain").splitlines())
+        if path.endswith(".py")
+        and (path.startswith(("dagster_evals/", "example/")) or path == "definitions.py")
+    ]
+    if changed:
+        return f"commit {commit}, with local changes to {', '.join(sorted(changed))}"
+    return f"commit {commit}"
+
+
+def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
+    args = bench.quick_args if quick else bench.args
+    command = [sys.executable, str(HERE / bench.script), *args]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    elapsed = time.perf_counter() - started
+    lines = [line.rstrip() for line in done.stdout.splitlines() if not line.startswith("machine:")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    text = "\n".join(lines).rstrip()
+    if done.returncode != 0:
+        text += f"\n\nFAILED (exit {done.returncode}):\n" + "\n".join(done.stderr.splitlines()[-30:])
+    return text, elapsed, done.returncode
+
+
+def command_text(bench: Bench, quick: bool) -> str:
+    args = bench.quick_args if quick else bench.args
+    return " ".join([".venv/bin/python", f"benchmarks/{bench.script}", *args])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a fast check")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--only", nargs="*", help="run only the benchmarks whose script names contain these")
+    args = parser.parse_args(argv)
+
+    benches = [b for b in BENCHES if not args.only or any(o in b.script for o in args.only)]
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Benchmark results" + (" (quick run: small sizes, not for comparison)" if args.quick else ""),
+        "",
+        f"Generated by `.venv/bin/python benchmarks/run_all.py{' --quick' if args.quick else ''}` on {now}.",
+        "Every ratio compares figures measured in the same run, on this machine:",
+        "",
+        f"- CPUs (nproc): {os.cpu_count()}, {cpu_model()}",
+        f"- Python {pyplatform.python_version()} ({pyplatform.system()} {pyplatform.machine()})",
+        f"- Source: {source_state()}",
+        "",
+        "Re-run one benchmark with the command in its section.",
+    ]
+    load_start = os.getloadavg()[0]
+    failures = 0
+    for bench in benches:
+        print(
+            f"running {bench.script} {' '.join(bench.quick_args if args.quick else bench.args)}", flush=True
+        )
+        text, elapsed, code = run(bench, args.quick)
+        failures += code != 0
+        sizes = [a for a in (bench.quick_args if args.quick else bench.args) if a != "--skip-memory"]
+        print(text + f"\n({elapsed:.0f} s)\n", flush=True)
+        out += [
+            "",
+            f"## {bench.title}" + (f" ({' '.join(sizes)})" if sizes else ""),
+            "",
+            f"`{command_text(bench, args.quick)}` ({elapsed:.0f} s)",
+            "",
+            "```",
+            text,
+            "```",
+            "",
+            bench.meaning,
+        ]
+    load = f"- Load average (1 min) {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+    out.insert(next(i for i, line in enumerate(out) if line.startswith("- Source:")) + 1, load)
+    args.output.write_text("\n".join(out) + "\n")
+    print(f"wrote {args.output}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
