@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from dagster_evals.models import (
     DatasetRef,
@@ -132,8 +134,32 @@ def rows_digest(rows: Iterator[DatasetRow]) -> tuple[int, str]:
     return len(pairs), digest.hexdigest()
 
 
+SECRET_FIELDS = frozenset({"api_key"})
+
+
 class EvalPlatformResource(dg.ConfigurableResource):
-    """Base class of the resources that give assets, checks and sensors an `EvalPlatform`."""
+    """Base class of the resources that give assets, checks and sensors an `EvalPlatform`.
+
+    Subclasses implement `connect()`; the platform is built on first use, reused for the rest of the step,
+    and closed when the step ends. Secret fields never show in the resource's repr.
+    """
+
+    _platform: EvalPlatform | None = PrivateAttr(default=None)
+
+    def connect(self) -> EvalPlatform:
+        """A new platform client configured from this resource."""
+        raise NotImplementedError
 
     def get_platform(self) -> EvalPlatform:
-        raise NotImplementedError
+        if self._platform is None:
+            self._platform = self.connect()
+        return self._platform
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._platform is not None:
+            self._platform.close()
+            self._platform = None
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in SECRET_FIELDS and value else value)

@@ -15,12 +15,11 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
-from dagster_evals.errors import ConfigError, InputError, NotFoundError
+from dagster_evals.errors import ConfigError, InputError, NotFoundError, pinned_dataset_gone
 from dagster_evals.models import (
     DatasetRef,
     DatasetRow,
@@ -168,9 +167,10 @@ class LocalPlatform(EvalPlatform):
         return int(row["version"])
 
     def _resolve_version(self, dataset: DatasetRef, version: str | None) -> int:
+        with self._lock:
+            current = self._dataset_version(self._conn, dataset)
         if version is None:
-            with self._lock:
-                return self._dataset_version(self._conn, dataset)
+            return current
         try:
             return int(version)
         except ValueError:
@@ -330,6 +330,10 @@ class LocalPlatform(EvalPlatform):
     def run_eval(self, request: EvalRequest, *, progress: ProgressFn = _quiet) -> EvalReport:
         scorers = resolve_local_scorers(request.scorers)
         snapshot = request.snapshot
+        try:
+            self._resolve_version(snapshot.dataset, snapshot.version)
+        except NotFoundError as exc:
+            raise pinned_dataset_gone(exc, snapshot.dataset.name) from None
         project = snapshot.dataset.project or self.default_project
         baseline_scores: dict[str, dict[str, float]] = {}
         baseline_name = None
@@ -584,14 +588,8 @@ class LocalEvalResource(EvalPlatformResource):
     project: str = Field(default=DEFAULT_PROJECT, description="Project that datasets and evals belong to.")
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Rows written per transaction.")
 
-    _platform: LocalPlatform | None = PrivateAttr(default=None)
+    def connect(self) -> LocalPlatform:
+        return LocalPlatform(self.path, project=self.project, batch_size=self.batch_size)
 
     def get_platform(self) -> LocalPlatform:
-        if self._platform is None:
-            self._platform = LocalPlatform(self.path, project=self.project, batch_size=self.batch_size)
-        return self._platform
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._platform is not None:
-            self._platform.close()
-            self._platform = None
+        return cast(LocalPlatform, super().get_platform())
