@@ -3,7 +3,8 @@
 - Retries 408/429/5xx, connection errors, timeouts and truncated JSON bodies with exponential backoff and
   full jitter, honouring `Retry-After` (header, or a `retry_after` field in a JSON body).
 - Retries only requests that are safe to repeat: GET/HEAD/PUT/DELETE, and POSTs the caller marks
-  `idempotent=True` (e.g. inserts with client-chosen ids).
+  `idempotent=True` (e.g. inserts with client-chosen ids). A 429 is retried for any request: the server
+  throttles before it does anything.
 - Paces requests on the client (`rate_limit_per_minute`) so large jobs stay under a platform's limit.
 - Never puts the API key in a log line, an error or a repr.
 """
@@ -250,7 +251,8 @@ class HttpClient:
             try:
                 return self._attempt(method, path, params, json, content, headers, parse_json)
             except _Retryable as exc:
-                if not can_retry or attempt >= self.retry.max_retries:
+                # A 429 is answered before the server acts, so even a request unsafe to repeat is retried.
+                if not (can_retry or exc.status == 429) or attempt >= self.retry.max_retries:
                     if exc.status == 429:
                         error = RateLimitedError(
                             self.platform,
