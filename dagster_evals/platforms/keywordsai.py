@@ -977,6 +977,7 @@ class KeywordsAIResource(EvalPlatformResource):
     app_url: str = Field(default=DEFAULT_APP_URL, description="Web app base URL, for links in metadata.")
     timeout_s: float = Field(default=30.0, description="Timeout of one HTTP request, in seconds.")
     max_retries: int = Field(default=5, description="Retries of a failed request (429, 5xx, timeouts).")
+    backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles each retry.")
     rate_limit_per_minute: float | None = Field(
         default=60,
         description="The organization's request limit (60/minute documented). The client paces at 90% of it.",
@@ -998,7 +999,7 @@ class KeywordsAIResource(EvalPlatformResource):
                 self.api_key,
                 base_url=self.base_url,
                 timeout_s=self.timeout_s,
-                retry=RetryPolicy(max_retries=self.max_retries),
+                retry=RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s),
                 rate_limit_per_minute=self.rate_limit_per_minute,
                 app_url=self.app_url,
                 batch_size=self.batch_size,
