@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationError
 
-from dagster_evals.errors import ConfigError, CountMismatchError, InputError, NotFoundError
+from dagster_evals.errors import ConfigError, CountMismatchError, InputError, NotFoundError, PlatformError
 from dagster_evals.git import repo_info
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import (
@@ -136,6 +136,7 @@ class BraintrustPlatform(EvalPlatform):
         self.collect_git = collect_git
         self._projects: dict[str, api.Project] = {}
         self._lock = threading.Lock()
+        self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"BraintrustPlatform(api_url={self.http.base_url!r}, project={self.default_project!r})"
@@ -354,6 +355,36 @@ class BraintrustPlatform(EvalPlatform):
             metadata.setdefault("prompt_version", request.prompt.version)
         return metadata
 
+    def _once(
+        self,
+        create: Callable[[], Any],
+        project: api.Project,
+        name: str,
+        endpoint: str,
+        progress: ProgressFn,
+    ) -> Any:
+        """Send a request that creates the experiment `name` (unique per run), at most once in effect.
+
+        After an ambiguous failure (no response, 5xx, a cut-off body) the request may have taken effect:
+        the experiment is looked up by name and returned if it exists, else the request is sent again.
+        An experiment found this way may still be filling; the report's counts show it.
+        """
+        attempt = 0
+        while True:
+            try:
+                return create()
+            except PlatformError as exc:
+                ambiguous = exc.status is None or exc.status >= 500
+                if not ambiguous or attempt >= self.http.retry.max_retries:
+                    raise
+                found = self.client.list_experiments(project_id=project.id, experiment_name=name)
+                if found:
+                    progress(f"{endpoint} failed ({exc}), but experiment {name!r} exists: using it")
+                    return found[0]
+                attempt += 1
+                progress(f"{endpoint} failed ({exc}) before experiment {name!r} existed; sending it again")
+                time.sleep(self.http.retry.backoff(attempt - 1, None, self._rng))
+
     def _run_remote(self, request: EvalRequest, progress: ProgressFn) -> EvalReport:
         scorers = []
         for scorer in request.scorers:
@@ -384,7 +415,15 @@ class BraintrustPlatform(EvalPlatform):
             fields["repo_info"] = repo_info
         body = api.RunEval(**fields)
         progress(f"launching Braintrust eval {request.name!r} over dataset version {snapshot.version}")
-        summary = self.client.run_eval(body)
+        launched = self._once(
+            lambda: self.client.run_eval(body), project, request.name, "POST /v1/eval", progress
+        )
+        if isinstance(launched, api.Experiment):
+            summary = self.client.summarize_experiment(
+                launched.id, summarize_scores=True, comparison_experiment_id=request.baseline_id
+            )
+            return self._report(launched, summary, request.snapshot.row_count)
+        summary = launched
         found = self.client.list_experiments(project_id=project.id, experiment_name=summary.experiment_name)
         if not found:
             raise NotFoundError(
@@ -420,7 +459,13 @@ class BraintrustPlatform(EvalPlatform):
         if repo_info is not None:
             fields["repo_info"] = repo_info
         create = api.CreateExperiment(**fields)
-        experiment = self.client.create_experiment(create)
+        experiment: api.Experiment = self._once(
+            lambda: self.client.create_experiment(create),
+            project,
+            request.name,
+            "POST /v1/experiment",
+            progress,
+        )
         builder = ReportBuilder([s.name for s in scorers])
         encoded: deque[tuple[str, bytes]] = deque()
         total = snapshot.row_count * request.trial_count
