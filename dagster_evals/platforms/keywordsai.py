@@ -30,9 +30,9 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import httpx
@@ -137,6 +137,7 @@ def _split_report_id(report_id: str) -> tuple[str, str | None]:
     return dataset_id, run_id or None
 
 
+T = TypeVar("T")
 _STATUS = {"pending": "pending", "running": "running", "completed": "completed"}
 
 
@@ -527,6 +528,25 @@ class KeywordsAIPlatform(EvalPlatform):
             f"dataset {snapshot.dataset.name!r} still matches snapshot {snapshot.version} ({count} rows)"
         )
 
+    def _create_once(self, create: Callable[[], T], find: Callable[[], T | None]) -> T:
+        """Send a create request (not safe to repeat) so that it takes effect at most once.
+
+        After an ambiguous failure (no response, 5xx, a cut-off body) the request may have landed: `find`
+        looks for what it would have created, and only if nothing is there is the request sent again.
+        """
+        attempt = 0
+        while True:
+            try:
+                return create()
+            except PlatformError as exc:
+                if (exc.status is not None and exc.status < 500) or attempt >= self.http.retry.max_retries:
+                    raise
+                found = find()
+                if found is not None:
+                    return found
+                attempt += 1
+                time.sleep(self.http.retry.backoff(attempt - 1, None, self._rng))
+
     def wait_for_eval_report(
         self, dataset_id: str, report_id: str, *, progress: ProgressFn = _quiet
     ) -> EvalReportRun:
@@ -564,7 +584,13 @@ class KeywordsAIPlatform(EvalPlatform):
     ) -> EvalReportRun | None:
         if not slugs:
             return None
-        created = self.client.create_eval_report(dataset_id, slugs)
+        before = {r.id for r in self.client.iter_eval_reports(dataset_id, page_size=self.page_size)}
+
+        def started_by_us() -> EvalReportRun | None:
+            reports = self.client.iter_eval_reports(dataset_id, page_size=self.page_size)
+            return next((r for r in reports if r.id not in before and r.evaluator_slugs == slugs), None)
+
+        created = self._create_once(lambda: self.client.create_eval_report(dataset_id, slugs), started_by_us)
         progress(f"started eval report {created.id} with evaluators {', '.join(slugs)}")
         run = self.wait_for_eval_report(dataset_id, created.id, progress=progress)
         if run.status != "completed":
@@ -659,15 +685,17 @@ class KeywordsAIPlatform(EvalPlatform):
     ) -> EvalReport:
         snapshot = request.snapshot
         started = time.monotonic()
-        eval_dataset = self.client.create_dataset(
-            CreateDatasetRequest(
-                name=request.name,
-                description=(
-                    f"dagster-evals eval run {request.name!r} over dataset {snapshot.dataset.name!r} "
-                    f"version {snapshot.version}"
-                ),
-                is_empty=True,
-            )
+        create = CreateDatasetRequest(
+            name=request.name,
+            description=(
+                f"dagster-evals eval run {request.name!r} over dataset {snapshot.dataset.name!r} "
+                f"version {snapshot.version}"
+            ),
+            is_empty=True,
+        )
+        eval_dataset = self._create_once(
+            lambda: self.client.create_dataset(create),
+            lambda: self.find_dataset(request.name),  # the run's name is unique per run
         )
         run_info = {
             "name": request.name,
@@ -977,6 +1005,7 @@ class KeywordsAIResource(EvalPlatformResource):
     app_url: str = Field(default=DEFAULT_APP_URL, description="Web app base URL, for links in metadata.")
     timeout_s: float = Field(default=30.0, description="Timeout of one HTTP request, in seconds.")
     max_retries: int = Field(default=5, description="Retries of a failed request (429, 5xx, timeouts).")
+    backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles each retry.")
     backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles each retry.")
     rate_limit_per_minute: float | None = Field(
         default=60,
