@@ -1006,7 +1006,6 @@ class KeywordsAIResource(EvalPlatformResource):
     timeout_s: float = Field(default=30.0, description="Timeout of one HTTP request, in seconds.")
     max_retries: int = Field(default=5, description="Retries of a failed request (429, 5xx, timeouts).")
     backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles each retry.")
-    backoff_base_s: float = Field(default=0.5, description="First retry delay; doubles each retry.")
     rate_limit_per_minute: float | None = Field(
         default=60,
         description="The organization's request limit (60/minute documented). The client paces at 90% of it.",
