@@ -11,6 +11,7 @@ from dagster_evals.assets import (
     build_eval_suite_job,
     build_snapshot_asset,
 )
+from dagster_evals.component import EvalSuiteComponent
 from dagster_evals.errors import (
     AuthError,
     ConfigError,
@@ -62,6 +63,7 @@ __all__ = [
     "EvalReport",
     "EvalRequest",
     "EvalSuite",
+    "EvalSuiteComponent",
     "InputError",
     "IterableSource",
     "JsonlSource",
