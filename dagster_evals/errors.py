@@ -79,3 +79,15 @@ class RateLimitedError(PlatformError):
     """
 
     retry_after: float | None = None
+
+
+def pinned_dataset_gone(error: NotFoundError, dataset_name: str) -> NotFoundError:
+    """`error` (a 404 for a snapshot's dataset) with what to do about it: pin a new snapshot."""
+    return NotFoundError(
+        error.platform,
+        error.status or 404,
+        error.method,
+        error.endpoint,
+        f"{error.platform_message} — dataset {dataset_name!r} of the pinned snapshot no longer exists: "
+        "materialize the suite's dataset and dataset_snapshot assets again",
+    )
