@@ -29,9 +29,24 @@ class RowSource(Protocol):
     def read(self) -> Iterator[tuple[str, DatasetRow]]: ...
 
 
+def _check_json(where: str, fields: Mapping[str, Any]) -> None:
+    """Fail, naming the field, when a value has no JSON form (NaN, Infinity, arbitrary Python objects)."""
+    for name, value in fields.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise InputError(
+                f"{where}: field {name!r} holds NaN or Infinity, which JSON cannot carry; "
+                "use null or a finite number"
+            ) from exc
+        except (TypeError, RecursionError) as exc:
+            raise InputError(f"{where}: field {name!r} is not JSON: {exc}") from exc
+
+
 def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetRow:
     """Validate one raw record and turn it into a `DatasetRow`; errors name `where` and the field."""
     if isinstance(record, DatasetRow):
+        _check_json(where, {f: getattr(record, f) for f in ROW_FIELDS})
         return record
     if not isinstance(record, Mapping):
         raise InputError(f"{where}: a row must be a JSON object, got {type(record).__name__}")
@@ -55,13 +70,12 @@ def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetR
         key = record.get(key_field)
         if key is None or key == "":
             raise InputError(f"{where}: the key field {key_field!r} is missing or empty")
-        if not isinstance(key, str | int):
-            raise InputError(f"{where}: the key field {key_field!r} must be a string or an integer")
+        if not isinstance(key, str | int) or isinstance(key, bool):
+            raise InputError(
+                f"{where}: the key field {key_field!r} must be a string or an integer, got {type(key).__name__}"
+            )
         row_id = str(key)
-    try:
-        json.dumps([record["input"], record.get("expected"), metadata], allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{where}: the row is not JSON-serialisable ({exc})") from exc
+    _check_json(where, {"input": record["input"], "expected": record.get("expected"), "metadata": metadata})
     return DatasetRow.build(
         input=record["input"],
         expected=record.get("expected"),
@@ -69,6 +83,22 @@ def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetR
         tags=tags,
         id=row_id,
     )
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's lines (numbered from 1, line endings kept), each decoded as UTF-8 on its own so that an
+    undecodable byte is reported with its line."""
+    if not path.exists():
+        raise InputError(f"{path}: source file not found")
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}:{lineno}: the line is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                    f"{exc.start + 1}); save the file as UTF-8"
+                ) from exc
 
 
 @dataclass(frozen=True)
@@ -83,18 +113,16 @@ class JsonlSource:
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
         path = Path(self.path)
-        if not path.exists():
-            raise InputError(f"{path}: source file not found")
-        with path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
-                yield where, row_from_mapping(record, where, self.key_field)
+        for lineno, line in _text_lines(path):
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+            yield where, row_from_mapping(record, where, self.key_field)
 
 
 def _csv_cell(value: str) -> Any:
@@ -123,31 +151,35 @@ class CsvSource:
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
         path = Path(self.path)
-        if not path.exists():
-            raise InputError(f"{path}: source file not found")
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "input" not in reader.fieldnames:
-                raise InputError(f"{path}:1: the CSV header has no 'input' column")
-            for cells in reader:
-                where = f"{path}:{reader.line_num}"
-                if None in cells:
-                    raise InputError(f"{where}: the line has more cells than the header")
-                record: dict[str, Any] = {"input": _csv_cell(cells["input"] or "")}
-                metadata: dict[str, Any] = {}
-                for column, value in cells.items():
-                    if column == "input" or value is None:
-                        continue
-                    if column == "expected":
-                        record["expected"] = _csv_cell(value) if value != "" else None
-                    elif column == "tags":
-                        record["tags"] = [t.strip() for t in value.split("|") if t.strip()]
-                    elif column == self.key_field:
-                        record[column] = value
-                    else:
-                        metadata[column] = _csv_cell(value)
-                record["metadata"] = metadata
-                yield where, row_from_mapping(record, where, self.key_field)
+        reader = csv.DictReader(line for _, line in _text_lines(path))
+        if not reader.fieldnames or "input" not in reader.fieldnames:
+            raise InputError(f"{path}:1: the CSV header has no 'input' column")
+        columns = len(reader.fieldnames)
+        for cells in reader:
+            where = f"{path}:{reader.line_num}"
+            given = (
+                columns + len(cells[None]) if None in cells else sum(v is not None for v in cells.values())
+            )
+            if given != columns:
+                raise InputError(
+                    f"{where}: the line has {given} cells, the header has {columns}; quote cells that "
+                    "contain commas"
+                )
+            record: dict[str, Any] = {"input": _csv_cell(cells["input"] or "")}
+            metadata: dict[str, Any] = {}
+            for column, value in cells.items():
+                if column == "input" or value is None:
+                    continue
+                if column == "expected":
+                    record["expected"] = _csv_cell(value) if value != "" else None
+                elif column == "tags":
+                    record["tags"] = [t.strip() for t in value.split("|") if t.strip()]
+                elif column == self.key_field:
+                    record[column] = value
+                else:
+                    metadata[column] = _csv_cell(value)
+            record["metadata"] = metadata
+            yield where, row_from_mapping(record, where, self.key_field)
 
 
 @dataclass(frozen=True)
@@ -195,6 +227,11 @@ def load_rows(source: RowSource) -> list[DatasetRow]:
             continue
         seen[row.id] = where
         rows.append(row)
+    if not rows:
+        raise InputError(
+            f"{source.describe()}: the source has no rows; syncing it would remove every row of the dataset "
+            "(add rows, or delete the dataset on the platform to empty it)"
+        )
     if duplicates:
         lines = [f"  {row_id!r}: {', '.join(places)}" for row_id, places in list(duplicates.items())[:20]]
         more = f"\n  … and {len(duplicates) - 20} more" if len(duplicates) > 20 else ""
