@@ -26,7 +26,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationError
 
-from dagster_evals.errors import ConfigError, CountMismatchError, InputError, NotFoundError, PlatformError
+from dagster_evals.errors import (
+    ConfigError,
+    CountMismatchError,
+    InputError,
+    NotFoundError,
+    PlatformError,
+    pinned_dataset_gone,
+)
 from dagster_evals.git import repo_info
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import (
@@ -208,6 +215,13 @@ class BraintrustPlatform(EvalPlatform):
                 return summary.data_summary.total_records
         return sum(1 for _ in self.iter_rows(dataset, version=version))
 
+    def _check_size(self, row_id: str, encoded: bytes) -> None:
+        if len(b'{"events":[]}') + len(encoded) > self.insert_max_bytes:
+            raise InputError(
+                f"row {row_id!r} is {len(encoded)} bytes once encoded, more than the {self.insert_max_bytes} "
+                "bytes Braintrust accepts in one request (insert_max_bytes); shorten the row"
+            )
+
     def _batches(self, events: Iterator[tuple[str, bytes]]) -> Iterator[tuple[list[str], bytes]]:
         """Group serialized events into request bodies within the row and byte limits."""
         overhead = len(b'{"events":[]}')
@@ -215,11 +229,7 @@ class BraintrustPlatform(EvalPlatform):
         parts: list[bytes] = []
         size = overhead
         for row_id, encoded in events:
-            if overhead + len(encoded) > self.insert_max_bytes:
-                raise InputError(
-                    f"row {row_id!r} is {len(encoded)} bytes once encoded, more than the "
-                    f"{self.insert_max_bytes} bytes Braintrust accepts in one request; shorten the row"
-                )
+            self._check_size(row_id, encoded)
             if parts and (
                 len(parts) >= self.insert_batch_size or size + len(encoded) + 1 > self.insert_max_bytes
             ):
@@ -291,18 +301,21 @@ class BraintrustPlatform(EvalPlatform):
         replace: Collection[str] = (),
         progress: ProgressFn = _quiet,
     ) -> int:
-        """Insert rows by id (a full replace of any row with the same id), batched and concurrent."""
+        """Insert rows by id (a full replace of any row with the same id), batched and concurrent.
 
-        def events() -> Iterator[tuple[str, bytes]]:
-            for row in rows:
-                event: dict[str, Any] = {"id": row.id, "input": row.input, "metadata": row.metadata}
-                if row.expected is not None:
-                    event["expected"] = row.expected
-                event["tags"] = row.tags
-                yield row.id, self._encode(event)
-
+        Every row is encoded and size-checked before the first request, so a row too big for one request
+        fails the sync before any row is written.
+        """
+        events: list[tuple[str, bytes]] = []
+        for row in rows:
+            event: dict[str, Any] = {"id": row.id, "input": row.input, "metadata": row.metadata}
+            if row.expected is not None:
+                event["expected"] = row.expected
+            event["tags"] = row.tags
+            events.append((row.id, self._encode(event)))
+            self._check_size(*events[-1])
         return self._send_batches(
-            f"/v1/dataset/{dataset.id}/insert", events(), total=len(rows), progress=progress
+            f"/v1/dataset/{dataset.id}/insert", iter(events), total=len(rows), progress=progress
         )
 
     def delete_rows(self, dataset: DatasetRef, row_ids: Collection[str]) -> None:
@@ -344,6 +357,11 @@ class BraintrustPlatform(EvalPlatform):
         return git_repo_info() if self.collect_git else None
 
     def run_eval(self, request: EvalRequest, *, progress: ProgressFn = _quiet) -> EvalReport:
+        dataset = request.snapshot.dataset
+        try:
+            self.client.get_dataset(dataset.id)
+        except NotFoundError as exc:
+            raise pinned_dataset_gone(exc, dataset.name) from None
         if isinstance(request.task, PlatformFunction):
             return self._run_remote(request, progress)
         return self._run_local(request, progress)

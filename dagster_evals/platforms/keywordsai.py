@@ -46,6 +46,7 @@ from dagster_evals.errors import (
     NotFoundError,
     PlatformError,
     RateLimitedError,
+    pinned_dataset_gone,
 )
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import (
@@ -82,6 +83,9 @@ from dagster_evals.summary import ReportBuilder
 
 DEFAULT_APP_URL = "https://platform.keywordsai.co"
 DEFAULT_BATCH_SIZE = 100
+# Largest bulk-insert body sent. Keywords AI documents no limit; this is Django's default request body limit
+# (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB), which a Django-served API rejects above.
+DEFAULT_MAX_REQUEST_BYTES = 2_621_440
 # Share of the configured rate limit the client actually uses: the server counts requests in a sliding
 # window, and network jitter can bunch evenly paced requests together.
 PACING_HEADROOM = 0.9
@@ -157,13 +161,17 @@ class KeywordsAIPlatform(EvalPlatform):
         eval_poll_max_interval_s: float = 30.0,
         eval_timeout_s: float = 1800.0,
         max_batch_attempts: int = 5,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         if batch_size < 1 or page_size < 1:
             raise ConfigError(
                 f"batch_size and page_size must be at least 1, got {batch_size} and {page_size}"
             )
+        if max_request_bytes < 1024:
+            raise ConfigError(f"max_request_bytes must be at least 1024, got {max_request_bytes}")
         self.client = client
         self.batch_size = batch_size
+        self.max_request_bytes = max_request_bytes
         self.page_size = min(page_size, MAX_PAGE_SIZE)
         self.app_url = app_url.rstrip("/")
         self.eval_poll_interval_s = eval_poll_interval_s
@@ -465,6 +473,28 @@ class KeywordsAIPlatform(EvalPlatform):
                 )
             return requests
 
+    def _batches(self, rows: Sequence[DatasetRow], logs: Sequence[DatasetLogInput]) -> list[tuple[int, int]]:
+        """`(start, end)` index ranges of the bulk requests; fails naming a row too big for any request."""
+        overhead = len(b'{"logs": []}')
+        batches: list[tuple[int, int]] = []
+        start, size = 0, overhead
+        for index, (row, log) in enumerate(zip(rows, logs, strict=True)):
+            encoded = len(json.dumps(log.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")) + 2
+            if overhead + encoded > self.max_request_bytes:
+                raise InputError(
+                    f"row {row.id!r} is {encoded} bytes once encoded, more than the {self.max_request_bytes} "
+                    "bytes sent to Keywords AI in one request (max_request_bytes); shorten the row"
+                )
+            if index > start and (
+                index - start >= self.batch_size or size + encoded > self.max_request_bytes
+            ):
+                batches.append((start, index))
+                start, size = index, overhead
+            size += encoded
+        if start < len(rows):
+            batches.append((start, len(rows)))
+        return batches
+
     def upsert_rows(
         self,
         dataset: DatasetRef,
@@ -473,8 +503,11 @@ class KeywordsAIPlatform(EvalPlatform):
         replace: Collection[str] = (),
         progress: ProgressFn = _quiet,
     ) -> int:
-        """Delete the `replace` ids by metadata filter, then bulk-insert `rows` in batches."""
+        """Delete the `replace` ids by metadata filter, then bulk-insert `rows` in batches of at most
+        `batch_size` rows and `max_request_bytes` bytes. Every row is checked before the first request, so
+        a row too big for one request fails the sync before anything is deleted or written."""
         logs = [self._log_from_row(row) for row in rows]
+        batches = self._batches(rows, logs)
         requests = 0
         if replace:
             before = self.http.requests_sent
@@ -482,12 +515,11 @@ class KeywordsAIPlatform(EvalPlatform):
             requests += self.http.requests_sent - before
         started = time.monotonic()
         done = 0
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
+        for start, end in batches:
             requests += self._write_batch(
-                dataset.id, logs[start : start + self.batch_size], ROW_ID_KEY, [r.id for r in batch]
+                dataset.id, logs[start:end], ROW_ID_KEY, [r.id for r in rows[start:end]]
             )
-            done += len(batch)
+            done += end - start
             elapsed = time.monotonic() - started
             eta = elapsed / done * (len(rows) - done)
             progress(f"wrote {done}/{len(rows)} rows to Keywords AI ({elapsed:.1f}s elapsed, ETA {eta:.1f}s)")
@@ -652,9 +684,26 @@ class KeywordsAIPlatform(EvalPlatform):
             scores[name] = summary
         return report.model_copy(update={"scores": scores, "baseline_name": baseline.name})
 
+    def _check_evaluators(self, slugs: Sequence[str]) -> None:
+        """Fail before anything is written when an evaluator slug is unknown to the organization."""
+        if not slugs:
+            return
+        known = {e.evaluator_slug for e in self.client.iter_evaluators(page_size=self.page_size)}
+        missing = [slug for slug in slugs if slug not in known]
+        if missing:
+            raise ConfigError(
+                f"Keywords AI has no evaluator {', '.join(map(repr, missing))}; the organization's evaluators "
+                f"are {', '.join(sorted(known)) or 'none'}: fix the PlatformFunction name, or create the "
+                "evaluator in Keywords AI"
+            )
+
     def run_eval(self, request: EvalRequest, *, progress: ProgressFn = _quiet) -> EvalReport:
         slugs, scorers = self._split_scorers(request.scorers)
-        self._check_snapshot(request.snapshot, progress)
+        self._check_evaluators(slugs)
+        try:
+            self._check_snapshot(request.snapshot, progress)
+        except NotFoundError as exc:
+            raise pinned_dataset_gone(exc, request.snapshot.dataset.name) from None
         baseline = baseline_rows = None
         if request.baseline_id:
             baseline = self.get_eval_report(request.baseline_id)
@@ -1011,6 +1060,10 @@ class KeywordsAIResource(EvalPlatformResource):
         description="The organization's request limit (60/minute documented). The client paces at 90% of it.",
     )
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Logs per bulk insert request.")
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        description="Largest bulk insert body, in bytes; a longer row fails the sync naming the row.",
+    )
     page_size: int = Field(default=MAX_PAGE_SIZE, description="Logs per list page (at most 100).")
     eval_poll_interval_s: float = Field(default=2.0, description="First wait between eval report polls.")
     eval_timeout_s: float = Field(default=1800.0, description="Longest wait for an eval report to finish.")
@@ -1031,6 +1084,7 @@ class KeywordsAIResource(EvalPlatformResource):
                 rate_limit_per_minute=self.rate_limit_per_minute,
                 app_url=self.app_url,
                 batch_size=self.batch_size,
+                max_request_bytes=self.max_request_bytes,
                 page_size=self.page_size,
                 eval_poll_interval_s=self.eval_poll_interval_s,
                 eval_timeout_s=self.eval_timeout_s,
