@@ -111,6 +111,7 @@ def build_prompt_version_sensor(
     """
     partitions = _partitions_def(suite, "prompt version")
     slugs = list(prompt_slugs) if prompt_slugs else None
+    latest_only = initial != "all"
 
     @dg.sensor(
         name=name or f"{suite.name}_prompt_version_sensor",
@@ -131,12 +132,16 @@ def build_prompt_version_sensor(
         try:
             platform = resource.get_platform()
             if slugs is None:
-                versions = platform.list_prompt_versions(project=where, newer_than=known)
+                versions = platform.list_prompt_versions(
+                    project=where, newer_than=known, latest_only=latest_only
+                )
             else:
                 versions = [
                     v
                     for slug in slugs
-                    for v in platform.list_prompt_versions(project=where, slug=slug, newer_than=known)
+                    for v in platform.list_prompt_versions(
+                        project=where, slug=slug, newer_than=known, latest_only=latest_only
+                    )
                 ]
         except OUTAGE_ERRORS as exc:
             return dg.SkipReason(f"could not list prompt versions ({type(resource).__name__}): {exc}")

@@ -335,7 +335,7 @@ def test_unknown_evaluator_fails_the_eval_report_asset(tmp_path: Path, instance,
         thresholds={},
     )
     result = run(suite, instance, resource(server), raise_on_error=False)
-    assert "HTTP 400" in failure_text(result) and "missing_eval" in failure_text(result)
+    assert "Keywords AI has no evaluator 'missing_eval'" in failure_text(result)
 
 
 def test_report_can_be_fetched_again_with_row_scores(tmp_path: Path, instance, fake, server) -> None:

@@ -105,11 +105,14 @@ class EvalPlatform(ABC):
         project: str | None = None,
         slug: str | None = None,
         newer_than: Mapping[str, str] | None = None,
+        latest_only: bool = False,
     ) -> list[PromptVersion]:
         """Prompt versions of a project (optionally of one prompt), oldest first.
 
         `newer_than` maps prompt id → the newest version the caller already knows; a platform may then
-        leave out versions up to it (and skip requests for prompts with nothing new).
+        leave out versions up to it (and skip requests for prompts with nothing new). With `latest_only`,
+        only the newest version of a prompt missing from `newer_than` is needed (its `content` may then be
+        left empty and fetched later with `get_prompt_version`).
         """
 
     def get_prompt_version(

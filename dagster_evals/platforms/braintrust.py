@@ -21,10 +21,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import dagster as dg
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, ValidationError
 
 from dagster_evals.errors import (
     ConfigError,
@@ -303,19 +302,25 @@ class BraintrustPlatform(EvalPlatform):
     ) -> int:
         """Insert rows by id (a full replace of any row with the same id), batched and concurrent.
 
-        Every row is encoded and size-checked before the first request, so a row too big for one request
-        fails the sync before any row is written.
+        Every row is size-checked before the first request, so a row too big for one request fails the sync
+        before any row is written. The check encodes and drops each row; the send encodes again while it
+        streams, so memory stays flat in the number of rows.
         """
-        events: list[tuple[str, bytes]] = []
-        for row in rows:
+
+        def event_of(row: DatasetRow) -> bytes:
             event: dict[str, Any] = {"id": row.id, "input": row.input, "metadata": row.metadata}
             if row.expected is not None:
                 event["expected"] = row.expected
             event["tags"] = row.tags
-            events.append((row.id, self._encode(event)))
-            self._check_size(*events[-1])
+            return self._encode(event)
+
+        for row in rows:
+            self._check_size(row.id, event_of(row))
         return self._send_batches(
-            f"/v1/dataset/{dataset.id}/insert", iter(events), total=len(rows), progress=progress
+            f"/v1/dataset/{dataset.id}/insert",
+            ((row.id, event_of(row)) for row in rows),
+            total=len(rows),
+            progress=progress,
         )
 
     def delete_rows(self, dataset: DatasetRef, row_ids: Collection[str]) -> None:
@@ -684,6 +689,7 @@ class BraintrustPlatform(EvalPlatform):
         project: str | None = None,
         slug: str | None = None,
         newer_than: Mapping[str, str] | None = None,
+        latest_only: bool = False,
     ) -> list[PromptVersion]:
         """The current version of every prompt of the project (optionally one slug), oldest first.
 
@@ -823,32 +829,22 @@ class BraintrustResource(EvalPlatformResource):
     stream_evals: bool = Field(default=False, description="Use stream: true for POST /v1/eval.")
     collect_git: bool = Field(default=True, description="Send the local git state as repo_info.")
 
-    _platform: BraintrustPlatform | None = PrivateAttr(default=None)
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, ("***" if name == "api_key" else value)
-
     def get_platform(self) -> BraintrustPlatform:
-        if self._platform is None:
-            self._platform = BraintrustPlatform(
-                api_key=self.api_key,
-                api_url=self.api_url,
-                app_url=self.app_url,
-                org_name=self.org_name,
-                project=self.project,
-                timeout_s=self.timeout_s,
-                retry=RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s),
-                rate_limit_per_minute=self.rate_limit_per_minute,
-                insert_batch_size=self.insert_batch_size,
-                insert_max_bytes=self.insert_max_bytes,
-                request_concurrency=self.request_concurrency,
-                stream_evals=self.stream_evals,
-                collect_git=self.collect_git,
-            )
-        return self._platform
+        return cast(BraintrustPlatform, super().get_platform())
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._platform is not None:
-            self._platform.close()
-            self._platform = None
+    def connect(self) -> BraintrustPlatform:
+        return BraintrustPlatform(
+            api_key=self.api_key,
+            api_url=self.api_url,
+            app_url=self.app_url,
+            org_name=self.org_name,
+            project=self.project,
+            timeout_s=self.timeout_s,
+            retry=RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s),
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            insert_batch_size=self.insert_batch_size,
+            insert_max_bytes=self.insert_max_bytes,
+            request_concurrency=self.request_concurrency,
+            stream_evals=self.stream_evals,
+            collect_git=self.collect_git,
+        )

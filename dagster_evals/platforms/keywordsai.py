@@ -32,11 +32,10 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-import dagster as dg
 import httpx
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from dagster_evals.errors import (
     ConfigError,
@@ -985,11 +984,14 @@ class KeywordsAIPlatform(EvalPlatform):
         project: str | None = None,
         slug: str | None = None,
         newer_than: Mapping[str, str] | None = None,
+        latest_only: bool = False,
     ) -> list[PromptVersion]:
         """Every version of every prompt (or of the prompt whose slug, id or name is `slug`), oldest first.
 
         Requests: one per 100 prompts, plus one per 100 versions of each prompt listed. A prompt whose
-        version count shows nothing newer than `newer_than[prompt_id]` is not listed (no request).
+        version count shows nothing newer than `newer_than[prompt_id]` is not listed (no request); with
+        `latest_only`, a prompt missing from `newer_than` contributes its newest version, numbered from its
+        version count (versions are numbered 1…n), without a request.
         """
         versions: list[PromptVersion] = []
         for prompt in self.client.iter_prompts(page_size=self.page_size):
@@ -1005,6 +1007,18 @@ class KeywordsAIPlatform(EvalPlatform):
                 and prompt.commit_count is not None
                 and prompt.commit_count <= int(known)
             ):
+                continue
+            if latest_only and known is None and prompt.commit_count:
+                versions.append(
+                    PromptVersion(
+                        platform="keywordsai",
+                        project=None,
+                        prompt_id=prompt.prompt_id,
+                        slug=prompt_slug,
+                        version=str(prompt.commit_count),
+                        created_at=prompt.updated_at,
+                    )
+                )
                 continue
             for version in self.client.iter_prompt_versions(prompt.prompt_id, page_size=self.page_size):
                 content = version.model_dump(
@@ -1068,30 +1082,20 @@ class KeywordsAIResource(EvalPlatformResource):
     eval_poll_interval_s: float = Field(default=2.0, description="First wait between eval report polls.")
     eval_timeout_s: float = Field(default=1800.0, description="Longest wait for an eval report to finish.")
 
-    _platform: KeywordsAIPlatform | None = PrivateAttr(default=None)
-
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            yield name, ("***" if name == "api_key" else value)
-
     def get_platform(self) -> KeywordsAIPlatform:
-        if self._platform is None:
-            self._platform = KeywordsAIPlatform.connect(
-                self.api_key,
-                base_url=self.base_url,
-                timeout_s=self.timeout_s,
-                retry=RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s),
-                rate_limit_per_minute=self.rate_limit_per_minute,
-                app_url=self.app_url,
-                batch_size=self.batch_size,
-                max_request_bytes=self.max_request_bytes,
-                page_size=self.page_size,
-                eval_poll_interval_s=self.eval_poll_interval_s,
-                eval_timeout_s=self.eval_timeout_s,
-            )
-        return self._platform
+        return cast(KeywordsAIPlatform, super().get_platform())
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._platform is not None:
-            self._platform.close()
-            self._platform = None
+    def connect(self) -> KeywordsAIPlatform:
+        return KeywordsAIPlatform.connect(
+            self.api_key,
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            retry=RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s),
+            rate_limit_per_minute=self.rate_limit_per_minute,
+            app_url=self.app_url,
+            batch_size=self.batch_size,
+            max_request_bytes=self.max_request_bytes,
+            page_size=self.page_size,
+            eval_poll_interval_s=self.eval_poll_interval_s,
+            eval_timeout_s=self.eval_timeout_s,
+        )

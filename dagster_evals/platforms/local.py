@@ -541,6 +541,7 @@ class LocalPlatform(EvalPlatform):
         project: str | None = None,
         slug: str | None = None,
         newer_than: Mapping[str, str] | None = None,
+        latest_only: bool = False,
     ) -> list[PromptVersion]:
         project = project or self.default_project
         sql = (
