@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from machine import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -168,16 +169,6 @@ def peak_memory(url: str, n: int, row_bytes: int) -> tuple[float, float]:
     bt.close()
     tracemalloc.stop()
     return held / 2**20, (peak - held) / 2**20
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return py_platform.processor() or "unknown"
 
 
 def main() -> None:

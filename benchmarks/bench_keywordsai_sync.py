@@ -14,7 +14,8 @@ import argparse
 import os
 import platform as pyplatform
 import time
-from pathlib import Path
+
+from machine import cpu_model
 
 from dagster_evals.http import RetryPolicy
 from dagster_evals.models import DatasetRow
@@ -24,16 +25,6 @@ from dagster_evals.testing.keywordsai import KeywordsAIFake
 
 LIMIT = 60
 KEY = "bench-key"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return pyplatform.processor() or "unknown"
 
 
 def make_rows(n: int) -> list[DatasetRow]:

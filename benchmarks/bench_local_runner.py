@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -21,22 +20,12 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from machine import machine_line
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dagster_evals import DatasetRow, EvalRequest, LocalPlatform, run_eval_locally
 from dagster_evals.scorers import resolve_local_scorers
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def exact(output: str, expected: str) -> float:
@@ -140,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     latency = args.latency_ms / 1000
     rows = [DatasetRow.build(input=i, expected=str(i), id=f"r{i}") for i in range(args.rows)]
-    print(f"machine: {machine()}")
+    print(f"machine: {machine_line()}")
     print(f"{args.rows} rows, task latency {args.latency_ms:.0f} ms\n")
     header = (
         f"{'concurrency':>11} | {'limit rows/s':>12} | {'runner rows/s':>13} | {'% of limit':>10} | "

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dagster as dg
@@ -65,16 +67,6 @@ KEYWORDSAI_LIMIT_PER_S = 1.0  # documented: 60 requests per minute per organizat
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 with contextlib.suppress(AttributeError):
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return pyplatform.processor() or "unknown"
 
 
 def slug(i: int) -> str:
