@@ -7,7 +7,6 @@ the retry budget runs out the run fails naming status and endpoint."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +67,6 @@ def platform(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def fake(platform: str) -> BraintrustFake | KeywordsAIFake:
     return make_fake(platform)
-
-
-@pytest.fixture
-def server(fake: BraintrustFake | KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
 
 
 def suite_for(platform: str, source: Path, **overrides: Any) -> EvalSuite:
