@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dagster_evals.models import DatasetRef, EvalReport, PlatformName, RowResult, ScoreSummary
+from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformName, RowResult, ScoreSummary
 
 # A per-row score moving by more than this counts as an improvement / regression.
 ROW_CHANGE_EPSILON = 1e-9
@@ -56,6 +56,23 @@ class ReportBuilder:
             row_id: {name: sum(vals) / len(vals) for name, vals in scores.items() if vals}
             for row_id, scores in self._row_scores.items()
         }
+
+    def build_for(
+        self, request: EvalRequest, *, id: str, platform: PlatformName, duration_s: float, **fields: Any
+    ) -> EvalReport:
+        """`build` with the name, snapshot, trial count, baseline, metadata and tags taken from `request`
+        (any of them can be overridden in `fields`)."""
+        derived: dict[str, Any] = {
+            "name": request.name,
+            "dataset": request.snapshot.dataset,
+            "dataset_version": request.snapshot.version,
+            "rows_in_snapshot": request.snapshot.row_count,
+            "trial_count": request.trial_count,
+            "baseline_id": request.baseline_id,
+            "metadata": request.metadata,
+            "tags": request.tags,
+        }
+        return self.build(id=id, platform=platform, duration_s=duration_s, **(derived | fields))
 
     def build(
         self,

@@ -527,22 +527,16 @@ class BraintrustPlatform(EvalPlatform):
         summary = self.client.summarize_experiment(
             experiment.id, summarize_scores=True, comparison_experiment_id=request.baseline_id
         )
-        report = builder.build(
+        report = builder.build_for(
+            request,
             id=experiment.id,
             name=experiment.name,
             platform="braintrust",
-            dataset=snapshot.dataset,
-            dataset_version=snapshot.version,
-            rows_in_snapshot=snapshot.row_count,
-            trial_count=request.trial_count,
             duration_s=stats.duration_s,
-            baseline_id=request.baseline_id,
             baseline_name=baseline_name,
             baseline_row_scores=baseline_scores or None,
             url=summary.experiment_url,
             project_url=summary.project_url,
-            metadata=request.metadata,
-            tags=request.tags,
         )
         return report.model_copy(
             update={"scores": self._merge_scores(report.scores, summary, bool(request.baseline_id))}

@@ -820,16 +820,11 @@ class KeywordsAIPlatform(EvalPlatform):
         builder = ReportBuilder([*run_info["scorers"], *slugs])
         for log in self.client.iter_dataset_logs(eval_dataset.id, page_size=self.page_size):
             builder.add(self._row_result(log, slugs))
-        report = builder.build(
+        report = builder.build_for(
+            request,
             id=report_id,
-            name=request.name,
             platform="keywordsai",
-            dataset=snapshot.dataset,
-            dataset_version=snapshot.version,
-            rows_in_snapshot=snapshot.row_count,
-            trial_count=request.trial_count,
             duration_s=time.monotonic() - started,
-            baseline_id=request.baseline_id,
             baseline_row_scores=baseline_rows,
             url=self.dataset_url(eval_dataset.id),
             project_url=self.dataset_url(snapshot.dataset.id),
@@ -838,7 +833,6 @@ class KeywordsAIPlatform(EvalPlatform):
                 "eval_dataset_id": eval_dataset.id,
                 "keywordsai_report_id": run.id if run else "",
             },
-            tags=request.tags,
         )
         return self._fill_from_results(report, run, slugs)
 
@@ -870,20 +864,15 @@ class KeywordsAIPlatform(EvalPlatform):
                     local_errors[scorer.name] = f"{type(exc).__name__}: {exc}"[:2000]
             builder.add(self._row_result(log, slugs, {"scores": local_scores, "errors": local_errors}))
         report_id = f"{snapshot.dataset.id}:{run.id}" if run else snapshot.dataset.id
-        report = builder.build(
+        report = builder.build_for(
+            request,
             id=report_id,
-            name=request.name,
             platform="keywordsai",
-            dataset=snapshot.dataset,
-            dataset_version=snapshot.version,
-            rows_in_snapshot=snapshot.row_count,
             trial_count=1,
             duration_s=time.monotonic() - started,
-            baseline_id=request.baseline_id,
             baseline_row_scores=baseline_rows,
             url=self.dataset_url(snapshot.dataset.id),
             metadata={**request.metadata, "keywordsai_report_id": run.id if run else ""},
-            tags=request.tags,
         )
         return self._fill_from_results(report, run, slugs)
 

@@ -413,20 +413,13 @@ class LocalPlatform(EvalPlatform):
             prompt=request.prompt,
         )
         flush()
-        report = builder.build(
+        report = builder.build_for(
+            request,
             id=experiment_id,
-            name=request.name,
             platform="local",
-            dataset=snapshot.dataset,
-            dataset_version=snapshot.version,
-            rows_in_snapshot=snapshot.row_count,
-            trial_count=request.trial_count,
             duration_s=stats.duration_s,
-            baseline_id=request.baseline_id,
             baseline_name=baseline_name,
             baseline_row_scores=baseline_scores or None,
-            metadata=request.metadata,
-            tags=request.tags,
         )
         self._transaction(
             lambda conn: conn.execute(
