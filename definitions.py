@@ -149,7 +149,6 @@ release_job = dg.define_asset_job(
 versions_job = dg.define_asset_job(
     "support_bot_versions_job",
     selection=dg.AssetSelection.assets(version_approved).upstream(),
-    partitions_def=versions,
     description="Evaluate one prompt version / release of the support bot and approve it when the gate passes.",
 )
 

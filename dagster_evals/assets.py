@@ -391,7 +391,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         group_name=suite.group_name or suite.name,
         description=f"Eval report of suite {suite.name!r}: per-scorer scores over the pinned dataset snapshot.",
         required_resource_keys={suite.resource_key},
-        check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.partitions_def),
+        check_specs=check_specs(key, thresholds, regression, suite.blocking),
         partitions_def=suite.partitions_def,
         kinds={"evals"},
     )
@@ -433,7 +433,6 @@ def build_eval_suite_job(suite: EvalSuite) -> Any:
         suite.job_name,
         selection=dg.AssetSelection.assets(suite.dataset_key, suite.snapshot_key, suite.eval_report_key),
         description=f"Sync, pin and evaluate suite {suite.name!r}.",
-        partitions_def=suite.partitions_def,
     )
 
 

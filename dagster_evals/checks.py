@@ -94,7 +94,6 @@ def check_specs(
     thresholds: Mapping[str, float],
     max_regression: Mapping[str, float],
     blocking: bool,
-    partitions_def: dg.PartitionsDefinition | None = None,
 ) -> list[dg.AssetCheckSpec]:
     """The check specs an eval report asset declares for these rules."""
     specs = [
@@ -103,7 +102,6 @@ def check_specs(
             asset=asset_key,
             blocking=blocking,
             description=f"Mean {scorer} score is at least {minimum}.",
-            partitions_def=partitions_def,
         )
         for scorer, minimum in thresholds.items()
     ]
@@ -114,7 +112,6 @@ def check_specs(
                 asset=asset_key,
                 blocking=blocking,
                 description="No scorer's mean dropped more than allowed against the baseline.",
-                partitions_def=partitions_def,
             )
         )
     specs.append(
@@ -123,7 +120,6 @@ def check_specs(
             asset=asset_key,
             blocking=blocking,
             description="Every snapshot row was run; errored rows within the allowance.",
-            partitions_def=partitions_def,
         )
     )
     return specs

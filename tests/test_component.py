@@ -56,8 +56,11 @@ def test_yaml_suite_builds_assets_checks_job_sensor_and_schedule() -> None:
             assert checks == {"threshold_exact_match", "no_regression", "completeness"}
             assert [s.name for s in defs.sensors] == ["yaml_suite_prompt_version_sensor"]
             assert [s.name for s in defs.schedules] == ["yaml_suite_nightly"]
-            [job] = [j for j in defs.jobs or [] if j.name == "yaml_suite_eval_job"]
-            assert job.partitions_def.name == "yaml_versions"
+            with_resource = dg.Definitions.merge(
+                defs, dg.Definitions(resources={"evals": LocalEvalResource()})
+            )
+            job = with_resource.resolve_job_def("yaml_suite_eval_job")
+            assert job.partitions_def is not None and job.partitions_def.name == "yaml_versions"
     finally:
         sandbox_cm.__exit__(None, None, None)
 
