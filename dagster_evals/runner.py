@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagster_evals.errors import ConfigError
-from dagster_evals.models import DatasetRow, RowResult
+from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.scorers import Scorer
 
 TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
@@ -234,6 +234,25 @@ def run_eval_locally(
         raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
     runner = _Runner(task, scorers, concurrency, row_timeout_s, prompt)
     return run_coroutine(runner.run(_pairs(rows, trial_count), on_result))
+
+
+def run_request_locally(
+    request: EvalRequest,
+    rows: Iterable[DatasetRow],
+    scorers: list[Scorer],
+    on_result: Callable[[RowResult], None],
+) -> RunStats:
+    """`run_eval_locally` with the task, trials, concurrency, row timeout and prompt taken from `request`."""
+    return run_eval_locally(
+        rows,
+        request.task,
+        scorers,
+        on_result,
+        trial_count=request.trial_count,
+        max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        row_timeout_s=request.row_timeout_s,
+        prompt=request.prompt,
+    )
 
 
 def run_coroutine(coro: Any) -> Any:

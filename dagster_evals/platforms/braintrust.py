@@ -48,7 +48,7 @@ from dagster_evals.models import (
 )
 from dagster_evals.platforms import braintrust_api as api
 from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource, ProgressFn, _quiet
-from dagster_evals.runner import DEFAULT_MAX_CONCURRENCY, run_eval_locally
+from dagster_evals.runner import run_request_locally
 from dagster_evals.scorers import resolve_local_scorers
 from dagster_evals.summary import ReportBuilder
 
@@ -509,15 +509,8 @@ class BraintrustPlatform(EvalPlatform):
                 encoded.append((result.row_id, self._encode(self._result_event(result, snapshot.dataset.id))))
                 flush(False)
 
-        stats = run_eval_locally(
-            self.iter_rows(snapshot.dataset, version=snapshot.version),
-            request.task,
-            scorers,
-            on_result,
-            trial_count=request.trial_count,
-            max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
-            row_timeout_s=request.row_timeout_s,
-            prompt=request.prompt,
+        stats = run_request_locally(
+            request, self.iter_rows(snapshot.dataset, version=snapshot.version), scorers, on_result
         )
         flush(True)
         if counts["sent"] != stats.pairs:

@@ -14,7 +14,7 @@ How the platform-neutral model maps onto Keywords AI:
 - **Versions.** Keywords AI datasets have no server-side versions. A version here is the content digest of
   the rows (the first 16 hex digits of `rows_digest`); `snapshot()` pins it, and `run_eval` re-reads the
   dataset and refuses to run (`DatasetChangedError`) when its digest no longer matches the snapshot's.
-- **Evals.** With a Python task, the task and local scorers run here (`run_eval_locally`); each result is
+- **Evals.** With a Python task, the task and local scorers run here (`run_request_locally`); each result is
   written as a log of a new dataset dedicated to that run (output, local scores and errors in metadata);
   the Keywords AI evaluators given as `PlatformFunction(platform="keywordsai", name=<evaluator slug>)` run
   over it as an eval report, polled with backoff until it finishes; per-evaluator scores are read from the
@@ -76,7 +76,7 @@ from dagster_evals.platforms.keywordsai_api import (
     RequestLog,
     where,
 )
-from dagster_evals.runner import DEFAULT_MAX_CONCURRENCY, run_coroutine, run_eval_locally
+from dagster_evals.runner import run_coroutine, run_request_locally
 from dagster_evals.scorers import Scorer, resolve_local_scorers
 from dagster_evals.summary import ReportBuilder
 
@@ -798,16 +798,7 @@ class KeywordsAIPlatform(EvalPlatform):
             if len(pending) >= self.batch_size:
                 flush()
 
-        stats = run_eval_locally(
-            self.iter_rows(snapshot.dataset),
-            request.task,
-            scorers,
-            on_result,
-            trial_count=request.trial_count,
-            max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
-            row_timeout_s=request.row_timeout_s,
-            prompt=request.prompt,
-        )
+        stats = run_request_locally(request, self.iter_rows(snapshot.dataset), scorers, on_result)
         flush()
         present = self.client.count_dataset_logs(eval_dataset.id)
         if present != stats.pairs:

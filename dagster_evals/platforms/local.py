@@ -33,7 +33,7 @@ from dagster_evals.models import (
     utcnow,
 )
 from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource, ProgressFn, _quiet, rows_digest
-from dagster_evals.runner import DEFAULT_MAX_CONCURRENCY, run_eval_locally
+from dagster_evals.runner import run_request_locally
 from dagster_evals.scorers import resolve_local_scorers
 from dagster_evals.summary import ReportBuilder
 
@@ -402,15 +402,8 @@ class LocalPlatform(EvalPlatform):
             if len(pending) >= self.batch_size:
                 flush()
 
-        stats = run_eval_locally(
-            self.iter_rows(snapshot.dataset, version=snapshot.version),
-            request.task,
-            scorers,
-            on_result,
-            trial_count=request.trial_count,
-            max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
-            row_timeout_s=request.row_timeout_s,
-            prompt=request.prompt,
+        stats = run_request_locally(
+            request, self.iter_rows(snapshot.dataset, version=snapshot.version), scorers, on_result
         )
         flush()
         report = builder.build_for(
