@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
+from dagster_evals.backends.braintrust.platform import BraintrustPlatform
 from dagster_evals.models import DatasetRow
-from dagster_evals.platforms.braintrust import BraintrustPlatform
 from dagster_evals.sync import sync_rows
 
 KEY = "bench-key"

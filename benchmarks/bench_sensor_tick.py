@@ -52,10 +52,10 @@ from dagster_evals import (
     build_eval_suite_definitions,
     build_prompt_version_sensor,
 )
-from dagster_evals.platforms import braintrust_api as bt_api
-from dagster_evals.platforms.braintrust import BraintrustPlatform
-from dagster_evals.platforms.keywordsai import KeywordsAIPlatform
-from dagster_evals.platforms.local import LocalPlatform
+from dagster_evals.backends.braintrust import models as bt_api
+from dagster_evals.backends.braintrust.platform import BraintrustPlatform
+from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
+from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 

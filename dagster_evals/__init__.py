@@ -11,6 +11,10 @@ from dagster_evals.assets import (
     build_eval_suite_job,
     build_snapshot_asset,
 )
+from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
+from dagster_evals.backends.braintrust import BraintrustPlatform, BraintrustResource
+from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
+from dagster_evals.backends.local import LocalEvalResource, LocalPlatform
 from dagster_evals.component import EvalSuiteComponent
 from dagster_evals.errors import (
     AuthError,
@@ -34,10 +38,6 @@ from dagster_evals.models import (
     Snapshot,
     SyncResult,
 )
-from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource
-from dagster_evals.platforms.braintrust import BraintrustPlatform, BraintrustResource
-from dagster_evals.platforms.keywordsai import KeywordsAIPlatform, KeywordsAIResource
-from dagster_evals.platforms.local import LocalEvalResource, LocalPlatform
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor

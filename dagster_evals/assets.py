@@ -16,12 +16,12 @@ from typing import Any
 
 import dagster as dg
 
+from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
 from dagster_evals.checks import check_specs, evaluate_checks, validate_thresholds
 from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
 from dagster_evals.git import repo_info
 from dagster_evals.metadata import PREVIEW_ROWS, report_metadata, snapshot_metadata, sync_metadata
 from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformFunction, Snapshot
-from dagster_evals.platforms.base import EvalPlatform, EvalPlatformResource
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
 from dagster_evals.sync import sync_rows

@@ -7,8 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from dagster_evals.backends.local.platform import DEFAULT_PROJECT, LocalPlatform, default_db_path
 from dagster_evals.metadata import report_markdown
-from dagster_evals.platforms.local import DEFAULT_PROJECT, LocalPlatform, default_db_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

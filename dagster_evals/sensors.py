@@ -16,10 +16,10 @@ import dagster as dg
 import httpx
 
 from dagster_evals.assets import EvalSuite
+from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.errors import ConfigError, DagsterEvalsError
 from dagster_evals.git import list_tags, version_key
 from dagster_evals.models import PromptVersion
-from dagster_evals.platforms.base import EvalPlatformResource
 from dagster_evals.triggers import TAG_TRIGGER, prompt_run_tags, release_partition_key, release_run_tags
 
 DEFAULT_MINIMUM_INTERVAL_S = 60

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dagster_evals.backends.base import EvalPlatform, ProgressFn, _quiet
 from dagster_evals.errors import CountMismatchError
 from dagster_evals.models import DatasetRef, DatasetRow, SyncResult
-from dagster_evals.platforms.base import EvalPlatform, ProgressFn, _quiet
 
 
 def sync_rows(

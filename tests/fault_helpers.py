@@ -9,8 +9,8 @@ import threading
 from collections import Counter
 from typing import Any
 
-from dagster_evals.platforms.braintrust import BraintrustResource
-from dagster_evals.platforms.keywordsai import KeywordsAIResource
+from dagster_evals.backends.braintrust.platform import BraintrustResource
+from dagster_evals.backends.keywordsai.platform import KeywordsAIResource
 from dagster_evals.testing import BraintrustFake, Fault, FaultInjector, KeywordsAIFake
 
 KEY = "fault-test-key-0123456789"

@@ -19,9 +19,9 @@ import typing_extensions
 from braintrust.api._generated.models import common, datasets, experiments, functions, projects, prompts
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from dagster_evals.backends.braintrust import models as api
 from dagster_evals.errors import AuthError, NotFoundError, PlatformError
 from dagster_evals.http import HttpClient, RetryPolicy
-from dagster_evals.platforms import braintrust_api as api
 from dagster_evals.testing.braintrust import BraintrustFake, parse_version, prettify_xact
 from dagster_evals.testing.server import ServerThread, in_process_transport
 

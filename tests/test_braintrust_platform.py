@@ -22,14 +22,14 @@ from dagster_evals import (
     PlatformFunction,
     build_eval_suite_assets,
 )
-from dagster_evals.models import DatasetRow
-from dagster_evals.platforms import braintrust_api as api
-from dagster_evals.platforms.braintrust import (
+from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust.platform import (
     BraintrustPlatform,
     BraintrustResource,
     function_ref,
     git_repo_info,
 )
+from dagster_evals.models import DatasetRow
 from dagster_evals.sync import sync_rows
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault

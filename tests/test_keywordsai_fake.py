@@ -10,14 +10,14 @@ import httpx
 import pytest
 
 from dagster_evals import AuthError, NotFoundError, PlatformError
-from dagster_evals.http import HttpClient, RetryPolicy
-from dagster_evals.platforms.keywordsai_api import (
+from dagster_evals.backends.keywordsai.models import (
     CreateDatasetRequest,
     DatasetLogInput,
     ImportLogsRequest,
     KeywordsAIClient,
     where,
 )
+from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 

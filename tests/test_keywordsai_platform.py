@@ -20,8 +20,8 @@ from dagster_evals import (
     PlatformFunction,
     build_eval_suite_assets,
 )
-from dagster_evals.platforms.keywordsai import KeywordsAIResource
-from dagster_evals.platforms.keywordsai_api import where
+from dagster_evals.backends.keywordsai.models import where
+from dagster_evals.backends.keywordsai.platform import KeywordsAIResource
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 from tests.conftest import add_task, materialization, qa_rows, write_jsonl

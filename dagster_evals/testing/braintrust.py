@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from dagster_evals.platforms import braintrust_api as api
+from dagster_evals.backends.braintrust import models as api
 from dagster_evals.testing.faults import FaultInjector
 from dagster_evals.testing.server import ServerThread, in_process_transport
 

@@ -1,0 +1,168 @@
+"""The one interface every platform implements, and the resource base class that hands it out."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from dagster_evals.models import (
+    DatasetRef,
+    DatasetRow,
+    EvalReport,
+    EvalRequest,
+    PlatformName,
+    PromptVersion,
+    Snapshot,
+)
+
+ProgressFn = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class EvalPlatform(ABC):
+    """Datasets, snapshots, evals and prompt versions on one platform.
+
+    Implementations: `LocalPlatform` (embedded SQLite), `BraintrustPlatform`, `KeywordsAIPlatform`.
+    Assets, checks and sensors only ever talk to this interface.
+    """
+
+    platform: PlatformName
+    default_project: str | None = None
+
+    # -- datasets ---------------------------------------------------------------------------------
+    @abstractmethod
+    def ensure_dataset(
+        self, name: str, *, project: str | None = None, description: str | None = None
+    ) -> DatasetRef:
+        """Return the dataset called `name`, creating it if it does not exist."""
+
+    @abstractmethod
+    def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
+        """Stream the dataset's rows (at `version`, or the latest), page by page."""
+
+    @abstractmethod
+    def upsert_rows(
+        self,
+        dataset: DatasetRef,
+        rows: Sequence[DatasetRow],
+        *,
+        replace: Collection[str] = (),
+        progress: ProgressFn = _quiet,
+    ) -> int:
+        """Write rows by id (batched); `replace` names ids already present that must be overwritten.
+
+        Returns the number of requests (or transactions) it took.
+        """
+
+    @abstractmethod
+    def delete_rows(self, dataset: DatasetRef, row_ids: Collection[str]) -> None:
+        """Remove the rows with these ids."""
+
+    @abstractmethod
+    def delete_all_rows(self, dataset: DatasetRef) -> None:
+        """Remove every row of the dataset (the dataset itself stays)."""
+
+    @abstractmethod
+    def current_version(self, dataset: DatasetRef) -> str:
+        """The id of the dataset's latest version."""
+
+    def count_rows(self, dataset: DatasetRef, *, version: str | None = None) -> int:
+        """Number of rows (at `version`, or the latest)."""
+        return sum(1 for _ in self.iter_rows(dataset, version=version))
+
+    def snapshot(self, dataset: DatasetRef) -> Snapshot:
+        """Pin the dataset's current version: version id, row count and content digest."""
+        version = self.current_version(dataset)
+        count, digest = rows_digest(self.iter_rows(dataset, version=version))
+        return Snapshot(dataset=dataset, version=version, row_count=count, digest=digest)
+
+    # -- evals ------------------------------------------------------------------------------------
+    @abstractmethod
+    def run_eval(self, request: EvalRequest, *, progress: ProgressFn = _quiet) -> EvalReport:
+        """Run `request.task` and its scorers over the snapshot and return the finished report."""
+
+    @abstractmethod
+    def get_eval_report(self, report_id: str) -> EvalReport:
+        """Fetch a finished (or running) eval report by id."""
+
+    def report_row_scores(self, report_id: str) -> dict[str, dict[str, float]]:
+        """Per-row mean scores of a report, for row-level baseline comparison (empty if unsupported)."""
+        return {}
+
+    # -- prompts ----------------------------------------------------------------------------------
+    @abstractmethod
+    def list_prompt_versions(
+        self,
+        *,
+        project: str | None = None,
+        slug: str | None = None,
+        newer_than: Mapping[str, str] | None = None,
+        latest_only: bool = False,
+    ) -> list[PromptVersion]:
+        """Prompt versions of a project (optionally of one prompt), oldest first.
+
+        `newer_than` maps prompt id → the newest version the caller already knows; a platform may then
+        leave out versions up to it (and skip requests for prompts with nothing new). With `latest_only`,
+        only the newest version of a prompt missing from `newer_than` is needed (its `content` may then be
+        left empty and fetched later with `get_prompt_version`).
+        """
+
+    def get_prompt_version(
+        self, slug: str, version: str, *, project: str | None = None
+    ) -> PromptVersion | None:
+        """One version of a prompt, or None when the platform has no such version."""
+        for candidate in self.list_prompt_versions(project=project, slug=slug):
+            if candidate.version == version:
+                return candidate
+        return None
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def rows_digest(rows: Iterator[DatasetRow]) -> tuple[int, str]:
+    """Row count and order-independent digest of a stream of rows (sha256 over sorted id:hash pairs)."""
+    pairs = sorted((row.id, row.content_hash) for row in rows)
+    digest = hashlib.sha256()
+    for row_id, row_hash in pairs:
+        digest.update(f"{row_id}:{row_hash}\n".encode())
+    return len(pairs), digest.hexdigest()
+
+
+SECRET_FIELDS = frozenset({"api_key"})
+
+
+class EvalPlatformResource(dg.ConfigurableResource):
+    """Base class of the resources that give assets, checks and sensors an `EvalPlatform`.
+
+    Subclasses implement `connect()`; the platform is built on first use, reused for the rest of the step,
+    and closed when the step ends. Secret fields never show in the resource's repr.
+    """
+
+    _platform: EvalPlatform | None = PrivateAttr(default=None)
+
+    def connect(self) -> EvalPlatform:
+        """A new platform client configured from this resource."""
+        raise NotImplementedError
+
+    def get_platform(self) -> EvalPlatform:
+        if self._platform is None:
+            self._platform = self.connect()
+        return self._platform
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._platform is not None:
+            self._platform.close()
+            self._platform = None
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in SECRET_FIELDS and value else value)
