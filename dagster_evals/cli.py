@@ -7,21 +7,38 @@ import json
 import sys
 from collections.abc import Sequence
 
-from dagster_evals.backends.local.platform import DEFAULT_PROJECT, LocalPlatform, default_db_path
+from dagster_evals.backends.local.platform import DEFAULT_PROJECT, LocalPlatform
+from dagster_evals.backends.local.store import (
+    ENV_DATABASE_URL,
+    parse_database_url,
+    redacted,
+    resolve_database_url,
+    sqlite_path,
+    sqlite_url,
+)
+from dagster_evals.errors import ConfigError
 from dagster_evals.metadata import report_markdown
+
+DB_HELP = (
+    "the local backend's database: a SQLite file or a database URL "
+    f"(default: ${ENV_DATABASE_URL}, else $DAGSTER_HOME/dagster_evals.sqlite)"
+)
+URL_HELP = "database URL, e.g. sqlite:///evals.sqlite or postgresql+psycopg://user@host/db"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dagster-evals", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", help="print the latest eval reports of the local backend")
-    report.add_argument("--db", help=f"SQLite file (default: {default_db_path()})")
+    report.add_argument("--url", help=URL_HELP)
+    report.add_argument("--db", help=DB_HELP)
     report.add_argument("--project", default=DEFAULT_PROJECT)
     report.add_argument("--limit", type=int, default=1, help="how many reports, newest first")
     prompt = sub.add_parser("push-prompt", help="record a new version of a prompt in the local backend")
     prompt.add_argument("slug")
     prompt.add_argument("content", help='the prompt as a JSON object, e.g. \'{"system": "Be brief."}\'')
-    prompt.add_argument("--db", help=f"SQLite file (default: {default_db_path()})")
+    prompt.add_argument("--url", help=URL_HELP)
+    prompt.add_argument("--db", help=DB_HELP)
     prompt.add_argument("--project", default=DEFAULT_PROJECT)
     release = sub.add_parser(
         "report-release", help="launch the eval of a release on a running Dagster deployment (from CI)"
@@ -36,9 +53,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "report-release":
         return report_release_command(args)
-    if args.command == "push-prompt":
-        return push_prompt(args.db, args.project, args.slug, args.content)
-    return print_reports(args.db, args.project, args.limit)
+    try:
+        if args.command == "push-prompt":
+            return push_prompt(_location(args), args.project, args.slug, args.content)
+        return print_reports(_location(args), args.project, args.limit)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _location(args: argparse.Namespace) -> str:
+    """The database URL chosen by `--url` / `--db` (a path or a URL) / the environment."""
+    if args.url and args.db:
+        raise ConfigError("give --url or --db, not both")
+    if args.url:
+        return parse_database_url(args.url, origin="--url").render_as_string(hide_password=False)
+    if args.db:
+        if "://" in args.db:
+            return parse_database_url(args.db, origin="--db").render_as_string(hide_password=False)
+        return sqlite_url(args.db).render_as_string(hide_password=False)
+    return resolve_database_url().render_as_string(hide_password=False)
+
+
+def _open_existing(location: str, project: str) -> LocalPlatform:
+    """Open a database that must already exist: a missing or non-SQLite file is a `ConfigError`."""
+    url = parse_database_url(location)
+    path = sqlite_path(url)
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(
+                f"no local backend database at {path} (nothing has run there yet); "
+                "pass --db PATH or --url URL to read another one"
+            )
+        if not path.is_file():
+            raise ConfigError(f"{path} is not a file: --db takes a SQLite file or a database URL")
+        with path.open("rb") as f:
+            header = f.read(16)
+        if header != b"SQLite format 3\x00":
+            raise ConfigError(f"{path} is not a SQLite database (its first bytes are not a SQLite header)")
+    try:
+        return LocalPlatform(url=location, project=project)
+    except ConfigError:
+        raise
+    except Exception as exc:  # e.g. a damaged file
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"cannot read the local backend's database {redacted(url)}: {reason}") from None
 
 
 def report_release_command(args: argparse.Namespace) -> int:
@@ -65,7 +124,7 @@ def report_release_command(args: argparse.Namespace) -> int:
     return 0 if run.status == "SUCCESS" else 1
 
 
-def push_prompt(db: str | None, project: str, slug: str, content: str) -> int:
+def push_prompt(location: str, project: str, slug: str, content: str) -> int:
     try:
         parsed = json.loads(content)
     except json.JSONDecodeError as exc:
@@ -74,24 +133,23 @@ def push_prompt(db: str | None, project: str, slug: str, content: str) -> int:
     if not isinstance(parsed, dict):
         print("content must be a JSON object", file=sys.stderr)
         return 2
-    platform = LocalPlatform(db or default_db_path(), project=project)
+    platform = LocalPlatform(url=location, project=project)
     try:
         version = platform.push_prompt_version(slug, parsed)
     finally:
         platform.close()
-    print(f"prompt {slug!r} is at version {version.version} in {platform.path} (project {project!r})")
+    print(f"prompt {slug!r} is at version {version.version} in {platform.url} (project {project!r})")
     return 0
 
 
-def print_reports(db: str | None, project: str, limit: int) -> int:
-    path = db or default_db_path()
-    platform = LocalPlatform(path, project=project)
+def print_reports(location: str, project: str, limit: int) -> int:
+    platform = _open_existing(location, project)
     try:
         reports = platform.list_eval_reports(limit=limit)
         if not reports:
-            print(f"no eval reports in {platform.path} (project {project!r})", file=sys.stderr)
+            print(f"no eval reports in {platform.url} (project {project!r})", file=sys.stderr)
             return 1
-        print(f"eval reports in {platform.path} (project {project!r}), newest first:\n")
+        print(f"eval reports in {platform.url} (project {project!r}), newest first:\n")
         for rep in reports:
             print(f"report {rep.id}  created {rep.created_at:%Y-%m-%d %H:%M:%S} UTC")
             print(report_markdown(rep))

@@ -21,6 +21,9 @@ def sync_rows(
     Rows already present with the same content are not sent again; rows whose content changed are
     overwritten; rows gone from the source are removed; ids the platform holds more than once are
     rewritten once. Afterwards the row count on the platform must equal the source count.
+
+    The writes go through `platform.staged_sync(dataset)`: on a platform that stages (the local backend),
+    the whole sync becomes visible as one new version when it is published, or not at all.
     """
     present: dict[str, str] = {}
     repeated: set[str] = set()
@@ -41,15 +44,25 @@ def sync_rows(
 
     to_write = added + changed
     requests = 0
-    if to_write:
-        progress(f"sending {len(to_write)} of {len(rows)} rows ({len(added)} new, {len(changed)} changed)")
-        requests += platform.upsert_rows(
-            dataset, to_write, replace={row.id for row in changed}, progress=progress
-        )
-    if removed:
-        progress(f"removing {len(removed)} rows no longer in the source")
-        platform.delete_rows(dataset, removed)
-        requests += 1
+    if to_write or removed:
+        stage = platform.staged_sync(dataset)
+        try:
+            if to_write:
+                progress(
+                    f"sending {len(to_write)} of {len(rows)} rows ({len(added)} new, {len(changed)} changed)"
+                )
+                requests += stage.upsert_rows(
+                    to_write, replace={row.id for row in changed}, progress=progress
+                )
+            if removed:
+                progress(f"removing {len(removed)} rows no longer in the source")
+                requests += stage.delete_rows(removed)
+            requests += stage.publish()
+        except BaseException:
+            stage.discard()
+            raise
+        if stage.atomic:
+            progress("published the sync as one new version")
 
     count = platform.count_rows(dataset)
     if count != len(rows):

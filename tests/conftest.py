@@ -9,6 +9,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from tests.pg_server import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -59,6 +61,11 @@ def materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict
 
 @pytest.fixture(autouse=True)
 def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("BRAINTRUST_API_KEY", "KEYWORDSAI_API_KEY", "DAGSTER_EVALS_LOCAL_DB"):
+    for var in (
+        "BRAINTRUST_API_KEY",
+        "KEYWORDSAI_API_KEY",
+        "DAGSTER_EVALS_LOCAL_DB",
+        "DAGSTER_EVALS_DATABASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

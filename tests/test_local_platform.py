@@ -1,6 +1,8 @@
+"""The embedded backend's datasets and prompts, each test on SQLite and on a real PostgreSQL server."""
+
 from __future__ import annotations
 
-from pathlib import Path
+import multiprocessing
 
 from dagster_evals import DatasetRow, LocalEvalResource, LocalPlatform
 from dagster_evals.sync import sync_rows
@@ -10,8 +12,8 @@ def row(i: int, text: str = "x") -> DatasetRow:
     return DatasetRow.build(input=f"{text}{i}", expected=str(i), id=f"r{i}")
 
 
-def test_every_write_is_a_version_and_old_versions_stay_readable(db_path: Path) -> None:
-    platform = LocalPlatform(db_path, batch_size=100)
+def test_every_write_is_a_version_and_old_versions_stay_readable(database_url: str) -> None:
+    platform = LocalPlatform(database_url, batch_size=100)
     ds = platform.ensure_dataset("versions")
     assert platform.current_version(ds) == "0"
     platform.upsert_rows(ds, [row(i) for i in range(3)])
@@ -30,27 +32,56 @@ def test_every_write_is_a_version_and_old_versions_stay_readable(db_path: Path) 
     assert platform.count_rows(ds) == 0
     assert platform.count_rows(ds, version=v3.version) == 2
     assert [v["version"] for v in platform.list_dataset_versions(ds)] == [1, 2, 3, 4]
+    platform.close()
 
 
-def test_unchanged_upsert_creates_no_version(db_path: Path) -> None:
-    platform = LocalPlatform(db_path)
+def test_one_upsert_call_is_one_version_whatever_the_batch_size(database_url: str) -> None:
+    platform = LocalPlatform(database_url, batch_size=7)
+    ds = platform.ensure_dataset("batched")
+    transactions = platform.upsert_rows(ds, [row(i) for i in range(50)])
+    assert transactions == 8 + 1  # 8 staged batches, 1 publish
+    assert platform.list_dataset_versions(ds)[0]["rows_written"] == 50
+    assert [v["version"] for v in platform.list_dataset_versions(ds)] == [1]
+    platform.close()
+
+
+def test_unchanged_upsert_creates_no_version(database_url: str) -> None:
+    platform = LocalPlatform(database_url)
     ds = platform.ensure_dataset("same")
     rows = [row(i) for i in range(5)]
     first = sync_rows(platform, ds, rows)
     second = sync_rows(platform, ds, rows)
     assert (first.rows_sent, second.rows_sent) == (5, 0)
     assert second.version == first.version
+    platform.upsert_rows(ds, rows)  # sent again anyway: nothing changes, no version
+    assert platform.current_version(ds) == first.version == "1"
+    platform.close()
 
 
-def test_datasets_are_separate_per_project_and_name(db_path: Path) -> None:
-    platform = LocalPlatform(db_path)
+def test_a_sync_adding_changing_and_removing_rows_is_one_version(database_url: str) -> None:
+    platform = LocalPlatform(database_url, batch_size=3)
+    ds = platform.ensure_dataset("one-version")
+    sync_rows(platform, ds, [row(i) for i in range(10)])
+    result = sync_rows(platform, ds, [row(i, "new" if i % 2 else "x") for i in range(4, 14)])
+    assert (result.added, result.updated, result.removed, result.version) == (4, 3, 4, "2")
+    versions = platform.list_dataset_versions(ds)
+    assert [(v["version"], v["rows_written"], v["rows_removed"]) for v in versions] == [(1, 10, 0), (2, 7, 4)]
+    assert {r.id: r.input for r in platform.iter_rows(ds, version="1")} == {
+        f"r{i}": f"x{i}" for i in range(10)
+    }
+    platform.close()
+
+
+def test_datasets_are_separate_per_project_and_name(database_url: str) -> None:
+    platform = LocalPlatform(database_url)
     a = platform.ensure_dataset("d", project="p1")
     assert platform.ensure_dataset("d", project="p1").id == a.id
     assert platform.ensure_dataset("d", project="p2").id != a.id
+    platform.close()
 
 
-def test_prompt_versions_are_recorded_once_per_content_change(db_path: Path) -> None:
-    platform = LocalEvalResource(path=str(db_path), project="bots").get_platform()
+def test_prompt_versions_are_recorded_once_per_content_change(database_url: str) -> None:
+    platform = LocalEvalResource(url=database_url, project="bots").get_platform()
     v1 = platform.push_prompt_version("support", {"system": "Be brief."})
     again = platform.push_prompt_version("support", {"system": "Be brief."})
     v2 = platform.push_prompt_version("support", {"system": "Be brief and kind."})
@@ -64,11 +95,32 @@ def test_prompt_versions_are_recorded_once_per_content_change(db_path: Path) -> 
     ]
     assert {p.slug for p in platform.list_prompt_versions()} == {"support", "triage"}
     assert platform.list_prompt_versions(project="other") == []
+    platform.close()
 
 
-def test_platforms_in_two_processes_share_one_file(db_path: Path) -> None:
-    one = LocalPlatform(db_path)
-    two = LocalPlatform(db_path)
-    ds = one.ensure_dataset("shared")
-    one.upsert_rows(ds, [row(1)])
-    assert two.count_rows(two.ensure_dataset("shared")) == 1
+def _write_in_child(url: str, ids: list[int], done: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    platform = LocalPlatform(url)
+    ds = platform.ensure_dataset("shared")
+    platform.upsert_rows(ds, [row(i) for i in ids])
+    done.put(platform.count_rows(ds))
+    platform.close()
+
+
+def test_platforms_in_two_processes_share_one_file(database_url: str) -> None:
+    spawn = multiprocessing.get_context("fork")
+    counts = spawn.Queue()
+    child = spawn.Process(target=_write_in_child, args=(database_url, [1, 2], counts))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0 and counts.get(timeout=5) == 2
+
+    here = LocalPlatform(database_url)
+    ds = here.ensure_dataset("shared")
+    assert sorted(r.id for r in here.iter_rows(ds)) == ["r1", "r2"]  # written by the other process
+    here.upsert_rows(ds, [row(3)])
+    child = spawn.Process(target=_write_in_child, args=(database_url, [4], counts))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0 and counts.get(timeout=5) == 4  # the child sees this process's row
+    assert here.count_rows(ds) == 4
+    here.close()

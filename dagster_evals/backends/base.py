@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ def _quiet(_: str) -> None:
 class EvalPlatform(ABC):
     """Datasets, snapshots, evals and prompt versions on one platform.
 
-    Implementations: `LocalPlatform` (embedded SQLite), `BraintrustPlatform`, `KeywordsAIPlatform`.
+    Implementations: `LocalPlatform` (embedded SQLite or PostgreSQL), `BraintrustPlatform`, `KeywordsAIPlatform`.
     Assets, checks and sensors only ever talk to this interface.
     """
 
@@ -73,6 +74,15 @@ class EvalPlatform(ABC):
     @abstractmethod
     def current_version(self, dataset: DatasetRef) -> str:
         """The id of the dataset's latest version."""
+
+    def staged_sync(self, dataset: DatasetRef) -> StagedSync:
+        """Where a sync sends its writes; `publish()` makes them visible.
+
+        The default writes straight through (each request is visible once the platform applies it), which
+        is all an API without a staging area offers. A platform that can stage writes overrides this so a
+        sync is published as one version or not at all.
+        """
+        return StagedSync(self, dataset)
 
     def count_rows(self, dataset: DatasetRef, *, version: str | None = None) -> int:
         """Number of rows (at `version`, or the latest)."""
@@ -128,6 +138,50 @@ class EvalPlatform(ABC):
         """Release connections."""
 
 
+class StagedSync:
+    """The writes of one dataset sync, made visible by `publish()` (or dropped by `discard()`).
+
+    This base class writes straight through to the platform, so `atomic` is False: readers may see the
+    sync part-way. Subclasses with `atomic = True` stage every write and publish them as one version.
+
+    Examples:
+        .. code-block:: python
+
+            stage = platform.staged_sync(dataset)
+            try:
+                stage.upsert_rows(rows)
+                stage.delete_rows(["gone"])
+                stage.publish()
+            except BaseException:
+                stage.discard()
+                raise
+    """
+
+    atomic = False
+
+    def __init__(self, platform: EvalPlatform, dataset: DatasetRef) -> None:
+        self.platform = platform
+        self.dataset = dataset
+
+    def upsert_rows(
+        self, rows: Sequence[DatasetRow], *, replace: Collection[str] = (), progress: ProgressFn = _quiet
+    ) -> int:
+        """Write rows by id; returns the number of requests (or transactions) it took."""
+        return self.platform.upsert_rows(self.dataset, rows, replace=replace, progress=progress)
+
+    def delete_rows(self, row_ids: Collection[str]) -> int:
+        """Remove rows by id; returns the number of requests (or transactions) it took."""
+        self.platform.delete_rows(self.dataset, row_ids)
+        return 1
+
+    def publish(self) -> int:
+        """Make the staged writes visible; returns the number of requests (or transactions) it took."""
+        return 0
+
+    def discard(self) -> None:
+        """Drop whatever was staged and not published (writes already applied stay)."""
+
+
 def rows_digest(rows: Iterator[DatasetRow]) -> tuple[int, str]:
     """Row count and order-independent digest of a stream of rows (sha256 over sorted id:hash pairs)."""
     pairs = sorted((row.id, row.content_hash) for row in rows)
@@ -138,6 +192,12 @@ def rows_digest(rows: Iterator[DatasetRow]) -> tuple[int, str]:
 
 
 SECRET_FIELDS = frozenset({"api_key"})
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def redact_url_password(value: Any) -> Any:
+    """`scheme://user:secret@host/…` → `scheme://user:***@host/…`; anything else unchanged."""
+    return _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
 
 
 class EvalPlatformResource(dg.ConfigurableResource):
@@ -165,4 +225,4 @@ class EvalPlatformResource(dg.ConfigurableResource):
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
-            yield name, ("***" if name in SECRET_FIELDS and value else value)
+            yield name, ("***" if name in SECRET_FIELDS and value else redact_url_password(value))

@@ -1,0 +1,352 @@
+"""Datasets on the local backend: versioned rows, snapshots, and syncs published as one version.
+
+A row is visible at version v when it was added at or before v and not removed at or before v, so a
+snapshot pins a version and reads exactly the rows it had, whatever happens to the dataset later. Writes
+are staged first (`staged_rows`) and published in one transaction that adds exactly one version; readers
+only ever see published versions, so no one observes a half-written sync.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dagster_evals.backends.base import ProgressFn, StagedSync, _quiet
+from dagster_evals.backends.local.store import (
+    dataset_rows,
+    dataset_stages,
+    dataset_versions,
+    datasets,
+    insert,
+    staged_rows,
+    write_transaction,
+)
+from dagster_evals.errors import ConfigError, InputError, NotFoundError
+from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
+
+PAGE_SIZE = 1000
+ABANDONED_STAGE_AFTER = timedelta(days=1)  # stages of a crashed sync are dropped by a later sync
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class LocalDatasets:
+    """Dataset operations of `LocalPlatform` (mixed into it)."""
+
+    engine: Engine
+    default_project: str
+    batch_size: int
+
+    def ensure_dataset(
+        self, name: str, *, project: str | None = None, description: str | None = None
+    ) -> DatasetRef:
+        project = project or self.default_project
+        if not name:
+            raise ConfigError("a dataset needs a non-empty name")
+        where = (datasets.c.project == project) & (datasets.c.name == name)
+        with write_transaction(self.engine) as conn:
+            found = conn.execute(sa.select(datasets.c.id).where(where)).scalar()
+            if found is None:
+                # Another process may create it at the same moment: whoever commits first wins.
+                conn.execute(
+                    insert(conn, datasets)
+                    .values(
+                        id=uuid.uuid4().hex,
+                        project=project,
+                        name=name,
+                        description=description,
+                        version=0,
+                        created_at=utcnow().isoformat(),
+                    )
+                    .on_conflict_do_nothing(index_elements=["project", "name"])
+                )
+                found = conn.execute(sa.select(datasets.c.id).where(where)).scalar_one()
+            elif description is not None:
+                conn.execute(
+                    sa.update(datasets).where(datasets.c.id == found).values(description=description)
+                )
+        return DatasetRef(platform="local", id=str(found), name=name, project=project)
+
+    def _published_version(self, conn: Connection, dataset: DatasetRef, *, lock: bool = False) -> int:
+        query = sa.select(datasets.c.version).where(datasets.c.id == dataset.id)
+        version = conn.execute(query.with_for_update() if lock else query).scalar()
+        if version is None:
+            raise NotFoundError("local", 404, "GET", f"dataset/{dataset.id}", f"no dataset {dataset.name!r}")
+        return int(version)
+
+    def _resolve_version(self, dataset: DatasetRef, version: str | None) -> int:
+        with self.engine.connect() as conn:
+            current = self._published_version(conn, dataset)
+        if version is None:
+            return current
+        try:
+            return int(version)
+        except ValueError:
+            raise InputError(f"local dataset versions are integers, got {version!r}") from None
+
+    def current_version(self, dataset: DatasetRef) -> str:
+        return str(self._resolve_version(dataset, None))
+
+    @staticmethod
+    def _visible_at(dataset: DatasetRef, at: int) -> sa.ColumnElement[bool]:
+        return (
+            (dataset_rows.c.dataset_id == dataset.id)
+            & (dataset_rows.c.version_added <= at)
+            & (dataset_rows.c.version_removed.is_(None) | (dataset_rows.c.version_removed > at))
+        )
+
+    def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
+        at = self._resolve_version(dataset, version)
+        c = dataset_rows.c
+        last_id = ""
+        while True:
+            query = (
+                sa.select(c.row_id, c.content_hash, c.input, c.expected, c.metadata, c.tags)
+                .where(self._visible_at(dataset, at) & (c.row_id > last_id))
+                .order_by(c.row_id)
+                .limit(PAGE_SIZE)
+            )
+            with self.engine.connect() as conn:
+                page = conn.execute(query).all()
+            for r in page:
+                yield DatasetRow(
+                    id=r.row_id,
+                    input=loads(r.input),
+                    expected=loads(r.expected),
+                    metadata=loads(r.metadata),
+                    tags=loads(r.tags),
+                    content_hash=r.content_hash,
+                )
+            if len(page) < PAGE_SIZE:
+                return
+            last_id = page[-1].row_id
+
+    def count_rows(self, dataset: DatasetRef, *, version: str | None = None) -> int:
+        at = self._resolve_version(dataset, version)
+        query = sa.select(sa.func.count()).select_from(dataset_rows).where(self._visible_at(dataset, at))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- writes: staged, then published as one version ---------------------------------------------
+    def staged_sync(self, dataset: DatasetRef) -> LocalStagedSync:
+        """Stage a sync's writes; `publish()` makes them visible as exactly one new version."""
+        return LocalStagedSync(self, dataset)
+
+    def upsert_rows(
+        self,
+        dataset: DatasetRef,
+        rows: Sequence[DatasetRow],
+        *,
+        replace: Collection[str] = (),
+        progress: ProgressFn = _quiet,
+    ) -> int:
+        """Write rows by id as one new version (none if nothing changed); returns the transactions used."""
+        stage = self.staged_sync(dataset)
+        try:
+            return stage.upsert_rows(rows, replace=replace, progress=progress) + stage.publish()
+        except BaseException:
+            stage.discard()
+            raise
+
+    def delete_rows(self, dataset: DatasetRef, row_ids: Collection[str]) -> None:
+        """Remove rows by id as one new version."""
+        if not row_ids:
+            return
+        stage = self.staged_sync(dataset)
+        try:
+            stage.delete_rows(row_ids)
+            stage.publish()
+        except BaseException:
+            stage.discard()
+            raise
+
+    def delete_all_rows(self, dataset: DatasetRef) -> None:
+        c = dataset_rows.c
+        live = (c.dataset_id == dataset.id) & c.version_removed.is_(None)
+        with write_transaction(self.engine) as conn:
+            version = self._published_version(conn, dataset, lock=True) + 1
+            removed = conn.execute(
+                sa.update(dataset_rows).where(live).values(version_removed=version)
+            ).rowcount
+            self._record_version(conn, dataset, version, 0, removed)
+
+    def _record_version(
+        self, conn: Connection, dataset: DatasetRef, version: int, written: int, removed: int
+    ) -> None:
+        conn.execute(sa.update(datasets).where(datasets.c.id == dataset.id).values(version=version))
+        conn.execute(
+            sa.insert(dataset_versions).values(
+                dataset_id=dataset.id,
+                version=version,
+                created_at=utcnow().isoformat(),
+                rows_written=written,
+                rows_removed=removed,
+            )
+        )
+
+    def _publish(self, dataset: DatasetRef, stage_id: str) -> int | None:
+        """Apply a stage as one version in one transaction; the new version, or None when nothing changed."""
+        d, s = dataset_rows.c, staged_rows.c
+        in_stage = sa.select(staged_rows).where(
+            (s.stage_id == stage_id) & (s.row_id == d.row_id) & (d.dataset_id == dataset.id)
+        )
+        live = (d.dataset_id == dataset.id) & d.version_removed.is_(None)
+        with write_transaction(self.engine) as conn:
+            # The dataset row lock (PostgreSQL) / the write lock (SQLite) orders concurrent publishes.
+            version = self._published_version(conn, dataset, lock=True) + 1
+            removed = conn.execute(
+                sa.update(dataset_rows)
+                .where(live & in_stage.where(s.removed).exists())
+                .values(version_removed=version)
+            ).rowcount
+            conn.execute(
+                sa.update(dataset_rows)
+                .where(live & in_stage.where(~s.removed & (s.content_hash != d.content_hash)).exists())
+                .values(version_removed=version)
+            )
+            still_live = sa.select(dataset_rows.c.row_id).where(live & (d.row_id == s.row_id))
+            to_add = (s.stage_id == stage_id) & ~s.removed & ~still_live.exists()
+            # Counted before the insert: drivers differ on INSERT … SELECT row counts.
+            written = conn.execute(
+                sa.select(sa.func.count()).select_from(staged_rows).where(to_add)
+            ).scalar_one()
+            conn.execute(
+                sa.insert(dataset_rows).from_select(
+                    [
+                        "dataset_id",
+                        "row_id",
+                        "version_added",
+                        "content_hash",
+                        "input",
+                        "expected",
+                        "metadata",
+                        "tags",
+                    ],
+                    sa.select(
+                        sa.literal(dataset.id),
+                        s.row_id,
+                        sa.literal(version),
+                        s.content_hash,
+                        s.input,
+                        s.expected,
+                        s.metadata,
+                        s.tags,
+                    ).where(to_add),
+                )
+            )
+            conn.execute(sa.delete(staged_rows).where(s.stage_id == stage_id))
+            conn.execute(sa.delete(dataset_stages).where(dataset_stages.c.id == stage_id))
+            if not written and not removed:
+                return None
+            self._record_version(conn, dataset, version, written, removed)
+            return version
+
+    def list_dataset_versions(self, dataset: DatasetRef) -> list[dict[str, Any]]:
+        """Every version of a dataset with the number of rows it wrote and removed, oldest first."""
+        c = dataset_versions.c
+        query = (
+            sa.select(c.version, c.created_at, c.rows_written, c.rows_removed)
+            .where(c.dataset_id == dataset.id)
+            .order_by(c.version)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+class LocalStagedSync(StagedSync):
+    """One sync's writes, staged in `staged_rows` batch by batch and published as one version."""
+
+    atomic = True
+
+    def __init__(self, platform: LocalDatasets, dataset: DatasetRef) -> None:
+        self.local = platform
+        self.dataset = dataset
+        self.stage_id = uuid.uuid4().hex
+        now = utcnow()
+        with write_transaction(platform.engine) as conn:
+            platform._published_version(conn, dataset)  # the dataset must exist
+            abandoned = sa.select(dataset_stages.c.id).where(
+                (dataset_stages.c.dataset_id == dataset.id)
+                & (dataset_stages.c.created_at < (now - ABANDONED_STAGE_AFTER).isoformat())
+            )
+            conn.execute(sa.delete(staged_rows).where(staged_rows.c.stage_id.in_(abandoned)))
+            conn.execute(sa.delete(dataset_stages).where(dataset_stages.c.id.in_(abandoned)))
+            conn.execute(
+                sa.insert(dataset_stages).values(
+                    id=self.stage_id, dataset_id=dataset.id, created_at=now.isoformat()
+                )
+            )
+
+    def _stage(self, values: list[dict[str, Any]]) -> None:
+        with write_transaction(self.local.engine) as conn:
+            stmt = insert(conn, staged_rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["stage_id", "row_id"],
+                set_={
+                    k: stmt.excluded[k]
+                    for k in ("removed", "content_hash", "input", "expected", "metadata", "tags")
+                },
+            )
+            conn.execute(stmt, values)
+
+    def upsert_rows(
+        self, rows: Sequence[DatasetRow], *, replace: Collection[str] = (), progress: ProgressFn = _quiet
+    ) -> int:
+        size = self.local.batch_size
+        started = time.monotonic()
+        transactions = 0
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            self._stage(
+                [
+                    {
+                        "stage_id": self.stage_id,
+                        "row_id": row.id,
+                        "removed": False,
+                        "content_hash": row.content_hash,
+                        "input": canonical_json(row.input),
+                        "expected": None if row.expected is None else canonical_json(row.expected),
+                        "metadata": canonical_json(row.metadata),
+                        "tags": canonical_json(row.tags),
+                    }
+                    for row in batch
+                ]
+            )
+            transactions += 1
+            done = start + len(batch)
+            if len(rows) > size:
+                elapsed = time.monotonic() - started
+                eta = elapsed / done * (len(rows) - done)
+                progress(f"staged {done}/{len(rows)} rows ({elapsed:.1f}s elapsed, ETA {eta:.1f}s)")
+        return transactions
+
+    def delete_rows(self, row_ids: Collection[str]) -> int:
+        ids = list(row_ids)
+        empty = dict.fromkeys(("content_hash", "input", "expected", "metadata", "tags"))
+        size = self.local.batch_size
+        for start in range(0, len(ids), size):
+            self._stage(
+                [
+                    {"stage_id": self.stage_id, "row_id": row_id, "removed": True, **empty}
+                    for row_id in ids[start : start + size]
+                ]
+            )
+        return (len(ids) + size - 1) // size
+
+    def publish(self) -> int:
+        self.version = self.local._publish(self.dataset, self.stage_id)
+        return 1
+
+    def discard(self) -> None:
+        with write_transaction(self.local.engine) as conn:
+            conn.execute(sa.delete(staged_rows).where(staged_rows.c.stage_id == self.stage_id))
+            conn.execute(sa.delete(dataset_stages).where(dataset_stages.c.id == self.stage_id))
