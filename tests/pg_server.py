@@ -82,12 +82,13 @@ class PostgresServer:
     def create_database(self) -> str:
         """A new empty database; its URL."""
         import psycopg
+        from psycopg import sql
 
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
         ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
 

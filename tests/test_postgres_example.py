@@ -48,8 +48,8 @@ def test_example_release_job_runs_unchanged_on_postgresql(postgres_url: str, tmp
             "SELECT status, dataset_version FROM experiments WHERE report IS NOT NULL"
         ).fetchall()
         assert reports == [("completed", "1")]
-        (scored,) = conn.execute("SELECT COUNT(*) FROM experiment_rows").fetchone()
-        assert scored == 36
+        scored = conn.execute("SELECT COUNT(*) FROM experiment_rows").fetchone()
+        assert scored == (36,)
         assert conn.execute("SELECT COUNT(*) FROM staged_rows").fetchone() == (0,)
-        (revision,) = conn.execute("SELECT version_num FROM dagster_evals_schema_version").fetchone()
-        assert revision == "0002"
+        revision = conn.execute("SELECT version_num FROM dagster_evals_schema_version").fetchone()
+        assert revision == ("0002",)

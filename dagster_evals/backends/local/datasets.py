@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dagster_evals.backends.base import ProgressFn, StagedSync, _quiet
+from dagster_evals.backends.base import EvalPlatform, ProgressFn, StagedSync, _quiet
 from dagster_evals.backends.local.store import (
     dataset_rows,
     dataset_stages,
@@ -39,11 +39,10 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class LocalDatasets:
+class LocalDatasets(EvalPlatform):
     """Dataset operations of `LocalPlatform` (mixed into it)."""
 
     engine: Engine
-    default_project: str
     batch_size: int
 
     def ensure_dataset(

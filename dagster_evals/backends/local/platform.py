@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.backends.local.evals import LocalEvals
 from dagster_evals.backends.local.prompts import LocalPrompts
 from dagster_evals.backends.local.store import (
@@ -36,7 +35,7 @@ __all__ = [
 ]
 
 
-class LocalPlatform(LocalEvals, LocalPrompts, EvalPlatform):
+class LocalPlatform(LocalEvals, LocalPrompts):
     """`EvalPlatform` on a SQL database. Safe to share between threads, processes and (on PostgreSQL) hosts.
 
     `location` is a SQLite path or any database URL (`sqlite:///…`, `postgresql+psycopg://…`); without

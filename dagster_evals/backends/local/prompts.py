@@ -10,15 +10,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.backends.local.store import insert, prompt_versions, prompts, write_transaction
 from dagster_evals.models import PromptVersion, canonical_json, content_hash, utcnow
 
 
-class LocalPrompts:
+class LocalPrompts(EvalPlatform):
     """Prompt operations of `LocalPlatform` (mixed into it)."""
 
     engine: Engine
-    default_project: str
 
     def push_prompt_version(
         self, slug: str, content: dict[str, Any], *, project: str | None = None, name: str | None = None
