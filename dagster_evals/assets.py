@@ -402,7 +402,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
             f"{name}={summary.mean:.4f}" if summary.mean is not None else f"{name}=n/a"
             for name, summary in report.scores.items()
         )
-        where = report.url or getattr(platform, "path", platform.platform)
+        where = report.url or getattr(platform, "path", None) or getattr(platform, "url", platform.platform)
         context.log.info(
             f"eval report {report.id}: {scores}; {report.rows_scored}/{report.rows_in_snapshot} rows scored, "
             f"{report.rows_errored} errored — stored in {where}"
