@@ -58,14 +58,15 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.testing.braintrust import openapi
+from dagster_evals.testing.braintrust.openapi import Body, SpecError
 from dagster_evals.testing.faults import FaultInjector
 from dagster_evals.testing.server import ServerThread, in_process_transport
 
+FAKE_USER_ID = "5f0c8a3e-2b7d-4c1e-9a6f-0d3b8e1c7a42"
 XACT_START = 1000192656880881099
 PRETTY_MULTIPLIER = 205891132094649
 MASK64 = 2**64 - 1
@@ -142,15 +143,6 @@ class HttpError(Exception):
         self.message = message
 
 
-def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:6]:
-        loc = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{loc}: {error['msg']}")
-    more = f" (+{exc.error_count() - 6} more)" if exc.error_count() > 6 else ""
-    return "invalid request body: " + "; ".join(parts) + more
-
-
 def deep_merge(base: dict[str, Any], update: dict[str, Any], stop: set[tuple[str, ...]], path=()) -> dict:
     merged = dict(base)
     for key, value in update.items():
@@ -160,17 +152,6 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any], stop: set[tuple[str
         else:
             merged[key] = value
     return merged
-
-
-# -- request bodies as the fake validates them ---------------------------------------------------------
-class _LenientCreateExperiment(api.CreateExperiment):
-    """The SDK sends fields outside the spec here (e.g. `ancestor_commits`); they are ignored."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class _CreateProject(api.CreateProject):
-    pass
 
 
 # -- versioned event storage ----------------------------------------------------------------------------
@@ -300,7 +281,7 @@ class BraintrustFake:
     ) -> None:
         self.api_keys = {api_key} if isinstance(api_key, str) else set(api_key)
         self.org_name = org_name
-        self.org_id = "org-" + uuid.uuid5(uuid.NAMESPACE_DNS, org_name).hex[:12]
+        self.org_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, org_name))
         self.app_url = app_url
         self.max_request_bytes = max_request_bytes
         self.logs3_payload_max_bytes = logs3_payload_max_bytes
@@ -399,8 +380,8 @@ class BraintrustFake:
                 result = await result
         except HttpError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except ValidationError as exc:
-            return JSONResponse({"error": validation_message(exc)}, status_code=400)
+        except SpecError as exc:
+            return JSONResponse({"error": f"invalid request body: {exc}"}, status_code=400)
         if isinstance(result, Response):
             return result
         return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
@@ -431,10 +412,11 @@ class BraintrustFake:
         return f"{self._base(request)}/app/{quote(self.org_name)}/p/{quote(project.data['name'])}"
 
     @staticmethod
-    def _validate(model: type[BaseModel], body: Any) -> Any:
+    def _validate(schema: str, body: Any, *, closed: bool = True) -> Body:
+        """`body` checked against the published schema `schema` (400 naming the field otherwise)."""
         if not isinstance(body, dict):
             raise HttpError(400, "request body must be a JSON object")
-        return model.model_validate(body, strict=True)
+        return openapi.parse(body, schema, closed=closed)
 
     def _list(self, request: Request, kind: str, filters: dict[str, Callable[[Obj, str], bool]]) -> dict:
         query = request.query_params
@@ -515,7 +497,7 @@ class BraintrustFake:
 
         @r("GET", "/ping")
         def ping(request: Request, body: Any) -> dict:
-            return {"id": "user-1", "email": "fake@example.com"}
+            return {"id": FAKE_USER_ID, "email": "fake@example.com"}
 
         @r("POST", "/logs3")
         def logs3(request: Request, body: Any) -> dict:
@@ -545,7 +527,7 @@ class BraintrustFake:
         # projects -----------------------------------------------------------------------------------
         @r("POST", "/v1/project")
         def create_project(request: Request, body: Any) -> dict:
-            req = self._validate(_CreateProject, body)
+            req = self._validate("CreateProject", body)
             if req.org_name not in (None, self.org_name):
                 raise HttpError(404, f"organization {req.org_name!r} not found")
             with self.lock:
@@ -559,7 +541,7 @@ class BraintrustFake:
                     "description": req.description,
                     "created": now_iso(),
                     "deleted_at": None,
-                    "user_id": "user-1",
+                    "user_id": FAKE_USER_ID,
                     "settings": None,
                 }
                 return dict(self._new("project", data).data)
@@ -574,10 +556,10 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/project/{id}")
         def patch_project(request: Request, body: Any, project_id: str) -> dict:
-            req = self._validate(api.PatchProject, body)
+            req = self._validate("PatchProject", body)
             with self.lock:
                 project = self._get("project", project_id)
-                project.data.update(req.model_dump(exclude_unset=True))
+                project.data.update(req)
                 return dict(project.data)
 
         @r("DELETE", "/v1/project/{id}")
@@ -590,7 +572,7 @@ class BraintrustFake:
         # datasets -----------------------------------------------------------------------------------
         @r("POST", "/v1/dataset")
         def create_dataset(request: Request, body: Any) -> dict:
-            req = self._validate(api.CreateDataset, body)
+            req = self._validate("CreateDataset", body)
             with self.lock:
                 self._get("project", req.project_id)
                 for dataset in self._live("dataset"):
@@ -604,7 +586,7 @@ class BraintrustFake:
                     "description": req.description,
                     "created": now_iso(),
                     "deleted_at": None,
-                    "user_id": "user-1",
+                    "user_id": FAKE_USER_ID,
                     "metadata": req.metadata,
                     "tags": req.tags,
                 }
@@ -630,10 +612,10 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/dataset/{id}")
         def patch_dataset(request: Request, body: Any, dataset_id: str) -> dict:
-            req = self._validate(api.PatchDataset, body)
+            req = self._validate("PatchDataset", body)
             with self.lock:
                 dataset = self._get("dataset", dataset_id)
-                dataset.data.update(req.model_dump(exclude_unset=True))
+                dataset.data.update(req)
                 return dict(dataset.data)
 
         @r("DELETE", "/v1/dataset/{id}")
@@ -645,7 +627,7 @@ class BraintrustFake:
 
         @r("POST", "/v1/dataset/{id}/insert")
         def insert_dataset(request: Request, body: Any, dataset_id: str) -> dict:
-            return self._insert("dataset", dataset_id, api.InsertDatasetEventRequest, body)
+            return self._insert("dataset", dataset_id, "InsertDatasetEventRequest", body)
 
         @r("POST", "/v1/dataset/{id}/fetch")
         def fetch_dataset(request: Request, body: Any, dataset_id: str) -> Response:
@@ -675,7 +657,8 @@ class BraintrustFake:
         # experiments --------------------------------------------------------------------------------
         @r("POST", "/v1/experiment")
         def create_experiment(request: Request, body: Any) -> dict:
-            req = self._validate(_LenientCreateExperiment, body)
+            # The SDK sends fields outside the spec here (e.g. `ancestor_commits`); they are ignored.
+            req = self._validate("CreateExperiment", body, closed=False)
             with self.lock:
                 return dict(self._create_experiment(req).data)
 
@@ -697,12 +680,10 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/experiment/{id}")
         def patch_experiment(request: Request, body: Any, experiment_id: str) -> dict:
-            req = self._validate(api.CreateExperiment, {"project_id": "-", **(body or {})})
+            req = self._validate("PatchExperiment", body or {})
             with self.lock:
                 experiment = self._get("experiment", experiment_id)
-                changes = req.model_dump(mode="json", exclude_unset=True)
-                changes.pop("project_id")
-                changes.pop("ensure_new", None)
+                changes = dict(req)
                 experiment.data.update(changes)
                 return dict(experiment.data)
 
@@ -715,7 +696,7 @@ class BraintrustFake:
 
         @r("POST", "/v1/experiment/{id}/insert")
         def insert_experiment(request: Request, body: Any, experiment_id: str) -> dict:
-            return self._insert("experiment", experiment_id, api.InsertExperimentEventRequest, body)
+            return self._insert("experiment", experiment_id, "InsertExperimentEventRequest", body)
 
         @r("POST", "/v1/experiment/{id}/fetch")
         def fetch_experiment(request: Request, body: Any, experiment_id: str) -> Response:
@@ -737,8 +718,7 @@ class BraintrustFake:
         # prompts and functions -------------------------------------------------------------------
         @r("POST", "/v1/prompt")
         def create_prompt(request: Request, body: Any) -> dict:
-            req = self._validate(api.CreatePrompt, body)
-            data = req.model_dump(mode="json", exclude_unset=True)
+            data = dict(self._validate("CreatePrompt", body))
             data.pop("environment_slugs", None)
             return self._create_function("prompt", data, {"type": "prompt"})
 
@@ -752,8 +732,7 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/prompt/{id}")
         def patch_prompt(request: Request, body: Any, prompt_id: str) -> dict:
-            req = self._validate(api.PatchPrompt, body)
-            return self._patch_function("prompt", prompt_id, req.model_dump(mode="json", exclude_unset=True))
+            return self._patch_function("prompt", prompt_id, dict(self._validate("PatchPrompt", body)))
 
         @r("DELETE", "/v1/prompt/{id}")
         def delete_prompt(request: Request, body: Any, prompt_id: str) -> dict:
@@ -764,8 +743,7 @@ class BraintrustFake:
 
         @r("POST", "/v1/function")
         def create_function(request: Request, body: Any) -> dict:
-            req = self._validate(api.CreateFunction, body)
-            data = req.model_dump(mode="json", exclude_unset=True)
+            data = dict(self._validate("CreateFunction", body))
             return self._create_function("function", data, data.pop("function_data"))
 
         @r("GET", "/v1/function")
@@ -779,13 +757,13 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/function/{id}")
         def patch_function(request: Request, body: Any, function_id: str) -> dict:
-            req = self._validate(api.PatchFunction, body)
+            req = self._validate("PatchFunction", body)
             kind = self._function_obj(function_id).kind
-            return self._patch_function(kind, function_id, req.model_dump(mode="json", exclude_unset=True))
+            return self._patch_function(kind, function_id, dict(req))
 
         @r("POST", "/v1/function/{id}/invoke")
         async def invoke_function(request: Request, body: Any, function_id: str) -> Any:
-            req = self._validate(api.InvokeFunction, body or {})
+            req = self._validate("InvokeApi", body or {})
             with self.lock:
                 obj = self._function_obj(function_id)
                 spec = self._function_at(obj, req.version)
@@ -801,7 +779,7 @@ class BraintrustFake:
         # project logs -------------------------------------------------------------------------------
         @r("POST", "/v1/project_logs/{id}/insert")
         def insert_logs(request: Request, body: Any, project_id: str) -> dict:
-            return self._insert("project_logs", project_id, api.InsertProjectLogsEventRequest, body)
+            return self._insert("project_logs", project_id, "InsertProjectLogsEventRequest", body)
 
         @r("POST", "/v1/project_logs/{id}/fetch")
         def fetch_logs(request: Request, body: Any, project_id: str) -> Response:
@@ -814,7 +792,7 @@ class BraintrustFake:
         # eval ---------------------------------------------------------------------------------------
         @r("POST", "/v1/eval")
         async def run_eval(request: Request, body: Any) -> Any:
-            req: api.RunEval = self._validate(api.RunEval, body)
+            req = self._validate("RunEval", body)
             with self.lock:
                 run = self._prepare_eval(req)
             if not req.stream:
@@ -836,9 +814,8 @@ class BraintrustFake:
         assert obj.store is not None
         return obj.store
 
-    def _insert(self, kind: str, object_id: str, model: type[BaseModel], body: Any) -> dict:
-        req = self._validate(model, body)
-        events = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in req.events]
+    def _insert(self, kind: str, object_id: str, schema: str, body: Any) -> dict:
+        events = [dict(e) for e in self._validate(schema, body)["events"]]
         with self.lock:
             store = self._store(kind, object_id)
             ids = store.apply(events, self._next_xact())
@@ -853,7 +830,7 @@ class BraintrustFake:
         return query
 
     def _fetch(self, kind: str, object_id: str, body: Any) -> Response:
-        req = self._validate(api.FetchEventsRequest, body)
+        req = self._validate("FetchEventsRequest", body)
         with self.lock:
             store = self._store(kind, object_id)
             version = parse_version(req.version) if req.version else None
@@ -883,7 +860,7 @@ class BraintrustFake:
         return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
     # -- experiments --------------------------------------------------------------------------------
-    def _create_experiment(self, req: api.CreateExperiment) -> Obj:
+    def _create_experiment(self, req: Body) -> Obj:
         project = self._get("project", req.project_id)
         existing = [e for e in self._live("experiment") if e.data["project_id"] == project.id]
         name = req.name or f"experiment-{len(existing) + 1}"
@@ -896,7 +873,7 @@ class BraintrustFake:
             self._get("experiment", req.base_exp_id)
         if req.dataset_id:
             self._get("dataset", req.dataset_id)
-        repo_info = req.repo_info.model_dump(mode="json", exclude_unset=True) if req.repo_info else None
+        repo_info = dict(req.repo_info) if req.repo_info else None
         data = {
             "id": str(uuid.uuid4()),
             "project_id": project.id,
@@ -912,7 +889,7 @@ class BraintrustFake:
             "parameters_id": req.parameters_id,
             "parameters_version": req.parameters_version,
             "public": bool(req.public),
-            "user_id": "user-1",
+            "user_id": FAKE_USER_ID,
             "metadata": req.metadata,
             "tags": req.tags,
         }
@@ -1137,31 +1114,31 @@ class BraintrustFake:
 
     # -- running functions ----------------------------------------------------------------------
     def _callable_from_ref(self, ref: Any) -> _Fn:
-        if isinstance(ref, api.FunctionIdRef):
+        if "function_id" in ref:
             obj = self._function_obj(ref.function_id)
             spec = self._function_at(obj, ref.version)
             return self._callable_from_data(self._function_data(obj, spec), spec)
-        if isinstance(ref, api.ProjectSlugRef):
+        if "project_name" in ref:
             project = self._project_by_name(ref.project_name)
             for obj in self._live("prompt") + self._live("function"):
                 if obj.data["project_id"] == project.id and obj.data["slug"] == ref.slug:
                     spec = self._function_at(obj, ref.version)
                     return self._callable_from_data(self._function_data(obj, spec), spec)
             raise HttpError(404, f"function {ref.slug!r} not found in project {ref.project_name!r}")
-        if isinstance(ref, api.GlobalFunctionRef):
+        if "global_function" in ref:
             return self._global(ref.global_function)
-        if isinstance(ref, api.PromptSessionRef):
+        if "prompt_session_id" in ref:
             raise HttpError(404, f"prompt session {ref.prompt_session_id} not found")
-        if isinstance(ref, api.InlineCodeRef):
+        if "code" in ref:
             if ref.inline_context.runtime != "python":
                 raise HttpError(
                     400, f"the fake runs python inline code only, not {ref.inline_context.runtime}"
                 )
             return _Fn.from_code(ref.code, ref.name or "inline_code")
-        if isinstance(ref, api.InlineFunctionRef):
+        if "inline_function" in ref:
             spec = {"name": ref.name or "inline_function", "prompt_data": ref.inline_prompt}
             return self._callable_from_data(ref.inline_function, spec)
-        assert isinstance(ref, api.InlinePromptRef)
+        assert "inline_prompt" in ref
         return _Fn.from_prompt(ref.inline_prompt, ref.name or "inline_prompt")
 
     @staticmethod
@@ -1198,7 +1175,7 @@ class BraintrustFake:
         raise HttpError(400, f"the fake cannot run functions of type {kind!r}")
 
     # -- eval runs ------------------------------------------------------------------------------
-    def _prepare_eval(self, req: api.RunEval) -> _EvalRun:
+    def _prepare_eval(self, req: Body) -> _EvalRun:
         project = self._get("project", req.project_id)
         rows, dataset_id = self._eval_rows(req)
         task = self._callable_from_ref(req.task)
@@ -1216,9 +1193,9 @@ class BraintrustFake:
                 raise HttpError(404, f"experiment {req.base_experiment_name!r} not found")
             base_id = matches[0].id
         dataset_version = None
-        if isinstance(req.data, api.DatasetIdData | api.ProjectDatasetNameData):
+        if "dataset_id" in req.data or "dataset_name" in req.data:
             dataset_version = req.data.dataset_version
-        create = api.CreateExperiment(
+        create = Body(
             project_id=project.id,
             name=req.experiment_name or req.name or "eval",
             ensure_new=True,
@@ -1236,16 +1213,16 @@ class BraintrustFake:
             raise HttpError(400, "trial_count must be at least 1")
         return _EvalRun(experiment, rows, task, scorers, trials, base_id, req.timeout)
 
-    def _eval_rows(self, req: api.RunEval) -> tuple[list[dict[str, Any]], str | None]:
+    def _eval_rows(self, req: Body) -> tuple[list[dict[str, Any]], str | None]:
         data = req.data
-        if isinstance(data, api.DatasetRowsData):
+        if "data" in data:
             rows = []
             for i, item in enumerate(data.data):
                 if not isinstance(item, dict):
                     raise HttpError(400, f"data.data[{i}] must be an object with input/expected/metadata")
                 rows.append(item)
             return rows, None
-        if isinstance(data, api.ExperimentNameData):
+        if "experiment_name" in data:
             for experiment in self._live("experiment"):
                 if (
                     experiment.data["project_id"] == req.project_id
@@ -1254,7 +1231,7 @@ class BraintrustFake:
                     assert experiment.store is not None
                     return experiment.store.rows(), None
             raise HttpError(404, f"experiment {data.experiment_name!r} not found")
-        if isinstance(data, api.DatasetIdData):
+        if "dataset_id" in data:
             dataset = self._get("dataset", data.dataset_id)
         else:
             project = self._project_by_name(data.project_name)
