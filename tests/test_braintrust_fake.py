@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust.client import BraintrustClient
 from dagster_evals.errors import AuthError, NotFoundError, PlatformError
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.testing.braintrust import BraintrustFake, openapi, parse_version, prettify_xact
@@ -109,7 +110,7 @@ def server(fake: BraintrustFake) -> Iterator[ServerThread]:
         yield running
 
 
-def make_client(url: str, key: str = KEY, **kwargs: Any) -> api.BraintrustClient:
+def make_client(url: str, key: str = KEY, **kwargs: Any) -> BraintrustClient:
     http = HttpClient(
         platform="braintrust",
         base_url=url,
@@ -118,11 +119,11 @@ def make_client(url: str, key: str = KEY, **kwargs: Any) -> api.BraintrustClient
         retry=RetryPolicy(max_retries=4, backoff_base_s=0.01),
         **kwargs,
     )
-    return api.BraintrustClient(http)
+    return BraintrustClient(http)
 
 
 @pytest.fixture
-def client(server: ServerThread) -> Iterator[api.BraintrustClient]:
+def client(server: ServerThread) -> Iterator[BraintrustClient]:
     c = make_client(server.url)
     yield c
     c.close()
@@ -134,7 +135,7 @@ def inline(code: str, name: str | None = None) -> api.InlineCodeRef:
     )
 
 
-def exercise_every_endpoint(client: api.BraintrustClient) -> dict[str, Any]:
+def exercise_every_endpoint(client: BraintrustClient) -> dict[str, Any]:
     """One call to each endpoint family; returns the objects made."""
     project = client.create_project(api.CreateProject(name="spec", description="d"))
     dataset = client.create_dataset(
@@ -607,7 +608,7 @@ def test_experiment_summary_compares_with_the_base_experiment(client) -> None:
 
 def test_request_size_limit_and_in_process_use(fake) -> None:
     small = BraintrustFake(api_key=KEY, max_request_bytes=2000)
-    client = api.BraintrustClient(
+    client = BraintrustClient(
         HttpClient(
             platform="braintrust",
             base_url="http://fake",

@@ -1,0 +1,111 @@
+"""Braintrust experiments read back as eval reports and per-row scores."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust.session import BraintrustSession
+from dagster_evals.models import (
+    DatasetRef,
+    EvalReport,
+    ScoreSummary,
+)
+
+logger = logging.getLogger("dagster_evals.braintrust")
+
+
+class BraintrustReports(BraintrustSession):
+    """Reading experiments back as `EvalReport`s and per-row scores."""
+
+    def _report(
+        self, experiment: api.Experiment, summary: api.ExperimentSummary, rows_hint: int
+    ) -> EvalReport:
+        """An `EvalReport` of an experiment on Braintrust, from its summary and its rows."""
+        per_row: dict[str, dict[str, list[float]]] = {}
+        errored: set[str] = set()
+        task_errors = scorer_errors = 0
+        trials: dict[str, int] = {}
+        for event in self.client.iter_experiment_events(experiment.id):
+            if event.get("is_root") is False:
+                continue
+            key = self._event_row_key(event)
+            trials[key] = trials.get(key, 0) + 1
+            if event.get("error"):
+                task_errors += 1
+                errored.add(key)
+                continue
+            for name, value in (event.get("scores") or {}).items():
+                if value is None:
+                    scorer_errors += 1
+                    errored.add(key)
+                else:
+                    per_row.setdefault(key, {}).setdefault(name, []).append(float(value))
+        scores = {}
+        for name, remote in (summary.scores or {}).items():
+            count = sum(1 for s in per_row.values() if name in s)
+            has_diff = remote.diff is not None
+            scores[name] = ScoreSummary(
+                name=name,
+                mean=remote.score,
+                count=count,
+                baseline_mean=remote.score - remote.diff if has_diff else None,
+                diff=remote.diff,
+                improvements=remote.improvements if has_diff else 0,
+                regressions=remote.regressions if has_diff else 0,
+            )
+        metrics = {name: m.metric for name, m in (summary.metrics or {}).items()}
+        rows_seen = len(trials)
+        return EvalReport(
+            id=experiment.id,
+            name=experiment.name,
+            platform="braintrust",
+            dataset=None,
+            dataset_version=experiment.dataset_version,
+            rows_in_snapshot=max(rows_hint, rows_seen),
+            trial_count=max(trials.values(), default=1),
+            rows_scored=rows_seen - len(errored),
+            rows_errored=len(errored),
+            task_errors=task_errors,
+            scorer_errors=scorer_errors,
+            scores=scores,
+            metrics=metrics,
+            baseline_id=experiment.base_exp_id,
+            baseline_name=summary.comparison_experiment_name,
+            url=summary.experiment_url,
+            project_url=summary.project_url,
+            metadata=experiment.metadata or {},
+            tags=experiment.tags or [],
+        )
+
+    @staticmethod
+    def _event_row_key(event: dict[str, Any]) -> str:
+        origin = event.get("origin") or {}
+        if origin.get("id"):
+            return str(origin["id"])
+        return json.dumps(event.get("input"), sort_keys=True, default=str)
+
+    def get_eval_report(self, report_id: str) -> EvalReport:
+        experiment = self.client.get_experiment(report_id)
+        summary = self.client.summarize_experiment(
+            report_id, summarize_scores=True, comparison_experiment_id=experiment.base_exp_id
+        )
+        report = self._report(experiment, summary, 0)
+        if experiment.dataset_id:
+            report = report.model_copy(
+                update={"dataset": DatasetRef(platform="braintrust", id=experiment.dataset_id, name="")}
+            )
+        return report
+
+    def report_row_scores(self, report_id: str) -> dict[str, dict[str, float]]:
+        sums: dict[str, dict[str, list[float]]] = {}
+        for event in self.client.iter_experiment_events(report_id):
+            if event.get("error") or event.get("is_root") is False:
+                continue
+            key = self._event_row_key(event)
+            for name, value in (event.get("scores") or {}).items():
+                if value is not None:
+                    sums.setdefault(key, {}).setdefault(name, []).append(float(value))
+        return {row: {n: sum(v) / len(v) for n, v in s.items()} for row, s in sums.items()}
