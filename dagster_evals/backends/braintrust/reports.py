@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.session import BraintrustSession
+from dagster_evals.backends.braintrust.traces import traces
 from dagster_evals.models import (
     DatasetRef,
     EvalReport,
@@ -23,26 +22,27 @@ class BraintrustReports(BraintrustSession):
     def _report(
         self, experiment: api.Experiment, summary: api.ExperimentSummary, rows_hint: int
     ) -> EvalReport:
-        """An `EvalReport` of an experiment on Braintrust, from its summary and its rows."""
+        """An `EvalReport` of an experiment on Braintrust, from its summary and every span of its rows.
+
+        Scores are read from the whole trace (child `score` spans included) and scorer failures from the
+        root's `metadata.scorer_errors`, so the error budget sees them (see `traces.py`).
+        """
         per_row: dict[str, dict[str, list[float]]] = {}
         errored: set[str] = set()
         task_errors = scorer_errors = 0
         trials: dict[str, int] = {}
-        for event in self.client.iter_experiment_events(experiment.id):
-            if event.get("is_root") is False:
-                continue
-            key = self._event_row_key(event)
+        for trace in traces(self.client.iter_experiment_events(experiment.id)):
+            key = trace.key
             trials[key] = trials.get(key, 0) + 1
-            if event.get("error"):
+            if trace.task_error:
                 task_errors += 1
                 errored.add(key)
                 continue
-            for name, value in (event.get("scores") or {}).items():
-                if value is None:
-                    scorer_errors += 1
-                    errored.add(key)
-                else:
-                    per_row.setdefault(key, {}).setdefault(name, []).append(float(value))
+            if trace.failed_scorers:
+                scorer_errors += len(trace.failed_scorers)
+                errored.add(key)
+            for name, value in trace.mean_scores().items():
+                per_row.setdefault(key, {}).setdefault(name, []).append(value)
         scores = {}
         for name, remote in (summary.scores or {}).items():
             count = sum(1 for s in per_row.values() if name in s)
@@ -80,13 +80,6 @@ class BraintrustReports(BraintrustSession):
             tags=experiment.tags or [],
         )
 
-    @staticmethod
-    def _event_row_key(event: dict[str, Any]) -> str:
-        origin = event.get("origin") or {}
-        if origin.get("id"):
-            return str(origin["id"])
-        return json.dumps(event.get("input"), sort_keys=True, default=str)
-
     def get_eval_report(self, report_id: str) -> EvalReport:
         experiment = self.client.get_experiment(report_id)
         summary = self.client.summarize_experiment(
@@ -100,12 +93,11 @@ class BraintrustReports(BraintrustSession):
         return report
 
     def report_row_scores(self, report_id: str) -> dict[str, dict[str, float]]:
+        """Per dataset row, the mean of each score over its trials, read from every span of each trace."""
         sums: dict[str, dict[str, list[float]]] = {}
-        for event in self.client.iter_experiment_events(report_id):
-            if event.get("error") or event.get("is_root") is False:
+        for trace in traces(self.client.iter_experiment_events(report_id)):
+            if trace.task_error:
                 continue
-            key = self._event_row_key(event)
-            for name, value in (event.get("scores") or {}).items():
-                if value is not None:
-                    sums.setdefault(key, {}).setdefault(name, []).append(float(value))
+            for name, value in trace.mean_scores().items():
+                sums.setdefault(trace.key, {}).setdefault(name, []).append(value)
         return {row: {n: sum(v) / len(v) for n, v in s.items()} for row, s in sums.items()}

@@ -295,6 +295,9 @@ class BraintrustFake:
         self.events_written: Counter[str] = Counter()
         self.bodies: dict[str, deque[Any]] = defaultdict(lambda: deque(maxlen=RECORDED_BODIES))
         self.faults = FaultInjector(self._asgi)
+        # Called (from the eval's worker thread) after each row of a `/v1/eval` run is written, with the
+        # number written so far: tests use it to hold a run mid-way on an event.
+        self.eval_row_hook: Callable[[int], None] | None = None
         self.routes: list[tuple[str, list[str], Handler]] = []
         self._register_routes()
 
@@ -898,6 +901,19 @@ class BraintrustFake:
         return obj
 
     @staticmethod
+    def _rolled_up(store: EventStore) -> list[dict[str, Any]]:
+        """Root spans, each with the scores of every span of its trace (as `summarize` rolls them up)."""
+        events = store.rows()
+        roots = {
+            e["root_span_id"]: {**e, "scores": dict(e.get("scores") or {})} for e in events if e["is_root"]
+        }
+        for event in events:
+            root = roots.get(event["root_span_id"])
+            if root is not None and not event["is_root"]:
+                root["scores"].update(event.get("scores") or {})
+        return list(roots.values())
+
+    @staticmethod
     def _row_key(event: dict[str, Any]) -> str:
         origin = event.get("origin")
         if isinstance(origin, dict) and origin.get("id"):
@@ -940,12 +956,8 @@ class BraintrustFake:
             ]
             comparison = max(earlier, key=lambda e: e.seq) if earlier else None
         assert experiment.store is not None
-        rows = [r for r in experiment.store.rows() if r.get("is_root", True)]
-        base_rows = (
-            [r for r in comparison.store.rows() if r.get("is_root", True)]
-            if comparison and comparison.store
-            else []
-        )
+        rows = self._rolled_up(experiment.store)
+        base_rows = self._rolled_up(comparison.store) if comparison and comparison.store else []
         if comparison is not None:
             out["comparison_experiment_name"] = comparison.data["name"]
         out["scores"] = self._score_summaries(rows, base_rows if comparison else None)
@@ -1256,31 +1268,43 @@ class BraintrustFake:
         return rows, dataset.id
 
     def _execute_eval(self, run: _EvalRun) -> None:
-        events = []
+        """Run the eval row by row; each row's spans are written as they finish (one transaction per row),
+        so a reader sees the experiment fill up as on the real platform."""
         started = time.monotonic()
+        done = 0
         for row in run.rows:
             for trial in range(run.trials):
                 if run.timeout_ms is not None and (time.monotonic() - started) * 1000 > run.timeout_ms:
-                    break
-                events.append(self._eval_one(run, row, trial))
-        with self.lock:
-            assert run.experiment.store is not None
-            run.experiment.store.apply(events, self._next_xact())
-            self.events_written["experiment"] += len(events)
+                    return
+                events = self._eval_one(run, row, trial)
+                with self.lock:
+                    assert run.experiment.store is not None
+                    run.experiment.store.apply(events, self._next_xact())
+                    self.events_written["experiment"] += len(events)
+                done += 1
+                if self.eval_row_hook is not None:
+                    self.eval_row_hook(done)
 
     @staticmethod
-    def _eval_one(run: _EvalRun, row: dict[str, Any], trial: int) -> dict[str, Any]:
+    def _eval_one(run: _EvalRun, row: dict[str, Any], trial: int) -> list[dict[str, Any]]:
+        """One row's trace as Braintrust's eval framework logs it: a root `eval` span, one child `score`
+        span per scorer carrying its score, and failed scorers in the root's `metadata.scorer_errors`
+        (braintrust SDK 0.48.1 `braintrust/framework.py`)."""
         args = {
             "input": row.get("input"),
             "expected": row.get("expected"),
             "metadata": row.get("metadata") or {},
         }
         start = time.time()
+        root_id = str(uuid.uuid4())
+        metadata = {**args["metadata"], "trial": trial} if run.trials > 1 else dict(args["metadata"])
         event: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
+            "id": root_id,
+            "span_id": root_id,
+            "root_span_id": root_id,
             "input": args["input"],
             "expected": args["expected"],
-            "metadata": {**args["metadata"], "trial": trial} if run.trials > 1 else args["metadata"],
+            "metadata": metadata,
             "tags": row.get("tags"),
             "span_attributes": {"name": "eval", "type": "eval"},
         }
@@ -1290,18 +1314,31 @@ class BraintrustFake:
             output = _jsonable(run.task.call(output=None, **args))
         except Exception as exc:
             event.update(error=f"{type(exc).__name__}: {exc}", metrics={"start": start, "end": time.time()})
-            return event
-        scores: dict[str, float | None] = {}
+            return [event]
+        children: list[dict[str, Any]] = []
+        errors: dict[str, str] = {}
         for scorer in run.scorers:
+            span_id = str(uuid.uuid4())
             try:
                 name, value = scorer.score(output=output, **args)
             except Exception as exc:
-                event.setdefault("metadata", {})
-                event["metadata"] = {**event["metadata"], f"scorer_error:{scorer.name}": str(exc)}
-                name, value = scorer.name, None
-            scores[name] = value
-        event.update(output=output, scores=scores, metrics={"start": start, "end": time.time()})
-        return event
+                errors[scorer.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            children.append(
+                {
+                    "id": span_id,
+                    "span_id": span_id,
+                    "root_span_id": root_id,
+                    "span_parents": [root_id],
+                    "span_attributes": {"name": name, "type": "score", "purpose": "scorer"},
+                    "scores": {name: value},
+                    "metrics": {"start": time.time(), "end": time.time()},
+                }
+            )
+        if errors:
+            metadata["scorer_errors"] = errors
+        event.update(output=output, metrics={"start": start, "end": time.time()})
+        return [event, *children]
 
     async def _stream_eval(self, request: Request, run: _EvalRun) -> AsyncIterator[bytes]:
         with self.lock:
