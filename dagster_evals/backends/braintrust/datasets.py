@@ -19,6 +19,12 @@ from dagster_evals.models import (
     content_hash,
 )
 
+CLOCK_DATASET = "dagster-evals-version-clock"
+CLOCK_DESCRIPTION = (
+    "Written by dagster-evals after row deletes: one row per dataset whose _xact_id is later than the "
+    "dataset's last delete, so pinned versions exclude deleted rows. Safe to ignore; do not edit."
+)
+
 logger = logging.getLogger("dagster_evals.braintrust")
 
 
@@ -103,7 +109,12 @@ class BraintrustDatasets(BraintrustSession):
         )
 
     def delete_rows(self, dataset: DatasetRef, row_ids: Collection[str]) -> None:
-        """Tombstone the rows (`_object_delete`), then move the head version past the delete."""
+        """Tombstone the rows (`_object_delete`), then record a transaction after the delete on the
+        project's version clock (see `_tick_clock`), so `current_version` moves past the delete.
+
+        Nothing is written to the dataset itself besides the tombstones: a no-op merge into a live row
+        would re-create that row (empty) if someone deleted it in between.
+        """
         ids = list(row_ids)
         if not ids:
             return
@@ -114,25 +125,50 @@ class BraintrustDatasets(BraintrustSession):
             total=len(ids),
             what="deletes",
         )
-        self._touch_head(dataset)
+        self._tick_clock(dataset)
 
-    def _touch_head(self, dataset: DatasetRef) -> None:
-        """Merge nothing into the newest live row: a new transaction that leaves every row as it was, so
-        the newest live row's `_xact_id` is the dataset's head version again."""
-        page = self.client.fetch_dataset(dataset.id, api.FetchEventsRequest(limit=1))
-        if page.events:
-            row_id = page.events[0]["id"]
-            self.client.insert_dataset_events(dataset.id, [api.InsertDatasetEvent(id=row_id, is_merge=True)])
+    def _clock(self, dataset: DatasetRef) -> api.Dataset:
+        """The project's version clock dataset (created on first use)."""
+        project = self.project(dataset.project)
+        cached = self._clocks.get(project.id)
+        if cached is None:
+            cached = self.client.create_dataset(
+                api.CreateDataset(project_id=project.id, name=CLOCK_DATASET, description=CLOCK_DESCRIPTION)
+            )
+            self._clocks[project.id] = cached
+        return cached
+
+    def _tick_clock(self, dataset: DatasetRef) -> None:
+        """Replace this dataset's row in the clock dataset: a transaction id later than the delete.
+
+        Braintrust transaction ids grow with time across the organization, and reading a dataset with
+        `version=` returns it as of that transaction (braintrust SDK 0.48.1 `logger.py`, `Dataset` /
+        `ObjectFetcher`), so any later transaction id is a version that includes the delete.
+        """
+        clock = self._clock(dataset)
+        event = {"id": dataset.id, "input": {"dataset_id": dataset.id, "dataset": dataset.name}}
+        self.client.insert_raw(
+            f"/v1/dataset/{clock.id}/insert", self._encode({"events": [event]}), idempotent=True
+        )
+
+    def _clock_version(self, dataset: DatasetRef) -> int:
+        clock = self._clock(dataset)
+        for event in self.client.iter_dataset_events(clock.id):
+            if event.get("id") == dataset.id:
+                return int(event["_xact_id"])
+        return 0
 
     def delete_all_rows(self, dataset: DatasetRef) -> None:
         self.delete_rows(dataset, [row.id for row in self.iter_rows(dataset)])
 
     def current_version(self, dataset: DatasetRef) -> str:
-        """The head transaction id: the `_xact_id` of the newest live row ("0" for an empty dataset)."""
-        page = self.client.fetch_dataset(dataset.id, api.FetchEventsRequest(limit=1))
-        if not page.events:
-            return EMPTY_VERSION
-        return str(max(int(e["_xact_id"]) for e in page.events))
+        """The head version: the largest `_xact_id` of any live row, as the SDK computes a dataset's
+        version (braintrust SDK 0.48.1 `logger.py`, `ObjectFetcher.version`: max over every fetched
+        record), or the clock transaction written after the last delete if that is later. "0" when the
+        dataset never held a row."""
+        newest = max((int(e["_xact_id"]) for e in self.client.iter_dataset_events(dataset.id)), default=0)
+        head = max(newest, self._clock_version(dataset))
+        return str(head) if head else EMPTY_VERSION
 
     # -- production logs --------------------------------------------------------------------------
     def copy_logs_to_dataset(

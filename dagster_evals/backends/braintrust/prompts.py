@@ -8,7 +8,7 @@ from typing import Any
 
 from dagster_evals.backends.braintrust.session import BraintrustSession
 from dagster_evals.errors import (
-    NotFoundError,
+    PlatformError,
 )
 from dagster_evals.models import (
     PromptVersion,
@@ -55,12 +55,25 @@ class BraintrustPrompts(BraintrustSession):
     def get_prompt_version(
         self, slug: str, version: str, *, project: str | None = None
     ) -> PromptVersion | None:
-        """A prompt as it was at `version` (an `_xact_id`), also after it was saved again."""
+        """A prompt as it was at `version` (an `_xact_id`), also after it was saved again; None when the
+        project has no such prompt at that version.
+
+        `GET /v1/prompt?slug=…&version=…` answers 200 with `objects: []` for an unknown slug or a version
+        before the prompt existed (braintrustdata/braintrust-openapi `openapi/spec.json`, `GET /v1/prompt`).
+        """
         project_name = project or self.default_project
-        try:
-            p = self.client.get_prompt_by_slug(project_name, slug, version=version)
-        except NotFoundError:
+        found = self.client.list_prompts(project_name=project_name, slug=slug, version=version)
+        if not found:
             return None
+        if len(found) > 1:
+            raise PlatformError(
+                "braintrust",
+                409,
+                "GET",
+                "/v1/prompt",
+                f"{len(found)} prompts have slug {slug!r} in project {project_name!r}",
+            )
+        p = found[0]
         return PromptVersion(
             platform="braintrust",
             project=project_name,

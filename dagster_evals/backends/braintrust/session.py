@@ -81,6 +81,7 @@ class BraintrustSession(EvalPlatform):
         self.stream_evals = stream_evals
         self.collect_git = collect_git
         self._projects: dict[str, api.Project] = {}
+        self._clocks: dict[str, api.Dataset] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
 

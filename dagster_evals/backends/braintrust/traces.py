@@ -67,7 +67,7 @@ def traces(events: Iterable[dict[str, Any]]) -> list[Trace]:
         if is_root(event):
             trace.root = event
             errors = (event.get("metadata") or {}).get("scorer_errors")
-            if isinstance(errors, dict) or isinstance(errors, list):
+            if isinstance(errors, dict | list):
                 trace.failed_scorers.update(str(name) for name in errors)
         for name, value in (event.get("scores") or {}).items():
             if value is None or not isinstance(value, int | float) or math.isnan(value):

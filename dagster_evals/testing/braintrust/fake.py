@@ -218,7 +218,10 @@ class EventStore:
         for row_id, history in self.history.items():
             entry = self._entry_at(history, at)
             if entry is not None and entry[1] is not None:
-                keys.append((-entry[0], row_id))
+                # Pages follow the row's pagination key (when it was first written), not its latest
+                # transaction: an updated old row stays deep in the order, as on the real API, so the
+                # first event of a page is not the newest write.
+                keys.append((-history[0][0], row_id))
         keys.sort()
         self._views[at] = keys
         return keys
@@ -298,6 +301,9 @@ class BraintrustFake:
         # Called (from the eval's worker thread) after each row of a `/v1/eval` run is written, with the
         # number written so far: tests use it to hold a run mid-way on an event.
         self.eval_row_hook: Callable[[int], None] | None = None
+        # Called after each request is handled, with ("METHOD /route", path arguments, body): tests use it
+        # to interleave another client's write at an exact point.
+        self.after_request: Callable[[str, list[str], Any], None] | None = None
         self.routes: list[tuple[str, list[str], Handler]] = []
         self._register_routes()
 
@@ -381,6 +387,8 @@ class BraintrustFake:
             result = fn(request, body, *args)
             if inspect.isawaitable(result):
                 result = await result
+            if self.after_request is not None:
+                self.after_request(route, args, body)
         except HttpError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         except SpecError as exc:
@@ -824,6 +832,11 @@ class BraintrustFake:
             ids = store.apply(events, self._next_xact())
             self.events_written[kind] += len(events)
         return {"row_ids": ids}
+
+    def write_as_another_client(self, kind: str, object_id: str, events: list[dict[str, Any]]) -> None:
+        """Apply events directly, as a concurrent writer would (one transaction, no request counted)."""
+        with self.lock:
+            self._store(kind, object_id).apply(events, self._next_xact())
 
     @staticmethod
     def _fetch_query(request: Request) -> dict[str, Any]:
