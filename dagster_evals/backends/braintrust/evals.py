@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,13 @@ from pydantic import ValidationError
 from dagster_evals.backends.base import ProgressFn, _quiet
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.datasets import BraintrustDatasets
+from dagster_evals.backends.braintrust.finite import finite_result
+from dagster_evals.backends.braintrust.launch import (
+    BraintrustLaunches,
+    ambiguous,
+    new_run_token,
+    token_metadata,
+)
 from dagster_evals.backends.braintrust.reports import BraintrustReports
 from dagster_evals.errors import (
     ConfigError,
@@ -69,7 +75,7 @@ def function_ref(fn: PlatformFunction) -> api.FunctionRef:
     )
 
 
-class BraintrustEvals(BraintrustReports, BraintrustDatasets):
+class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets):
     """Evals: `POST /v1/eval` for platform-side tasks, local runs recorded as experiments."""
 
     def _repo_info(self, request: EvalRequest) -> api.RepoInfo | None:
@@ -93,36 +99,6 @@ class BraintrustEvals(BraintrustReports, BraintrustDatasets):
             metadata.setdefault("prompt_slug", request.prompt.slug)
             metadata.setdefault("prompt_version", request.prompt.version)
         return metadata
-
-    def _once(
-        self,
-        create: Callable[[], Any],
-        project: api.Project,
-        name: str,
-        endpoint: str,
-        progress: ProgressFn,
-    ) -> Any:
-        """Send a request that creates the experiment `name` (unique per run), at most once in effect.
-
-        After an ambiguous failure (no response, 5xx, a cut-off body) the request may have taken effect:
-        the experiment is looked up by name and returned if it exists, else the request is sent again.
-        An experiment found this way may still be filling; the report's counts show it.
-        """
-        attempt = 0
-        while True:
-            try:
-                return create()
-            except PlatformError as exc:
-                ambiguous = exc.status is None or exc.status >= 500
-                if not ambiguous or attempt >= self.http.retry.max_retries:
-                    raise
-                found = self.client.list_experiments(project_id=project.id, experiment_name=name)
-                if found:
-                    progress(f"{endpoint} failed ({exc}), but experiment {name!r} exists: using it")
-                    return found[0]
-                attempt += 1
-                progress(f"{endpoint} failed ({exc}) before experiment {name!r} existed; sending it again")
-                time.sleep(self.http.retry.backoff(attempt - 1, None, self._rng))
 
     def _run_remote(self, request: EvalRequest, progress: ProgressFn) -> EvalReport:
         scorers = []
@@ -152,27 +128,42 @@ class BraintrustEvals(BraintrustReports, BraintrustDatasets):
         repo_info = self._repo_info(request)
         if repo_info is not None:
             fields["repo_info"] = repo_info
+        token = new_run_token()
+        fields["metadata"] = token_metadata(fields["metadata"], token)
         body = api.RunEval(**fields)
         progress(f"launching Braintrust eval {request.name!r} over dataset version {snapshot.version}")
-        launched = self._once(
-            lambda: self.client.run_eval(body), project, request.name, "POST /v1/eval", progress
-        )
+        retried = {"ambiguous": False}
+
+        def send() -> api.ExperimentSummary:
+            try:
+                return self.client.run_eval(body)
+            except PlatformError as exc:
+                retried["ambiguous"] = retried["ambiguous"] or ambiguous(exc)
+                raise
+
+        launched = self._at_most_once(send, project, token, "POST /v1/eval", progress)
+        expected = snapshot.row_count * request.trial_count
         if isinstance(launched, api.Experiment):
-            summary = self.client.summarize_experiment(
-                launched.id, summarize_scores=True, comparison_experiment_id=request.baseline_id
-            )
-            return self._report(launched, summary, request.snapshot.row_count)
-        summary = launched
-        found = self.client.list_experiments(project_id=project.id, experiment_name=summary.experiment_name)
-        if not found:
-            raise NotFoundError(
-                "braintrust",
-                404,
-                "GET",
-                "/v1/experiment",
-                f"the eval reported experiment {summary.experiment_name!r} but it is not listed",
-            )
-        return self._report(found[0], summary, request.snapshot.row_count)
+            experiment = launched
+            self.wait_until_finished(experiment, expected, progress)
+        else:
+            found = self.experiments_with_token(project, token)
+            named = [e for e in found if e.name == launched.experiment_name]
+            if not named:
+                raise NotFoundError(
+                    "braintrust",
+                    404,
+                    "GET",
+                    "/v1/experiment",
+                    f"the eval reported experiment {launched.experiment_name!r} but it is not listed",
+                )
+            experiment = named[0]
+        if retried["ambiguous"]:
+            self.drop_duplicates(project, token, experiment, progress)
+        summary = self.client.summarize_experiment(
+            experiment.id, summarize_scores=True, comparison_experiment_id=request.baseline_id
+        )
+        return self._report(experiment, summary, snapshot.row_count)
 
     def _run_local(self, request: EvalRequest, progress: ProgressFn) -> EvalReport:
         scorers = resolve_local_scorers(request.scorers)
@@ -197,14 +188,10 @@ class BraintrustEvals(BraintrustReports, BraintrustDatasets):
         repo_info = self._repo_info(request)
         if repo_info is not None:
             fields["repo_info"] = repo_info
-        create = api.CreateExperiment(**fields)
-        experiment: api.Experiment = self._once(
-            lambda: self.client.create_experiment(create),
-            project,
-            request.name,
-            "POST /v1/experiment",
-            progress,
-        )
+        token = new_run_token()
+        fields["metadata"] = token_metadata(fields["metadata"], token)  # type: ignore[arg-type]
+        create = api.CreateExperiment(**fields)  # type: ignore[arg-type]
+        experiment = self.create_experiment_once(create, project, token, progress)
         builder = ReportBuilder([s.name for s in scorers])
         encoded: deque[tuple[str, bytes]] = deque()
         total = snapshot.row_count * request.trial_count
@@ -220,6 +207,7 @@ class BraintrustEvals(BraintrustReports, BraintrustDatasets):
                 progress(f"recorded {counts['sent']}/{total} row trials in experiment {experiment.name!r}")
 
         def on_result(result: RowResult) -> None:
+            result = finite_result(result)
             with lock:
                 builder.add(result)
                 encoded.append((result.row_id, self._encode(self._result_event(result, snapshot.dataset.id))))

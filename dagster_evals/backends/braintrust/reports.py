@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust.launch import RUN_TOKEN_KEY
 from dagster_evals.backends.braintrust.session import BraintrustSession
 from dagster_evals.backends.braintrust.traces import traces
 from dagster_evals.models import (
@@ -76,7 +77,7 @@ class BraintrustReports(BraintrustSession):
             baseline_name=summary.comparison_experiment_name,
             url=summary.experiment_url,
             project_url=summary.project_url,
-            metadata=experiment.metadata or {},
+            metadata={k: v for k, v in (experiment.metadata or {}).items() if k != RUN_TOKEN_KEY},
             tags=experiment.tags or [],
         )
 

@@ -11,8 +11,10 @@ from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
 from dagster_evals.backends.braintrust.session import (
+    DEFAULT_EVAL_TIMEOUT_S,
     DEFAULT_INSERT_BATCH_SIZE,
     DEFAULT_INSERT_MAX_BYTES,
+    DEFAULT_LAUNCH_SETTLE_S,
     DEFAULT_PROJECT,
     DEFAULT_REQUEST_CONCURRENCY,
 )
@@ -58,6 +60,15 @@ class BraintrustResource(EvalPlatformResource):
     )
     stream_evals: bool = Field(default=False, description="Use stream: true for POST /v1/eval.")
     collect_git: bool = Field(default=True, description="Send the local git state as repo_info.")
+    eval_timeout_s: float = Field(
+        default=DEFAULT_EVAL_TIMEOUT_S,
+        description="How long to wait for a POST /v1/eval run to finish once launched, in seconds.",
+    )
+    launch_settle_s: float = Field(
+        default=DEFAULT_LAUNCH_SETTLE_S,
+        description="After a launch fails without a clear answer, how long to look for the experiment it "
+        "may have created before sending it again, in seconds.",
+    )
 
     def get_platform(self) -> BraintrustPlatform:
         return cast(BraintrustPlatform, super().get_platform())
@@ -77,4 +88,6 @@ class BraintrustResource(EvalPlatformResource):
             request_concurrency=self.request_concurrency,
             stream_evals=self.stream_evals,
             collect_git=self.collect_git,
+            eval_timeout_s=self.eval_timeout_s,
+            launch_settle_s=self.launch_settle_s,
         )

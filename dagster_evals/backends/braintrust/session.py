@@ -27,6 +27,8 @@ DEFAULT_INSERT_BATCH_SIZE = 1000
 DEFAULT_INSERT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_REQUEST_CONCURRENCY = 4
 EMPTY_VERSION = "0"
+DEFAULT_EVAL_TIMEOUT_S = 3600.0
+DEFAULT_LAUNCH_SETTLE_S = 10.0
 
 
 logger = logging.getLogger("dagster_evals.braintrust")
@@ -54,6 +56,8 @@ class BraintrustSession(EvalPlatform):
         stream_evals: bool = False,
         collect_git: bool = True,
         transport: Any = None,
+        eval_timeout_s: float = DEFAULT_EVAL_TIMEOUT_S,
+        launch_settle_s: float = DEFAULT_LAUNCH_SETTLE_S,
     ) -> None:
         if not api_key:
             raise ConfigError(f"no Braintrust API key: set the {api.ENV_API_KEY} environment variable")
@@ -80,6 +84,10 @@ class BraintrustSession(EvalPlatform):
         self.request_concurrency = request_concurrency
         self.stream_evals = stream_evals
         self.collect_git = collect_git
+        if eval_timeout_s <= 0 or launch_settle_s < 0:
+            raise ConfigError("eval_timeout_s must be positive and launch_settle_s not negative")
+        self.eval_timeout_s = eval_timeout_s
+        self.launch_settle_s = launch_settle_s
         self._projects: dict[str, api.Project] = {}
         self._clocks: dict[str, api.Dataset] = {}
         self._lock = threading.Lock()
@@ -185,4 +193,12 @@ class BraintrustSession(EvalPlatform):
 
     @staticmethod
     def _encode(event: dict[str, Any]) -> bytes:
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+        """Strict JSON: a NaN/Infinity is refused with the row id instead of being sent as invalid JSON."""
+        try:
+            text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str, allow_nan=False)
+        except ValueError:
+            raise InputError(
+                f"row {event.get('id')!r} holds NaN or Infinity, which JSON cannot carry; replace it "
+                "(e.g. with null) in the source"
+            ) from None
+        return text.encode("utf-8")

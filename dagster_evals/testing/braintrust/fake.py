@@ -301,6 +301,9 @@ class BraintrustFake:
         # Called (from the eval's worker thread) after each row of a `/v1/eval` run is written, with the
         # number written so far: tests use it to hold a run mid-way on an event.
         self.eval_row_hook: Callable[[int], None] | None = None
+        # When set, `POST /v1/eval` waits for this event before it takes effect (a request applied late,
+        # after the client gave up).
+        self.hold_evals: threading.Event | None = None
         # Called after each request is handled, with ("METHOD /route", path arguments, body): tests use it
         # to interleave another client's write at an exact point.
         self.after_request: Callable[[str, list[str], Any], None] | None = None
@@ -378,7 +381,7 @@ class BraintrustFake:
                     )
                 if raw:
                     try:
-                        body = json.loads(raw)
+                        body = json.loads(raw, parse_constant=_reject_constant)
                     except ValueError:
                         raise HttpError(400, "request body is not valid JSON") from None
                 if self.record_bodies:
@@ -804,6 +807,9 @@ class BraintrustFake:
         @r("POST", "/v1/eval")
         async def run_eval(request: Request, body: Any) -> Any:
             req = self._validate("RunEval", body)
+            gate = self.hold_evals
+            if gate is not None:  # a slow network: the request reaches the server only when released
+                await asyncio.to_thread(gate.wait)
             with self.lock:
                 run = self._prepare_eval(req)
             if not req.stream:
@@ -1377,6 +1383,11 @@ class _EvalRun:
     trials: int
     base_id: str | None
     timeout_ms: float | None
+
+
+def _reject_constant(name: str) -> Any:
+    """`NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259); a strict server rejects them."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _restricted_import(name: str, *args: Any, **kwargs: Any) -> Any:
