@@ -281,6 +281,7 @@ class BraintrustFake:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         logs3_payload_max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         record_bodies: bool = True,
+        repeat_page_boundary: bool = True,
     ) -> None:
         self.api_keys = {api_key} if isinstance(api_key, str) else set(api_key)
         self.org_name = org_name
@@ -289,6 +290,9 @@ class BraintrustFake:
         self.max_request_bytes = max_request_bytes
         self.logs3_payload_max_bytes = logs3_payload_max_bytes
         self.record_bodies = record_bodies
+        # A page after the first starts with the last event of the page before: a paginated read can see
+        # a row twice, as on the real API (its cursor resumes at the boundary); clients must de-duplicate.
+        self.repeat_page_boundary = repeat_page_boundary
         self.lock = threading.RLock()
         self.objects: dict[str, dict[str, Obj]] = defaultdict(dict)
         self.logs: dict[str, EventStore] = {}
@@ -871,6 +875,8 @@ class BraintrustFake:
                 keys = [k for k in keys if -k[0] <= ceiling]
             start = bisect.bisect_right(keys, after) if after else 0
             limit = DEFAULT_PAGE if req.limit is None else req.limit
+            if after and self.repeat_page_boundary and limit > 1 and start < len(keys):
+                start -= 1
             page = keys[start : start + limit]
             events = [store.event(row_id, version) for _, row_id in page]
         out: dict[str, Any] = {"events": events}
