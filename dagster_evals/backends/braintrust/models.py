@@ -348,3 +348,19 @@ class ObjectList(BtResponse):
 
 
 from dagster_evals.backends.braintrust.eval_models import *  # noqa: E402,F403  (one namespace for callers)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BraintrustClient":
+        import warnings
+
+        warnings.warn(
+            "dagster_evals.backends.braintrust.models.BraintrustClient moved to "
+            "dagster_evals.backends.braintrust.client.BraintrustClient",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from dagster_evals.backends.braintrust.client import BraintrustClient
+
+        return BraintrustClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
