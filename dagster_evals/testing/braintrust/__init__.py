@@ -4,6 +4,7 @@
 the dagster-evals client.
 """
 
-from dagster_evals.testing.braintrust.fake import BraintrustFake, parse_version, prettify_xact
+from dagster_evals.testing.braintrust.fake import BraintrustFake
+from dagster_evals.testing.braintrust.store import parse_version, prettify_xact
 
 __all__ = ["BraintrustFake", "parse_version", "prettify_xact"]

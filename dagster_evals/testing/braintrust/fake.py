@@ -43,17 +43,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
-import builtins
 import inspect
 import json
-import math
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -63,206 +60,26 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from dagster_evals.testing.braintrust import openapi
 from dagster_evals.testing.braintrust.openapi import Body, SpecError
+from dagster_evals.testing.braintrust.runtime import (
+    RUNNABLE_GLOBALS,
+    _Fn,
+    _jsonable,
+)
+from dagster_evals.testing.braintrust.store import (
+    XACT_START,
+    EventStore,
+    HttpError,
+    Obj,
+    now_iso,
+    parse_version,
+)
 from dagster_evals.testing.faults import FaultInjector
 from dagster_evals.testing.server import ServerThread, in_process_transport
 
 FAKE_USER_ID = "5f0c8a3e-2b7d-4c1e-9a6f-0d3b8e1c7a42"
-XACT_START = 1000192656880881099
-PRETTY_MULTIPLIER = 205891132094649
-MASK64 = 2**64 - 1
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 DEFAULT_PAGE = 1000
 RECORDED_BODIES = 50
-RUNNABLE_GLOBALS = {
-    "ExactMatch": "ExactMatch",
-    "Levenshtein": "Levenshtein",
-    "NumericDiff": "NumericDiff",
-    "JSONDiff": "JSONDiff",
-    "ListContains": "ListContains",
-}
-SAFE_BUILTINS = {
-    name: getattr(builtins, name)
-    for name in [
-        "abs",
-        "all",
-        "any",
-        "bool",
-        "dict",
-        "enumerate",
-        "filter",
-        "float",
-        "int",
-        "isinstance",
-        "len",
-        "list",
-        "map",
-        "max",
-        "min",
-        "range",
-        "repr",
-        "reversed",
-        "round",
-        "set",
-        "sorted",
-        "str",
-        "sum",
-        "tuple",
-        "zip",
-        "Exception",
-        "ValueError",
-        "KeyError",
-        "TypeError",
-    ]
-}
-SAFE_MODULES = frozenset({"json", "re", "math", "string", "difflib"})
-
-
-def prettify_xact(xact: str) -> str:
-    """Braintrust's 16-hex display form of a numeric transaction id."""
-    return f"{(int(xact) * PRETTY_MULTIPLIER) & MASK64:016x}"
-
-
-def parse_version(value: str) -> int:
-    """A numeric transaction id from either form (numeric, or the 16-hex pretty form)."""
-    if value.isdigit() and len(value) != 16:
-        return int(value)
-    try:
-        return (int(value, 16) * pow(PRETTY_MULTIPLIER, -1, 2**64)) & MASK64
-    except ValueError:
-        raise HttpError(400, f"invalid version {value!r}: expected a transaction id") from None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any], stop: set[tuple[str, ...]], path=()) -> dict:
-    merged = dict(base)
-    for key, value in update.items():
-        here = (*path, key)
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and here not in stop:
-            merged[key] = deep_merge(merged[key], value, stop, here)
-        else:
-            merged[key] = value
-    return merged
-
-
-# -- versioned event storage ----------------------------------------------------------------------------
-class EventStore:
-    """The events of one object (a dataset, an experiment, a project's logs), with their history."""
-
-    def __init__(self, kind: str, object_fields: dict[str, str]) -> None:
-        self.kind = kind
-        self.object_fields = object_fields
-        self.history: dict[str, list[tuple[int, dict[str, Any] | None]]] = {}
-        self.last_xact = 0
-        self.live = 0
-        self._views: dict[int, list[tuple[int, str]]] = {}
-
-    def apply(self, events: list[dict[str, Any]], xact: int) -> list[str]:
-        """Write events in one transaction; returns the row ids in input order."""
-        ids = []
-        created = now_iso()
-        for raw in events:
-            event = dict(raw)
-            row_id = event.pop("id", None) or uuid.uuid4().hex
-            is_merge = bool(event.pop("_is_merge", False))
-            merge_paths = event.pop("_merge_paths", None) or []
-            delete = bool(event.pop("_object_delete", False))
-            array_delete = event.pop("_array_delete", None) or []
-            event.pop("_parent_id", None)
-            for key in ("dataset_id", "experiment_id", "project_id", "log_id", "_xact_id"):
-                event.pop(key, None)
-            history = self.history.setdefault(row_id, [])
-            current = history[-1][1] if history else None
-            record: dict[str, Any] | None
-            if delete:
-                record = None
-            elif is_merge and current is not None:
-                record = deep_merge(current, event, {tuple(p) for p in merge_paths})
-                for item in array_delete:
-                    target: Any = record
-                    *parents, last = item["path"]
-                    for part in parents:
-                        target = target.get(part, {}) if isinstance(target, dict) else {}
-                    if isinstance(target, dict) and isinstance(target.get(last), list):
-                        target[last] = [v for v in target[last] if v not in item["delete"]]
-            else:
-                record = event
-                record.setdefault("created", created)
-            if (current is not None) != (record is not None):
-                self.live += 1 if record is not None else -1
-            if history and history[-1][0] == xact:
-                history[-1] = (xact, record)
-            else:
-                history.append((xact, record))
-            ids.append(row_id)
-        self.last_xact = max(self.last_xact, xact)
-        self._views.clear()
-        return ids
-
-    def view(self, version: int | None) -> list[tuple[int, str]]:
-        """(-xact, id) of the rows live at `version`, newest first."""
-        at = self.last_xact if version is None else min(version, self.last_xact)
-        cached = self._views.get(at)
-        if cached is not None:
-            return cached
-        keys = []
-        for row_id, history in self.history.items():
-            entry = self._entry_at(history, at)
-            if entry is not None and entry[1] is not None:
-                # Pages follow the row's pagination key (when it was first written), not its latest
-                # transaction: an updated old row stays deep in the order, as on the real API, so the
-                # first event of a page is not the newest write.
-                keys.append((-history[0][0], row_id))
-        keys.sort()
-        self._views[at] = keys
-        return keys
-
-    @staticmethod
-    def _entry_at(history: list[tuple[int, dict | None]], at: int) -> tuple[int, dict | None] | None:
-        if history[-1][0] <= at:
-            return history[-1]
-        for entry in reversed(history):
-            if entry[0] <= at:
-                return entry
-        return None
-
-    def event(self, row_id: str, at: int) -> dict[str, Any]:
-        xact, record = self._entry_at(self.history[row_id], at)  # type: ignore[misc]
-        assert record is not None
-        out = {"id": row_id, "_xact_id": str(xact), **self.object_fields}
-        out.update(record)
-        out.setdefault("span_id", row_id)
-        out.setdefault("root_span_id", out["span_id"])
-        out.setdefault("is_root", not record.get("span_parents"))
-        return out
-
-    def rows(self, version: int | None = None) -> list[dict[str, Any]]:
-        at = self.last_xact if version is None else version
-        return [self.event(row_id, at) for _, row_id in self.view(version)]
-
-
-@dataclass
-class Obj:
-    """A project, dataset, experiment, prompt or function."""
-
-    kind: str
-    data: dict[str, Any]
-    seq: int
-    store: EventStore | None = None
-    versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return self.data["id"]
 
 
 # -- the fake ---------------------------------------------------------------------------------------------
@@ -1394,104 +1211,3 @@ class _EvalRun:
 def _reject_constant(name: str) -> Any:
     """`NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259); a strict server rejects them."""
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _restricted_import(name: str, *args: Any, **kwargs: Any) -> Any:
-    if name not in SAFE_MODULES:
-        raise ImportError(f"import of {name!r} is not allowed in inline code")
-    return __import__(name, *args, **kwargs)
-
-
-@dataclass
-class _Fn:
-    """A runnable task or scorer, called with whichever of input/output/expected/metadata it accepts."""
-
-    name: str
-    fn: Callable[..., Any]
-    params: tuple[str, ...]
-
-    @classmethod
-    def from_code(cls, code: str, name: str) -> _Fn:
-        namespace: dict[str, Any] = {"__builtins__": {**SAFE_BUILTINS, "__import__": _restricted_import}}
-        try:
-            exec(compile(code, f"<inline:{name}>", "exec"), namespace)
-        except Exception as exc:
-            raise HttpError(
-                400, f"inline code of {name!r} failed to load: {type(exc).__name__}: {exc}"
-            ) from None
-        functions = [v for v in namespace.values() if inspect.isfunction(v)]
-        target = namespace.get("handler") if inspect.isfunction(namespace.get("handler")) else None
-        target = target or (functions[-1] if functions else None)
-        if target is None:
-            raise HttpError(400, f"inline code of {name!r} defines no function")
-        params = inspect.signature(target).parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            accepted: tuple[str, ...] = ("input", "output", "expected", "metadata")
-        else:
-            accepted = tuple(a for a in ("input", "output", "expected", "metadata") if a in params)
-        return cls(name, target, accepted)
-
-    @classmethod
-    def from_prompt(cls, prompt_data: dict[str, Any], name: str) -> _Fn:
-        def render(input: Any, output: Any, expected: Any, metadata: dict) -> str:
-            prompt = (prompt_data or {}).get("prompt") or {}
-            if prompt.get("type") == "completion":
-                template = str(prompt.get("content", ""))
-            else:
-                messages = prompt.get("messages") or [{"content": "{{input}}"}]
-                content = messages[-1].get("content", "")
-                template = content if isinstance(content, str) else json.dumps(content)
-            scope = {"input": input, "output": output, "expected": expected, "metadata": metadata}
-            return _mustache(template, scope)
-
-        return cls(name, render, ("input", "output", "expected", "metadata"))
-
-    def call(self, **values: Any) -> Any:
-        return self.fn(**{k: values[k] for k in self.params})
-
-    def score(self, **values: Any) -> tuple[str, float | None]:
-        result = self.call(**values)
-        name = self.name
-        if isinstance(result, dict):
-            name = self.name if self.name not in ("inline_code", "function") else result.get("name", name)
-            result = result.get("score")
-        elif hasattr(result, "score") and not isinstance(result, int | float):
-            result = result.score
-        if isinstance(result, str):
-            result = float(result) if _is_number(result) else None
-        if result is None:
-            return name, None
-        value = float(result)
-        if math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"score {value} is outside [0, 1]")
-        return name, value
-
-
-def _jsonable(value: Any) -> Any:
-    """A task's output as JSON: score objects (e.g. from an autoevals global) become their dict form."""
-    if hasattr(value, "as_dict") and callable(value.as_dict):
-        return value.as_dict()
-    json.dumps(value)
-    return value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _mustache(template: str, scope: dict[str, Any]) -> str:
-    out, rest = [], template
-    while "{{" in rest:
-        before, _, after = rest.partition("{{")
-        path, _, rest = after.partition("}}")
-        value: Any = scope
-        for part in path.strip().split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        out.append(before)
-        out.append(value if isinstance(value, str) else json.dumps(value) if value is not None else "")
-    out.append(rest)
-    return "".join(out)
