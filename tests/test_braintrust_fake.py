@@ -628,3 +628,24 @@ def test_request_size_limit_and_in_process_use(fake) -> None:
         client.insert_dataset_events(dataset.id, [api.InsertDatasetEvent(id="x", input="y" * 5000)])
     assert too_big.value.status == 413
     assert small.requests["POST /v1/dataset/{id}/insert"] == 1, "a 413 is not retried"
+
+
+def test_the_fake_never_imports_the_client() -> None:
+    """The fake comes from the vendor's spec, never from the client: no module of
+    `dagster_evals.testing.braintrust` imports `dagster_evals.backends` (or anything else client-side)."""
+    import ast
+    from pathlib import Path
+
+    import dagster_evals.testing.braintrust as fake_package
+
+    allowed = ("dagster_evals.testing",)
+    for path in Path(fake_package.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("dagster_evals"):
+                    assert name.startswith(allowed), f"{path.name} imports {name}"

@@ -183,7 +183,7 @@ class BraintrustClient:
             request = FetchEventsRequest(limit=page_size, **_params(cursor=cursor, version=version))
             page = self._fetch(path, request)
             for event in page.events:
-                event_id = event.get("id")
+                event_id = str(event.get("id"))
                 if event_id in seen:
                     continue
                 seen.add(event_id)

@@ -37,8 +37,9 @@ class BraintrustDatasets(BraintrustSession):
         if not name:
             raise ConfigError("a dataset needs a non-empty name")
         proj = self.project(project)
-        extra = {"description": description} if description is not None else {}
-        body = api.CreateDataset(project_id=proj.id, name=name, **extra)
+        body = api.CreateDataset(project_id=proj.id, name=name)
+        if description is not None:
+            body = api.CreateDataset(project_id=proj.id, name=name, description=description)
         dataset = self.client.create_dataset(body)
         if description is not None and dataset.description != description:
             dataset = self.client.patch_dataset(dataset.id, api.PatchDataset(description=description))

@@ -20,12 +20,25 @@ from dagster_evals.backends.braintrust.models import (
     BtRequest,
     BtResponse,
     ExperimentSummary,
-    FunctionType,
     GitMetadataSettings,
     McpAuth,
     Parent,
     RepoInfo,
 )
+
+FunctionType = Literal[
+    "llm",
+    "scorer",
+    "task",
+    "tool",
+    "custom_view",
+    "preprocessor",
+    "facet",
+    "classifier",
+    "tag",
+    "parameters",
+    "sandbox",
+]
 
 
 # -- function references (task / scores of an eval) -----------------------------------------------

@@ -37,19 +37,6 @@ class BtResponse(BaseModel):
 
 
 # -- shared pieces ----------------------------------------------------------------------------------
-FunctionType = Literal[
-    "llm",
-    "scorer",
-    "task",
-    "tool",
-    "custom_view",
-    "preprocessor",
-    "facet",
-    "classifier",
-    "tag",
-    "parameters",
-    "sandbox",
-]
 GitField = Literal[
     "commit",
     "branch",

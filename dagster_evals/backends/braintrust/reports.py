@@ -52,7 +52,7 @@ class BraintrustReports(BraintrustSession):
                 name=name,
                 mean=remote.score,
                 count=count,
-                baseline_mean=remote.score - remote.diff if has_diff else None,
+                baseline_mean=remote.score - remote.diff if remote.diff is not None else None,
                 diff=remote.diff,
                 improvements=remote.improvements if has_diff else 0,
                 regressions=remote.regressions if has_diff else 0,

@@ -106,7 +106,7 @@ class BraintrustSession(EvalPlatform):
     # -- projects ---------------------------------------------------------------------------------
     def project(self, name: str | None = None) -> api.Project:
         """The project called `name` (default: the configured one), created if missing."""
-        name = name or self.default_project
+        name = name or str(self.default_project)
         with self._lock:
             cached = self._projects.get(name)
         if cached is not None:

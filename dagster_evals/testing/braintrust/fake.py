@@ -667,7 +667,7 @@ class BraintrustFake:
 
     @staticmethod
     def _fetch_query(request: Request) -> dict[str, Any]:
-        query = dict(request.query_params)
+        query: dict[str, Any] = dict(request.query_params)
         if "limit" in query:
             query["limit"] = BraintrustFake._int(query["limit"], "limit")
         return query

@@ -135,7 +135,7 @@ class EventStore:
     def event(self, row_id: str, at: int) -> dict[str, Any]:
         xact, record = self._entry_at(self.history[row_id], at)  # type: ignore[misc]
         assert record is not None
-        out = {"id": row_id, "_xact_id": str(xact), **self.object_fields}
+        out: dict[str, Any] = {"id": row_id, "_xact_id": str(xact), **self.object_fields}
         out.update(record)
         out.setdefault("span_id", row_id)
         out.setdefault("root_span_id", out["span_id"])
