@@ -43,242 +43,43 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
-import builtins
 import inspect
 import json
-import math
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.testing.braintrust import openapi
+from dagster_evals.testing.braintrust.openapi import Body, SpecError
+from dagster_evals.testing.braintrust.runtime import (
+    RUNNABLE_GLOBALS,
+    _Fn,
+    _jsonable,
+)
+from dagster_evals.testing.braintrust.store import (
+    XACT_START,
+    EventStore,
+    HttpError,
+    Obj,
+    now_iso,
+    parse_version,
+)
 from dagster_evals.testing.faults import FaultInjector
 from dagster_evals.testing.server import ServerThread, in_process_transport
 
-XACT_START = 1000192656880881099
-PRETTY_MULTIPLIER = 205891132094649
-MASK64 = 2**64 - 1
+FAKE_USER_ID = "5f0c8a3e-2b7d-4c1e-9a6f-0d3b8e1c7a42"
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 DEFAULT_PAGE = 1000
 RECORDED_BODIES = 50
-RUNNABLE_GLOBALS = {
-    "ExactMatch": "ExactMatch",
-    "Levenshtein": "Levenshtein",
-    "NumericDiff": "NumericDiff",
-    "JSONDiff": "JSONDiff",
-    "ListContains": "ListContains",
-}
-SAFE_BUILTINS = {
-    name: getattr(builtins, name)
-    for name in [
-        "abs",
-        "all",
-        "any",
-        "bool",
-        "dict",
-        "enumerate",
-        "filter",
-        "float",
-        "int",
-        "isinstance",
-        "len",
-        "list",
-        "map",
-        "max",
-        "min",
-        "range",
-        "repr",
-        "reversed",
-        "round",
-        "set",
-        "sorted",
-        "str",
-        "sum",
-        "tuple",
-        "zip",
-        "Exception",
-        "ValueError",
-        "KeyError",
-        "TypeError",
-    ]
-}
-SAFE_MODULES = frozenset({"json", "re", "math", "string", "difflib"})
-
-
-def prettify_xact(xact: str) -> str:
-    """Braintrust's 16-hex display form of a numeric transaction id."""
-    return f"{(int(xact) * PRETTY_MULTIPLIER) & MASK64:016x}"
-
-
-def parse_version(value: str) -> int:
-    """A numeric transaction id from either form (numeric, or the 16-hex pretty form)."""
-    if value.isdigit() and len(value) != 16:
-        return int(value)
-    try:
-        return (int(value, 16) * pow(PRETTY_MULTIPLIER, -1, 2**64)) & MASK64
-    except ValueError:
-        raise HttpError(400, f"invalid version {value!r}: expected a transaction id") from None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:6]:
-        loc = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{loc}: {error['msg']}")
-    more = f" (+{exc.error_count() - 6} more)" if exc.error_count() > 6 else ""
-    return "invalid request body: " + "; ".join(parts) + more
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any], stop: set[tuple[str, ...]], path=()) -> dict:
-    merged = dict(base)
-    for key, value in update.items():
-        here = (*path, key)
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and here not in stop:
-            merged[key] = deep_merge(merged[key], value, stop, here)
-        else:
-            merged[key] = value
-    return merged
-
-
-# -- request bodies as the fake validates them ---------------------------------------------------------
-class _LenientCreateExperiment(api.CreateExperiment):
-    """The SDK sends fields outside the spec here (e.g. `ancestor_commits`); they are ignored."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class _CreateProject(api.CreateProject):
-    pass
-
-
-# -- versioned event storage ----------------------------------------------------------------------------
-class EventStore:
-    """The events of one object (a dataset, an experiment, a project's logs), with their history."""
-
-    def __init__(self, kind: str, object_fields: dict[str, str]) -> None:
-        self.kind = kind
-        self.object_fields = object_fields
-        self.history: dict[str, list[tuple[int, dict[str, Any] | None]]] = {}
-        self.last_xact = 0
-        self.live = 0
-        self._views: dict[int, list[tuple[int, str]]] = {}
-
-    def apply(self, events: list[dict[str, Any]], xact: int) -> list[str]:
-        """Write events in one transaction; returns the row ids in input order."""
-        ids = []
-        created = now_iso()
-        for raw in events:
-            event = dict(raw)
-            row_id = event.pop("id", None) or uuid.uuid4().hex
-            is_merge = bool(event.pop("_is_merge", False))
-            merge_paths = event.pop("_merge_paths", None) or []
-            delete = bool(event.pop("_object_delete", False))
-            array_delete = event.pop("_array_delete", None) or []
-            event.pop("_parent_id", None)
-            for key in ("dataset_id", "experiment_id", "project_id", "log_id", "_xact_id"):
-                event.pop(key, None)
-            history = self.history.setdefault(row_id, [])
-            current = history[-1][1] if history else None
-            record: dict[str, Any] | None
-            if delete:
-                record = None
-            elif is_merge and current is not None:
-                record = deep_merge(current, event, {tuple(p) for p in merge_paths})
-                for item in array_delete:
-                    target: Any = record
-                    *parents, last = item["path"]
-                    for part in parents:
-                        target = target.get(part, {}) if isinstance(target, dict) else {}
-                    if isinstance(target, dict) and isinstance(target.get(last), list):
-                        target[last] = [v for v in target[last] if v not in item["delete"]]
-            else:
-                record = event
-                record.setdefault("created", created)
-            if (current is not None) != (record is not None):
-                self.live += 1 if record is not None else -1
-            if history and history[-1][0] == xact:
-                history[-1] = (xact, record)
-            else:
-                history.append((xact, record))
-            ids.append(row_id)
-        self.last_xact = max(self.last_xact, xact)
-        self._views.clear()
-        return ids
-
-    def view(self, version: int | None) -> list[tuple[int, str]]:
-        """(-xact, id) of the rows live at `version`, newest first."""
-        at = self.last_xact if version is None else min(version, self.last_xact)
-        cached = self._views.get(at)
-        if cached is not None:
-            return cached
-        keys = []
-        for row_id, history in self.history.items():
-            entry = self._entry_at(history, at)
-            if entry is not None and entry[1] is not None:
-                keys.append((-entry[0], row_id))
-        keys.sort()
-        self._views[at] = keys
-        return keys
-
-    @staticmethod
-    def _entry_at(history: list[tuple[int, dict | None]], at: int) -> tuple[int, dict | None] | None:
-        if history[-1][0] <= at:
-            return history[-1]
-        for entry in reversed(history):
-            if entry[0] <= at:
-                return entry
-        return None
-
-    def event(self, row_id: str, at: int) -> dict[str, Any]:
-        xact, record = self._entry_at(self.history[row_id], at)  # type: ignore[misc]
-        assert record is not None
-        out = {"id": row_id, "_xact_id": str(xact), **self.object_fields}
-        out.update(record)
-        out.setdefault("span_id", row_id)
-        out.setdefault("root_span_id", out["span_id"])
-        out.setdefault("is_root", not record.get("span_parents"))
-        return out
-
-    def rows(self, version: int | None = None) -> list[dict[str, Any]]:
-        at = self.last_xact if version is None else version
-        return [self.event(row_id, at) for _, row_id in self.view(version)]
-
-
-@dataclass
-class Obj:
-    """A project, dataset, experiment, prompt or function."""
-
-    kind: str
-    data: dict[str, Any]
-    seq: int
-    store: EventStore | None = None
-    versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return self.data["id"]
 
 
 # -- the fake ---------------------------------------------------------------------------------------------
@@ -297,14 +98,18 @@ class BraintrustFake:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         logs3_payload_max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         record_bodies: bool = True,
+        repeat_page_boundary: bool = True,
     ) -> None:
         self.api_keys = {api_key} if isinstance(api_key, str) else set(api_key)
         self.org_name = org_name
-        self.org_id = "org-" + uuid.uuid5(uuid.NAMESPACE_DNS, org_name).hex[:12]
+        self.org_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, org_name))
         self.app_url = app_url
         self.max_request_bytes = max_request_bytes
         self.logs3_payload_max_bytes = logs3_payload_max_bytes
         self.record_bodies = record_bodies
+        # A page after the first starts with the last event of the page before: a paginated read can see
+        # a row twice, as on the real API (its cursor resumes at the boundary); clients must de-duplicate.
+        self.repeat_page_boundary = repeat_page_boundary
         self.lock = threading.RLock()
         self.objects: dict[str, dict[str, Obj]] = defaultdict(dict)
         self.logs: dict[str, EventStore] = {}
@@ -314,6 +119,15 @@ class BraintrustFake:
         self.events_written: Counter[str] = Counter()
         self.bodies: dict[str, deque[Any]] = defaultdict(lambda: deque(maxlen=RECORDED_BODIES))
         self.faults = FaultInjector(self._asgi)
+        # Called (from the eval's worker thread) after each row of a `/v1/eval` run is written, with the
+        # number written so far: tests use it to hold a run mid-way on an event.
+        self.eval_row_hook: Callable[[int], None] | None = None
+        # When set, `POST /v1/eval` waits for this event before it takes effect (a request applied late,
+        # after the client gave up).
+        self.hold_evals: threading.Event | None = None
+        # Called after each request is handled, with ("METHOD /route", path arguments, body): tests use it
+        # to interleave another client's write at an exact point.
+        self.after_request: Callable[[str, list[str], Any], None] | None = None
         self.routes: list[tuple[str, list[str], Handler]] = []
         self._register_routes()
 
@@ -388,7 +202,7 @@ class BraintrustFake:
                     )
                 if raw:
                     try:
-                        body = json.loads(raw)
+                        body = json.loads(raw, parse_constant=_reject_constant)
                     except ValueError:
                         raise HttpError(400, "request body is not valid JSON") from None
                 if self.record_bodies:
@@ -397,10 +211,12 @@ class BraintrustFake:
             result = fn(request, body, *args)
             if inspect.isawaitable(result):
                 result = await result
+            if self.after_request is not None:
+                self.after_request(route, args, body)
         except HttpError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except ValidationError as exc:
-            return JSONResponse({"error": validation_message(exc)}, status_code=400)
+        except SpecError as exc:
+            return JSONResponse({"error": f"invalid request body: {exc}"}, status_code=400)
         if isinstance(result, Response):
             return result
         return Response(json.dumps(result, separators=(",", ":")), media_type="application/json")
@@ -431,10 +247,11 @@ class BraintrustFake:
         return f"{self._base(request)}/app/{quote(self.org_name)}/p/{quote(project.data['name'])}"
 
     @staticmethod
-    def _validate(model: type[BaseModel], body: Any) -> Any:
+    def _validate(schema: str, body: Any, *, closed: bool = True) -> Body:
+        """`body` checked against the published schema `schema` (400 naming the field otherwise)."""
         if not isinstance(body, dict):
             raise HttpError(400, "request body must be a JSON object")
-        return model.model_validate(body, strict=True)
+        return openapi.parse(body, schema, closed=closed)
 
     def _list(self, request: Request, kind: str, filters: dict[str, Callable[[Obj, str], bool]]) -> dict:
         query = request.query_params
@@ -515,7 +332,7 @@ class BraintrustFake:
 
         @r("GET", "/ping")
         def ping(request: Request, body: Any) -> dict:
-            return {"id": "user-1", "email": "fake@example.com"}
+            return {"id": FAKE_USER_ID, "email": "fake@example.com"}
 
         @r("POST", "/logs3")
         def logs3(request: Request, body: Any) -> dict:
@@ -545,7 +362,7 @@ class BraintrustFake:
         # projects -----------------------------------------------------------------------------------
         @r("POST", "/v1/project")
         def create_project(request: Request, body: Any) -> dict:
-            req = self._validate(_CreateProject, body)
+            req = self._validate("CreateProject", body)
             if req.org_name not in (None, self.org_name):
                 raise HttpError(404, f"organization {req.org_name!r} not found")
             with self.lock:
@@ -559,7 +376,7 @@ class BraintrustFake:
                     "description": req.description,
                     "created": now_iso(),
                     "deleted_at": None,
-                    "user_id": "user-1",
+                    "user_id": FAKE_USER_ID,
                     "settings": None,
                 }
                 return dict(self._new("project", data).data)
@@ -574,10 +391,10 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/project/{id}")
         def patch_project(request: Request, body: Any, project_id: str) -> dict:
-            req = self._validate(api.PatchProject, body)
+            req = self._validate("PatchProject", body)
             with self.lock:
                 project = self._get("project", project_id)
-                project.data.update(req.model_dump(exclude_unset=True))
+                project.data.update(req)
                 return dict(project.data)
 
         @r("DELETE", "/v1/project/{id}")
@@ -590,7 +407,7 @@ class BraintrustFake:
         # datasets -----------------------------------------------------------------------------------
         @r("POST", "/v1/dataset")
         def create_dataset(request: Request, body: Any) -> dict:
-            req = self._validate(api.CreateDataset, body)
+            req = self._validate("CreateDataset", body)
             with self.lock:
                 self._get("project", req.project_id)
                 for dataset in self._live("dataset"):
@@ -604,7 +421,7 @@ class BraintrustFake:
                     "description": req.description,
                     "created": now_iso(),
                     "deleted_at": None,
-                    "user_id": "user-1",
+                    "user_id": FAKE_USER_ID,
                     "metadata": req.metadata,
                     "tags": req.tags,
                 }
@@ -630,10 +447,10 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/dataset/{id}")
         def patch_dataset(request: Request, body: Any, dataset_id: str) -> dict:
-            req = self._validate(api.PatchDataset, body)
+            req = self._validate("PatchDataset", body)
             with self.lock:
                 dataset = self._get("dataset", dataset_id)
-                dataset.data.update(req.model_dump(exclude_unset=True))
+                dataset.data.update(req)
                 return dict(dataset.data)
 
         @r("DELETE", "/v1/dataset/{id}")
@@ -645,7 +462,7 @@ class BraintrustFake:
 
         @r("POST", "/v1/dataset/{id}/insert")
         def insert_dataset(request: Request, body: Any, dataset_id: str) -> dict:
-            return self._insert("dataset", dataset_id, api.InsertDatasetEventRequest, body)
+            return self._insert("dataset", dataset_id, "InsertDatasetEventRequest", body)
 
         @r("POST", "/v1/dataset/{id}/fetch")
         def fetch_dataset(request: Request, body: Any, dataset_id: str) -> Response:
@@ -675,7 +492,8 @@ class BraintrustFake:
         # experiments --------------------------------------------------------------------------------
         @r("POST", "/v1/experiment")
         def create_experiment(request: Request, body: Any) -> dict:
-            req = self._validate(_LenientCreateExperiment, body)
+            # The SDK sends fields outside the spec here (e.g. `ancestor_commits`); they are ignored.
+            req = self._validate("CreateExperiment", body, closed=False)
             with self.lock:
                 return dict(self._create_experiment(req).data)
 
@@ -697,12 +515,10 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/experiment/{id}")
         def patch_experiment(request: Request, body: Any, experiment_id: str) -> dict:
-            req = self._validate(api.CreateExperiment, {"project_id": "-", **(body or {})})
+            req = self._validate("PatchExperiment", body or {})
             with self.lock:
                 experiment = self._get("experiment", experiment_id)
-                changes = req.model_dump(mode="json", exclude_unset=True)
-                changes.pop("project_id")
-                changes.pop("ensure_new", None)
+                changes = dict(req)
                 experiment.data.update(changes)
                 return dict(experiment.data)
 
@@ -715,7 +531,7 @@ class BraintrustFake:
 
         @r("POST", "/v1/experiment/{id}/insert")
         def insert_experiment(request: Request, body: Any, experiment_id: str) -> dict:
-            return self._insert("experiment", experiment_id, api.InsertExperimentEventRequest, body)
+            return self._insert("experiment", experiment_id, "InsertExperimentEventRequest", body)
 
         @r("POST", "/v1/experiment/{id}/fetch")
         def fetch_experiment(request: Request, body: Any, experiment_id: str) -> Response:
@@ -737,8 +553,7 @@ class BraintrustFake:
         # prompts and functions -------------------------------------------------------------------
         @r("POST", "/v1/prompt")
         def create_prompt(request: Request, body: Any) -> dict:
-            req = self._validate(api.CreatePrompt, body)
-            data = req.model_dump(mode="json", exclude_unset=True)
+            data = dict(self._validate("CreatePrompt", body))
             data.pop("environment_slugs", None)
             return self._create_function("prompt", data, {"type": "prompt"})
 
@@ -752,8 +567,7 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/prompt/{id}")
         def patch_prompt(request: Request, body: Any, prompt_id: str) -> dict:
-            req = self._validate(api.PatchPrompt, body)
-            return self._patch_function("prompt", prompt_id, req.model_dump(mode="json", exclude_unset=True))
+            return self._patch_function("prompt", prompt_id, dict(self._validate("PatchPrompt", body)))
 
         @r("DELETE", "/v1/prompt/{id}")
         def delete_prompt(request: Request, body: Any, prompt_id: str) -> dict:
@@ -764,8 +578,7 @@ class BraintrustFake:
 
         @r("POST", "/v1/function")
         def create_function(request: Request, body: Any) -> dict:
-            req = self._validate(api.CreateFunction, body)
-            data = req.model_dump(mode="json", exclude_unset=True)
+            data = dict(self._validate("CreateFunction", body))
             return self._create_function("function", data, data.pop("function_data"))
 
         @r("GET", "/v1/function")
@@ -779,13 +592,13 @@ class BraintrustFake:
 
         @r("PATCH", "/v1/function/{id}")
         def patch_function(request: Request, body: Any, function_id: str) -> dict:
-            req = self._validate(api.PatchFunction, body)
+            req = self._validate("PatchFunction", body)
             kind = self._function_obj(function_id).kind
-            return self._patch_function(kind, function_id, req.model_dump(mode="json", exclude_unset=True))
+            return self._patch_function(kind, function_id, dict(req))
 
         @r("POST", "/v1/function/{id}/invoke")
         async def invoke_function(request: Request, body: Any, function_id: str) -> Any:
-            req = self._validate(api.InvokeFunction, body or {})
+            req = self._validate("InvokeApi", body or {})
             with self.lock:
                 obj = self._function_obj(function_id)
                 spec = self._function_at(obj, req.version)
@@ -801,7 +614,7 @@ class BraintrustFake:
         # project logs -------------------------------------------------------------------------------
         @r("POST", "/v1/project_logs/{id}/insert")
         def insert_logs(request: Request, body: Any, project_id: str) -> dict:
-            return self._insert("project_logs", project_id, api.InsertProjectLogsEventRequest, body)
+            return self._insert("project_logs", project_id, "InsertProjectLogsEventRequest", body)
 
         @r("POST", "/v1/project_logs/{id}/fetch")
         def fetch_logs(request: Request, body: Any, project_id: str) -> Response:
@@ -814,7 +627,10 @@ class BraintrustFake:
         # eval ---------------------------------------------------------------------------------------
         @r("POST", "/v1/eval")
         async def run_eval(request: Request, body: Any) -> Any:
-            req: api.RunEval = self._validate(api.RunEval, body)
+            req = self._validate("RunEval", body)
+            gate = self.hold_evals
+            if gate is not None:  # a slow network: the request reaches the server only when released
+                await asyncio.to_thread(gate.wait)
             with self.lock:
                 run = self._prepare_eval(req)
             if not req.stream:
@@ -836,24 +652,28 @@ class BraintrustFake:
         assert obj.store is not None
         return obj.store
 
-    def _insert(self, kind: str, object_id: str, model: type[BaseModel], body: Any) -> dict:
-        req = self._validate(model, body)
-        events = [e.model_dump(mode="json", by_alias=True, exclude_unset=True) for e in req.events]
+    def _insert(self, kind: str, object_id: str, schema: str, body: Any) -> dict:
+        events = [dict(e) for e in self._validate(schema, body)["events"]]
         with self.lock:
             store = self._store(kind, object_id)
             ids = store.apply(events, self._next_xact())
             self.events_written[kind] += len(events)
         return {"row_ids": ids}
 
+    def write_as_another_client(self, kind: str, object_id: str, events: list[dict[str, Any]]) -> None:
+        """Apply events directly, as a concurrent writer would (one transaction, no request counted)."""
+        with self.lock:
+            self._store(kind, object_id).apply(events, self._next_xact())
+
     @staticmethod
     def _fetch_query(request: Request) -> dict[str, Any]:
-        query = dict(request.query_params)
+        query: dict[str, Any] = dict(request.query_params)
         if "limit" in query:
             query["limit"] = BraintrustFake._int(query["limit"], "limit")
         return query
 
     def _fetch(self, kind: str, object_id: str, body: Any) -> Response:
-        req = self._validate(api.FetchEventsRequest, body)
+        req = self._validate("FetchEventsRequest", body)
         with self.lock:
             store = self._store(kind, object_id)
             version = parse_version(req.version) if req.version else None
@@ -872,6 +692,8 @@ class BraintrustFake:
                 keys = [k for k in keys if -k[0] <= ceiling]
             start = bisect.bisect_right(keys, after) if after else 0
             limit = DEFAULT_PAGE if req.limit is None else req.limit
+            if after and self.repeat_page_boundary and limit > 1 and start < len(keys):
+                start -= 1
             page = keys[start : start + limit]
             events = [store.event(row_id, version) for _, row_id in page]
         out: dict[str, Any] = {"events": events}
@@ -883,7 +705,7 @@ class BraintrustFake:
         return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
     # -- experiments --------------------------------------------------------------------------------
-    def _create_experiment(self, req: api.CreateExperiment) -> Obj:
+    def _create_experiment(self, req: Body) -> Obj:
         project = self._get("project", req.project_id)
         existing = [e for e in self._live("experiment") if e.data["project_id"] == project.id]
         name = req.name or f"experiment-{len(existing) + 1}"
@@ -896,7 +718,7 @@ class BraintrustFake:
             self._get("experiment", req.base_exp_id)
         if req.dataset_id:
             self._get("dataset", req.dataset_id)
-        repo_info = req.repo_info.model_dump(mode="json", exclude_unset=True) if req.repo_info else None
+        repo_info = dict(req.repo_info) if req.repo_info else None
         data = {
             "id": str(uuid.uuid4()),
             "project_id": project.id,
@@ -912,13 +734,26 @@ class BraintrustFake:
             "parameters_id": req.parameters_id,
             "parameters_version": req.parameters_version,
             "public": bool(req.public),
-            "user_id": "user-1",
+            "user_id": FAKE_USER_ID,
             "metadata": req.metadata,
             "tags": req.tags,
         }
         obj = self._new("experiment", data)
         obj.store = EventStore("experiment", {"experiment_id": obj.id, "project_id": project.id})
         return obj
+
+    @staticmethod
+    def _rolled_up(store: EventStore) -> list[dict[str, Any]]:
+        """Root spans, each with the scores of every span of its trace (as `summarize` rolls them up)."""
+        events = store.rows()
+        roots = {
+            e["root_span_id"]: {**e, "scores": dict(e.get("scores") or {})} for e in events if e["is_root"]
+        }
+        for event in events:
+            root = roots.get(event["root_span_id"])
+            if root is not None and not event["is_root"]:
+                root["scores"].update(event.get("scores") or {})
+        return list(roots.values())
 
     @staticmethod
     def _row_key(event: dict[str, Any]) -> str:
@@ -963,12 +798,8 @@ class BraintrustFake:
             ]
             comparison = max(earlier, key=lambda e: e.seq) if earlier else None
         assert experiment.store is not None
-        rows = [r for r in experiment.store.rows() if r.get("is_root", True)]
-        base_rows = (
-            [r for r in comparison.store.rows() if r.get("is_root", True)]
-            if comparison and comparison.store
-            else []
-        )
+        rows = self._rolled_up(experiment.store)
+        base_rows = self._rolled_up(comparison.store) if comparison and comparison.store else []
         if comparison is not None:
             out["comparison_experiment_name"] = comparison.data["name"]
         out["scores"] = self._score_summaries(rows, base_rows if comparison else None)
@@ -1137,31 +968,31 @@ class BraintrustFake:
 
     # -- running functions ----------------------------------------------------------------------
     def _callable_from_ref(self, ref: Any) -> _Fn:
-        if isinstance(ref, api.FunctionIdRef):
+        if "function_id" in ref:
             obj = self._function_obj(ref.function_id)
             spec = self._function_at(obj, ref.version)
             return self._callable_from_data(self._function_data(obj, spec), spec)
-        if isinstance(ref, api.ProjectSlugRef):
+        if "project_name" in ref:
             project = self._project_by_name(ref.project_name)
             for obj in self._live("prompt") + self._live("function"):
                 if obj.data["project_id"] == project.id and obj.data["slug"] == ref.slug:
                     spec = self._function_at(obj, ref.version)
                     return self._callable_from_data(self._function_data(obj, spec), spec)
             raise HttpError(404, f"function {ref.slug!r} not found in project {ref.project_name!r}")
-        if isinstance(ref, api.GlobalFunctionRef):
+        if "global_function" in ref:
             return self._global(ref.global_function)
-        if isinstance(ref, api.PromptSessionRef):
+        if "prompt_session_id" in ref:
             raise HttpError(404, f"prompt session {ref.prompt_session_id} not found")
-        if isinstance(ref, api.InlineCodeRef):
+        if "code" in ref:
             if ref.inline_context.runtime != "python":
                 raise HttpError(
                     400, f"the fake runs python inline code only, not {ref.inline_context.runtime}"
                 )
             return _Fn.from_code(ref.code, ref.name or "inline_code")
-        if isinstance(ref, api.InlineFunctionRef):
+        if "inline_function" in ref:
             spec = {"name": ref.name or "inline_function", "prompt_data": ref.inline_prompt}
             return self._callable_from_data(ref.inline_function, spec)
-        assert isinstance(ref, api.InlinePromptRef)
+        assert "inline_prompt" in ref
         return _Fn.from_prompt(ref.inline_prompt, ref.name or "inline_prompt")
 
     @staticmethod
@@ -1198,7 +1029,7 @@ class BraintrustFake:
         raise HttpError(400, f"the fake cannot run functions of type {kind!r}")
 
     # -- eval runs ------------------------------------------------------------------------------
-    def _prepare_eval(self, req: api.RunEval) -> _EvalRun:
+    def _prepare_eval(self, req: Body) -> _EvalRun:
         project = self._get("project", req.project_id)
         rows, dataset_id = self._eval_rows(req)
         task = self._callable_from_ref(req.task)
@@ -1216,9 +1047,9 @@ class BraintrustFake:
                 raise HttpError(404, f"experiment {req.base_experiment_name!r} not found")
             base_id = matches[0].id
         dataset_version = None
-        if isinstance(req.data, api.DatasetIdData | api.ProjectDatasetNameData):
+        if "dataset_id" in req.data or "dataset_name" in req.data:
             dataset_version = req.data.dataset_version
-        create = api.CreateExperiment(
+        create = Body(
             project_id=project.id,
             name=req.experiment_name or req.name or "eval",
             ensure_new=True,
@@ -1236,16 +1067,16 @@ class BraintrustFake:
             raise HttpError(400, "trial_count must be at least 1")
         return _EvalRun(experiment, rows, task, scorers, trials, base_id, req.timeout)
 
-    def _eval_rows(self, req: api.RunEval) -> tuple[list[dict[str, Any]], str | None]:
+    def _eval_rows(self, req: Body) -> tuple[list[dict[str, Any]], str | None]:
         data = req.data
-        if isinstance(data, api.DatasetRowsData):
+        if "data" in data:
             rows = []
             for i, item in enumerate(data.data):
                 if not isinstance(item, dict):
                     raise HttpError(400, f"data.data[{i}] must be an object with input/expected/metadata")
                 rows.append(item)
             return rows, None
-        if isinstance(data, api.ExperimentNameData):
+        if "experiment_name" in data:
             for experiment in self._live("experiment"):
                 if (
                     experiment.data["project_id"] == req.project_id
@@ -1254,7 +1085,7 @@ class BraintrustFake:
                     assert experiment.store is not None
                     return experiment.store.rows(), None
             raise HttpError(404, f"experiment {data.experiment_name!r} not found")
-        if isinstance(data, api.DatasetIdData):
+        if "dataset_id" in data:
             dataset = self._get("dataset", data.dataset_id)
         else:
             project = self._project_by_name(data.project_name)
@@ -1279,31 +1110,43 @@ class BraintrustFake:
         return rows, dataset.id
 
     def _execute_eval(self, run: _EvalRun) -> None:
-        events = []
+        """Run the eval row by row; each row's spans are written as they finish (one transaction per row),
+        so a reader sees the experiment fill up as on the real platform."""
         started = time.monotonic()
+        done = 0
         for row in run.rows:
             for trial in range(run.trials):
                 if run.timeout_ms is not None and (time.monotonic() - started) * 1000 > run.timeout_ms:
-                    break
-                events.append(self._eval_one(run, row, trial))
-        with self.lock:
-            assert run.experiment.store is not None
-            run.experiment.store.apply(events, self._next_xact())
-            self.events_written["experiment"] += len(events)
+                    return
+                events = self._eval_one(run, row, trial)
+                with self.lock:
+                    assert run.experiment.store is not None
+                    run.experiment.store.apply(events, self._next_xact())
+                    self.events_written["experiment"] += len(events)
+                done += 1
+                if self.eval_row_hook is not None:
+                    self.eval_row_hook(done)
 
     @staticmethod
-    def _eval_one(run: _EvalRun, row: dict[str, Any], trial: int) -> dict[str, Any]:
+    def _eval_one(run: _EvalRun, row: dict[str, Any], trial: int) -> list[dict[str, Any]]:
+        """One row's trace as Braintrust's eval framework logs it: a root `eval` span, one child `score`
+        span per scorer carrying its score, and failed scorers in the root's `metadata.scorer_errors`
+        (braintrust SDK 0.48.1 `braintrust/framework.py`)."""
         args = {
             "input": row.get("input"),
             "expected": row.get("expected"),
             "metadata": row.get("metadata") or {},
         }
         start = time.time()
+        root_id = str(uuid.uuid4())
+        metadata = {**args["metadata"], "trial": trial} if run.trials > 1 else dict(args["metadata"])
         event: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
+            "id": root_id,
+            "span_id": root_id,
+            "root_span_id": root_id,
             "input": args["input"],
             "expected": args["expected"],
-            "metadata": {**args["metadata"], "trial": trial} if run.trials > 1 else args["metadata"],
+            "metadata": metadata,
             "tags": row.get("tags"),
             "span_attributes": {"name": "eval", "type": "eval"},
         }
@@ -1313,18 +1156,31 @@ class BraintrustFake:
             output = _jsonable(run.task.call(output=None, **args))
         except Exception as exc:
             event.update(error=f"{type(exc).__name__}: {exc}", metrics={"start": start, "end": time.time()})
-            return event
-        scores: dict[str, float | None] = {}
+            return [event]
+        children: list[dict[str, Any]] = []
+        errors: dict[str, str] = {}
         for scorer in run.scorers:
+            span_id = str(uuid.uuid4())
             try:
                 name, value = scorer.score(output=output, **args)
             except Exception as exc:
-                event.setdefault("metadata", {})
-                event["metadata"] = {**event["metadata"], f"scorer_error:{scorer.name}": str(exc)}
-                name, value = scorer.name, None
-            scores[name] = value
-        event.update(output=output, scores=scores, metrics={"start": start, "end": time.time()})
-        return event
+                errors[scorer.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            children.append(
+                {
+                    "id": span_id,
+                    "span_id": span_id,
+                    "root_span_id": root_id,
+                    "span_parents": [root_id],
+                    "span_attributes": {"name": name, "type": "score", "purpose": "scorer"},
+                    "scores": {name: value},
+                    "metrics": {"start": time.time(), "end": time.time()},
+                }
+            )
+        if errors:
+            metadata["scorer_errors"] = errors
+        event.update(output=output, metrics={"start": start, "end": time.time()})
+        return [event, *children]
 
     async def _stream_eval(self, request: Request, run: _EvalRun) -> AsyncIterator[bytes]:
         with self.lock:
@@ -1352,102 +1208,6 @@ class _EvalRun:
     timeout_ms: float | None
 
 
-def _restricted_import(name: str, *args: Any, **kwargs: Any) -> Any:
-    if name not in SAFE_MODULES:
-        raise ImportError(f"import of {name!r} is not allowed in inline code")
-    return __import__(name, *args, **kwargs)
-
-
-@dataclass
-class _Fn:
-    """A runnable task or scorer, called with whichever of input/output/expected/metadata it accepts."""
-
-    name: str
-    fn: Callable[..., Any]
-    params: tuple[str, ...]
-
-    @classmethod
-    def from_code(cls, code: str, name: str) -> _Fn:
-        namespace: dict[str, Any] = {"__builtins__": {**SAFE_BUILTINS, "__import__": _restricted_import}}
-        try:
-            exec(compile(code, f"<inline:{name}>", "exec"), namespace)
-        except Exception as exc:
-            raise HttpError(
-                400, f"inline code of {name!r} failed to load: {type(exc).__name__}: {exc}"
-            ) from None
-        functions = [v for v in namespace.values() if inspect.isfunction(v)]
-        target = namespace.get("handler") if inspect.isfunction(namespace.get("handler")) else None
-        target = target or (functions[-1] if functions else None)
-        if target is None:
-            raise HttpError(400, f"inline code of {name!r} defines no function")
-        params = inspect.signature(target).parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            accepted: tuple[str, ...] = ("input", "output", "expected", "metadata")
-        else:
-            accepted = tuple(a for a in ("input", "output", "expected", "metadata") if a in params)
-        return cls(name, target, accepted)
-
-    @classmethod
-    def from_prompt(cls, prompt_data: dict[str, Any], name: str) -> _Fn:
-        def render(input: Any, output: Any, expected: Any, metadata: dict) -> str:
-            prompt = (prompt_data or {}).get("prompt") or {}
-            if prompt.get("type") == "completion":
-                template = str(prompt.get("content", ""))
-            else:
-                messages = prompt.get("messages") or [{"content": "{{input}}"}]
-                content = messages[-1].get("content", "")
-                template = content if isinstance(content, str) else json.dumps(content)
-            scope = {"input": input, "output": output, "expected": expected, "metadata": metadata}
-            return _mustache(template, scope)
-
-        return cls(name, render, ("input", "output", "expected", "metadata"))
-
-    def call(self, **values: Any) -> Any:
-        return self.fn(**{k: values[k] for k in self.params})
-
-    def score(self, **values: Any) -> tuple[str, float | None]:
-        result = self.call(**values)
-        name = self.name
-        if isinstance(result, dict):
-            name = self.name if self.name not in ("inline_code", "function") else result.get("name", name)
-            result = result.get("score")
-        elif hasattr(result, "score") and not isinstance(result, int | float):
-            result = result.score
-        if isinstance(result, str):
-            result = float(result) if _is_number(result) else None
-        if result is None:
-            return name, None
-        value = float(result)
-        if math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"score {value} is outside [0, 1]")
-        return name, value
-
-
-def _jsonable(value: Any) -> Any:
-    """A task's output as JSON: score objects (e.g. from an autoevals global) become their dict form."""
-    if hasattr(value, "as_dict") and callable(value.as_dict):
-        return value.as_dict()
-    json.dumps(value)
-    return value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _mustache(template: str, scope: dict[str, Any]) -> str:
-    out, rest = [], template
-    while "{{" in rest:
-        before, _, after = rest.partition("{{")
-        path, _, rest = after.partition("}}")
-        value: Any = scope
-        for part in path.strip().split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        out.append(before)
-        out.append(value if isinstance(value, str) else json.dumps(value) if value is not None else "")
-    out.append(rest)
-    return "".join(out)
+def _reject_constant(name: str) -> Any:
+    """`NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259); a strict server rejects them."""
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,0 +1,104 @@
+"""Braintrust experiments read back as eval reports and per-row scores."""
+
+from __future__ import annotations
+
+import logging
+
+from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust.launch import RUN_TOKEN_KEY
+from dagster_evals.backends.braintrust.session import BraintrustSession
+from dagster_evals.backends.braintrust.traces import traces
+from dagster_evals.models import (
+    DatasetRef,
+    EvalReport,
+    ScoreSummary,
+)
+
+logger = logging.getLogger("dagster_evals.braintrust")
+
+
+class BraintrustReports(BraintrustSession):
+    """Reading experiments back as `EvalReport`s and per-row scores."""
+
+    def _report(
+        self, experiment: api.Experiment, summary: api.ExperimentSummary, rows_hint: int
+    ) -> EvalReport:
+        """An `EvalReport` of an experiment on Braintrust, from its summary and every span of its rows.
+
+        Scores are read from the whole trace (child `score` spans included) and scorer failures from the
+        root's `metadata.scorer_errors`, so the error budget sees them (see `traces.py`).
+        """
+        per_row: dict[str, dict[str, list[float]]] = {}
+        errored: set[str] = set()
+        task_errors = scorer_errors = 0
+        trials: dict[str, int] = {}
+        for trace in traces(self.client.iter_experiment_events(experiment.id)):
+            key = trace.key
+            trials[key] = trials.get(key, 0) + 1
+            if trace.task_error:
+                task_errors += 1
+                errored.add(key)
+                continue
+            if trace.failed_scorers:
+                scorer_errors += len(trace.failed_scorers)
+                errored.add(key)
+            for name, value in trace.mean_scores().items():
+                per_row.setdefault(key, {}).setdefault(name, []).append(value)
+        scores = {}
+        for name, remote in (summary.scores or {}).items():
+            count = sum(1 for s in per_row.values() if name in s)
+            has_diff = remote.diff is not None
+            scores[name] = ScoreSummary(
+                name=name,
+                mean=remote.score,
+                count=count,
+                baseline_mean=remote.score - remote.diff if remote.diff is not None else None,
+                diff=remote.diff,
+                improvements=remote.improvements if has_diff else 0,
+                regressions=remote.regressions if has_diff else 0,
+            )
+        metrics = {name: m.metric for name, m in (summary.metrics or {}).items()}
+        rows_seen = len(trials)
+        return EvalReport(
+            id=experiment.id,
+            name=experiment.name,
+            platform="braintrust",
+            dataset=None,
+            dataset_version=experiment.dataset_version,
+            rows_in_snapshot=max(rows_hint, rows_seen),
+            trial_count=max(trials.values(), default=1),
+            rows_scored=rows_seen - len(errored),
+            rows_errored=len(errored),
+            task_errors=task_errors,
+            scorer_errors=scorer_errors,
+            scores=scores,
+            metrics=metrics,
+            baseline_id=experiment.base_exp_id,
+            baseline_name=summary.comparison_experiment_name,
+            url=summary.experiment_url,
+            project_url=summary.project_url,
+            metadata={k: v for k, v in (experiment.metadata or {}).items() if k != RUN_TOKEN_KEY},
+            tags=experiment.tags or [],
+        )
+
+    def get_eval_report(self, report_id: str) -> EvalReport:
+        experiment = self.client.get_experiment(report_id)
+        summary = self.client.summarize_experiment(
+            report_id, summarize_scores=True, comparison_experiment_id=experiment.base_exp_id
+        )
+        report = self._report(experiment, summary, 0)
+        if experiment.dataset_id:
+            report = report.model_copy(
+                update={"dataset": DatasetRef(platform="braintrust", id=experiment.dataset_id, name="")}
+            )
+        return report
+
+    def report_row_scores(self, report_id: str) -> dict[str, dict[str, float]]:
+        """Per dataset row, the mean of each score over its trials, read from every span of each trace."""
+        sums: dict[str, dict[str, list[float]]] = {}
+        for trace in traces(self.client.iter_experiment_events(report_id)):
+            if trace.task_error:
+                continue
+            for name, value in trace.mean_scores().items():
+                sums.setdefault(trace.key, {}).setdefault(name, []).append(value)
+        return {row: {n: sum(v) / len(v) for n, v in s.items()} for row, s in sums.items()}

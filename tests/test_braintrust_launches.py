@@ -1,0 +1,139 @@
+"""`POST /v1/eval` and experiment creation under a slow network: a run longer than the HTTP timeout is
+waited for until it has finished, and a request the server applies after the client gave up leaves exactly
+one experiment. Driven by events in the fake (held requests, a paused run), never by timing luck: the
+server holds the request until the test releases it, so the client's timeout always fires first."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dagster_evals.backends.braintrust import BraintrustPlatform
+from dagster_evals.models import DatasetRow, EvalRequest, PlatformFunction, content_hash
+from dagster_evals.testing.braintrust import BraintrustFake
+from dagster_evals.testing.server import ServerThread
+
+KEY = "test-key"
+ROWS = 6
+TASK = PlatformFunction(
+    platform="braintrust",
+    name="echo",
+    spec={
+        "inline_context": {"runtime": "python", "version": "3.11"},
+        "code": "def handler(input):\n    return str(input)",
+    },
+)
+SCORER = PlatformFunction(platform="braintrust", name="ExactMatch", spec={"global_function": "ExactMatch"})
+
+
+@pytest.fixture
+def fake() -> BraintrustFake:
+    return BraintrustFake(api_key=KEY)
+
+
+@pytest.fixture
+def server(fake: BraintrustFake) -> Iterator[ServerThread]:
+    with ServerThread(fake.app) as running:
+        yield running
+
+
+def platform(server: ServerThread, **options: Any) -> BraintrustPlatform:
+    settings: dict[str, Any] = {"api_key": KEY, "api_url": server.url, "project": "p", "collect_git": False}
+    settings.update(options)
+    return BraintrustPlatform(**settings)
+
+
+def request_over_a_snapshot(bt: BraintrustPlatform, name: str) -> EvalRequest:
+    dataset = bt.ensure_dataset("ds")
+    rows = [
+        DatasetRow(
+            id=f"r{i}", input=str(i), expected=str(i), content_hash=content_hash(str(i), str(i), {}, [])
+        )
+        for i in range(ROWS)
+    ]
+    bt.upsert_rows(dataset, rows)
+    snapshot = bt.snapshot(dataset)
+    return EvalRequest(name=name, snapshot=snapshot, task=TASK, scorers=[SCORER])
+
+
+def experiments(fake: BraintrustFake) -> list[dict[str, Any]]:
+    return [o.data for o in fake.objects["experiment"].values() if not o.data.get("deleted_at")]
+
+
+def test_an_eval_longer_than_the_http_timeout_is_reported_only_once_finished(fake, server) -> None:
+    bt = platform(server, timeout_s=0.5, launch_settle_s=30)
+    request = request_over_a_snapshot(bt, "long-eval")
+    resume = threading.Event()
+
+    def pause_after_the_first_row(done: int) -> None:
+        if done == 1:
+            resume.wait(timeout=60)
+
+    def resume_once_the_client_reads_the_partial_run(route: str, args: list[str], body: Any) -> None:
+        if route == "POST /v1/experiment/{id}/fetch":
+            resume.set()
+
+    fake.eval_row_hook = pause_after_the_first_row
+    fake.after_request = resume_once_the_client_reads_the_partial_run
+    report = bt.run_eval(request)
+    assert resume.is_set(), "the client read the run while it was half-finished"
+    assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
+    assert report.scores["ExactMatch"].mean == 1.0 and report.scores["ExactMatch"].count == ROWS
+    assert len(experiments(fake)) == 1
+
+
+def test_an_eval_launch_applied_after_the_client_gave_up_leaves_one_experiment(fake, server) -> None:
+    bt = platform(server, timeout_s=0.5, launch_settle_s=30)
+    request = request_over_a_snapshot(bt, "late-eval")
+    fake.hold_evals = threading.Event()
+
+    def apply_the_held_launch_once_the_client_looks_for_it(route: str, args: list[str], body: Any) -> None:
+        if route == "GET /v1/experiment" and fake.hold_evals is not None:
+            fake.hold_evals.set()
+
+    fake.after_request = apply_the_held_launch_once_the_client_looks_for_it
+    report = bt.run_eval(request)
+    assert fake.requests["POST /v1/eval"] == 1, "not sent again while the first one could still land"
+    assert len(experiments(fake)) == 1
+    assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
+
+
+def odd_is_broken(input: Any) -> Any:
+    return {"value": float("nan")} if int(input) % 2 else str(input)
+
+
+def inf_on_two(input: Any, output: Any, expected: Any) -> float:
+    return float("inf") if input == "2" else 1.0
+
+
+def test_nan_and_infinity_are_stored_as_null_with_a_row_error_never_as_invalid_json(fake, server) -> None:
+    bt = platform(server)
+    base = request_over_a_snapshot(bt, "nan-eval")
+    report = bt.run_eval(base.model_copy(update={"task": odd_is_broken, "scorers": [inf_on_two]}))
+    [experiment] = experiments(fake)
+    store = fake.objects["experiment"][experiment["id"]].store
+    held = {r["origin"]["id"]: r for r in store.rows() if r["is_root"]}
+    assert len(held) == ROWS
+    assert held["r1"]["output"] == {"value": None} and "output.value" in held["r1"]["error"]
+    assert held["r3"]["output"] == {"value": None}
+    assert (
+        held["r2"]["scores"] == {"inf_on_two": None}
+        and "inf_on_two" in held["r2"]["metadata"]["scorer_errors"]
+    )
+    assert held["r0"]["scores"] == {"inf_on_two": 1.0} and "error" not in held["r0"]
+    assert (report.task_errors, report.scorer_errors) == (3, 1)
+    assert (report.rows_errored, report.rows_scored) == (4, 2)
+    assert fake.requests["POST /v1/experiment/{id}/insert"] >= 1
+
+
+def test_a_nan_in_a_dataset_row_is_refused_naming_the_row(fake, server) -> None:
+    bt = platform(server)
+    dataset = bt.ensure_dataset("ds")
+    bad = DatasetRow(id="bad-row", input={"x": float("nan")}, content_hash="h")
+    with pytest.raises(Exception, match="bad-row") as refused:
+        bt.upsert_rows(dataset, [bad])
+    assert "NaN" in str(refused.value)
+    assert fake.objects["dataset"][dataset.id].store.rows() == []
