@@ -26,7 +26,14 @@ from dagster_evals.backends.base import ProgressFn, _quiet, rows_digest
 from dagster_evals.backends.keywordsai.client import KeywordsAIClient
 from dagster_evals.backends.keywordsai.models import CreateDatasetRequest, DatasetLogInput, where
 from dagster_evals.backends.keywordsai.rows import HASH_KEY, ROW_ID_KEY, log_from_row, row_from_log
-from dagster_evals.errors import ConfigError, CountMismatchError, DagsterEvalsError, InputError, PlatformError
+from dagster_evals.errors import (
+    ConfigError,
+    CountMismatchError,
+    DagsterEvalsError,
+    InputError,
+    NotFoundError,
+    PlatformError,
+)
 from dagster_evals.models import DatasetRef, DatasetRow, Snapshot
 
 T = TypeVar("T")
@@ -82,12 +89,13 @@ class DatasetOps:
         window (polling), and only when nothing appeared is the request sent again.
         """
         attempt = 0
+        limit = max(self.max_create_attempts, self.client.http.retry.max_retries + 1)
         while True:
             attempt += 1
             try:
                 return create()
             except PlatformError as exc:
-                if not ambiguous(exc) or attempt >= self.max_create_attempts:
+                if not ambiguous(exc) or attempt >= limit:
                     raise
             deadline = time.monotonic() + self.settle_timeout_s
             for poll in range(3):
@@ -301,7 +309,10 @@ class DatasetOps:
             corrections += len(extras) + len(missing)
             progress(f"reconciling: removing {len(extras)} extra logs, adding {len(missing)} missing")
             for log_id in extras:
-                self.client.delete_dataset_log(dataset_id, log_id)
+                try:
+                    self.client.delete_dataset_log(dataset_id, log_id)
+                except NotFoundError:
+                    pass  # already gone (e.g. an earlier attempt of this delete landed)
             if missing:
                 self._insert(dataset_id, missing, [logs[m] for m in missing], _quiet)
             time.sleep(self.settle_delay_s)
