@@ -316,7 +316,8 @@ def assert_eval_on_platform(fake: Any, report: dict[str, Any]) -> None:
         return
     eval_dataset_id, _, run_id = str(report["report_id"]).partition(":")
     assert len(fake.datasets) == 2, "an eval dataset was created twice"
-    assert [r["id"] for r in fake.reports[eval_dataset_id]] == [run_id], "the eval report ran more than once"
+    runs = [",".join(t["task_id"] for t in r["tasks"]) for r in fake.reports[eval_dataset_id]]
+    assert runs == [run_id], "the eval report ran more than once"
     assert fake.reports[eval_dataset_id][0]["status"] == report["status"] == "completed"
     keys = [log["metadata"]["dagster_evals_result_id"] for log in fake.dataset_logs(eval_dataset_id)]
     assert len(keys) == len(set(keys)) == ROWS, "results lost or written twice"

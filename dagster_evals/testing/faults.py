@@ -1,5 +1,6 @@
 """Fault injection for the fake servers: rate limits, server errors, dropped connections, slow and
-truncated responses — scripted one by one or drawn at random on a fixed seed."""
+truncated responses, and writes the server applies only after the client gave up — scripted one by one or
+drawn at random on a fixed seed."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-FaultKind = Literal["429", "500", "502", "503", "reset", "truncate", "slow"]
-ALL_KINDS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "reset", "truncate", "slow")
+FaultKind = Literal["429", "500", "502", "503", "reset", "truncate", "slow", "late"]
+ALL_KINDS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "reset", "truncate", "slow", "late")
 
 
 class DroppedConnection(Exception):
@@ -31,7 +32,9 @@ class Fault:
 
     Args:
         kind: `429`, `500`/`502`/`503`, `reset` (connection dropped), `truncate` (JSON body cut short),
-            or `slow` (the real response after `delay_s`).
+            `slow` (the real response after `delay_s`), or `late`: the connection drops with no response
+            (what a client sees when its timeout fires) and the server applies the request only after
+            `late_by` further requests have reached it — a write that lands after the client gave up.
         retry_after: Seconds for the `Retry-After` header of a 429 (None: no header).
         after: For `reset`/`truncate`, let the request take effect first and break only the response —
             the case that tests whether a client's retry is really idempotent.
@@ -42,6 +45,7 @@ class Fault:
     retry_after: float | None = None
     after: bool = False
     delay_s: float = 0.0
+    late_by: int = 2
 
 
 class FaultInjector:
@@ -57,7 +61,11 @@ class FaultInjector:
         self._retry_after: float | None = 0.05
         self._slow_s = 0.0
         self._paths: tuple[str, ...] = ()
+        self._late_by = 2
         self.injected: Counter[str] = Counter()
+        # Requests held back by `late` faults: [requests still to wait, scope, body].
+        self._late: list[list[Any]] = []
+        self.late_applied = 0
 
     def schedule(self, *faults: Fault | FaultKind) -> None:
         """Serve these faults to the next matching requests, in order."""
@@ -73,6 +81,7 @@ class FaultInjector:
         retry_after: float | None = 0.05,
         slow_s: float = 0.0,
         paths: Iterable[str] = (),
+        late_by: int = 2,
     ) -> None:
         """Inject a fault into a `rate` share of matching requests, drawn on `seed`.
 
@@ -85,6 +94,7 @@ class FaultInjector:
             self._retry_after = retry_after
             self._slow_s = slow_s
             self._paths = tuple(paths)
+            self._late_by = late_by
 
     def clear(self) -> None:
         with self._lock:
@@ -104,13 +114,48 @@ class FaultInjector:
                     retry_after=self._retry_after if kind == "429" else None,
                     after=self._rng.random() < 0.5,
                     delay_s=self._slow_s,
+                    late_by=self._late_by,
                 )
         return None
+
+    @property
+    def late_pending(self) -> int:
+        """Requests held back by `late` faults and not applied yet."""
+        with self._lock:
+            return len(self._late)
+
+    async def _replay(self, scope: Scope, body: bytes) -> None:
+        async def receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def discard(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, discard)
+        with self._lock:
+            self.late_applied += 1
+
+    async def _apply_due(self) -> None:
+        with self._lock:
+            for item in self._late:
+                item[0] -= 1
+            due = [item for item in self._late if item[0] <= 0]
+            self._late = [item for item in self._late if item[0] > 0]
+        for _, scope, body in due:
+            await self._replay(scope, body)
+
+    def apply_late(self) -> None:
+        """Apply every held-back request now (from a test thread)."""
+        with self._lock:
+            held, self._late = self._late, []
+        for _, scope, body in held:
+            asyncio.run(self._replay(scope, body))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self._apply_due()
         fault = self._next_fault(scope.get("path", ""))
         if fault is None:
             await self.app(scope, receive, send)
@@ -119,6 +164,17 @@ class FaultInjector:
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay_s)
             await self.app(scope, receive, send)
+            return
+        if fault.kind == "late":
+            chunks = []
+            while True:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            with self._lock:
+                self._late.append([max(1, fault.late_by), dict(scope), b"".join(chunks)])
+            await _break_response(send, b"")
             return
         if fault.kind in ("429", "500", "502", "503"):
             await _drain(receive)
@@ -154,19 +210,24 @@ class FaultInjector:
             )
             await send({"type": "http.response.body", "body": cut})
             return
-        full = body or b'{"dropped": true}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(full)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": full[: len(full) // 2], "more_body": True})
-        raise DroppedConnection("injected fault: connection dropped mid-response")
+        await _break_response(send, body)
+
+
+async def _break_response(send: Send, body: bytes) -> None:
+    """Start a response and break the connection half-way through its body."""
+    full = body or b'{"dropped": true}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(full)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": full[: len(full) // 2], "more_body": True})
+    raise DroppedConnection("injected fault: connection dropped mid-response")
 
 
 async def _drain(receive: Receive) -> None:

@@ -1,0 +1,145 @@
+"""Keywords AI eval runs through Dagster (`dg.materialize`) against the fake over real HTTP: a run that
+ends failed or outlives `eval_timeout_s` fails the eval_report asset with a clear reason, and
+`EvalSuite(task=None)` scores outputs already on the platform (production logs sampled into a dataset)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from dagster_evals import EvalSuite, PlatformFunction, build_eval_suite_assets
+from dagster_evals.backends.keywordsai import KeywordsAIResource, metadata_filter
+from dagster_evals.testing import ServerThread
+from dagster_evals.testing.keywordsai import KeywordsAIFake
+from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+
+KEY = "kw-evals-key-0123456789"
+CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
+EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
+
+
+@pytest.fixture
+def fake() -> KeywordsAIFake:
+    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+
+
+@pytest.fixture
+def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
+    with fake.serve() as running:
+        yield running
+
+
+def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
+    options: dict[str, Any] = {
+        "api_key": KEY,
+        "base_url": server.url,
+        "rate_limit_per_minute": None,
+        "eval_poll_interval_s": 0.01,
+        "settle_delay_s": 0.0,
+    }
+    return KeywordsAIResource(**(options | overrides))
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(
+        str(event.step_failure_data.error.to_string())
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
+    )
+
+
+def suite_for(tmp_path: Path, **overrides: Any) -> EvalSuite:
+    options: dict[str, Any] = {
+        "name": "kw",
+        "source": write_jsonl(tmp_path / "rows.jsonl", qa_rows(6)),
+        "key_field": "id",
+        "task": add_task,
+        "scorers": [EXACT],
+    }
+    return EvalSuite(**(options | overrides))
+
+
+def test_eval_run_that_ends_failed_fails_the_eval_report_asset(
+    tmp_path: Path, instance, fake, server
+) -> None:
+    suite = suite_for(tmp_path)
+    fake.fail_next_evals = 1
+
+    result = dg.materialize(
+        build_eval_suite_assets(suite),
+        instance=instance,
+        resources={"evals": resource(server)},
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    text = failure_text(result)
+    assert "ended failed" in text and "exact_match_eval: failed Evaluation failed" in text
+    assert [r["status"] for reports in fake.reports.values() for r in reports] == ["failed"]
+    assert not [m for m in result.asset_materializations_for_node("evals__kw__eval_report")]
+
+
+@pytest.mark.parametrize("shape", ["spec", "docs"])
+def test_eval_run_past_eval_timeout_fails_naming_the_run_to_fetch_later(
+    tmp_path: Path, instance, fake, server, shape: str
+) -> None:
+    fake.eval_report_shape = shape
+    fake.hold_evals = True  # the run never gets past "running"
+    suite = suite_for(tmp_path)
+
+    result = dg.materialize(
+        build_eval_suite_assets(suite),
+        instance=instance,
+        resources={"evals": resource(server, eval_timeout_s=0.2)},
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    text = failure_text(result)
+    assert "is still running after 0s" in text and "raise eval_timeout_s" in text
+    [reports] = fake.reports.values()
+    assert [r["status"] for r in reports] == ["running"]
+    assert f"get_eval_report('{reports[0]['dataset_id']}:" in text
+
+
+def test_task_none_scores_sampled_production_logs_through_dagster(
+    tmp_path: Path, instance, fake, server
+) -> None:
+    now = datetime.now(UTC)
+    fake.add_request_logs(
+        {"input": f"q{i}", "output": "x" * i, "metadata": {"env": "prod" if i % 2 else "dev"}}
+        for i in range(1, 13)
+    )
+    platform = resource(server).get_platform()
+    sampled = platform.create_dataset_from_logs(
+        "prod-sample", start_time=now - timedelta(hours=2), end_time=now + timedelta(minutes=1),
+        filters=metadata_filter("env", "prod"),
+    )  # fmt: skip
+    outputs = sorted(len(log["output"]) for log in fake.dataset_logs(sampled.id))
+    suite = suite_for(
+        tmp_path,
+        name="prod",
+        dataset_name="prod-sample",
+        task=None,
+        scorers=[CHARS, "exact_match"],
+        thresholds={},
+    )
+
+    result = dg.materialize(
+        build_eval_suite_assets(suite),
+        instance=instance,
+        resources={"evals": resource(server)},
+        selection=[suite.snapshot_key, suite.eval_report_key],
+    )
+
+    report = materialization(result, suite.eval_report_key)
+    assert report["rows_in_snapshot"] == 6 and report["rows_scored"] == 6
+    assert report["score/char_count_eval"] == pytest.approx(sum(outputs) / 6)
+    assert str(report["report_id"]).startswith(sampled.id + ":")
+    assert len(fake.datasets) == 1  # scored in place: no dataset of outputs was written
+    assert all(log["scores"] for log in fake.dataset_logs(sampled.id))
