@@ -138,12 +138,16 @@ class ProcessWorkers:
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._forking = threading.Lock()
 
     def acquire(self) -> _Worker:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        worker = _Worker(self._context, self._task)
+        # One fork at a time: a worker forked while another's pipe is being set up would inherit that
+        # pipe's child end, and the other worker's death would then go unnoticed.
+        with self._forking:
+            worker = _Worker(self._context, self._task)
         with self._lock:
             self._all.add(worker)
         return worker

@@ -403,4 +403,7 @@ def run_coroutine(coro: Any) -> Any:
     except RuntimeError:
         return asyncio.run(coro)
     # A daemon thread, so that a run wedged past every timeout can never block interpreter exit.
-    return DaemonThreads("dagster-evals-loop").submit(asyncio.run, coro).result()
+    thread = DaemonThreads("dagster-evals-loop")
+    future = thread.submit(asyncio.run, coro)
+    thread.shutdown()  # the thread ends once the run returns
+    return future.result()

@@ -337,3 +337,12 @@ def test_bad_runner_settings_are_rejected_before_anything_runs(setting: str, val
     with pytest.raises(ConfigError, match=setting):
         run_eval_locally(rows(1), ran.append, [], lambda r: None, **{setting: value})
     assert ran == []
+
+
+def test_runs_from_inside_a_running_event_loop_too() -> None:
+    async def notebook_cell() -> list[RowResult]:
+        return collect(3, str, ["exact_match"], row_timeout_s=5)
+
+    results = asyncio.run(notebook_cell())
+    assert sorted(r.row_id for r in results) == ["r0", "r1", "r2"]
+    assert all(r.scores == {"exact_match": 1.0} for r in results)
