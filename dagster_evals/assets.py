@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 
@@ -48,6 +48,10 @@ class EvalSuite:
         scorers: Built-in scorer names (`levenshtein`, `exact_match`, `numeric_diff`, `json_diff`, …),
             callables returning a score in [0, 1] or None, or `PlatformFunction`s.
         key_field: Top-level field holding each row's stable key; default: ids derived from row content.
+        row_timeout_s: Longest one task call may take; a row past it is recorded as timed out.
+        scorer_timeout_s: Longest one scorer call may take; past it the row records a scorer error.
+        isolation: `"process"` runs each call of a sync task in a worker process that is killed when the
+            call times out (for tasks that can wedge a thread); default `"thread"`.
         thresholds: Minimum mean score per scorer name; each becomes an asset check.
         max_regression: Largest allowed drop of a scorer's mean against the baseline (one number for all
             scorers, or per scorer name); becomes the `no_regression` check.
@@ -74,6 +78,8 @@ class EvalSuite:
     trial_count: int = 1
     max_concurrency: int | None = 10
     row_timeout_s: float | None = 60.0
+    scorer_timeout_s: float | None = 300.0
+    isolation: Literal["thread", "process"] = "thread"
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_regression: float | Mapping[str, float] | None = None
     max_errored_rows: int = 0
@@ -365,6 +371,8 @@ def run_suite_eval(
         trial_count=suite.trial_count,
         max_concurrency=suite.max_concurrency,
         row_timeout_s=suite.row_timeout_s,
+        scorer_timeout_s=suite.scorer_timeout_s,
+        isolation=suite.isolation,
         baseline_id=baseline_id,
         metadata=metadata,
         tags=list(suite.tags),

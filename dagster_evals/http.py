@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 
-from dagster_evals.errors import AuthError, NotFoundError, PlatformError, RateLimitedError
+from dagster_evals.errors import (
+    AuthError,
+    DagsterEvalsError,
+    NotFoundError,
+    PlatformError,
+    RateLimitedError,
+)
 from dagster_evals.version import __version__
 
 logger = logging.getLogger("dagster_evals.http")
@@ -31,6 +37,43 @@ logger = logging.getLogger("dagster_evals.http")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 REDACTED = "***"
+# Longest platform message kept in an error, counted after the key is redacted.
+MESSAGE_MAX_CHARS = 500
+# Keys shorter than this are not searched for in text (they would match ordinary words).
+MIN_REDACTED_KEY_CHARS = 6
+
+
+class InvalidKeyError(AuthError):
+    """The configured API key cannot be sent (empty after stripping, or with control characters).
+
+    Raised before any request; names the env var and never shows the key.
+    """
+
+    def __init__(self, platform: str, env_var: str, problem: str) -> None:
+        self.platform = platform
+        self.status = None
+        self.method = ""
+        self.endpoint = ""
+        self.env_var = env_var
+        self.platform_message = problem
+        DagsterEvalsError.__init__(
+            self,
+            f"{platform}: the API key {problem}; set the {env_var} environment variable to the key alone "
+            "(the key is not shown here)",
+        )
+
+
+def clean_api_key(api_key: str, platform: str, env_var: str) -> str:
+    """The key without surrounding whitespace; `InvalidKeyError` when nothing is left or it cannot be
+    sent in a header (a control or non-ASCII character inside it)."""
+    key = api_key.strip()
+    if not key:
+        raise InvalidKeyError(platform, env_var, "is empty or only whitespace")
+    for position, char in enumerate(key, start=1):
+        if not (0x20 <= ord(char) < 0x7F):
+            kind = "a control character" if ord(char) < 0x20 or ord(char) == 0x7F else "a non-ASCII character"
+            raise InvalidKeyError(platform, env_var, f"has {kind} at position {position} of {len(key)}")
+    return key
 
 
 @dataclass(frozen=True)
@@ -99,20 +142,24 @@ def parse_retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-def error_message(response: httpx.Response) -> str:
-    """The platform's own error message from a response body, shortened."""
+def error_message(response: httpx.Response, redact: Callable[[str], str] = lambda text: text) -> str:
+    """The platform's own error message from a response body, redacted by `redact` and then shortened
+    (in that order, so that a secret cut in two by the shortening is still removed whole)."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
-        return (response.text or response.reason_phrase or "")[:500]
-    if isinstance(body, Mapping):
-        for key in ("error", "detail", "message", "errors"):
-            if key in body:
-                value = body[key]
-                if isinstance(value, Mapping):
-                    value = value.get("message", value)
-                return str(value)[:500]
-    return json.dumps(body)[:500]
+        text = response.text or response.reason_phrase or ""
+    else:
+        text = json.dumps(body)
+        if isinstance(body, Mapping):
+            for key in ("error", "detail", "message", "errors"):
+                if key in body:
+                    value = body[key]
+                    if isinstance(value, Mapping):
+                        value = value.get("message", value)
+                    text = str(value)
+                    break
+    return redact(text)[:MESSAGE_MAX_CHARS]
 
 
 class _Retryable(Exception):
@@ -145,7 +192,10 @@ class HttpClient:
         self.env_var = env_var
         self.retry = retry or RetryPolicy()
         self.limiter = RateLimiter(rate_limit_per_minute)
-        self._api_key = api_key
+        self._secrets = tuple(
+            sorted({k for k in (api_key, api_key.strip()) if len(k) >= MIN_REDACTED_KEY_CHARS}, key=len)
+        )[::-1]
+        api_key = clean_api_key(api_key, platform, env_var)
         self._rng = random.Random(seed)
         self.requests_sent = 0
         self.retries = 0
@@ -165,7 +215,10 @@ class HttpClient:
         return f"HttpClient(platform={self.platform!r}, base_url={self.base_url!r}, api_key={REDACTED!r})"
 
     def redact(self, text: str) -> str:
-        return text.replace(self._api_key, REDACTED) if self._api_key else text
+        """`text` with the API key (as configured, and stripped) replaced by `***`."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
 
     def close(self) -> None:
         self._client.close()
@@ -177,7 +230,7 @@ class HttpClient:
         self.close()
 
     def _raise_for(self, method: str, path: str, response: httpx.Response) -> None:
-        message = self.redact(error_message(response))
+        message = error_message(response, self.redact)
         status = response.status_code
         if status in (401, 403):
             raise AuthError(self.platform, status, method, path, message, self.env_var)
@@ -197,22 +250,34 @@ class HttpClient:
     ) -> Any:
         self.limiter.acquire()
         self.requests_sent += 1
+        # Errors are raised outside the `except` blocks: httpx's own exception (whose text may quote a
+        # header) is then neither the cause nor the context of anything the caller sees.
+        failure: Exception | None = None
+        response: httpx.Response | None = None
         try:
             response = self._client.request(
                 method, path, params=params, json=json_body, content=content, headers=headers
             )
         except httpx.TimeoutException as exc:
-            raise _Retryable(f"timed out ({type(exc).__name__})") from exc
+            failure = _Retryable(f"timed out ({type(exc).__name__})")
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection error ({type(exc).__name__}: {self.redact(str(exc))})") from exc
+            failure = _Retryable(f"connection error ({type(exc).__name__}: {self.redact(str(exc))})")
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+            failure = PlatformError(
+                self.platform, None, method, path, f"{type(exc).__name__}: {self.redact(str(exc))}"
+            )
+        if failure is not None or response is None:
+            raise failure or PlatformError(self.platform, None, method, path, "no response")
         if response.status_code in RETRY_STATUSES:
             retry_after = parse_retry_after(response)
+            if retry_after is not None:
+                retry_after = min(max(retry_after, 0.0), self.retry.max_retry_after_s)
             if response.status_code == 429:
                 self.rate_limited += 1
                 if retry_after is not None:
                     self.limiter.push_back(retry_after)
             raise _Retryable(
-                f"HTTP {response.status_code}: {self.redact(error_message(response))}",
+                f"HTTP {response.status_code}: {error_message(response, self.redact)}",
                 retry_after,
                 response.status_code,
             )
@@ -224,8 +289,9 @@ class HttpClient:
             return None
         try:
             return response.json()
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Retryable(f"HTTP {response.status_code} with a malformed JSON body") from exc
+        except (ValueError, UnicodeDecodeError):
+            failure = _Retryable(f"HTTP {response.status_code} with a malformed JSON body")
+        raise failure
 
     def request(
         self,

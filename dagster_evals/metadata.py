@@ -73,20 +73,30 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
+_MARKDOWN_SPECIAL = "\\`*[]<>|"
+
+
+def md_escape(text: str) -> str:
+    """`text` as literal Markdown on one line: special characters backslash-escaped, line breaks as spaces
+    (a scorer named `a|b` stays one table cell)."""
+    flat = " ".join(str(text).splitlines()) if text else ""
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in flat)
+
+
 def report_markdown(report: EvalReport) -> str:
     """Markdown table of per-scorer means and diffs against the baseline."""
     base = report.baseline_name or report.baseline_id
     lines = [
-        f"**{report.name}** on {report.platform} — dataset version {report.dataset_version}, "
+        f"**{md_escape(report.name)}** on {report.platform} — dataset version {report.dataset_version}, "
         f"{report.rows_scored}/{report.rows_in_snapshot} rows scored, {report.rows_errored} errored"
-        + (f", baseline `{base}`" if base else ", no baseline"),
+        + (f", baseline {md_escape(base)}" if base else ", no baseline"),
         "",
         "| scorer | mean | baseline | diff | improved rows | regressed rows | scorer errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for summary in report.scores.values():
         lines.append(
-            f"| {summary.name} | {_fmt(summary.mean)} | {_fmt(summary.baseline_mean)} | "
+            f"| {md_escape(summary.name)} | {_fmt(summary.mean)} | {_fmt(summary.baseline_mean)} | "
             f"{_fmt(summary.diff, signed=True)} | {summary.improvements} | {summary.regressions} | {summary.errors} |"
         )
     return "\n".join(lines)

@@ -201,6 +201,8 @@ class EvalRequest(BaseModel):
     trial_count: int = Field(default=1, ge=1)
     max_concurrency: int | None = Field(default=10, ge=1)
     row_timeout_s: float | None = Field(default=None, gt=0)
+    scorer_timeout_s: float | None = Field(default=300.0, gt=0)
+    isolation: Literal["thread", "process"] = "thread"
     baseline_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)

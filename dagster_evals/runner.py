@@ -1,36 +1,57 @@
 """Local eval runner: the task and scorers over a snapshot's rows, with bounded concurrency and trials.
 
-Sync tasks and scorers run in a thread pool sized to `max_concurrency`; async ones run on the event loop.
-At most `max_concurrency` (row, trial) pairs are in flight at once. A task that raises or exceeds the
-per-row timeout is recorded as an errored row; it never stops the run.
+At most `max_concurrency` (row, trial) pairs are in flight at once. Every call is bounded: the task by the
+per-row timeout, each scorer by the scorer timeout. A task or scorer that raises or times out is recorded
+on its row (the row's `error`, or the scorer's entry in `scorer_errors`); it never stops or hangs the run.
+
+Sync tasks and scorers run in daemon threads: a call past its timeout is abandoned and its thread is never
+waited for, at the end of the run or at interpreter exit. A thread cannot be killed, so a task that may
+wedge for good (a stuck C extension, a socket without a timeout) can run with `isolation="process"`: each
+call runs in a worker process that is killed when the call times out. A run stops early, cleanly, when its
+`cancel` event is set: no new row starts, rows in flight are recorded as cancelled, and the rows never run
+are listed in the returned `RunStats`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from dagster_evals.errors import ConfigError
+from dagster_evals.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.scorers import Scorer
 
 TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
 DEFAULT_MAX_CONCURRENCY = 10
+DEFAULT_SCORER_TIMEOUT_S = 300.0
+ISOLATIONS = ("thread", "process")
+Isolation = Literal["thread", "process"]
+# How often a run checks its cancel event.
+CANCEL_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
 class RunStats:
-    """What a run did: counts, wall time and the highest number of tasks seen in flight at once."""
+    """What a run did: counts, wall time and the highest number of tasks seen in flight at once.
+
+    `task_errors` counts every errored row, timed-out and cancelled ones included. When the run was
+    cancelled, `not_run` lists the (row id, trial) pairs that never started.
+    """
 
     pairs: int
     task_errors: int
     duration_s: float
     peak_in_flight: int
+    timed_out: int = 0
+    scorer_timeouts: int = 0
+    cancelled: bool = False
+    not_run: tuple[tuple[str, int], ...] = field(default=())
 
 
 def _task_kwargs_names(task: Callable[..., Any]) -> tuple[str, ...] | None:
@@ -50,6 +71,17 @@ def _format_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
+class _TimedOut(Exception):
+    pass
+
+
+class _Cancelled(Exception):
+    pass
+
+
+CANCELLED_ERROR = "RunCancelled: the run was cancelled while this row was running"
+
+
 class _Runner:
     def __init__(
         self,
@@ -58,27 +90,33 @@ class _Runner:
         max_concurrency: int,
         row_timeout_s: float | None,
         prompt: Any = None,
+        *,
+        scorer_timeout_s: float | None = DEFAULT_SCORER_TIMEOUT_S,
+        isolation: Isolation = "thread",
+        cancel: threading.Event | None = None,
     ) -> None:
         if not callable(task):
             raise ConfigError(f"the task must be a Python callable to run locally, got {type(task).__name__}")
         self.task = task
-        self.task_is_async = inspect.iscoroutinefunction(task)
+        self.task_is_async = inspect.iscoroutinefunction(task) and isolation == "thread"
         self.task_params = _task_kwargs_names(task)
         self.prompt = prompt
         self.scorers = scorers
-        self.sync_scorers = [s for s in scorers if not s.is_async]
-        self.async_scorers = [s for s in scorers if s.is_async]
         self.max_concurrency = max_concurrency
         self.row_timeout_s = row_timeout_s
+        self.scorer_timeout_s = scorer_timeout_s
+        self.cancel = cancel
         self.in_flight = 0
         self.peak_in_flight = 0
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_concurrency, thread_name_prefix="dagster-evals-task"
-        )
+        self.timed_out = 0
+        self.scorer_timeouts = 0
+        self.threads = DaemonThreads("dagster-evals-task")
+        self.processes = ProcessWorkers(task) if isolation == "process" else None
+        self._cancelled: asyncio.Future[None] | None = None
 
-    def _call_task(self, row: DatasetRow, trial: int) -> Any:
+    def _task_call(self, row: DatasetRow, trial: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if self.task_params is None:
-            return self.task(row.input)
+            return (row.input,), {}
         values = {
             "input": row.input,
             "expected": row.expected,
@@ -87,54 +125,74 @@ class _Runner:
             "trial": trial,
             "prompt": self.prompt,
         }
-        return self.task(**{k: values[k] for k in self.task_params})
+        return (), {k: values[k] for k in self.task_params}
 
-    def _score_sync(
-        self, row: DatasetRow, output: Any, scores: dict[str, float | None], errors: dict[str, str]
-    ) -> None:
-        for scorer in self.sync_scorers:
-            try:
-                scores[scorer.name] = scorer.score(row.input, output, row.expected, row.metadata)
-            except Exception as exc:
-                errors[scorer.name] = _format_error(exc)
-
-    def _task_and_sync_scores(
-        self, row: DatasetRow, trial: int
-    ) -> tuple[Any, dict[str, float | None], dict[str, str], float]:
-        """Sync task followed by the sync scorers, in one trip to the thread pool."""
+    def _timed_sync_task(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
+        args, kwargs = self._task_call(row, trial)
         started = time.perf_counter()
-        output = self._call_task(row, trial)
-        latency = time.perf_counter() - started
-        scores: dict[str, float | None] = {}
-        errors: dict[str, str] = {}
-        self._score_sync(row, output, scores, errors)
-        return output, scores, errors, latency
+        output = self.task(*args, **kwargs)
+        return output, time.perf_counter() - started
 
-    async def _execute(
-        self, row: DatasetRow, trial: int
-    ) -> tuple[Any, dict[str, float | None], dict[str, str], float]:
-        loop = asyncio.get_running_loop()
+    async def _bounded(self, future: asyncio.Future[Any], timeout: float | None) -> Any:
+        """The future's result; `_TimedOut` after `timeout` seconds, `_Cancelled` when the run is cancelled."""
+        waiters: set[asyncio.Future[Any]] = {future}
+        if self._cancelled is not None:
+            waiters.add(self._cancelled)
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if future in done:
+            return future.result()
+        future.cancel()
+        if self._cancelled is not None and self._cancelled.done():
+            raise _Cancelled
+        raise _TimedOut
+
+    async def _run_task(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
+        if self.processes is not None:
+            return await self._run_task_in_process(row, trial)
         if not self.task_is_async:
-            call = loop.run_in_executor(self.pool, self._task_and_sync_scores, row, trial)
-            return await (asyncio.wait_for(call, self.row_timeout_s) if self.row_timeout_s else call)
+            call = asyncio.wrap_future(self.threads.submit(self._timed_sync_task, row, trial))
+            return await self._bounded(call, self.row_timeout_s)
+        args, kwargs = self._task_call(row, trial)
         started = time.perf_counter()
-        pending = self._call_task(row, trial)
-        output = await (asyncio.wait_for(pending, self.row_timeout_s) if self.row_timeout_s else pending)
-        latency = time.perf_counter() - started
+        output = await self._bounded(asyncio.ensure_future(self.task(*args, **kwargs)), self.row_timeout_s)
+        return output, time.perf_counter() - started
+
+    async def _run_task_in_process(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
+        assert self.processes is not None
+        worker = await asyncio.wrap_future(self.threads.submit(self.processes.acquire))
+        args, kwargs = self._task_call(row, trial)
+        started = time.perf_counter()
+        healthy = False
+        try:
+            call = asyncio.wrap_future(self.threads.submit(worker.call, args, kwargs))
+            output = await self._bounded(call, self.row_timeout_s)
+            healthy = True
+            return output, time.perf_counter() - started
+        finally:
+            # A worker whose call did not finish is killed; that also ends the thread waiting on it.
+            self.processes.release(worker, healthy)
+
+    async def _run_scorers(
+        self, row: DatasetRow, output: Any
+    ) -> tuple[dict[str, float | None], dict[str, str]]:
         scores: dict[str, float | None] = {}
         errors: dict[str, str] = {}
-        if self.sync_scorers:
-            await loop.run_in_executor(self.pool, self._score_sync, row, output, scores, errors)
-        return output, scores, errors, latency
-
-    async def _score_async(
-        self, row: DatasetRow, output: Any, scores: dict[str, float | None], errors: dict[str, str]
-    ) -> None:
-        for scorer in self.async_scorers:
+        for scorer in self.scorers:
+            args = (row.input, output, row.expected, row.metadata)
+            if scorer.is_async:
+                call = asyncio.ensure_future(scorer.score_async(*args))
+            else:
+                call = asyncio.wrap_future(self.threads.submit(scorer.score, *args))
             try:
-                scores[scorer.name] = await scorer.score_async(row.input, output, row.expected, row.metadata)
+                scores[scorer.name] = await self._bounded(call, self.scorer_timeout_s)
+            except _TimedOut:
+                self.scorer_timeouts += 1
+                errors[scorer.name] = f"TimeoutError: the scorer took longer than {self.scorer_timeout_s}s"
+            except _Cancelled:
+                raise
             except Exception as exc:
                 errors[scorer.name] = _format_error(exc)
+        return scores, errors
 
     def _failed(self, row: DatasetRow, trial: int, error: str, started: float) -> RowResult:
         return RowResult(
@@ -153,15 +211,17 @@ class _Runner:
         started = time.perf_counter()
         try:
             try:
-                output, scores, errors, latency = await self._execute(row, trial)
-            except TimeoutError:
+                output, latency = await self._run_task(row, trial)
+                scores, errors = await self._run_scorers(row, output)
+            except _TimedOut:
+                self.timed_out += 1
                 return self._failed(
                     row, trial, f"TimeoutError: the task took longer than {self.row_timeout_s}s", started
                 )
+            except _Cancelled:
+                return self._failed(row, trial, CANCELLED_ERROR, started)
             except Exception as exc:
                 return self._failed(row, trial, _format_error(exc), started)
-            if self.async_scorers:
-                await self._score_async(row, output, scores, errors)
             scores = {s.name: scores.get(s.name) for s in self.scorers if s.name not in errors}
             return RowResult(
                 row_id=row.id,
@@ -177,15 +237,31 @@ class _Runner:
         finally:
             self.in_flight -= 1
 
+    async def _watch_cancel(self) -> None:
+        assert self.cancel is not None and self._cancelled is not None
+        while not self.cancel.is_set():
+            await asyncio.sleep(CANCEL_POLL_S)
+        self._cancelled.set_result(None)
+
+    def _is_cancelled(self) -> bool:
+        return self._cancelled is not None and self._cancelled.done()
+
     async def run(
         self, pairs: Iterator[tuple[DatasetRow, int]], on_result: Callable[[RowResult], None]
     ) -> RunStats:
         started = time.perf_counter()
         counts = {"pairs": 0, "errors": 0}
+        watcher: asyncio.Task[None] | None = None
+        if self.cancel is not None:
+            self._cancelled = asyncio.get_running_loop().create_future()
+            watcher = asyncio.ensure_future(self._watch_cancel())
 
         async def worker() -> None:
-            for row, trial in pairs:
-                result = await self.run_one(row, trial)
+            while not self._is_cancelled():
+                pair = next(pairs, None)
+                if pair is None:
+                    return
+                result = await self.run_one(*pair)
                 counts["pairs"] += 1
                 if result.error is not None:
                     counts["errors"] += 1
@@ -194,12 +270,22 @@ class _Runner:
         try:
             await asyncio.gather(*(worker() for _ in range(self.max_concurrency)))
         finally:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            if watcher is not None:
+                watcher.cancel()
+            self.threads.shutdown()
+            if self.processes is not None:
+                self.processes.shutdown()
+        cancelled = self._is_cancelled()
+        not_run = tuple((row.id, trial) for row, trial in pairs) if cancelled else ()
         return RunStats(
             pairs=counts["pairs"],
             task_errors=counts["errors"],
             duration_s=time.perf_counter() - started,
             peak_in_flight=self.peak_in_flight,
+            timed_out=self.timed_out,
+            scorer_timeouts=self.scorer_timeouts,
+            cancelled=cancelled,
+            not_run=not_run,
         )
 
 
@@ -207,6 +293,13 @@ def _pairs(rows: Iterable[DatasetRow], trial_count: int) -> Iterator[tuple[Datas
     for row in rows:
         for trial in range(trial_count):
             yield row, trial
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if value is not None and (not isinstance(value, int | float) or not value > 0 or value != value):
+        raise ConfigError(
+            f"{name} must be a positive number of seconds (or None for no limit), got {value!r}"
+        )
 
 
 def run_eval_locally(
@@ -219,6 +312,9 @@ def run_eval_locally(
     max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
     row_timeout_s: float | None = None,
     prompt: Any = None,
+    scorer_timeout_s: float | None = DEFAULT_SCORER_TIMEOUT_S,
+    isolation: Isolation = "thread",
+    cancel: threading.Event | None = None,
 ) -> RunStats:
     """Run `task` then every scorer on each row, `trial_count` times, calling `on_result` per trial.
 
@@ -226,13 +322,53 @@ def run_eval_locally(
     `metadata`, `row_id`, `trial` and `prompt` (the `PromptVersion` under evaluation, or None).
 
     Rows are pulled lazily from `rows`, so memory stays flat however large the snapshot is.
+
+    Args:
+        rows: The rows to run.
+        task: The application under test.
+        scorers: Resolved scorers (see `resolve_local_scorers`).
+        on_result: Called once per (row, trial) that ran, timed-out and cancelled ones included.
+        trial_count: Times each row is run.
+        max_concurrency: Most (row, trial) pairs in flight at once.
+        row_timeout_s: Longest a task call may take (None: no limit); a row past it is an errored row.
+        prompt: The prompt version under evaluation, passed to tasks that take `prompt`.
+        scorer_timeout_s: Longest one scorer call may take (None: no limit); past it the scorer's entry in
+            the row's `scorer_errors` says so.
+        isolation: `"thread"` (default) or `"process"`: run each task call in a worker process that is
+            killed when the call times out (inputs and outputs must pickle).
+        cancel: Set this event to stop the run: no new row starts, rows in flight are recorded as
+            cancelled, and the rows never run are listed in `RunStats.not_run`.
+
+    Example:
+        >>> from dagster_evals import DatasetRow, run_eval_locally
+        >>> from dagster_evals.scorers import resolve_local_scorers
+        >>> results = []
+        >>> stats = run_eval_locally(
+        ...     [DatasetRow.build(input="a", expected="A")], str.upper,
+        ...     resolve_local_scorers(["exact_match"]), results.append, row_timeout_s=5,
+        ... )
+        >>> results[0].scores, stats.task_errors
+        ({'exact_match': 1.0}, 0)
     """
     if trial_count < 1:
         raise ConfigError(f"trial_count must be at least 1, got {trial_count}")
     concurrency = max_concurrency or 1000
     if concurrency < 1:
         raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-    runner = _Runner(task, scorers, concurrency, row_timeout_s, prompt)
+    _check_timeout("row_timeout_s", row_timeout_s)
+    _check_timeout("scorer_timeout_s", scorer_timeout_s)
+    if isolation not in ISOLATIONS:
+        raise ConfigError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    runner = _Runner(
+        task,
+        scorers,
+        concurrency,
+        row_timeout_s,
+        prompt,
+        scorer_timeout_s=scorer_timeout_s,
+        isolation=isolation,
+        cancel=cancel,
+    )
     return run_coroutine(runner.run(_pairs(rows, trial_count), on_result))
 
 
@@ -241,8 +377,10 @@ def run_request_locally(
     rows: Iterable[DatasetRow],
     scorers: list[Scorer],
     on_result: Callable[[RowResult], None],
+    *,
+    cancel: threading.Event | None = None,
 ) -> RunStats:
-    """`run_eval_locally` with the task, trials, concurrency, row timeout and prompt taken from `request`."""
+    """`run_eval_locally` with the task, trials, concurrency, timeouts, isolation and prompt from `request`."""
     return run_eval_locally(
         rows,
         request.task,
@@ -252,6 +390,9 @@ def run_request_locally(
         max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
         row_timeout_s=request.row_timeout_s,
         prompt=request.prompt,
+        scorer_timeout_s=request.scorer_timeout_s,
+        isolation=request.isolation,
+        cancel=cancel,
     )
 
 
@@ -261,5 +402,8 @@ def run_coroutine(coro: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+    # A daemon thread, so that a run wedged past every timeout can never block interpreter exit.
+    thread = DaemonThreads("dagster-evals-loop")
+    future = thread.submit(asyncio.run, coro)
+    thread.shutdown()  # the thread ends once the run returns
+    return future.result()

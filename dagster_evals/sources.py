@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,12 @@ from dagster_evals.errors import InputError
 from dagster_evals.models import DatasetRow
 
 ROW_FIELDS = ("input", "expected", "metadata", "tags")
+# Deepest nesting of arrays/objects a row field may have: far beyond real eval data, well within what
+# every JSON encoder, SQLite's JSON functions and the platforms' SDKs handle without recursing too deep.
+MAX_NESTING_DEPTH = 200
+# Largest CSV cell read (Python's csv module stops at 128 KiB by default); a platform's own request size
+# limit still applies when the row is sent.
+CSV_FIELD_LIMIT = 2**31 - 1
 
 
 @runtime_checkable
@@ -29,18 +36,72 @@ class RowSource(Protocol):
     def read(self) -> Iterator[tuple[str, DatasetRow]]: ...
 
 
+def _nesting_depth(value: Any, stop_after: int) -> int:
+    """How deeply lists/dicts nest in `value` (a scalar is 0), counting no further than `stop_after + 1`."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > stop_after:
+                return deepest
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, Mapping) else item))
+    return deepest
+
+
+def _text_nesting_depth(text: str) -> int:
+    """How deeply arrays/objects nest in JSON text (brackets inside strings are not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def too_deep(where: str, what: str, depth: int | None) -> InputError:
+    levels = f"{depth} levels deep" if depth is not None else "too deeply"
+    return InputError(
+        f"{where}: {what} nests arrays/objects {levels}, more than the {MAX_NESTING_DEPTH} levels a row may "
+        "have; flatten it (e.g. store the deep part as a JSON string)"
+    )
+
+
 def _check_json(where: str, fields: Mapping[str, Any]) -> None:
-    """Fail, naming the field, when a value has no JSON form (NaN, Infinity, arbitrary Python objects)."""
+    """Fail, naming the field, when a value has no JSON form (NaN, Infinity, arbitrary Python objects) or
+    nests deeper than `MAX_NESTING_DEPTH`."""
     for name, value in fields.items():
         try:
-            json.dumps(value, allow_nan=False)
+            text = json.dumps(value, allow_nan=False)
         except ValueError as exc:
             raise InputError(
                 f"{where}: field {name!r} holds NaN or Infinity, which JSON cannot carry; "
                 "use null or a finite number"
             ) from exc
-        except (TypeError, RecursionError) as exc:
+        except TypeError as exc:
             raise InputError(f"{where}: field {name!r} is not JSON: {exc}") from exc
+        except RecursionError:
+            raise too_deep(where, f"field {name!r}", _nesting_depth(value, 10**9)) from None
+        # Counting brackets is cheap and bounds the depth; walk the value only when it might be too deep.
+        if (
+            text.count("[") + text.count("{") > MAX_NESTING_DEPTH
+            and _nesting_depth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH
+        ):
+            raise too_deep(where, f"field {name!r}", _nesting_depth(value, 10**9))
 
 
 def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetRow:
@@ -88,8 +149,20 @@ def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetR
 def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """The file's lines (numbered from 1, line endings kept), each decoded as UTF-8 on its own so that an
     undecodable byte is reported with its line."""
-    if not path.exists():
-        raise InputError(f"{path}: source file not found")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: source file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: the source file cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(
+            f"{path}: the source is a directory, not a file; point at a .jsonl or .csv file in it"
+        )
+    if not stat.S_ISREG(mode):
+        # Opening a FIFO waits for a writer, possibly forever; a device never ends.
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise InputError(f"{path}: the source is {kind}; write the rows to a regular file and point at that")
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
@@ -122,17 +195,44 @@ class JsonlSource:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+            except RecursionError:
+                raise too_deep(where, "the line", _text_nesting_depth(text)) from None
             yield where, row_from_mapping(record, where, self.key_field)
 
 
-def _csv_cell(value: str) -> Any:
+def _csv_cell(value: str, where: str, column: str) -> Any:
     text = value.strip()
     if text[:1] in "{[":
         try:
             return json.loads(text)
         except json.JSONDecodeError:
             return value
+        except RecursionError:
+            raise too_deep(where, f"column {column!r}", _text_nesting_depth(text)) from None
     return value
+
+
+def _check_header(path: Path, fieldnames: list[str] | None) -> list[str]:
+    if not fieldnames or "input" not in fieldnames:
+        raise InputError(f"{path}:1: the CSV header has no 'input' column")
+    first: dict[str, int] = {}
+    for number, name in enumerate(fieldnames, start=1):
+        if name in first:
+            raise InputError(
+                f"{path}:1: the CSV header names column {name!r} twice (columns {first[name]} and {number}); "
+                "give every column a unique name"
+            )
+        first[name] = number
+    return fieldnames
+
+
+def _csv_rows(reader: csv.DictReader[str], path: Path, header: bool = False) -> Any:
+    """The header (with `header`) or the next row of `reader` (None at the end); a CSV syntax error is an
+    `InputError` naming the line."""
+    try:
+        return reader.fieldnames if header else next(reader, None)
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -151,11 +251,11 @@ class CsvSource:
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
         path = Path(self.path)
+        if csv.field_size_limit() < CSV_FIELD_LIMIT:
+            csv.field_size_limit(CSV_FIELD_LIMIT)
         reader = csv.DictReader(line for _, line in _text_lines(path))
-        if not reader.fieldnames or "input" not in reader.fieldnames:
-            raise InputError(f"{path}:1: the CSV header has no 'input' column")
-        columns = len(reader.fieldnames)
-        for cells in reader:
+        columns = len(_check_header(path, _csv_rows(reader, path, header=True)))
+        while (cells := _csv_rows(reader, path)) is not None:
             where = f"{path}:{reader.line_num}"
             given = (
                 columns + len(cells[None]) if None in cells else sum(v is not None for v in cells.values())
@@ -165,19 +265,19 @@ class CsvSource:
                     f"{where}: the line has {given} cells, the header has {columns}; quote cells that "
                     "contain commas"
                 )
-            record: dict[str, Any] = {"input": _csv_cell(cells["input"] or "")}
+            record: dict[str, Any] = {"input": _csv_cell(cells["input"] or "", where, "input")}
             metadata: dict[str, Any] = {}
             for column, value in cells.items():
                 if column == "input" or value is None:
                     continue
                 if column == "expected":
-                    record["expected"] = _csv_cell(value) if value != "" else None
+                    record["expected"] = _csv_cell(value, where, column) if value != "" else None
                 elif column == "tags":
                     record["tags"] = [t.strip() for t in value.split("|") if t.strip()]
                 elif column == self.key_field:
                     record[column] = value
                 else:
-                    metadata[column] = _csv_cell(value)
+                    metadata[column] = _csv_cell(value, where, column)
             record["metadata"] = metadata
             yield where, row_from_mapping(record, where, self.key_field)
 

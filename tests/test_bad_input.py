@@ -5,6 +5,7 @@ fake Braintrust and Keywords AI servers over real HTTP."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -223,6 +224,34 @@ def csv_with(tmp_path: Path, bad: str) -> Path:
     return path
 
 
+def deep(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+def directory_source(tmp_path: Path) -> Path:
+    (tmp_path / "rows.jsonl").mkdir()
+    return tmp_path / "rows.jsonl"
+
+
+def fifo_source(tmp_path: Path) -> Path:
+    # Opening a FIFO blocks until something writes to it; nothing ever will.
+    os.mkfifo(tmp_path / "rows.jsonl")
+    return tmp_path / "rows.jsonl"
+
+
+def csv_with_header(tmp_path: Path, header: str) -> Path:
+    lines = [header] + [f"q{i},{i},{i + 2},changed" for i in range(ROWS)]
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 class Opaque:
     """A Python object with no JSON form."""
 
@@ -309,6 +338,32 @@ SOURCE_CASES: dict[str, tuple[Callable[[Path], Any], str]] = {
         lambda p: iterable_with({"id": "q49", "input": 1, "metadata": {"at": datetime(2024, 1, 1)}}),
         r"support_rows row 50: field 'metadata' is not JSON: Object of type datetime is not JSON serializable",
     ),
+    "deep-nesting-jsonl": (
+        lambda p: jsonl_with(p, '{"id": "q49", "input": ' + DEEP + "}"),
+        r"rows\.jsonl:50: the line nests arrays/objects 10001 levels deep, more than the 200 levels a row "
+        r"may have; flatten it \(e\.g\. store the deep part as a JSON string\)",
+    ),
+    "deep-nesting-csv": (
+        lambda p: csv_with(p, f'q49,"{DEEP}",51,changed'),
+        r"rows\.csv:51: column 'input' nests arrays/objects 10000 levels deep, more than the 200 levels",
+    ),
+    "deep-nesting-python": (
+        lambda p: iterable_with({"id": "q49", "input": 1, "expected": deep(10_000)}),
+        r"support_rows row 50: field 'expected' nests arrays/objects 10000 levels deep, more than the 200",
+    ),
+    "directory": (
+        directory_source,
+        r"rows\.jsonl: the source is a directory, not a file; point at a \.jsonl or \.csv file in it",
+    ),
+    "fifo": (
+        fifo_source,
+        r"rows\.jsonl: the source is a FIFO \(named pipe\); write the rows to a regular file and point at that",
+    ),
+    "csv-duplicate-header": (
+        lambda p: csv_with_header(p, "id,input,expected,input"),
+        r"rows\.csv:1: the CSV header names column 'input' twice \(columns 2 and 4\); give every column a "
+        r"unique name",
+    ),
 }
 
 
@@ -320,6 +375,7 @@ SOURCE_RUNS = [(case, "local") for case in SOURCE_CASES] + [
 ]
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize(("case", "backend"), SOURCE_RUNS, indirect=["backend"])
 def test_bad_source_fails_clearly_and_syncs_nothing(
     case: str, backend: Backend, tmp_path: Path, instance: dg.DagsterInstance
@@ -554,3 +610,37 @@ def test_unset_or_empty_key_names_the_env_var(
     name = "Braintrust" if backend.name == "braintrust" else "Keywords AI"
     fails_clearly(result, rf"no {name} API key: set the {env_var} environment variable")
     assert backend.state() == before
+
+
+# -- inputs that are accepted whole -----------------------------------------------------------------------
+def test_csv_cell_over_128_kib_is_synced_whole(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    """Python's csv module stops at 128 KiB per cell by default; a long cell is read and stored whole."""
+    backend = _local(tmp_path)
+    long_text = "".join(f"{i:07d} " for i in range(40_000))  # 320 000 characters
+    path = csv_with(tmp_path, f"q49,49,51,{long_text}")
+    result = run(suite_for(path), instance, backend.make(), only=[suite_for(path).dataset_key])
+    assert result.success
+    with sqlite3.connect(tmp_path / "evals.sqlite") as conn:
+        stored = dict(conn.execute("SELECT row_id, metadata FROM dataset_rows").fetchall())
+    assert len(stored) == ROWS
+    assert json.loads(stored["q49"]) == {"kind": long_text}
+
+
+def test_scorer_names_are_escaped_in_the_report_table(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    """A scorer name with Markdown syntax stays one literal cell of the report's summary table."""
+
+    def scorer(output: Any, expected: Any) -> float:
+        return 1.0
+
+    scorer.__name__ = "pipe|star*`tick`<b>"
+    backend = _local(tmp_path)
+    suite = suite_for(write_jsonl(tmp_path / "rows.jsonl", good_rows()), scorers=["exact_match", scorer])
+    result = run(suite, instance, backend.make())
+    assert result.success
+    summary = result.asset_materializations_for_node("evals__bad_input__eval_report")[0].metadata["summary"]
+    table = [line for line in summary.value.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| scorer |")
+    cells = re.split(r"(?<!\\)\|", table[-1])[1:-1]
+    assert len(cells) == 7, table[-1]
+    assert cells[0].strip() == r"pipe\|star\*\`tick\`\<b\>"
+    assert cells[1].strip() == "1.0000"

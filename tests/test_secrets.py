@@ -205,3 +205,112 @@ def test_resource_reprs_and_the_config_dagster_shows_are_redacted(monkeypatch: p
     assert shown["braintrust_env"].name == "BRAINTRUST_API_KEY"
     assert shown["keywordsai_env"].name == "KEYWORDSAI_API_KEY"
     assert SECRET not in serialize_value(snapshot)
+
+
+def every_text_of(error: BaseException) -> str:
+    """str and repr of the error and of everything chained to it (cause and context)."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), *map(str, current.args)]
+        pending += [current.__cause__, current.__context__]  # type: ignore[list-item]
+    return "\n".join(texts)
+
+
+def echo_app(status: int, prefix_chars: int) -> Any:
+    """Answers every request with `status` and a body quoting the request's Authorization header after
+    `prefix_chars` characters of filler (a platform echoing what it was sent)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        quoted = request.headers.get("authorization", "")
+        return PlainTextResponse("x" * prefix_chars + quoted + " and more", status_code=status)
+
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+
+
+def test_a_key_with_a_trailing_newline_is_stripped_and_works(caplog: pytest.LogCaptureFixture) -> None:
+    from dagster_evals.http import HttpClient, RetryPolicy
+    from dagster_evals.testing import BraintrustFake, ServerThread
+
+    fake = BraintrustFake(api_key=SECRET)
+    with ServerThread(fake.app) as server:
+        for padded in (SECRET + "\n", f"  {SECRET}\r\n", f"\t{SECRET} "):
+            client = HttpClient(
+                platform="braintrust",
+                base_url=server.url,
+                api_key=padded,
+                env_var="BRAINTRUST_API_KEY",
+                retry=RetryPolicy(max_retries=0),
+            )
+            assert client.post("/v1/project", json={"name": "p"})["name"] == "p"
+            assert SECRET not in repr(client)
+            client.close()
+        resource = BraintrustResource(api_key=SECRET + "\n", api_url=server.url, project="p")
+        with dg.build_resources({"bt": resource}) as initialized:
+            initialized.bt.get_platform().ensure_dataset("d", project="p")
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (SECRET[:8] + "\n" + SECRET[8:], "has a control character at position 9 of 27"),
+        (SECRET[:8] + "\x00" + SECRET[8:], "has a control character at position 9 of 27"),
+        (SECRET + "é", "has a non-ASCII character at position 27 of 27"),
+        ("  \n", "is empty or only whitespace"),
+    ],
+    ids=["inner-newline", "inner-nul", "non-ascii", "only-whitespace"],
+)
+def test_a_key_that_cannot_be_sent_is_refused_naming_the_env_var(key: str, problem: str) -> None:
+    from dagster_evals import AuthError
+    from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
+
+    with pytest.raises(AuthError) as err:
+        BraintrustResource(api_key=key, api_url="http://127.0.0.1:9").get_platform()
+    assert str(err.value) == (
+        f"braintrust: the API key {problem}; set the BRAINTRUST_API_KEY environment variable to the key "
+        "alone (the key is not shown here)"
+    )
+    with pytest.raises(AuthError, match="KEYWORDSAI_API_KEY") as kw_err:
+        KeywordsAIPlatform.connect(api_key=key, base_url="http://127.0.0.1:9")
+    for error in (err.value, kw_err.value):
+        text = every_text_of(error)
+        assert SECRET[:8] not in text and SECRET[8:] not in text
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+@pytest.mark.parametrize("cut", [0, 480, 490, 499])
+def test_a_key_echoed_in_an_error_body_never_leaks_even_across_the_cut(
+    status: int, cut: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The platform quotes the Authorization header after `cut` characters: the 500-character message
+    limit falls before, inside or after the key, and nothing of the key survives anywhere."""
+    from dagster_evals.http import HttpClient, RetryPolicy
+    from dagster_evals.testing import ServerThread
+
+    with ServerThread(echo_app(status, cut)) as server, caplog.at_level("DEBUG"):
+        client = HttpClient(
+            platform="demo",
+            base_url=server.url,
+            api_key=SECRET,
+            env_var="DEMO_API_KEY",
+            retry=RetryPolicy(max_retries=1, backoff_base_s=0.0),
+        )
+        with pytest.raises(Exception) as err:
+            client.get("/v1/anything")
+        client.close()
+    text = every_text_of(err.value) + caplog.text
+    # Any 8 consecutive characters of the key (its recognisable part) would be a leak.
+    fragments = {SECRET[i : i + 8] for i in range(len(SECRET) - 7)} - {"sk-SECRE"}
+    assert not [f for f in fragments if f in text], text[-800:]
+    assert "Bearer ***" in text or cut >= 490

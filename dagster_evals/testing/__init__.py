@@ -7,6 +7,7 @@ Each fake is an ASGI app with fault injection; serve it over real HTTP on 127.0.
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault, FaultInjector
 from dagster_evals.testing.keywordsai import FakeEvaluator, KeywordsAIFake
+from dagster_evals.testing.proxy import FaultProxy
 from dagster_evals.testing.server import ServerThread, in_process_transport
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "FakeEvaluator",
     "Fault",
     "FaultInjector",
+    "FaultProxy",
     "KeywordsAIFake",
     "ServerThread",
     "in_process_transport",
