@@ -94,7 +94,7 @@ def _candidates(
     partitions_def: dg.DynamicPartitionsDefinition | None,
 ) -> list[dict[str, Any]]:
     if mode == BASELINE_PREVIOUS_PARTITION and partition is not None and partitions_def is not None:
-        keys = instance.get_dynamic_partitions(partitions_def.name)
+        keys = instance.get_dynamic_partitions(str(partitions_def.name))
         earlier = keys[: keys.index(partition)] if partition in keys else []
         for previous in reversed(earlier):
             found = report_records(instance, key, previous)
@@ -131,8 +131,8 @@ def resolve_baseline(
         except NotFoundError as exc:
             raise DagsterEvalsError(
                 f"suite {suite_name!r}: the pinned baseline {mode!r} does not exist on {platform.platform} "
-                f"({describe_backend(platform)}; it may have expired or been deleted): pin another report id "
-                f"or use baseline={BASELINE_DEFAULT!r}"
+                "(it may have expired or been deleted): pin another report id or use baseline='previous' "
+                f"or {BASELINE_DEFAULT!r} ({describe_backend(platform)})"
             ) from exc
     partition = context.partition_key if context.has_partition_key else None
     candidates = [
