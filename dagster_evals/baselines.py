@@ -11,8 +11,9 @@ runs against a different backend, e.g. a pod with its own SQLite file) **fails c
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,23 +68,23 @@ def plain_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 def report_records(
     instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     """Metadata of past materializations of `key` (optionally of one partition), newest first.
 
-    Each entry also carries `_partition` and `_run_id`.
+    Reads page by page (`BASELINE_LOOKBACK` a page) through the whole history, so a long series of failed
+    reports cannot hide the last passing one. Each entry also carries `_partition` and `_run_id`.
     """
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
-        limit=BASELINE_LOOKBACK,
-    ).records
-    found = []
-    for record in records:
-        mat = record.asset_materialization
-        if mat is not None:
-            found.append(
-                plain_metadata(mat.metadata) | {"_partition": mat.partition, "_run_id": record.run_id}
-            )
-    return found
+    records_filter = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None)
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=BASELINE_LOOKBACK, cursor=cursor)
+        for record in page.records:
+            mat = record.asset_materialization
+            if mat is not None:
+                yield plain_metadata(mat.metadata) | {"_partition": mat.partition, "_run_id": record.run_id}
+        if not page.has_more or not page.records:
+            return
+        cursor = page.cursor
 
 
 def _candidates(
@@ -92,19 +93,26 @@ def _candidates(
     mode: str,
     partition: str | None,
     partitions_def: dg.DynamicPartitionsDefinition | None,
-) -> list[dict[str, Any]]:
+    platform: str,
+) -> Iterator[dict[str, Any]]:
+    """Reports that could serve as baseline, best first: on `platform`, with a report id."""
     if mode == BASELINE_PREVIOUS_PARTITION and partition is not None and partitions_def is not None:
         keys = instance.get_dynamic_partitions(str(partitions_def.name))
         earlier = keys[: keys.index(partition)] if partition in keys else []
+        found: Iterator[dict[str, Any]] = iter(())
         for previous in reversed(earlier):
             found = report_records(instance, key, previous)
-            if found:
-                return found
-        return []
-    found = report_records(instance, key)
-    if mode == BASELINE_LAST_PASSING:
-        found = [c for c in found if c.get("gate_passed") is True]
-    return found
+            first = next(found, None)
+            if first is not None:
+                found = itertools.chain([first], found)
+                break
+    else:
+        found = report_records(instance, key)
+    for metadata in found:
+        if mode == BASELINE_LAST_PASSING and metadata.get("gate_passed") is not True:
+            continue
+        if metadata.get("platform") == platform and metadata.get("report_id"):
+            yield metadata
 
 
 def resolve_baseline(
@@ -135,16 +143,8 @@ def resolve_baseline(
                 f"or {BASELINE_DEFAULT!r} ({describe_backend(platform)})"
             ) from exc
     partition = context.partition_key if context.has_partition_key else None
-    candidates = [
-        c
-        for c in _candidates(context.instance, key, mode, partition, partitions_def)
-        if c.get("platform") == platform.platform and c.get("report_id")
-    ]
-    if not candidates:
-        what = "passing report" if mode == BASELINE_LAST_PASSING else "report"
-        return Baseline(None, f"no baseline yet: no earlier {what} of this suite on {platform.platform}")
     skipped: list[str] = []
-    for metadata in candidates:
+    for metadata in _candidates(context.instance, key, mode, partition, partitions_def, platform.platform):
         report_id = str(metadata["report_id"])
         try:
             platform.get_eval_report(report_id)
@@ -172,6 +172,9 @@ def resolve_baseline(
         if skipped:
             note += f"; skipped missing baseline(s) {', '.join(skipped)} (allow_missing_baseline=True)"
         return Baseline(report_id, note)
+    if not skipped:
+        what = "passing report" if mode == BASELINE_LAST_PASSING else "report"
+        return Baseline(None, f"no baseline yet: no earlier {what} of this suite on {platform.platform}")
     return Baseline(
         None,
         f"no readable baseline: {', '.join(skipped)} missing on the {describe_backend(platform)} "

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from dagster_evals import ConfigError, EvalSuite, LocalEvalResource, LocalPlatform, build_eval_suite_assets
+from dagster_evals.baselines import BASELINE_LOOKBACK
 from dagster_evals.sources import as_source, load_rows
 from dagster_evals.sync import sync_rows
 from tests.conftest import add_task, materialization, qa_rows, write_jsonl
@@ -79,6 +80,24 @@ def test_rerunning_a_blocked_regression_is_still_blocked(tmp_path: Path, instanc
     explicit = suite_for(source, task=worse_task, baseline="previous")
     fourth = materialization(run(explicit, instance, db_path), explicit.eval_report_key)
     assert fourth["baseline_id"] == materialization(third, regressed.eval_report_key)["report_id"]
+
+
+def test_a_long_series_of_failed_reports_does_not_hide_the_last_passing_one(
+    tmp_path: Path, instance, db_path
+) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10))
+    suite = suite_for(source)
+    good = materialization(run(suite, instance, db_path), suite.eval_report_key)
+    for n in range(BASELINE_LOOKBACK + 1):  # more failed reports than one page of history
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                suite.eval_report_key,
+                metadata={"platform": "local", "report_id": f"failed-{n}", "gate_passed": False},
+            )
+        )
+    result = run(suite_for(source, task=worse_task), instance, db_path)
+    assert not checks_of(result)["no_regression"].passed
+    assert materialization(result, suite.eval_report_key)["baseline_id"] == good["report_id"]
 
 
 def test_a_recorded_baseline_missing_from_the_backend_fails_closed(tmp_path: Path, instance) -> None:
