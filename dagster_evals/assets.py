@@ -17,23 +17,48 @@ from typing import Any, Literal
 import dagster as dg
 
 from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
-from dagster_evals.checks import check_specs, evaluate_checks, validate_thresholds
-from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
+from dagster_evals.baselines import (
+    BASELINE_DEFAULT,
+    BASELINE_LAST_PASSING,
+    BASELINE_LOOKBACK,
+    BASELINE_MODES,
+    BASELINE_PREVIOUS,
+    BASELINE_PREVIOUS_PARTITION,
+    Baseline,
+    describe_backend,
+    resolve_baseline,
+)
+from dagster_evals.checks import check_specs, evaluate_checks
+from dagster_evals.errors import ConfigError
 from dagster_evals.git import repo_info
 from dagster_evals.metadata import PREVIEW_ROWS, report_metadata, snapshot_metadata, sync_metadata
-from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformFunction, Snapshot
+from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
+from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
+from dagster_evals.suite_config import validate_suite
 from dagster_evals.sync import sync_rows
 from dagster_evals.triggers import Trigger, resolve_trigger
 
 SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
-BASELINE_PREVIOUS = "previous"
-BASELINE_PREVIOUS_PARTITION = "previous_partition"
-BASELINE_LAST_PASSING = "last_passing"
-BASELINE_MODES = (BASELINE_PREVIOUS, BASELINE_PREVIOUS_PARTITION, BASELINE_LAST_PASSING)
-# How many past materializations a baseline lookup reads at most.
-BASELINE_LOOKBACK = 200
+__all__ = [
+    "BASELINE_DEFAULT",
+    "BASELINE_LAST_PASSING",
+    "BASELINE_LOOKBACK",
+    "BASELINE_MODES",
+    "BASELINE_PREVIOUS",
+    "BASELINE_PREVIOUS_PARTITION",
+    "EvalSuite",
+    "build_dataset_asset",
+    "build_eval_report_asset",
+    "build_eval_suite_assets",
+    "build_eval_suite_definitions",
+    "build_eval_suite_job",
+    "build_snapshot_asset",
+    "get_platform",
+    "load_pinned_snapshot",
+    "run_suite_eval",
+]
 
 
 @dataclass(frozen=True)
@@ -57,10 +82,14 @@ class EvalSuite:
             scorers, or per scorer name); becomes the `no_regression` check.
         max_errored_rows: Rows allowed to error (task or scorer) before the completeness check fails.
         blocking: Whether failed checks stop downstream assets (e.g. a release) in the same run.
-        baseline: `"previous"` (the latest earlier materialization of the eval report, any partition),
-            `"previous_partition"` (the latest materialization of the partition added before this one),
-            `"last_passing"` (the latest materialization whose checks all passed), a pinned report id, or
-            None for no baseline.
+        baseline: What `no_regression` compares with. `"last_passing"` (default: the latest earlier
+            report, any partition, whose checks all passed — a blocked regression never becomes the
+            baseline, so re-running it cannot approve it), `"previous"` (the latest earlier report even if
+            it failed its gate), `"previous_partition"` (the latest report of the partition added before
+            this one), a pinned report id, or None for no baseline.
+        allow_missing_baseline: By default a baseline recorded in Dagster that the backend can no longer
+            read (deleted, or a step on another backend) fails `no_regression`; True compares with the
+            newest readable one instead (or none), with a warning.
         partitions_def: Dynamic partitions of the eval report, one per prompt version / release; the
             prompt-version and release sensors add partitions to it.
         git_repo: Local git checkout used to resolve a release tag's commit and to record the repository
@@ -84,7 +113,7 @@ class EvalSuite:
     max_regression: float | Mapping[str, float] | None = None
     max_errored_rows: int = 0
     blocking: bool = True
-    baseline: str | None = BASELINE_PREVIOUS
+    baseline: str | None = BASELINE_DEFAULT
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tags: Sequence[str] = ()
     resource_key: str = "evals"
@@ -92,23 +121,10 @@ class EvalSuite:
     group_name: str | None = None
     partitions_def: dg.DynamicPartitionsDefinition | None = None
     git_repo: str | Path | None = None
+    allow_missing_baseline: bool = False
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ConfigError(f"suite name {self.name!r} must be letters, digits, '_' or '-'")
-        if not self.scorers:
-            raise ConfigError(f"suite {self.name!r} needs at least one scorer")
-        if self.trial_count < 1:
-            raise ConfigError(f"suite {self.name!r}: trial_count must be at least 1")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise ConfigError(f"suite {self.name!r}: max_concurrency must be at least 1 (or None)")
-        if self.partitions_def is not None and not isinstance(
-            self.partitions_def, dg.DynamicPartitionsDefinition
-        ):
-            raise ConfigError(f"suite {self.name!r}: partitions_def must be a dg.DynamicPartitionsDefinition")
-        if self.max_errored_rows < 0:
-            raise ConfigError(f"suite {self.name!r}: max_errored_rows must be 0 or more")
-        validate_thresholds(self.thresholds)
+        validate_suite(self)
         names = self.scorer_names
         unknown = sorted(set(self.thresholds) - set(names))
         if unknown:
@@ -169,110 +185,30 @@ def get_platform(
     return resource.get_platform()
 
 
-def _meta_value(metadata: Mapping[str, Any], key: str) -> Any:
-    value = metadata.get(key)
-    return getattr(value, "value", value)
+def snapshot_upstream_metadata(upstream: Upstream) -> dict[str, Any]:
+    """Which upstream materialization a step read, for its own metadata."""
+    return {"pinned_from": upstream.source, "pinned_from_run_id": upstream.run_id}
 
 
-def latest_materialization_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any] | None:
-    """Plain metadata values of the latest materialization of `key` (any partition), or None."""
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
+def gate_metadata(checks: Sequence[dg.AssetCheckResult]) -> dict[str, Any]:
+    """`gate_passed` plus a one-line verdict naming the failed checks, per materialization (and partition)."""
+    failed = [str(check.check_name) for check in checks if not check.passed]
     return {
-        k: _meta_value(event.asset_materialization.metadata, k) for k in event.asset_materialization.metadata
+        "gate_passed": not failed,
+        "gate": "passed" if not failed else "FAILED: " + ", ".join(failed),
     }
 
 
-def load_pinned_snapshot(instance: dg.DagsterInstance, suite: EvalSuite, platform: EvalPlatform) -> Snapshot:
-    """The snapshot recorded by the latest materialization of the suite's snapshot asset."""
-    metadata = latest_materialization_metadata(instance, suite.snapshot_key)
-    if metadata is None:
-        raise DagsterEvalsError(
-            f"no snapshot of suite {suite.name!r} yet: materialize {suite.snapshot_key.to_user_string()} first"
+def require_partition_key(context: dg.AssetExecutionContext, suite: EvalSuite) -> str | None:
+    """The run's partition key; an error when the suite is partitioned and the run has none."""
+    if context.has_partition_key:
+        return context.partition_key
+    if suite.partitions_def is not None:
+        raise ConfigError(
+            f"{suite.eval_report_key.to_user_string()} is partitioned by {suite.partitions_def.name!r}: run it "
+            "for one partition (e.g. `dagster asset materialize --partition <key>`, or a sensor/schedule of "
+            "the suite), not without a partition key"
         )
-    if metadata.get("platform") != platform.platform:
-        raise DagsterEvalsError(
-            f"the latest snapshot of suite {suite.name!r} was taken on {metadata.get('platform')}, but the "
-            f"resource {suite.resource_key!r} is {platform.platform}: materialize "
-            f"{suite.snapshot_key.to_user_string()} again"
-        )
-    return Snapshot(
-        dataset=DatasetRef(
-            platform=platform.platform,
-            id=str(metadata["dataset_id"]),
-            name=str(metadata["dataset_name"]),
-            project=metadata.get("dataset_project") or None,
-        ),
-        version=str(metadata["snapshot_version"]),
-        row_count=int(metadata["row_count"]),
-        digest=str(metadata["digest"]),
-    )
-
-
-def _report_records(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None
-) -> list[dict[str, Any]]:
-    """Metadata of past materializations of `key` (optionally of one partition), newest first."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
-        limit=BASELINE_LOOKBACK,
-    ).records
-    found = []
-    for record in records:
-        mat = record.asset_materialization
-        if mat is not None:
-            found.append(
-                {k: _meta_value(mat.metadata, k) for k in mat.metadata} | {"_partition": mat.partition}
-            )
-    return found
-
-
-def resolve_baseline(
-    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
-) -> str | None:
-    """The report id to compare against, per `suite.baseline`."""
-    mode = suite.baseline
-    if mode is None:
-        return None
-    if mode not in BASELINE_MODES:
-        try:
-            return platform.get_eval_report(mode).id
-        except NotFoundError as exc:
-            raise DagsterEvalsError(
-                f"suite {suite.name!r}: the pinned baseline {mode!r} does not exist on {platform.platform} "
-                "(it may have expired or been deleted): pin another report id or use baseline='previous'"
-            ) from exc
-    key = suite.eval_report_key
-    partition = context.partition_key if context.has_partition_key else None
-    candidates: list[dict[str, Any]]
-    if mode == BASELINE_PREVIOUS_PARTITION:
-        if partition is None or suite.partitions_def is None:
-            candidates = _report_records(context.instance, key)
-        else:
-            keys = context.instance.get_dynamic_partitions(suite.partitions_def.name)
-            earlier = keys[: keys.index(partition)] if partition in keys else []
-            candidates = []
-            for previous in reversed(earlier):
-                candidates = _report_records(context.instance, key, previous)
-                if candidates:
-                    break
-    else:
-        candidates = _report_records(context.instance, key)
-        if mode == BASELINE_LAST_PASSING:
-            candidates = [c for c in candidates if c.get("gate_passed") is True]
-    for metadata in candidates:
-        if metadata.get("platform") != platform.platform or not metadata.get("report_id"):
-            continue
-        report_id = str(metadata["report_id"])
-        try:
-            platform.get_eval_report(report_id)
-        except NotFoundError:
-            context.log.warning(
-                f"baseline report {report_id} is gone from {platform.platform}; trying an older one"
-            )
-            continue
-        return report_id
     return None
 
 
@@ -317,27 +253,53 @@ def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     )
     def _snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
-        dataset = platform.ensure_dataset(suite.dataset_name or suite.name, project=suite.project)
-        snapshot = platform.snapshot(dataset)
-        preview = list(itertools.islice(platform.iter_rows(dataset, version=snapshot.version), PREVIEW_ROWS))
+        snapshot, upstream = pin_dataset_version(
+            context.instance, context.run_id, suite.dataset_key, platform, suite.project
+        )
+        preview = list(
+            itertools.islice(platform.iter_rows(snapshot.dataset, version=snapshot.version), PREVIEW_ROWS)
+        )
         context.log.info(
-            f"pinned {dataset.name!r} version {snapshot.version}: {snapshot.row_count} rows, digest "
-            f"{snapshot.digest[:12]}"
+            f"pinned {snapshot.dataset.name!r} version {snapshot.version} (recorded by the dataset "
+            f"materialization of {upstream.source}): {snapshot.row_count} rows, digest {snapshot.digest[:12]}"
         )
         return dg.MaterializeResult(
-            metadata=snapshot_metadata(snapshot, preview), data_version=dg.DataVersion(snapshot.digest)
+            metadata={**snapshot_metadata(snapshot, preview), **snapshot_upstream_metadata(upstream)},
+            data_version=dg.DataVersion(snapshot.digest),
         )
 
     return _snapshot
 
 
+@dataclass(frozen=True)
+class SuiteEvalRun:
+    """One eval of a suite: the report, the snapshot it ran on (and where that came from), the baseline."""
+
+    report: EvalReport
+    snapshot: Snapshot
+    snapshot_upstream: Upstream
+    trigger: Trigger
+    baseline: Baseline
+
+
 def run_suite_eval(
     context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
-) -> tuple[EvalReport, Snapshot, Trigger]:
-    """Run the suite's eval over its pinned snapshot on `platform`."""
-    snapshot = load_pinned_snapshot(context.instance, suite, platform)
-    baseline_id = resolve_baseline(context, suite, platform)
-    partition = context.partition_key if context.has_partition_key else None
+) -> SuiteEvalRun:
+    """Run the suite's eval over the snapshot its upstream snapshot materialization recorded."""
+    partition = require_partition_key(context, suite)
+    snapshot, upstream = load_pinned_snapshot(context.instance, context.run_id, suite.snapshot_key, platform)
+    baseline = resolve_baseline(
+        context,
+        suite_name=suite.name,
+        key=suite.eval_report_key,
+        mode=suite.baseline,
+        platform=platform,
+        partitions_def=suite.partitions_def,
+        allow_missing=suite.allow_missing_baseline,
+    )
+    if baseline.failure:
+        context.log.error(f"no_regression will fail: {baseline.failure}")
+    baseline_id = baseline.report_id
     trigger = resolve_trigger(dict(context.run.tags), partition, platform, suite.project, suite.git_repo)
     metadata: dict[str, Any] = {
         **suite.metadata,
@@ -381,10 +343,11 @@ def run_suite_eval(
     )
     context.log.info(
         f"running eval {name!r} on {platform.platform}: {snapshot.row_count} rows x {suite.trial_count} trials, "
-        f"max_concurrency={suite.max_concurrency}, baseline={baseline_id or 'none'}"
+        f"max_concurrency={suite.max_concurrency}; snapshot version {snapshot.version} from {upstream.source}; "
+        f"{baseline.note}"
     )
     report = platform.run_eval(request, progress=context.log.info)
-    return report, snapshot, trigger
+    return SuiteEvalRun(report, snapshot, upstream, trigger, baseline)
 
 
 def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
@@ -405,29 +368,49 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
-        report, snapshot, trigger = run_suite_eval(context, suite, platform)
-        scores = ", ".join(
-            f"{name}={summary.mean:.4f}" if summary.mean is not None else f"{name}=n/a"
-            for name, summary in report.scores.items()
-        )
-        where = report.url or getattr(platform, "path", None) or getattr(platform, "url", platform.platform)
-        context.log.info(
-            f"eval report {report.id}: {scores}; {report.rows_scored}/{report.rows_in_snapshot} rows scored, "
-            f"{report.rows_errored} errored — stored in {where}"
-        )
-        checks = evaluate_checks(report, key, thresholds, regression, suite.max_errored_rows)
-        metadata = {
-            **report_metadata(report, snapshot),
-            **trigger.metadata(),
-            "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
-            "dagster_run_id": context.run_id,
-            "gate_passed": all(check.passed for check in checks),
-        }
-        if context.has_partition_key:
-            metadata["partition"] = context.partition_key
-        return dg.MaterializeResult(metadata=metadata, check_results=checks)
+        run = run_suite_eval(context, suite, platform)
+        return eval_report_result(context, suite, platform, run)
 
     return _eval_report
+
+
+def eval_report_result(
+    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform, run: SuiteEvalRun
+) -> dg.MaterializeResult:
+    """The eval report's materialization: report metadata, gate verdict and check results."""
+    report = run.report
+    scores = ", ".join(
+        f"{name}={summary.mean:.4f}" if summary.mean is not None else f"{name}=n/a"
+        for name, summary in report.scores.items()
+    )
+    context.log.info(
+        f"eval report {report.id}: {scores}; {report.rows_scored}/{report.rows_in_snapshot} rows scored, "
+        f"{report.rows_errored} errored — stored in {report.url or describe_backend(platform)}"
+    )
+    partition = context.partition_key if context.has_partition_key else None
+    checks = evaluate_checks(
+        report,
+        suite.eval_report_key,
+        dict(suite.thresholds),
+        suite.regression_limits,
+        suite.max_errored_rows,
+        baseline=run.baseline,
+        partition=partition,
+    )
+    metadata = {
+        **report_metadata(report, run.snapshot),
+        **run.trigger.metadata(),
+        "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
+        "dagster_run_id": context.run_id,
+        "snapshot_version": run.snapshot.version,
+        "snapshot_data_version": run.snapshot.digest,
+        **{f"snapshot_{k}": v for k, v in snapshot_upstream_metadata(run.snapshot_upstream).items()},
+        "baseline": run.baseline.note,
+        **gate_metadata(checks),
+    }
+    if partition is not None:
+        metadata["partition"] = partition
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 def build_eval_suite_assets(suite: EvalSuite) -> list[dg.AssetsDefinition]:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from dagster_evals.errors import ConfigError
 from dagster_evals.models import EvalReport
+
+if TYPE_CHECKING:
+    from dagster_evals.baselines import Baseline
 
 COMPLETENESS_CHECK = "completeness"
 REGRESSION_CHECK = "no_regression"
@@ -23,14 +27,37 @@ def threshold_check_name(scorer: str) -> str:
     return "threshold_" + re.sub(r"[^A-Za-z0-9_]", "_", scorer).lower()
 
 
-def validate_thresholds(thresholds: Mapping[str, float]) -> None:
+def validate_thresholds(thresholds: Mapping[str, float], suite: str | None = None) -> None:
+    """Every threshold is a number in [0, 1] (not NaN, not a bool)."""
+    where = f"suite {suite!r}: " if suite else ""
+    if not isinstance(thresholds, Mapping):
+        raise ConfigError(f"{where}thresholds must map scorer names to numbers in [0, 1], got {thresholds!r}")
     for scorer, minimum in thresholds.items():
-        if not isinstance(minimum, int | float) or not 0.0 <= float(minimum) <= 1.0:
-            raise ConfigError(f"threshold for scorer {scorer!r} must be a number in [0, 1], got {minimum!r}")
+        if (
+            isinstance(minimum, bool)
+            or not isinstance(minimum, int | float)
+            or not 0.0 <= float(minimum) <= 1.0  # also False for NaN
+        ):
+            raise ConfigError(
+                f"{where}threshold for scorer {scorer!r} must be a number in [0, 1], got {minimum!r}"
+            )
+
+
+def empty_reason(report: EvalReport) -> str | None:
+    """Why a report evaluated nothing (`snapshot has 0 rows`), or None."""
+    if report.rows_in_snapshot == 0:
+        return (
+            "snapshot has 0 rows: nothing was evaluated (is the dataset empty, or does this step use a "
+            "different eval backend than the step that synced it?)"
+        )
+    return None
 
 
 def check_threshold(report: EvalReport, scorer: str, minimum: float) -> tuple[bool, str, dict[str, float]]:
-    """Pass when the scorer's mean is at least `minimum`."""
+    """Pass when the scorer's mean is at least `minimum`; an empty snapshot fails."""
+    empty = empty_reason(report)
+    if empty:
+        return False, empty, {"threshold": minimum}
     summary = report.scores.get(scorer)
     if summary is None:
         known = ", ".join(sorted(report.scores)) or "none"
@@ -43,10 +70,17 @@ def check_threshold(report: EvalReport, scorer: str, minimum: float) -> tuple[bo
     return passed, text, {"score": summary.mean, "threshold": minimum}
 
 
-def check_regression(report: EvalReport, max_drop: Mapping[str, float]) -> tuple[bool, str, dict[str, float]]:
-    """Pass when no scorer's mean dropped by more than its allowed amount against the baseline."""
+def check_regression(
+    report: EvalReport, max_drop: Mapping[str, float], baseline: Baseline | None = None
+) -> tuple[bool, str, dict[str, float]]:
+    """Pass when no scorer's mean dropped by more than its allowed amount against the baseline.
+
+    Fails closed when a baseline was recorded but could not be read (`baseline.failure`).
+    """
+    if baseline is not None and baseline.failure:
+        return False, baseline.failure, {}
     if report.baseline_id is None:
-        return True, "no baseline to compare with yet", {}
+        return True, baseline.note if baseline is not None else "no baseline to compare with yet", {}
     failures: list[str] = []
     metadata: dict[str, float] = {}
     for scorer, summary in report.scores.items():
@@ -72,6 +106,9 @@ def check_completeness(report: EvalReport, max_errored_rows: int) -> tuple[bool,
         "rows_scored": float(report.rows_scored),
         "rows_errored": float(report.rows_errored),
     }
+    empty = empty_reason(report)
+    if empty:
+        return False, empty, metadata
     if accounted != report.rows_in_snapshot:
         return (
             False,
@@ -132,14 +169,20 @@ def evaluate_checks(
     max_regression: Mapping[str, float],
     max_errored_rows: int,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    baseline: Baseline | None = None,
+    partition: str | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """Evaluate every rule against a report, in the order of `check_specs`."""
+    """Evaluate every rule against a report, in the order of `check_specs`.
+
+    With a `partition`, each result's description starts with it and its metadata names it, so a failed
+    gate is visible per partition.
+    """
     outcomes: list[tuple[str, tuple[bool, str, dict[str, float]]]] = [
         (threshold_check_name(scorer), check_threshold(report, scorer, minimum))
         for scorer, minimum in thresholds.items()
     ]
     if max_regression:
-        outcomes.append((REGRESSION_CHECK, check_regression(report, max_regression)))
+        outcomes.append((REGRESSION_CHECK, check_regression(report, max_regression, baseline)))
     outcomes.append((COMPLETENESS_CHECK, check_completeness(report, max_errored_rows)))
     return [
         dg.AssetCheckResult(
@@ -147,8 +190,8 @@ def evaluate_checks(
             check_name=name,
             passed=passed,
             severity=severity,
-            description=text,
-            metadata={**metadata, "report_id": report.id},
+            description=f"[{partition}] {text}" if partition else text,
+            metadata={**metadata, "report_id": report.id, **({"partition": partition} if partition else {})},
         )
         for name, (passed, text, metadata) in outcomes
     ]

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from dagster_evals.assets import BASELINE_PREVIOUS, EvalSuite, build_eval_suite_definitions
+from dagster_evals.assets import BASELINE_DEFAULT, EvalSuite, build_eval_suite_definitions
 from dagster_evals.errors import ConfigError
 from dagster_evals.scorers import BUILTIN_SCORERS
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
@@ -91,7 +91,7 @@ class EvalSuiteComponent(dg.Component, dg.Model, dg.Resolvable):
     max_regression: float | dict[str, float] | None = None
     max_errored_rows: int = 0
     blocking: bool = True
-    baseline: str | None = BASELINE_PREVIOUS
+    baseline: str | None = BASELINE_DEFAULT
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     resource_key: str = "evals"

@@ -27,6 +27,7 @@ def sync_metadata(result: SyncResult) -> dict[str, Any]:
     return {
         "dataset_id": result.dataset.id,
         "dataset_name": result.dataset.name,
+        "dataset_project": result.dataset.project or "",
         "platform": result.dataset.platform,
         "dataset_version": result.version,
         "dagster/row_count": result.rows_total,
