@@ -17,6 +17,8 @@ KEY = "fault-test-key-0123456789"
 PLATFORMS = ("braintrust", "keywordsai")
 # A scripted "fault" that lets the request through untouched: a slow response with no delay.
 PASS = Fault("slow", delay_s=0.0)
+# A request held unanswered until the client gives up and hangs up; it never takes effect.
+HOLD = Fault("slow", delay_s=None)
 
 
 def make_fake(platform: str) -> BraintrustFake | KeywordsAIFake:
@@ -154,4 +156,36 @@ class EndpointFaults:
             await self.app(scope, receive, send)
             return
         self.injector.schedule(fault)
+        await self.injector(scope, receive, send)
+
+
+class HoldRequests:
+    """ASGI middleware in front of a fake that lets the first `passing` requests matching `method` and
+    `path` through and holds every later one unanswered (never applied) until its client hangs up.
+
+    `held` is set when the first request is held: from then on the fake's state cannot change through that
+    endpoint, whatever the client does next.
+    """
+
+    def __init__(self, app: Any, method: str, path: str, passing: int) -> None:
+        self.app = app
+        self.injector = FaultInjector(app)
+        self.method = method
+        self.pattern = re.compile(path)
+        self.passing = passing
+        self.seen = 0
+        self.held = threading.Event()
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        hold = False
+        if scope["type"] == "http" and scope["method"] == self.method and self.pattern.search(scope["path"]):
+            with self._lock:
+                hold = self.seen >= self.passing
+                self.seen += 1
+        if not hold:
+            await self.app(scope, receive, send)
+            return
+        self.held.set()
+        self.injector.schedule(HOLD)
         await self.injector(scope, receive, send)
