@@ -161,7 +161,9 @@ def test_snapshot_version_pins_rows_across_deletes_and_updates(server) -> None:
     assert bt.count_rows(ref, version=after_delete.version) == 8
 
 
-def test_local_eval_records_an_experiment_with_baseline_diffs(tmp_path: Path, instance, fake, server) -> None:
+def test_local_eval_records_an_experiment_with_baseline_diffs(
+    tmp_path: Path, instance, fake, server, git_checkout: str
+) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10, wrong={1, 2}))
     suite = suite_for(source, metadata={"owner": "ml-team"}, tags=["nightly"])
     res = resource(server)
@@ -184,7 +186,7 @@ def test_local_eval_records_an_experiment_with_baseline_diffs(tmp_path: Path, in
     assert experiment["dataset_id"] == snapshot["dataset_id"]
     assert experiment["dataset_version"] == snapshot["snapshot_version"]
     assert experiment["metadata"]["owner"] == "ml-team" and experiment["tags"] == ["nightly"]
-    assert experiment["repo_info"]["commit"], "repo_info comes from the local git checkout"
+    assert experiment["repo_info"]["commit"] == git_checkout, "repo_info comes from the local git checkout"
 
     write_jsonl(source, qa_rows(10, wrong={1}))
     second = materialization(run(suite, instance, res), REPORT_KEY)
@@ -202,7 +204,7 @@ def test_local_eval_records_an_experiment_with_baseline_diffs(tmp_path: Path, in
 
 
 def test_remote_eval_runs_on_braintrust_with_the_pinned_version(
-    tmp_path: Path, instance, fake, server
+    tmp_path: Path, instance, fake, server, git_checkout: str
 ) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(8, wrong={0, 1}))
     suite = suite_for(
@@ -223,7 +225,7 @@ def test_remote_eval_runs_on_braintrust_with_the_pinned_version(
     }
     assert body["stream"] is True and body["tags"] == ["remote"]
     assert body["scores"] == [{"global_function": "ExactMatch"}]
-    assert "commit" in body["repo_info"]
+    assert body["repo_info"]["commit"] == git_checkout
 
     write_jsonl(source, qa_rows(8, wrong={0}))
     second = materialization(run(suite, instance, res), REPORT_KEY)
