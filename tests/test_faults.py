@@ -29,6 +29,7 @@ from tests.fault_helpers import (
     PASS,
     PLATFORMS,
     EndpointFaults,
+    LoseOneRow,
     assert_exactly,
     fault_plan,
     make_fake,
@@ -334,6 +335,35 @@ def assert_eval_on_platform(fake: Any, report: dict[str, Any]) -> None:
     assert len(keys) == len(set(keys)) == ROWS, "results lost or written twice"
     assert report["score/exact_match_eval"] == pytest.approx(expected_score)
     assert report["score/exact_match"] == pytest.approx(expected_score)
+
+
+# -- a platform that loses rows silently ------------------------------------------------------------------
+def test_sync_fails_when_the_platform_silently_loses_a_row_and_a_rerun_restores_it(
+    platform: str, fake, tmp_path: Path, instance
+) -> None:
+    rows = qa_rows(ROWS)
+    suite = suite_for(platform, write_jsonl(tmp_path / "rows.jsonl", rows))
+    losing = LoseOneRow(fake.app, platform)
+    with ServerThread(losing) as server:
+        batch = {"insert_batch_size": 5} if platform == "braintrust" else {"batch_size": 5}
+        resource = make_resource(platform, server.url, **batch)
+        failed = materialize(suite, instance, resource, [suite.dataset_key])
+
+        # Every request was acknowledged, yet the row count after the sync gives the loss away.
+        assert losing.lost is not None
+        on_platform = stored_rows(fake, "faulty")
+        assert len(on_platform) == ROWS - 1 and losing.lost not in {r["id"] for r in on_platform}
+        assert not failed.success
+        text = failure_text(failed)
+        assert "CountMismatchError" in text
+        assert f"holds {ROWS - 1} rows after the sync, but the source has {ROWS}" in text
+        assert not failed.get_asset_materialization_events(), "a short dataset was recorded as synced"
+
+        rerun = materialize(suite, instance, resource, [suite.dataset_key])
+        assert rerun.success, failure_text(rerun)
+        assert_exactly(stored_rows(fake, "faulty"), rows)
+        synced = materialization(rerun, suite.dataset_key)
+        assert (synced["rows_added"], synced["rows_sent"], synced["rows_total"]) == (1, 1, ROWS)
 
 
 # -- retry budget exhausted -----------------------------------------------------------------------------
