@@ -273,9 +273,9 @@ def run_status(home: Path, run_id: str) -> tuple[str, list[str]]:
         record = instance.get_run_by_id(run_id)
         assert record is not None
         materialized = [
-            e.asset_key.to_user_string()
-            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-            if e.asset_key is not None
+            entry.dagster_event.asset_key.to_user_string()
+            for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            if entry.dagster_event is not None and entry.dagster_event.asset_key is not None
         ]
         return record.status.value, materialized
 
