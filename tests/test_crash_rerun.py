@@ -181,10 +181,10 @@ def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
     def stopped() -> bool:
         return target.hold.held.is_set() if isinstance(target, Platform) else marker.exists()
 
-    # Its own process group: the step runs in a child process, and a crash takes both down.
     # Loggers of the definitions take part in a run only when its config names them.
     stop_config = ["--config-json", json.dumps({"loggers": {"stop_mid_sync": {}}})]
     log = tmp_path / "sync.log"
+    # Its own process group: the step runs in a child process, and a crash takes both down.
     with log.open("w") as output:
         sync = subprocess.Popen(
             command + (stop_config if platform == "local" else []),
