@@ -10,6 +10,7 @@ and hung up, and every other request answers well inside the client's timeout.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,40 @@ def assert_eval_on_platform(fake: Any, report: dict[str, Any]) -> None:
     assert len(keys) == len(set(keys)) == ROWS, "results lost or written twice"
     assert report["score/exact_match_eval"] == pytest.approx(expected_score)
     assert report["score/exact_match"] == pytest.approx(expected_score)
+
+
+# -- a launch that took effect but was answered too late ---------------------------------------------------
+LANDED_LATE = {"braintrust": ("POST", r"/v1/eval$"), "keywordsai": ("POST", r"/eval-reports/create$")}
+
+
+def test_eval_launch_that_landed_but_answered_after_the_timeout_runs_once(
+    platform: str, fake, tmp_path: Path, instance
+) -> None:
+    suite = suite_for(platform, write_jsonl(tmp_path / "rows.jsonl", qa_rows(ROWS)))
+    endpoints = EndpointFaults(fake.app)
+    with ServerThread(endpoints) as server:
+        resource = make_resource(platform, server.url, timeout_s=SLOW_TIMEOUT_S)
+        assert materialize(suite, instance, resource, [suite.dataset_key, suite.snapshot_key]).success
+        # The launch takes effect on the platform, but its answer never comes: the client times out.
+        method, path = LANDED_LATE[platform]
+        endpoints.arm(method, path, Fault("slow", delay_s=None, after=True))
+        endpoints.arm(method, path, PASS)  # only counts a launch sent again
+        result = materialize(suite, instance, resource, [suite.eval_report_key])
+    assert result.success, failure_text(result)
+    assert len(endpoints.hits) == 1, f"the launch was sent again: {endpoints.hits}"
+    report = materialization(result, suite.eval_report_key)
+    assert (report["rows_scored"], report["rows_errored"]) == (ROWS, 0)
+    # The fake took the held launch in and nothing after it: the client found what it had started.
+    launches = [
+        n for route, n in fake.requests.items() if route.startswith(method) and re.search(path, route)
+    ]
+    assert launches == [1], fake.requests
+    if isinstance(fake, BraintrustFake):
+        experiments = [o.id for o in fake.objects["experiment"].values() if not o.data.get("deleted_at")]
+        assert experiments == [report["report_id"]], "the eval was launched twice"
+    else:
+        eval_dataset_id, _, run_id = str(report["report_id"]).partition(":")
+        assert [r["id"] for r in fake.reports[eval_dataset_id]] == [run_id], "the eval report started twice"
 
 
 # -- a platform that loses rows silently ------------------------------------------------------------------
