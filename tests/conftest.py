@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,34 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "evals.sqlite"
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity; returns its stripped output."""
+    return subprocess.run(
+        ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def git_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh git repository with one commit, made the working directory; returns its HEAD commit.
+
+    For code that reads the git state of the current directory, so that the test does not depend on where
+    the suite runs from (a checkout, an unpacked sdist, a container without .git).
+    """
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "app.py").write_text("VERSION = 1\n")
+    git(repo, "add", "app.py")
+    git(repo, "commit", "-qm", "first commit")
+    monkeypatch.chdir(repo)
+    return git(repo, "rev-parse", "HEAD")
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

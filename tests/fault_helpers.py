@@ -3,6 +3,7 @@ and readers of the fakes' own state (what the platform really holds)."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
@@ -17,6 +18,8 @@ KEY = "fault-test-key-0123456789"
 PLATFORMS = ("braintrust", "keywordsai")
 # A scripted "fault" that lets the request through untouched: a slow response with no delay.
 PASS = Fault("slow", delay_s=0.0)
+# A request held unanswered until the client gives up and hangs up; it never takes effect.
+HOLD = Fault("slow", delay_s=None)
 
 
 def make_fake(platform: str) -> BraintrustFake | KeywordsAIFake:
@@ -156,3 +159,111 @@ class EndpointFaults:
             return
         self.injector.schedule(fault)
         await self.injector(scope, receive, send)
+
+
+class HoldRequests:
+    """ASGI middleware in front of a fake that lets the first `passing` requests matching `method` and
+    `path` through and holds every later one unanswered (never applied) until its client hangs up.
+
+    `held` is set when the first request is held: from then on the fake's state cannot change through that
+    endpoint, whatever the client does next.
+    """
+
+    def __init__(self, app: Any, method: str, path: str, passing: int) -> None:
+        self.app = app
+        self.injector = FaultInjector(app)
+        self.method = method
+        self.pattern = re.compile(path)
+        self.passing = passing
+        self.seen = 0
+        self.held = threading.Event()
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        hold = False
+        if scope["type"] == "http" and scope["method"] == self.method and self.pattern.search(scope["path"]):
+            with self._lock:
+                hold = self.seen >= self.passing
+                self.seen += 1
+        if not hold:
+            await self.app(scope, receive, send)
+            return
+        self.held.set()
+        self.injector.schedule(HOLD)
+        await self.injector(scope, receive, send)
+
+
+class LoseOneRow:
+    """ASGI middleware in front of a fake that silently loses the first row of the next insert request:
+    the fake never receives it, yet the answer acknowledges every row sent — a platform that drops data
+    and says it did not. `lost` holds the id of the row it lost.
+    """
+
+    INSERTS = {
+        "braintrust": (r"^/v1/dataset/[^/]+/insert$", "events"),
+        "keywordsai": (r"/logs/bulk/$", "logs"),
+    }
+
+    def __init__(self, app: Any, platform: str) -> None:
+        self.app = app
+        self.platform = platform
+        pattern, self.field = self.INSERTS[platform]
+        self.pattern = re.compile(pattern)
+        self.armed = True
+        self.lost: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not (
+            self.armed
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and self.pattern.search(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        self.armed = False
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = json.loads(b"".join(chunks))
+        dropped = body[self.field].pop(0)
+        self.lost = (
+            dropped["id"] if self.platform == "braintrust" else dropped["metadata"]["dagster_evals_row_id"]
+        )
+        forwarded = json.dumps(body).encode()
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": forwarded, "more_body": False}
+
+        captured: list[Any] = []
+
+        async def capture(message: Any) -> None:
+            captured.append(message)
+
+        scope = {
+            **scope,
+            "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+            + [(b"content-length", str(len(forwarded)).encode())],
+        }
+        await self.app(scope, replay, capture)
+        [start] = [m for m in captured if m["type"] == "http.response.start"]
+        answer = json.loads(
+            b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
+        )
+        # Acknowledge the lost row as if it had been stored.
+        if self.platform == "braintrust":
+            answer["row_ids"] = [dropped["id"], *answer["row_ids"]]
+        else:
+            answer["success_count"] += 1
+        out = json.dumps(answer).encode()
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(out)).encode())]})
+        await send({"type": "http.response.body", "body": out})

@@ -35,6 +35,7 @@ from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault
 from dagster_evals.testing.server import ServerThread
 from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+from tests.fault_helpers import stored_rows
 
 KEY = "test-key"
 SUITE_PREFIX = ["evals", "arith"]
@@ -100,10 +101,9 @@ def run(suite: EvalSuite, instance: dg.DagsterInstance, res: BraintrustResource,
     )
 
 
-def dataset_ids(server: ServerThread, name: str = "arith") -> list[str]:
-    bt = platform(server)
-    ref = bt.ensure_dataset(name)
-    return sorted(row.id for row in bt.iter_rows(ref))
+def dataset_ids(fake: BraintrustFake, name: str = "arith") -> list[str]:
+    """Ids of the rows the fake itself holds (not read back through the client under test)."""
+    return sorted(row["id"] for row in stored_rows(fake, name))
 
 
 def test_sync_is_idempotent_and_sends_only_changes(tmp_path: Path, instance, fake, server) -> None:
@@ -131,8 +131,8 @@ def test_sync_is_idempotent_and_sends_only_changes(tmp_path: Path, instance, fak
     fourth = run(suite, instance, res)
     synced = materialization(fourth, DATASET_KEY)
     assert (synced["rows_removed"], synced["rows_total"]) == (1, 19)
-    assert "q7" not in dataset_ids(server)
-    assert len(dataset_ids(server)) == 19
+    assert "q7" not in dataset_ids(fake)
+    assert len(dataset_ids(fake)) == 19
     assert materialization(fourth, SNAPSHOT_KEY)["row_count"] == 19
 
 
@@ -161,7 +161,9 @@ def test_snapshot_version_pins_rows_across_deletes_and_updates(server) -> None:
     assert bt.count_rows(ref, version=after_delete.version) == 8
 
 
-def test_local_eval_records_an_experiment_with_baseline_diffs(tmp_path: Path, instance, fake, server) -> None:
+def test_local_eval_records_an_experiment_with_baseline_diffs(
+    tmp_path: Path, instance, fake, server, git_checkout: str
+) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10, wrong={1, 2}))
     suite = suite_for(source, metadata={"owner": "ml-team"}, tags=["nightly"])
     res = resource(server)
@@ -184,7 +186,7 @@ def test_local_eval_records_an_experiment_with_baseline_diffs(tmp_path: Path, in
     assert experiment["dataset_id"] == snapshot["dataset_id"]
     assert experiment["dataset_version"] == snapshot["snapshot_version"]
     assert experiment["metadata"]["owner"] == "ml-team" and experiment["tags"] == ["nightly"]
-    assert experiment["repo_info"]["commit"], "repo_info comes from the local git checkout"
+    assert experiment["repo_info"]["commit"] == git_checkout, "repo_info comes from the local git checkout"
 
     write_jsonl(source, qa_rows(10, wrong={1}))
     second = materialization(run(suite, instance, res), REPORT_KEY)
@@ -202,7 +204,7 @@ def test_local_eval_records_an_experiment_with_baseline_diffs(tmp_path: Path, in
 
 
 def test_remote_eval_runs_on_braintrust_with_the_pinned_version(
-    tmp_path: Path, instance, fake, server
+    tmp_path: Path, instance, fake, server, git_checkout: str
 ) -> None:
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(8, wrong={0, 1}))
     suite = suite_for(
@@ -223,7 +225,7 @@ def test_remote_eval_runs_on_braintrust_with_the_pinned_version(
     }
     assert body["stream"] is True and body["tags"] == ["remote"]
     assert body["scores"] == [{"global_function": "ExactMatch"}]
-    assert "commit" in body["repo_info"]
+    assert body["repo_info"]["commit"] == git_checkout
 
     write_jsonl(source, qa_rows(8, wrong={0}))
     second = materialization(run(suite, instance, res), REPORT_KEY)
@@ -251,7 +253,7 @@ def test_sync_under_random_faults_ends_with_exactly_the_source_rows(server, fake
     assert result.rows_sent == 400
     assert sum(fake.faults.injected.values()) > 10
     assert fake.faults.injected["reset"] >= 1
-    events = list(bt.client.iter_dataset_events(ref.id))
+    events = stored_rows(fake, "faulty")
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)) == 350 == result2.rows_total
     assert next(e for e in events if e["id"] == "row-0001")["expected"] == "changed"
@@ -337,7 +339,7 @@ def test_prompt_versions_are_latest_per_prompt_oldest_first(server) -> None:
     assert [p.slug for p in bt.list_prompt_versions(slug="greeter")] == ["greeter"]
 
 
-def test_copy_sampled_logs_into_a_dataset(server) -> None:
+def test_copy_sampled_logs_into_a_dataset(server, fake) -> None:
     bt = platform(server)
     project = bt.project()
     logs = [
@@ -348,9 +350,9 @@ def test_copy_sampled_logs_into_a_dataset(server) -> None:
     ref = bt.ensure_dataset("from-logs")
     copied = bt.copy_logs_to_dataset(ref, where=lambda e: e["scores"]["thumbs"] == 0, limit=10)
     assert copied == 10
-    rows = list(bt.iter_rows(ref))
-    assert len(rows) == 10 and all(r.input["q"] % 2 == 0 for r in rows)
-    assert all(r.expected == f"a{r.input['q']}" for r in rows)
+    rows = stored_rows(fake, "from-logs")
+    assert len(rows) == 10 and all(r["input"]["q"] % 2 == 0 for r in rows)
+    assert all(r["expected"] == f"a{r['input']['q']}" for r in rows)
     assert bt.copy_logs_to_dataset(ref, where=lambda e: e["scores"]["thumbs"] == 0, limit=10) == 10
     assert bt.count_rows(ref) == 10, "copying again updates the same rows"
 

@@ -1,6 +1,11 @@
 """A sync killed mid-way (SIGKILL of the `dagster` CLI process) and run again leaves exactly the source rows
-— on the local backend and on both fake platforms, each fake served by its own process so it outlives the
-killed client."""
+— on the local backend and on both fake platforms.
+
+The kill lands at a known point, whatever the machine's speed: on a platform the fake (served from this
+process, so it outlives the killed client) holds the sync's next write request unanswered once a share of
+the rows has landed; on the local backend a Dagster logger in the definitions stops the step at the progress
+message of a given row count. The test kills the process only once the sync is provably stopped mid-way, as
+the platform's own state shows."""
 
 from __future__ import annotations
 
@@ -11,23 +16,32 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import httpx
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
-from tests.conftest import REPO, write_jsonl
-from tests.fault_helpers import KEY, assert_exactly
+from dagster_evals.testing import BraintrustFake, KeywordsAIFake, ServerThread
+from tests.conftest import write_jsonl
+from tests.fault_helpers import KEY, HoldRequests, assert_exactly, stored_rows
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 DATASET_KEY = dg.AssetKey(["evals", "crash", "dataset"])
-# Sizes and pacing that make each sync take several seconds, so the kill lands mid-way.
-ROWS = {"local": 600, "braintrust": 200, "keywordsai": 160}
+ROWS = 50
+BATCH = 5
+# Batches that land before the sync is stopped: 20 of the 50 rows.
+LANDED_BATCHES = 4
+# Only bounds a hung sync; the kill itself waits for an event, never for time to pass.
+STOP_WAIT_S = 240
 DEFINITIONS = """
+import logging
+import os
+import threading
+from pathlib import Path
+
 import dagster as dg
 from dagster_evals import BraintrustResource, EvalSuite, KeywordsAIResource, LocalEvalResource
 from dagster_evals import build_eval_suite_definitions
@@ -37,26 +51,42 @@ def task(input):
     return str(input["a"] + input["b"])
 
 
+class StopAt(logging.Handler):
+    \"\"\"Stops the step for good at the progress message naming `STOP_AT` written rows.\"\"\"
+
+    def emit(self, record):
+        stop_at = os.environ.get("STOP_AT")
+        if stop_at and stop_at in record.getMessage():
+            Path(os.environ["STOP_MARKER"]).write_text(record.getMessage())
+            threading.Event().wait()
+
+
+@dg.logger
+def stop_mid_sync(init_context):
+    log = logging.getLogger("stop_mid_sync")
+    log.setLevel(logging.INFO)
+    log.addHandler(StopAt())
+    return log
+
+
 suite = EvalSuite(name="crash", source={source!r}, key_field="id", task=task, scorers=["exact_match"])
 defs = dg.Definitions.merge(
-    build_eval_suite_definitions(suite), dg.Definitions(resources={{"evals": {resource}}})
+    build_eval_suite_definitions(suite),
+    dg.Definitions(resources={{"evals": {resource}}}, loggers={{"stop_mid_sync": stop_mid_sync}}),
 )
 """
 RESOURCES = {
-    # One row per transaction.
-    "local": "LocalEvalResource(path={db!r}, batch_size=1)",
-    # Five rows per request, paced on the client to 10 requests a second.
+    "local": f"LocalEvalResource(path={{db!r}}, batch_size={BATCH})",
     "braintrust": (
         'BraintrustResource(api_key=dg.EnvVar("BRAINTRUST_API_KEY"), api_url={url!r}, app_url={url!r}, '
-        'project="crash", insert_batch_size=5, request_concurrency=1, rate_limit_per_minute=600, '
-        "collect_git=False)"
+        f'project="crash", insert_batch_size={BATCH}, request_concurrency=1, collect_git=False)'
     ),
-    # Five logs per request, paced below the fake's limit of 1200 requests a minute.
     "keywordsai": (
-        'KeywordsAIResource(api_key=dg.EnvVar("KEYWORDSAI_API_KEY"), base_url={url!r}, batch_size=5, '
-        "rate_limit_per_minute=400)"
+        'KeywordsAIResource(api_key=dg.EnvVar("KEYWORDSAI_API_KEY"), base_url={url!r}, '
+        f"batch_size={BATCH}, rate_limit_per_minute=None)"
     ),
 }
+WRITES = {"braintrust": r"^/v1/dataset/[^/]+/insert$", "keywordsai": r"/logs/bulk/$"}
 
 
 def source_rows(n: int) -> list[dict[str, Any]]:
@@ -71,83 +101,25 @@ def source_rows(n: int) -> list[dict[str, Any]]:
     ]
 
 
-class Fake:
-    """A fake platform served by `python -m dagster_evals.testing` in a process of its own."""
+class Platform:
+    """A fake platform served from this process, holding the sync's writes after `LANDED_BATCHES`."""
 
     def __init__(self, platform: str) -> None:
-        self.platform = platform
-        args = [sys.executable, "-m", "dagster_evals.testing", platform, "--api-key", KEY]
-        if platform == "keywordsai":
-            args += ["--rate-limit", "1200"]
-        self.process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), f"the fake did not start: {self.url!r}"
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+        self.fake: BraintrustFake | KeywordsAIFake = (
+            BraintrustFake(api_key=KEY)
+            if platform == "braintrust"
+            else KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+        )
+        self.hold = HoldRequests(self.fake.app, "POST", WRITES[platform], passing=LANDED_BATCHES)
+        self.server = ServerThread(self.hold).start()
+        self.url = self.server.url
 
-    def close(self) -> None:
-        self.http.close()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def release(self) -> None:
+        """Let every later write through (for the rerun)."""
+        self.hold.passing = 10**9
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every row of dataset "crash", read through the platform's documented API."""
-        if self.platform == "braintrust":
-            found = self.http.get("/v1/dataset", params={"dataset_name": "crash", "project_name": "crash"})
-            [dataset] = found.raise_for_status().json()["objects"]
-            events: list[dict[str, Any]] = []
-            cursor = None
-            while True:
-                body: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-                page = (
-                    self.http.post(f"/v1/dataset/{dataset['id']}/fetch", json=body).raise_for_status().json()
-                )
-                events += page["events"]
-                cursor = page.get("cursor")
-                if not page["events"] or not cursor:
-                    break
-            return [
-                {"id": e["id"], "input": e["input"], "expected": e.get("expected"), "metadata": e["metadata"]}
-                for e in events
-            ]
-        datasets = self.http.get("/api/datasets/", params={"page_size": 100}).raise_for_status().json()
-        [dataset_id] = [d["id"] for d in datasets["results"] if d["name"] == "crash"]
-        logs: list[dict[str, Any]] = []
-        page_number = 1
-        while True:
-            page = self.http.get(
-                f"/api/datasets/{dataset_id}/logs/list/", params={"page": page_number, "page_size": 100}
-            )
-            body = page.raise_for_status().json()
-            logs += body["results"]
-            if not body.get("next"):
-                break
-            page_number += 1
-        rows = []
-        for log in logs:
-            metadata = dict(log["metadata"])
-            row_id = metadata.pop("dagster_evals_row_id")
-            metadata = {k: v for k, v in metadata.items() if not k.startswith("dagster_evals_")}
-            rows.append(
-                {
-                    "id": row_id,
-                    "input": log["input"],
-                    "expected": log["expected_output"],
-                    "metadata": metadata,
-                }
-            )
-        return rows
-
-    def count(self) -> int:
-        if self.platform == "braintrust":
-            return len(self.rows())
-        datasets = self.http.get("/api/datasets/", params={"page_size": 100}).raise_for_status().json()
-        [dataset] = [d for d in datasets["results"] if d["name"] == "crash"]
-        return int(dataset.get("log_count") or 0)
+        return stored_rows(self.fake, "crash")
 
 
 def local_rows(db: Path) -> list[dict[str, Any]]:
@@ -166,96 +138,104 @@ def local_rows(db: Path) -> list[dict[str, Any]]:
     ]
 
 
-def local_count(db: Path) -> int:
-    with sqlite3.connect(db, timeout=10) as conn:
-        return conn.execute("SELECT COUNT(*) FROM dataset_rows WHERE version_removed IS NULL").fetchone()[0]
-
-
 @pytest.fixture(params=["local", "braintrust", "keywordsai"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Fake | Path]]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Platform | Path]]:
     if request.param == "local":
         yield "local", tmp_path / "evals.sqlite"
         return
-    fake = Fake(request.param)
+    platform = Platform(request.param)
     try:
-        yield request.param, fake
+        yield request.param, platform
     finally:
-        fake.close()
+        platform.server.stop()
 
 
 def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
-    backend: tuple[str, Fake | Path], tmp_path: Path
+    backend: tuple[str, Platform | Path], tmp_path: Path
 ) -> None:
     platform, target = backend
-    rows = source_rows(ROWS[platform])
+    rows = source_rows(ROWS)
+    landed = LANDED_BATCHES * BATCH
     source = write_jsonl(tmp_path / "rows.jsonl", rows)
-    resource = RESOURCES[platform].format(db=str(target), url=target.url if isinstance(target, Fake) else "")
+    resource = RESOURCES[platform].format(db=str(target), url=getattr(target, "url", ""))
     defs_file = tmp_path / "crash_definitions.py"
     defs_file.write_text(DEFINITIONS.format(source=str(source), resource=resource))
     home = tmp_path / "dagster_home"
     home.mkdir()
+    marker = tmp_path / "stopped"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "BRAINTRUST_API_KEY": KEY,
         "KEYWORDSAI_API_KEY": KEY,
+        "STOP_MARKER": str(marker),
+        # The local backend reports progress after each batch's transaction has committed.
+        "STOP_AT": f"wrote {landed}/{ROWS} rows" if platform == "local" else "",
     }
     command = [DAGSTER, "asset", "materialize", "--select", "evals/crash/dataset", "-f", str(defs_file)]
 
-    def present() -> int:
-        try:
-            return target.count() if isinstance(target, Fake) else local_count(target)
-        except (httpx.HTTPError, sqlite3.Error, ValueError):
-            return 0  # the dataset or the database does not exist yet
+    def stored() -> list[dict[str, Any]]:
+        return target.rows() if isinstance(target, Platform) else local_rows(target)
 
-    # Its own process group: the step may run in a child process, and a crash takes both down.
-    sync = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    seen = 0
+    def stopped() -> bool:
+        return target.hold.held.is_set() if isinstance(target, Platform) else marker.exists()
+
+    # Loggers of the definitions take part in a run only when its config names them.
+    stop_config = ["--config-json", json.dumps({"loggers": {"stop_mid_sync": {}}})]
+    log = tmp_path / "sync.log"
+    # Its own process group: the step runs in a child process, and a crash takes both down.
+    with log.open("w") as output:
+        sync = subprocess.Popen(
+            command + (stop_config if platform == "local" else []),
+            cwd=tmp_path,
+            env=env,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
     try:
-        while time.monotonic() < deadline and sync.poll() is None:
-            seen = present()
-            if len(rows) // 5 <= seen < len(rows):
-                os.killpg(sync.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
+        reached = _wait_until(stopped, sync)
+        assert reached, (
+            f"the sync never reached the stop point (exit code {sync.poll()}):\n" + (log.read_text()[-3000:])
+        )
+        # Provably mid-way: the platform holds exactly the rows written before the stop, and the process
+        # is still alive, stuck before its next write.
+        partial = stored()
+        assert sync.poll() is None, "the sync ended although it was stopped mid-way"
+        assert len(partial) == landed < ROWS, f"{len(partial)} rows stored at the stop, expected {landed}"
     finally:
         if sync.poll() is None:
             os.killpg(sync.pid, signal.SIGKILL)
         sync.wait()
-    assert sync.returncode == -signal.SIGKILL and len(rows) // 5 <= seen < len(rows), (
-        f"the sync was not caught mid-way (exit code {sync.returncode}, {seen}/{len(rows)} rows seen): "
-        "it finished or failed before it could be killed; slow it down"
-    )
+    assert sync.returncode == -signal.SIGKILL, log.read_text()[-3000:]
 
-    # Let anything already on the wire land, then read what the killed run left behind.
-    partial = present()
-    while True:
-        time.sleep(0.3)
-        now = present()
-        if now == partial:
-            break
-        partial = now
-    assert 0 < partial < len(rows), f"{partial}/{len(rows)} rows after the kill"
-    left = target.rows() if isinstance(target, Fake) else local_rows(target)
-    assert len({r["id"] for r in left}) == len(left) == partial, "the killed run left duplicate rows"
+    left = stored()
+    assert len({r["id"] for r in left}) == len(left) == landed, "the killed run left duplicate or extra rows"
+    assert_exactly(left, rows[:landed])
 
-    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    if isinstance(target, Platform):
+        target.release()
+    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
 
-    assert_exactly(target.rows() if isinstance(target, Fake) else local_rows(target), rows)
+    assert_exactly(stored(), rows)
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         event = instance.get_latest_materialization_event(DATASET_KEY)
         assert event is not None and event.asset_materialization is not None
         metadata = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
-    assert metadata["rows_total"] == len(rows)
-    assert (metadata["rows_added"], metadata["rows_unchanged"]) == (len(rows) - partial, partial)
-    assert metadata["rows_sent"] == len(rows) - partial
+    assert metadata["rows_total"] == ROWS
+    assert (metadata["rows_added"], metadata["rows_unchanged"]) == (ROWS - landed, landed)
+    assert metadata["rows_sent"] == ROWS - landed
+
+
+def _wait_until(stopped: Callable[[], bool], sync: subprocess.Popen[bytes]) -> bool:
+    """Wait until the sync reaches its stop point (True) or its process ends (False)."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        if stopped():
+            return True
+        if sync.poll() is not None:
+            return stopped()
+        time.sleep(0.05)
+    return False

@@ -2,11 +2,15 @@
 5xx, connections dropped before or after the request took effect, responses slower than the client's
 timeout, truncated JSON — over real HTTP on 127.0.0.1 against the fake servers, with faults scripted on a
 fixed seed. Afterwards the platform holds exactly the source rows and the Dagster metadata matches it; when
-the retry budget runs out the run fails naming status and endpoint."""
+the retry budget runs out the run fails naming status and endpoint.
+
+Nothing here depends on how fast the machine is: a slow response is withheld until the client has given up
+and hung up, and every other request answers well inside the client's timeout."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from tests.fault_helpers import (
     PASS,
     PLATFORMS,
     EndpointFaults,
+    LoseOneRow,
     assert_exactly,
     fault_plan,
     make_fake,
@@ -33,7 +38,10 @@ from tests.fault_helpers import (
     stored_rows,
 )
 
-TIMEOUT_S = 0.3
+# The client's timeout while slow responses are served: each slow response costs exactly this long, and an
+# ordinary response from a fake on 127.0.0.1 takes a small fraction of it even on a loaded machine. Every
+# other fault kind runs with the resources' default timeout.
+SLOW_TIMEOUT_S = 2.0
 FAULTS = {
     "429-retry-after": Fault("429", retry_after=0.02),
     "429": Fault("429"),
@@ -42,7 +50,7 @@ FAULTS = {
     "503": Fault("503"),
     "reset": Fault("reset"),
     "reset-after": Fault("reset", after=True),
-    "slow": Fault("slow", delay_s=TIMEOUT_S * 3),
+    "slow": Fault("slow", delay_s=None),
     "truncate-after": Fault("truncate", after=True),
 }
 ROWS = 20
@@ -108,10 +116,15 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     )
 
 
+def timeout_for(fault: Fault) -> dict[str, Any]:
+    """The client timeout to run under `fault`: short only where slow responses must time out."""
+    return {"timeout_s": SLOW_TIMEOUT_S} if fault.kind == "slow" else {}
+
+
 def inject(fake: BraintrustFake | KeywordsAIFake, fault: Fault, seed: int) -> list[Fault]:
     """Script faults on `seed` into the fake's next responses; returns the plan."""
     # A slow response costs a whole client timeout: fewer of them keep the test quick.
-    plan = fault_plan(fault, seed=seed, rate=0.12 if fault.kind == "slow" else 0.35)
+    plan = fault_plan(fault, seed=seed, rate=0.03 if fault.kind == "slow" else 0.35)
     fake.faults.clear()
     fake.faults.injected.clear()
     fake.faults.randomize(0.0)
@@ -218,7 +231,7 @@ def test_operations_under_faults_leave_exactly_the_source_rows(
     endpoints = EndpointFaults(fake.app)
     with ServerThread(endpoints) as server:
         batch = {"insert_batch_size": 4} if platform == "braintrust" else {"batch_size": 4}
-        resource = make_resource(platform, server.url, timeout_s=TIMEOUT_S, **batch)
+        resource = make_resource(platform, server.url, **timeout_for(fault), **batch)
 
         # Dataset sync: every row lands once, whatever the responses looked like.
         plan = inject(fake, fault, seed=11)
@@ -274,7 +287,7 @@ def sensor_rounds(
     suite = prompt_suite(platform, source)
     sensor = build_prompt_version_sensor(suite, initial="all")
     # No retries, so that ticks meeting a fault skip.
-    resource = make_resource(platform, url, timeout_s=TIMEOUT_S, max_retries=0)
+    resource = make_resource(platform, url, **timeout_for(fault), max_retries=0)
     prompts = Prompts(platform, fake, url)
     requested: list[str] = []
     cursor: str | None = None
@@ -297,7 +310,9 @@ def sensor_rounds(
         else:
             raise AssertionError("no sensor tick got through the faults in 12 tries")
         fake.faults.clear()
-    runs, skip, cursor = tick(sensor, suite, instance, resource, cursor)
+    # With the faults gone, one tick at the default timeout gets through first time.
+    calm = make_resource(platform, url, max_retries=0)
+    runs, skip, cursor = tick(sensor, suite, instance, calm, cursor)
     assert not runs and skip is not None and "no new prompt versions" in skip
     assert sorted(requested) == sorted(prompts.run_keys)
     return requested, skipped
@@ -323,6 +338,69 @@ def assert_eval_on_platform(fake: Any, report: dict[str, Any]) -> None:
     assert len(keys) == len(set(keys)) == ROWS, "results lost or written twice"
     assert report["score/exact_match_eval"] == pytest.approx(expected_score)
     assert report["score/exact_match"] == pytest.approx(expected_score)
+
+
+# -- a launch that took effect but was answered too late ---------------------------------------------------
+LANDED_LATE = {"braintrust": ("POST", r"/v1/eval$"), "keywordsai": ("POST", r"/eval-reports/create$")}
+
+
+def test_eval_launch_that_landed_but_answered_after_the_timeout_runs_once(
+    platform: str, fake, tmp_path: Path, instance
+) -> None:
+    suite = suite_for(platform, write_jsonl(tmp_path / "rows.jsonl", qa_rows(ROWS)))
+    endpoints = EndpointFaults(fake.app)
+    with ServerThread(endpoints) as server:
+        resource = make_resource(platform, server.url, timeout_s=SLOW_TIMEOUT_S)
+        assert materialize(suite, instance, resource, [suite.dataset_key, suite.snapshot_key]).success
+        # The launch takes effect on the platform, but its answer never comes: the client times out.
+        method, path = LANDED_LATE[platform]
+        endpoints.arm(method, path, Fault("slow", delay_s=None, after=True))
+        endpoints.arm(method, path, PASS)  # only counts a launch sent again
+        result = materialize(suite, instance, resource, [suite.eval_report_key])
+    assert result.success, failure_text(result)
+    assert len(endpoints.hits) == 1, f"the launch was sent again: {endpoints.hits}"
+    report = materialization(result, suite.eval_report_key)
+    assert (report["rows_scored"], report["rows_errored"]) == (ROWS, 0)
+    # The fake took the held launch in and nothing after it: the client found what it had started.
+    launches = [
+        n for route, n in fake.requests.items() if route.startswith(method) and re.search(path, route)
+    ]
+    assert launches == [1], fake.requests
+    if isinstance(fake, BraintrustFake):
+        experiments = [o.id for o in fake.objects["experiment"].values() if not o.data.get("deleted_at")]
+        assert experiments == [report["report_id"]], "the eval was launched twice"
+    else:
+        eval_dataset_id, _, run_id = str(report["report_id"]).partition(":")
+        assert [r["id"] for r in fake.reports[eval_dataset_id]] == [run_id], "the eval report started twice"
+
+
+# -- a platform that loses rows silently ------------------------------------------------------------------
+def test_sync_fails_when_the_platform_silently_loses_a_row_and_a_rerun_restores_it(
+    platform: str, fake, tmp_path: Path, instance
+) -> None:
+    rows = qa_rows(ROWS)
+    suite = suite_for(platform, write_jsonl(tmp_path / "rows.jsonl", rows))
+    losing = LoseOneRow(fake.app, platform)
+    with ServerThread(losing) as server:
+        batch = {"insert_batch_size": 5} if platform == "braintrust" else {"batch_size": 5}
+        resource = make_resource(platform, server.url, **batch)
+        failed = materialize(suite, instance, resource, [suite.dataset_key])
+
+        # Every request was acknowledged, yet the row count after the sync gives the loss away.
+        assert losing.lost is not None
+        on_platform = stored_rows(fake, "faulty")
+        assert len(on_platform) == ROWS - 1 and losing.lost not in {r["id"] for r in on_platform}
+        assert not failed.success
+        text = failure_text(failed)
+        assert "CountMismatchError" in text
+        assert f"holds {ROWS - 1} rows after the sync, but the source has {ROWS}" in text
+        assert not failed.get_asset_materialization_events(), "a short dataset was recorded as synced"
+
+        rerun = materialize(suite, instance, resource, [suite.dataset_key])
+        assert rerun.success, failure_text(rerun)
+        assert_exactly(stored_rows(fake, "faulty"), rows)
+        synced = materialization(rerun, suite.dataset_key)
+        assert (synced["rows_added"], synced["rows_sent"], synced["rows_total"]) == (1, 1, ROWS)
 
 
 # -- retry budget exhausted -----------------------------------------------------------------------------

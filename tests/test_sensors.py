@@ -211,6 +211,41 @@ def test_prompt_version_sensor_on_the_local_backend(tmp_path: Path, db_path: Pat
     assert json.loads(cursor)["prompts"] == {v1.prompt_id: "3"}
 
 
+@pytest.mark.parametrize(
+    ("initial", "first_runs"),
+    [
+        ("none", []),
+        ("latest", ["adder@3", "other@2"]),
+        ("all", ["adder@1", "adder@2", "adder@3", "other@1", "other@2"]),
+    ],
+)
+def test_prompt_version_sensor_first_tick_with_several_existing_versions(
+    tmp_path: Path, db_path: Path, instance, initial: str, first_runs: list[str]
+) -> None:
+    resource = LocalEvalResource(path=str(db_path))
+    platform = resource.get_platform()
+    ids = {}
+    for slug, offset in [("adder", 0), ("adder", 1), ("other", 0), ("adder", 2), ("other", 1)]:
+        ids[slug] = platform.push_prompt_version(slug, {"offset": offset}).prompt_id
+    suite = versioned_suite(tmp_path / "rows.jsonl")
+    sensor = build_prompt_version_sensor(suite, initial=initial)  # type: ignore[arg-type]
+
+    first, cursor = tick(sensor, suite, instance, None, evals=resource)
+    assert sorted(r.partition_key for r in first.run_requests) == first_runs
+    assert len({r.run_key for r in first.run_requests}) == len(first_runs)
+    if not first_runs:
+        assert first.skip_message is not None and "no new prompt versions" in first.skip_message
+    # Whatever ran, every existing version now counts as seen: only versions pushed later run.
+    assert json.loads(cursor or "{}")["prompts"] == {ids["adder"]: "3", ids["other"]: "2"}
+    again, cursor = tick(sensor, suite, instance, cursor, evals=resource)
+    assert again.run_requests == [] and "no new prompt versions" in (again.skip_message or "")
+
+    platform.push_prompt_version("other", {"offset": 3})
+    later, _ = tick(sensor, suite, instance, cursor, evals=resource)
+    assert [r.partition_key for r in later.run_requests] == ["other@3"]
+    assert later.run_requests[0].run_key == f"prompt:{ids['other']}:3"
+
+
 def test_prompt_version_sensor_outage_skips_without_losing_versions(
     tmp_path: Path, db_path: Path, instance
 ) -> None:
@@ -325,6 +360,16 @@ def test_previous_partition_baseline_and_pinned_baseline(tmp_path: Path, db_path
     run = eval_job(pinned, resource)
     again = report_of(run.execute_in_process(instance=instance, partition_key="r1"), pinned)
     assert again["baseline_id"] == r2["report_id"]
+
+    # Pinned by the report's name instead of its id: the same report is the baseline, and the new report
+    # compares against its scores.
+    assert r2["report_name"] and r2["report_name"] != r2["report_id"]
+    by_name = versioned_suite(source, baseline=r2["report_name"], thresholds={})
+    named = report_of(
+        eval_job(by_name, resource).execute_in_process(instance=instance, partition_key="r1"), by_name
+    )
+    assert named["baseline_id"] == r2["report_id"]
+    assert named["diff/exact_match"] == pytest.approx(0.0)
 
     gone = versioned_suite(source, baseline="no-such-report", thresholds={})
     failed = eval_job(gone, resource).execute_in_process(

@@ -44,6 +44,7 @@ class Platform:
     push: Callable[[int], None]
     requests: Callable[[], int]
     faults: Any
+    fake: BraintrustFake | KeywordsAIFake
 
 
 @pytest.fixture(params=["braintrust", "keywordsai"])
@@ -69,7 +70,7 @@ def platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
                 else:
                     bt.client.patch_prompt(state["id"], bt_api.PatchPrompt(prompt_data=data))
 
-            yield Platform(resource, push_bt, lambda: sum(fake.requests.values()), fake.faults)
+            yield Platform(resource, push_bt, lambda: sum(fake.requests.values()), fake.faults, fake)
     else:
         fake = KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
         with fake.serve() as server:
@@ -89,7 +90,24 @@ def platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
                 else:
                     fake.add_prompt_version(ids["id"], content)
 
-            yield Platform(resource, push_kw, lambda: sum(fake.requests.values()), fake.faults)
+            yield Platform(resource, push_kw, lambda: sum(fake.requests.values()), fake.faults, fake)
+
+
+def recorded_on_platform(fake: BraintrustFake | KeywordsAIFake, report_id: str) -> dict[str, Any]:
+    """What the platform itself holds about an eval run, read from the fake's own state.
+
+    Braintrust: the experiment's metadata and name. Keywords AI: the eval dataset's name and description,
+    and the run record each result log carries (Keywords AI has no metadata on a dataset or eval report).
+    """
+    if isinstance(fake, BraintrustFake):
+        with fake.lock:
+            experiment = fake.objects["experiment"][report_id].data
+            return {"name": experiment["name"], **(experiment.get("metadata") or {})}
+    eval_dataset_id = report_id.partition(":")[0]
+    dataset = fake.datasets[eval_dataset_id]
+    runs = [log["metadata"]["dagster_evals_run"] for log in fake.dataset_logs(eval_dataset_id)]
+    assert runs and all(run == runs[0] for run in runs), "result logs disagree about their run"
+    return {"name": dataset["name"], "description": dataset.get("description") or "", "run": runs[0]}
 
 
 def suite_for(source: Path) -> EvalSuite:
@@ -144,6 +162,7 @@ def test_prompt_versions_on_the_platform_run_once_each_with_lineage(
     v1 = report["prompt_version"]
     stored = platform.resource.get_platform().get_eval_report(report["report_id"])
     assert stored.rows_in_snapshot == 6
+    assert_lineage_on_platform(platform.fake, report)
 
     platform.push(1)
     second, cursor = tick(sensor, defs, instance, cursor, platform.resource)
@@ -152,11 +171,32 @@ def test_prompt_versions_on_the_platform_run_once_each_with_lineage(
     report = run(request)
     assert report["prompt_version"] != v1
     assert report["score/exact_match"] == 0.0 and report["gate_passed"] is False
+    assert_lineage_on_platform(platform.fake, report)
 
     before = platform.requests()
     steady, cursor = tick(sensor, defs, instance, cursor, platform.resource)
     assert isinstance(steady, dg.SkipReason)
     assert platform.requests() - before <= 2  # one listing page, not every prompt's history
+
+
+def assert_lineage_on_platform(fake: BraintrustFake | KeywordsAIFake, report: dict[str, Any]) -> None:
+    """The other side: the platform names the prompt version the run evaluated, and the Dagster run."""
+    recorded = recorded_on_platform(fake, str(report["report_id"]))
+    partition = f"{report['prompt_slug']}@{report['prompt_version']}"
+    assert report["partition"] == partition
+    assert recorded["name"] == report["report_name"] and partition in recorded["name"]
+    if isinstance(fake, BraintrustFake):
+        assert (recorded["prompt_slug"], str(recorded["prompt_version"])) == (
+            "adder",
+            report["prompt_version"],
+        )
+        assert recorded["partition"] == partition
+        assert recorded["dagster_run_id"] == report["dagster_run_id"]
+        assert recorded["dataset_version"] == report["dataset_version"]
+    else:
+        assert recorded["run"]["name"] == report["report_name"]
+        assert recorded["run"]["dataset_version"] == report["dataset_version"]
+        assert report["dataset_version"] in recorded["description"]
 
 
 def test_outage_skips_the_tick_and_loses_no_version(tmp_path: Path, instance, platform) -> None:

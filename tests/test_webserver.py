@@ -4,6 +4,7 @@ with its daemon, not an in-process shortcut."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -94,11 +95,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             time.sleep(0.5)
         yield Deployment(url=url, home=home)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        # Ctrl-C, as a user stops `dagster dev`; whatever is left of its process group after that goes.
+        os.killpg(server.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
         log.close()
 
 

@@ -5,6 +5,7 @@ drawn at random on a fixed seed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 from collections import Counter, deque
@@ -38,14 +39,21 @@ class Fault:
         retry_after: Seconds for the `Retry-After` header of a 429 (None: no header).
         after: For `reset`/`truncate`, let the request take effect first and break only the response —
             the case that tests whether a client's retry is really idempotent.
-        delay_s: Delay for `slow`.
+        delay_s: Delay for `slow`. None: no answer at all until the client gives up and hangs up (over
+            real HTTP), so the response is slower than any client timeout however fast or loaded the
+            machine is; the request never takes effect (with `after=True` it takes effect first, and only
+            the response is withheld).
     """
 
     kind: FaultKind
     retry_after: float | None = None
     after: bool = False
-    delay_s: float = 0.0
+    delay_s: float | None = 0.0
     late_by: int = 2
+
+
+# How long a `slow` fault with `delay_s=None` waits at most for the client to hang up.
+HOLD_LIMIT_S = 300.0
 
 
 class FaultInjector:
@@ -161,8 +169,11 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         self.injected[fault.kind] += 1
+        if fault.kind == "slow" and fault.delay_s is None:
+            await _hold_until_client_leaves(self.app, scope, receive, applied=fault.after)
+            return
         if fault.kind == "slow":
-            await asyncio.sleep(fault.delay_s)
+            await asyncio.sleep(fault.delay_s or 0.0)
             await self.app(scope, receive, send)
             return
         if fault.kind == "late":
@@ -228,6 +239,32 @@ async def _break_response(send: Send, body: bytes) -> None:
     )
     await send({"type": "http.response.body", "body": full[: len(full) // 2], "more_body": True})
     raise DroppedConnection("injected fault: connection dropped mid-response")
+
+
+async def _hold_until_client_leaves(app: ASGIApp, scope: Scope, receive: Receive, *, applied: bool) -> None:
+    """Answer nothing until the client disconnects (or `HOLD_LIMIT_S` passes); with `applied`, let the
+    request take effect first."""
+    body: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # the client left before it finished sending
+        body.append(message)
+        if not message.get("more_body"):
+            break
+    if applied:
+        replay = iter(body)
+
+        async def replayed() -> Message:
+            return next(replay, {"type": "http.disconnect"})
+
+        async def discard(message: Message) -> None:
+            return None
+
+        await app(scope, replayed, discard)
+    # Over real HTTP the next message is the disconnect, which comes when the client gives up.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(receive(), HOLD_LIMIT_S)
 
 
 async def _drain(receive: Receive) -> None:
