@@ -26,6 +26,14 @@ from dagster_evals.errors import (
     PlatformError,
     RateLimitedError,
 )
+from dagster_evals.judges import (
+    JudgeResource,
+    JudgeSettings,
+    OpenAIJudgeResource,
+    judge,
+    rubric_judge,
+    rubric_judges_from_yaml,
+)
 from dagster_evals.models import (
     DatasetRef,
     DatasetRow,
@@ -67,11 +75,14 @@ __all__ = [
     "InputError",
     "IterableSource",
     "JsonlSource",
+    "JudgeResource",
+    "JudgeSettings",
     "KeywordsAIPlatform",
     "KeywordsAIResource",
     "LocalEvalResource",
     "LocalPlatform",
     "NotFoundError",
+    "OpenAIJudgeResource",
     "PlatformError",
     "PlatformFunction",
     "PromptVersion",
@@ -92,7 +103,10 @@ __all__ = [
     "build_prompt_version_sensor",
     "build_release_sensor",
     "build_snapshot_asset",
+    "judge",
     "load_rows",
+    "rubric_judge",
+    "rubric_judges_from_yaml",
     "run_eval_locally",
     "sync_rows",
 ]

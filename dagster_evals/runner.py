@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dagster_evals import usage
 from dagster_evals.errors import ConfigError
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.scorers import Scorer
@@ -72,6 +73,7 @@ class _Runner:
         self.row_timeout_s = row_timeout_s
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.meter = usage.RunMeter(usage.budget_for(task, scorers))
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrency, thread_name_prefix="dagster-evals-task"
         )
@@ -148,6 +150,23 @@ class _Runner:
         )
 
     async def run_one(self, row: DatasetRow, trial: int) -> RowResult:
+        """Run one row trial, with the tokens, cost and latency of its model calls on `usage`."""
+        with usage.row_scope() as spent:
+            result = await self._run_one(row, trial)
+        return result.model_copy(update={"usage": spent.as_dict()}) if spent.scopes else result
+
+    def _not_run(self, row: DatasetRow, trial: int) -> RowResult:
+        return RowResult(
+            row_id=row.id,
+            trial=trial,
+            input=row.input,
+            expected=row.expected,
+            error=self.meter.stop_message(),
+            metadata=dict(row.metadata),
+            usage=usage.not_run_usage(),
+        )
+
+    async def _run_one(self, row: DatasetRow, trial: int) -> RowResult:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         started = time.perf_counter()
@@ -183,9 +202,13 @@ class _Runner:
         started = time.perf_counter()
         counts = {"pairs": 0, "errors": 0}
 
+        usage.set_run(self.meter)
+
         async def worker() -> None:
             for row, trial in pairs:
-                result = await self.run_one(row, trial)
+                # Once the run's cost budget is spent, every later row is recorded as not run.
+                exhausted = self.meter.exhausted
+                result = self._not_run(row, trial) if exhausted else await self.run_one(row, trial)
                 counts["pairs"] += 1
                 if result.error is not None:
                     counts["errors"] += 1
