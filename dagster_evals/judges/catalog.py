@@ -14,7 +14,7 @@
 | context_recall | `ragas.ContextRecall` | input, expected, context |
 | context_precision | `ragas.ContextPrecision` | input, expected, context |
 | context_relevancy | `ragas.ContextRelevancy` | input, context |
-| context_entity_recall | `ragas.ContextEntityRecall` | expected, context |
+| context_entity_recall | `ragas.ContextEntityRecall` | expected, context (needs `autoevals[scipy]`) |
 | faithfulness | `ragas.Faithfulness` | input, output, context |
 | answer_relevancy | `ragas.AnswerRelevancy` | input, output, context |
 | answer_similarity | `ragas.AnswerSimilarity` | output, expected (embeddings) |
@@ -60,6 +60,7 @@ class JudgeSpec:
     optional: tuple[str, ...] = ()
     kind: str = "classifier"  # classifier | ragas | embedding | moderation
     template: str | None = None  # autoevals/templates/<template>.yaml for classifiers
+    needs_module: str | None = None  # an optional dependency autoevals imports for this scorer
 
     def load(self) -> Any:
         import importlib
@@ -104,6 +105,7 @@ CATALOG: dict[str, JudgeSpec] = {
             ("expected", "context"),
             ("output",),
             "ragas",
+            needs_module="scipy",
         ),
         JudgeSpec("faithfulness", "ragas", "Faithfulness", ("input", "output", "context"), (), "ragas"),
         JudgeSpec(

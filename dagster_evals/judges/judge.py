@@ -9,6 +9,7 @@ recording tokens, cost and latency under the scorer's name.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import weakref
 from collections.abc import Callable, Mapping
@@ -48,7 +49,7 @@ def _text(value: Any) -> Any:
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value  # a list of passages (context): autoevals joins it
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
 _MISSING = object()
@@ -201,6 +202,10 @@ class Judge:
                 **constructor,
             )
         assert self.spec is not None
+        if self.spec.needs_module and importlib.util.find_spec(self.spec.needs_module) is None:
+            raise ConfigError(
+                f"judge {self.name!r} needs the {self.spec.needs_module} package: pip install 'autoevals[scipy]'"
+            )
         cls = self.spec.load()
         if self.spec.kind == "moderation":
             return cls(client=client, **constructor)

@@ -97,25 +97,33 @@ def prompt_tokens(messages: list[dict[str, Any]], tools: Any) -> int:
     return total
 
 
-def schema_instance(schema: Any, depth: int = 0) -> Any:
-    """A small deterministic value valid against a JSON Schema (the subset tool parameters use)."""
+def schema_instance(schema: Any, depth: int = 0, root: Any = None) -> Any:
+    """A small deterministic value valid against a JSON Schema (the subset tool parameters use, with
+    local `$ref`s into `$defs` / `definitions`)."""
+    root = schema if root is None else root
     if not isinstance(schema, dict) or depth > 8:
         return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return schema_instance(target, depth + 1, root)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
-            return schema_instance(schema[key][0], depth + 1)
+            return schema_instance(schema[key][0], depth + 1, root)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
-        return {name: schema_instance(sub, depth + 1) for name, sub in props.items()}
+        return {name: schema_instance(sub, depth + 1, root) for name, sub in props.items()}
     if kind == "array":
-        return [schema_instance(schema.get("items", {"type": "string"}), depth + 1)]
+        return [schema_instance(schema.get("items", {"type": "string"}), depth + 1, root)]
     if kind == "string":
         return "fake"
     if kind == "integer":
