@@ -46,6 +46,7 @@ from dagster_evals.models import (
     Snapshot,
     SyncResult,
 )
+from dagster_evals.prompt_task import prompt_task
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
@@ -105,6 +106,7 @@ __all__ = [
     "build_snapshot_asset",
     "judge",
     "load_rows",
+    "prompt_task",
     "rubric_judge",
     "rubric_judges_from_yaml",
     "run_eval_locally",

@@ -66,7 +66,7 @@ def _lookup(row: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def _endpoint_settings(endpoint: Any) -> JudgeSettings | None:
+def endpoint_settings(endpoint: Any) -> JudgeSettings | None:
     if endpoint is None:
         return None
     if isinstance(endpoint, JudgeSettings):
@@ -119,7 +119,7 @@ class Judge:
 
     # -- configuration -------------------------------------------------------------------------------
     def settings(self) -> JudgeSettings:
-        base = _endpoint_settings(self.endpoint) or JudgeSettings.from_env()
+        base = endpoint_settings(self.endpoint) or JudgeSettings.from_env()
         return base.with_options(cache=self.cache, max_cost_usd=self.max_cost_usd)
 
     def run_budget(self) -> float | None:
