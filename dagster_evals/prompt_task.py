@@ -137,17 +137,19 @@ def _render_messages(messages: list[Any], variables: Mapping[str, Any], template
     return rendered
 
 
-def _output(message: Any, response_format: Any, where: str) -> Any:
-    if message.tool_calls:
+def _output(message: Mapping[str, Any], response_format: Any, where: str) -> Any:
+    tool_calls = message.get("tool_calls") or []
+    if tool_calls:
         calls = []
-        for call in message.tool_calls:
+        for call in tool_calls:
+            function = call.get("function") or {}
             try:
-                arguments = json.loads(call.function.arguments or "{}")
+                arguments = json.loads(function.get("arguments") or "{}")
             except ValueError:
-                arguments = call.function.arguments
-            calls.append({"name": call.function.name, "arguments": arguments})
-        return {"content": message.content, "tool_calls": calls}
-    text = message.content or ""
+                arguments = function.get("arguments")
+            calls.append({"name": function.get("name"), "arguments": arguments})
+        return {"content": message.get("content"), "tool_calls": calls}
+    text = message.get("content") or ""
     kind = response_format.get("type") if isinstance(response_format, Mapping) else None
     if kind in ("json_object", "json_schema"):
         try:
@@ -213,14 +215,11 @@ def prompt_task(
         }
         if parsed["tools"]:
             request["tools"] = parsed["tools"]
-        client = client_for(resolved)
-        try:
-            response = await client.openai().chat.completions.create(**request)
-        except Exception as exc:
-            raise client.translate(exc) from None
-        if not response.choices:
+        answer = await client_for(resolved).post("chat/completions", request)
+        choices = answer.get("choices") or []
+        if not choices:
             raise ValueError(f"{where}: the model returned no choices")
-        return _output(response.choices[0].message, parsed["params"].get("response_format"), where)
+        return _output(choices[0].get("message") or {}, parsed["params"].get("response_format"), where)
 
     run_prompt.run_budget = lambda: settings().max_cost_usd  # type: ignore[attr-defined]
     return run_prompt

@@ -1,36 +1,52 @@
 """The client every judge and prompt-task call goes through: pacing, concurrency, retries, usage.
 
-An `openai.AsyncOpenAI` whose HTTP transport applies the package's rules (see `dagster_evals.http`):
-at most `max_concurrency` calls in flight, client-side pacing to `requests_per_minute`, retries of
-408/429/5xx and connection errors with exponential backoff and jitter, honouring `Retry-After` (a 429
-also delays every later call). The SDK's own retries are off so they never stack on ours. Each answered
-call's `usage`, model and latency are recorded (`dagster_evals.usage`). Errors become the package's
-`AuthError` / `RateLimitedError` / `PlatformError`, with the API key redacted and the env var named.
+`JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint over an `httpx.AsyncClient`
+whose transport applies the package's rules (see `dagster_evals.http`): at most `max_concurrency` calls in
+flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and connection errors with
+exponential backoff and jitter, honouring `Retry-After` (a 429 also delays every later call). Each answer's
+`usage`, model and latency are recorded (`dagster_evals.usage`). Errors are the package's `AuthError`
+(naming the env var), `RateLimitedError` or `PlatformError`, always with the API key redacted.
+
+Answers are returned as the plain JSON the API sent (the shapes of openai-python@v3.57.0:
+`types/chat/chat_completion.py`, `types/create_embedding_response.py`,
+`types/moderation_create_response.py`), which is what autoevals reads; skipping the SDK's typed request
+transformation and response models keeps a judge call's client-side cost small.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import random
 import re
+import ssl
 import time
 import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
-import openai
 
 from dagster_evals import usage
 from dagster_evals.errors import AuthError, PlatformError, RateLimitedError
-from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, parse_retry_after
+from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
 from dagster_evals.judges.settings import JudgeSettings
 from dagster_evals.version import __version__
 
 logger = logging.getLogger("dagster_evals.judges")
 PLATFORM = "judge endpoint"
+LATENCY = "dagster_evals.latency_s"
+SHARD_SIZE = 5
 # Keys as OpenAI echoes them in 401 messages ("sk-abc***xyz"), and any bearer-looking token.
 _KEY_PATTERN = re.compile(r"\b(sk|pk|bt|kw)-[A-Za-z0-9_\-*]{4,}")
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One default-verifying SSL context for every pool (building one reads the CA bundle: ~0.1 s)."""
+    return httpx.create_ssl_context()
 
 
 class _Pacer:
@@ -58,19 +74,39 @@ class GovernedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, settings: JudgeSettings, inner: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        self.inner = inner or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
-            )
-        )
+        # httpcore scans its whole pool on every request event, so one pool of 50 connections costs
+        # several times more CPU per request than ten pools of 5: calls go to the least busy shard.
+        if inner is not None:
+            self.shards: list[httpx.AsyncBaseTransport] = [inner]
+        else:
+            count = -(-settings.max_concurrency // SHARD_SIZE)
+            size = -(-settings.max_concurrency // count)
+            self.shards = [
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                )
+                for _ in range(count)
+            ]
+        self.busy = [0] * len(self.shards)
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)
         self.pacer = _Pacer(settings.requests_per_minute)
         self.policy = RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s)
         self.rng = random.Random()
         self.retries = 0
 
+    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
+        shard = self.busy.index(min(self.busy))
+        self.busy[shard] += 1
+        try:
+            response = await self.shards[shard].handle_async_request(request)
+            content = await response.aread()
+            await response.aclose()
+            return response, content
+        finally:
+            self.busy[shard] -= 1
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()
+        await request.aread()
         async with self.semaphore:
             attempt = 0
             while True:
@@ -78,9 +114,7 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 started = time.perf_counter()
                 retry_after: float | None = None
                 try:
-                    response = await self.inner.handle_async_request(request)
-                    content = await response.aread()
-                    await response.aclose()
+                    response, content = await self._send(request)
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     if attempt >= self.policy.max_retries:
                         raise
@@ -88,15 +122,17 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 else:
                     if response.status_code not in RETRY_STATUSES or attempt >= self.policy.max_retries:
                         latency = time.perf_counter() - started
-                        if response.status_code == 200:
-                            _record(body, content, latency, self.settings.base_url)
                         headers = [
                             (k, v)
                             for k, v in response.headers.raw
                             if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
                         ]
                         return httpx.Response(
-                            response.status_code, headers=headers, content=content, request=request
+                            response.status_code,
+                            headers=headers,
+                            content=content,
+                            request=request,
+                            extensions={LATENCY: latency},
                         )
                     retry_after = parse_retry_after(response)
                     if response.status_code == 429 and retry_after is not None:
@@ -112,22 +148,14 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 await asyncio.sleep(wait)
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        for shard in self.shards:
+            await shard.aclose()
 
 
-def _record(request_body: bytes, content: bytes, latency_s: float, api_url: str) -> None:
-    try:
-        answer = json.loads(content)
-    except ValueError:
-        return
+def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: str) -> None:
     if not isinstance(answer, dict):
         return
-    model = answer.get("model")
-    if model is None:
-        try:
-            model = json.loads(request_body).get("model")
-        except (ValueError, AttributeError):
-            model = None
+    model = answer.get("model") or request.get("model")
     raw = answer.get("usage") or {}
     prompt = int(raw.get("prompt_tokens", raw.get("input_tokens", 0)) or 0)
     completion = int(raw.get("completion_tokens", raw.get("output_tokens", 0)) or 0)
@@ -135,65 +163,127 @@ def _record(request_body: bytes, content: bytes, latency_s: float, api_url: str)
 
 
 class JudgeClient:
-    """One `AsyncOpenAI` per event loop for a `JudgeSettings` (connection pools are bound to a loop)."""
+    """Calls one OpenAI-compatible endpoint; one `httpx.AsyncClient` per event loop (pools are bound to
+    a loop)."""
 
     def __init__(self, settings: JudgeSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self._inner = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
 
     def __repr__(self) -> str:
         return f"JudgeClient(base_url={self.settings.base_url!r}, model={self.settings.model!r}, api_key={REDACTED!r})"
 
-    def openai(self) -> openai.AsyncOpenAI:
-        """The `AsyncOpenAI` client of the running event loop."""
+    def http(self) -> httpx.AsyncClient:
+        """The `httpx.AsyncClient` of the running event loop."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            transport = GovernedTransport(self.settings, self._inner)
-            client = openai.AsyncOpenAI(
-                api_key=self.settings.require_key(),
-                base_url=self.settings.base_url,
-                organization=self.settings.organization,
-                max_retries=0,
+            headers = {
+                "Authorization": f"Bearer {self.settings.require_key()}",
+                "User-Agent": f"dagster-evals/{__version__}",
+                "Accept": "application/json",
+            }
+            if self.settings.organization:
+                headers["OpenAI-Organization"] = self.settings.organization
+            client = httpx.AsyncClient(
+                base_url=self.settings.base_url.rstrip("/") + "/",
+                headers=headers,
                 timeout=self.settings.timeout_s,
-                # The SDK accepts a legacy `httpx` client next to its own `httpx2` (openai._httpx2).
-                http_client=httpx.AsyncClient(transport=transport, timeout=self.settings.timeout_s),  # pyright: ignore[reportArgumentType]
-                default_headers={"User-Agent": f"dagster-evals/{__version__}"},
+                transport=GovernedTransport(self.settings, self._inner),
             )
             self._clients[loop] = client
         return client
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `body` to `path` (e.g. `chat/completions`) and return the answer's JSON, recording usage."""
+        path = path.lstrip("/")
+        try:
+            response = await self.http().post(path, json=dict(body))
+        except httpx.HTTPError as exc:
+            raise PlatformError(
+                PLATFORM, None, "POST", f"/{path}", self.redact(f"{type(exc).__name__}: {exc}")
+            ) from None
+        if response.status_code >= 400:
+            raise self._error(response, path)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise PlatformError(
+                PLATFORM, response.status_code, "POST", f"/{path}", "malformed JSON body"
+            ) from None
+        _record(body, answer, float(response.extensions.get(LATENCY, 0.0)), self.settings.base_url)
+        return answer
+
+    def _error(self, response: httpx.Response, path: str) -> PlatformError:
+        endpoint = response.request.url.path if response.request is not None else f"/{path}"
+        message = self.redact(error_message(response))[:500]
+        status = response.status_code
+        if status in (401, 403):
+            return AuthError(PLATFORM, status, "POST", endpoint, message, self.settings.api_key_env)
+        if status == 429:
+            error = RateLimitedError(
+                PLATFORM, 429, "POST", endpoint, f"rate limited after retries: {message}"
+            )
+            error.retry_after = parse_retry_after(response)
+            return error
+        return PlatformError(PLATFORM, status, "POST", endpoint, message)
 
     def redact(self, text: str) -> str:
         if self.settings.api_key:
             text = text.replace(self.settings.api_key, REDACTED)
         return _KEY_PATTERN.sub(REDACTED, text)
 
-    def translate(self, exc: BaseException) -> BaseException:
-        """The package error for an `openai` SDK error (key redacted, env var named); others unchanged."""
-        if isinstance(exc, openai.APIStatusError):
-            method = exc.request.method if exc.request is not None else "POST"
-            path = exc.request.url.path if exc.request is not None else "?"
-            message = exc.message
-            body = exc.body
-            if isinstance(body, dict):
-                message = str(body.get("message") or body.get("error", {}).get("message") or message)
-            message = self.redact(message)[:500]
-            if exc.status_code in (401, 403):
-                return AuthError(PLATFORM, exc.status_code, method, path, message, self.settings.api_key_env)
-            if exc.status_code == 429:
-                error = RateLimitedError(
-                    PLATFORM, 429, method, path, f"rate limited after retries: {message}"
-                )
-                error.retry_after = parse_retry_after(exc.response)  # pyright: ignore[reportArgumentType]
-                return error
-            return PlatformError(PLATFORM, exc.status_code, method, path, message)
-        if isinstance(exc, openai.APIConnectionError):
-            path = exc.request.url.path if exc.request is not None else "?"
-            return PlatformError(PLATFORM, None, "POST", path, self.redact(f"{type(exc).__name__}: {exc}"))
-        return exc
+    def llm_client(self) -> Any:
+        """An autoevals `LLMClient` whose completions, embeddings and moderations go through `post`."""
+        return _EndpointLLMClient(openai=None, endpoint=self)
+
+
+def _llm_client_class() -> type:
+    from autoevals.oai import LLMClient
+
+    class _Never(Exception):
+        """Stands in for autoevals' own retry on RateLimitError: the transport already retried."""
+
+    @dataclass
+    class EndpointLLMClient(LLMClient):
+        endpoint: Any = None
+
+        def __post_init__(self) -> None:
+            endpoint = self.endpoint
+
+            async def complete(**kwargs: Any) -> dict[str, Any]:
+                kwargs.pop("use_responses_api", None)
+                return await endpoint.post("chat/completions", kwargs)
+
+            async def embed(**kwargs: Any) -> dict[str, Any]:
+                return await endpoint.post("embeddings", kwargs)
+
+            async def moderation(**kwargs: Any) -> dict[str, Any]:
+                return await endpoint.post("moderations", kwargs)
+
+            self.complete = complete
+            self.embed = embed
+            self.moderation = moderation
+            self.RateLimitError = _Never
+            self.is_async = True
+            self._is_wrapped = False
+
+    return EndpointLLMClient
+
+
+class _LazyLLMClient:
+    cls: type | None = None
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if self.cls is None:
+            self.cls = _llm_client_class()
+        return self.cls(**kwargs)
+
+
+_EndpointLLMClient = _LazyLLMClient()
 
 
 _clients: dict[JudgeSettings, JudgeClient] = {}

@@ -26,24 +26,6 @@ from dagster_evals.judges.settings import JudgeSettings
 from dagster_evals.scorers import Scorer
 
 
-class _NeverRaised(Exception):
-    """Stands in for autoevals' retry-on-RateLimitError: our transport already retried."""
-
-
-def _llm_client(async_openai: Any) -> Any:
-    from autoevals.oai import LLMClient
-
-    client = LLMClient(
-        openai=async_openai,
-        complete=async_openai.chat.completions.create,
-        embed=async_openai.embeddings.create,
-        moderation=async_openai.moderations.create,
-        is_async=True,
-    )
-    client.RateLimitError = _NeverRaised
-    return client
-
-
 def _text(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
@@ -187,7 +169,7 @@ class Judge:
 
     # -- scoring ---------------------------------------------------------------------------------------
     def _build(self, settings: JudgeSettings, model: str) -> Any:
-        client = _llm_client(client_for(settings).openai())
+        client = client_for(settings).llm_client()
         constructor = {k: v for k, v in (self.options or {}).items() if k not in DEFAULT_PATHS}
         if self.rubric is not None:
             from autoevals.llm import LLMClassifier
@@ -251,10 +233,7 @@ class Judge:
             kwargs = dict(args)
             if self.spec is not None and self.spec.name == "battle":
                 kwargs["instructions"] = kwargs.pop("instructions", None)
-            try:
-                result = await scorer.eval_async(**kwargs)
-            except Exception as exc:
-                raise client_for(settings).translate(exc) from None
+            result = await scorer.eval_async(**kwargs)
             if key is not None and getattr(result, "error", None) is None:
                 details = {k: v for k, v in (result.metadata or {}).items() if k in ("choice", "rationale")}
                 await asyncio.to_thread(cache_for().put, key, self.name, model, result.score, details)
