@@ -50,8 +50,8 @@ def start_fake(latency_s: float) -> tuple[subprocess.Popen[str], str]:
     return proc, url + "/v1"
 
 
-def bench(base_url: str, concurrency: int, rows: int) -> tuple[float, int, int]:
-    """rows/s, judge calls made, rows with a score."""
+def bench(base_url: str, concurrency: int, rows: int) -> tuple[float, int, int, float]:
+    """rows/s, judge calls made, rows with a score, CPU ms of this process per judge call."""
     settings = JudgeSettings(base_url=base_url, api_key=KEY, max_concurrency=concurrency, cache=False)
     scorer = judge("factuality", endpoint=settings)
     data = [DatasetRow.build(input=f"What is 2 + {i}?", expected=str(2 + i)) for i in range(rows)]
@@ -62,9 +62,12 @@ def bench(base_url: str, concurrency: int, rows: int) -> tuple[float, int, int]:
         calls[0] += result.usage.get("scopes", {}).get("factuality", {}).get("calls", 0)
         scored[0] += result.scores.get("factuality") is not None
 
+    cpu = time.process_time()
     started = time.perf_counter()
     run_eval_locally(data, lambda input: "4", [scorer], on_result, max_concurrency=concurrency)
-    return rows / (time.perf_counter() - started), calls[0], scored[0]
+    elapsed = time.perf_counter() - started
+    cpu_ms = (time.process_time() - cpu) * 1000 / max(1, calls[0])
+    return rows / elapsed, calls[0], scored[0], cpu_ms
 
 
 def main() -> int:
@@ -78,7 +81,7 @@ def main() -> int:
     proc, base_url = start_fake(latency)
     print(machine_line())
     print(f"judge: factuality (autoevals), fake answer latency {args.latency_ms:g} ms, cache off\n")
-    header = "concurrency | rows | limit rows/s | judge rows/s | % of limit | judge calls | rows scored"
+    header = "concurrency | rows | limit rows/s | judge rows/s | % of limit | judge calls | rows scored | CPU ms/call"
     print(header)
     print("-" * len(header))
     try:
@@ -86,14 +89,18 @@ def main() -> int:
         for concurrency in args.concurrency:
             limit = concurrency / latency
             rows = max(concurrency, round(limit * args.seconds))
-            rate, calls, scored = bench(base_url, concurrency, rows)
+            rate, calls, scored, cpu_ms = bench(base_url, concurrency, rows)
             print(
                 f"{concurrency:>11} | {rows:>4} | {limit:>12,.0f} | {rate:>12,.1f} | {rate / limit:>9.1%} | "
-                f"{calls:>11} | {scored:>11}"
+                f"{calls:>11} | {scored:>11} | {cpu_ms:>11.2f}"
             )
     finally:
         proc.terminate()
         proc.wait(10)
+    print(
+        f"\nload average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; the limit is reached "
+        "only when this process gets the CPU time of (judge rows/s x CPU ms/call) per second"
+    )
     return 0
 
 

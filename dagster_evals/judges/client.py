@@ -1,7 +1,6 @@
 """The client every judge and prompt-task call goes through: pacing, concurrency, retries, usage.
 
-`JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint over an `httpx.AsyncClient`
-whose transport applies the package's rules (see `dagster_evals.http`): at most `max_concurrency` calls in
+`JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint through a transport that applies the package's rules (see `dagster_evals.http`): at most `max_concurrency` calls in
 flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and connection errors with
 exponential backoff and jitter, honouring `Retry-After` (a 429 also delays every later call). Each answer's
 `usage`, model and latency are recorded (`dagster_evals.usage`). Errors are the package's `AuthError`
@@ -17,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 import re
@@ -81,9 +81,11 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         else:
             count = -(-settings.max_concurrency // SHARD_SIZE)
             size = -(-settings.max_concurrency // count)
+            ssl_context = _ssl_context()
             self.shards = [
                 httpx.AsyncHTTPTransport(
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                    verify=ssl_context,
+                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
                 )
                 for _ in range(count)
             ]
@@ -163,56 +165,72 @@ def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: 
 
 
 class JudgeClient:
-    """Calls one OpenAI-compatible endpoint; one `httpx.AsyncClient` per event loop (pools are bound to
+    """Calls one OpenAI-compatible endpoint; one transport per event loop (connection pools are bound to
     a loop)."""
 
     def __init__(self, settings: JudgeSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self._inner = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GovernedTransport] = (
             weakref.WeakKeyDictionary()
         )
+        self._urls: dict[str, httpx.URL] = {}
+        self._header_cache: httpx.Headers | None = None
+        self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
 
     def __repr__(self) -> str:
         return f"JudgeClient(base_url={self.settings.base_url!r}, model={self.settings.model!r}, api_key={REDACTED!r})"
 
-    def http(self) -> httpx.AsyncClient:
-        """The `httpx.AsyncClient` of the running event loop."""
+    def transport(self) -> GovernedTransport:
+        """The governed transport of the running event loop."""
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        transport = self._transports.get(loop)
+        if transport is None:
+            transport = self._transports[loop] = GovernedTransport(self.settings, self._inner)
+        return transport
+
+    def _headers(self) -> httpx.Headers:
+        if self._header_cache is None:
             headers = {
                 "Authorization": f"Bearer {self.settings.require_key()}",
                 "User-Agent": f"dagster-evals/{__version__}",
                 "Accept": "application/json",
+                "Content-Type": "application/json",
             }
             if self.settings.organization:
                 headers["OpenAI-Organization"] = self.settings.organization
-            client = httpx.AsyncClient(
-                base_url=self.settings.base_url.rstrip("/") + "/",
-                headers=headers,
-                timeout=self.settings.timeout_s,
-                transport=GovernedTransport(self.settings, self._inner),
-            )
-            self._clients[loop] = client
-        return client
+            self._header_cache = httpx.Headers(headers)
+        return self._header_cache
 
     async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST `body` to `path` (e.g. `chat/completions`) and return the answer's JSON, recording usage."""
+        """POST `body` to `path` (e.g. `chat/completions`) and return the answer's JSON, recording usage.
+
+        The request goes straight to the governed transport (no `httpx.AsyncClient` layer: no cookies,
+        redirects or auth flows to run per call).
+        """
         path = path.lstrip("/")
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.settings.base_url.rstrip("/") + "/" + path)
+        content = json.dumps(dict(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        headers = self._headers().copy()
+        headers["Content-Length"] = str(len(content))
+        request = httpx.Request(
+            "POST", url, headers=headers, content=content, extensions={"timeout": self._timeout}
+        )
         try:
-            response = await self.http().post(path, json=dict(body))
+            response = await self.transport().handle_async_request(request)
         except httpx.HTTPError as exc:
             raise PlatformError(
-                PLATFORM, None, "POST", f"/{path}", self.redact(f"{type(exc).__name__}: {exc}")
+                PLATFORM, None, "POST", url.path, self.redact(f"{type(exc).__name__}: {exc}")
             ) from None
         if response.status_code >= 400:
             raise self._error(response, path)
         try:
-            answer = response.json()
+            answer = json.loads(response.content)
         except ValueError:
             raise PlatformError(
-                PLATFORM, response.status_code, "POST", f"/{path}", "malformed JSON body"
+                PLATFORM, response.status_code, "POST", url.path, "malformed JSON body"
             ) from None
         _record(body, answer, float(response.extensions.get(LATENCY, 0.0)), self.settings.base_url)
         return answer
