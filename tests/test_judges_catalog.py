@@ -227,3 +227,17 @@ def test_cache_is_safe_with_several_processes(tmp_path: Path) -> None:
     cache = JudgeCache(url)
     assert cache.count() == 250
     assert cache.get("key-3") is not None and cache.get("absent") is None
+
+
+def test_resource_repr_and_the_config_dagster_shows_hide_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_GATEWAY_KEY", KEY)
+    for resource in (
+        OpenAIJudgeResource(api_key=KEY),
+        OpenAIJudgeResource(api_key=dg.EnvVar("MY_GATEWAY_KEY")),
+    ):
+        assert KEY not in repr(resource) and KEY not in str(resource)
+        assert "api_key='***'" in repr(resource)
+        settings = resource.settings()
+        assert settings.api_key == KEY and KEY not in repr(settings)
+    with dg.build_resources({"judge": OpenAIJudgeResource(api_key=dg.EnvVar("MY_GATEWAY_KEY"))}) as built:
+        assert built.judge.settings().api_key == KEY and KEY not in repr(built.judge)

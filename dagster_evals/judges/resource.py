@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
@@ -56,6 +57,10 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     cache: bool = Field(default=True, description="Reuse stored scores for identical judge calls.")
     max_cost_usd: float | None = Field(default=None, description="Budget per run in USD.")
     api_key_env: str = Field(default=API_KEY_ENV, description="Env var named in auth error messages.")
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name == "api_key" and value else value)
 
     def settings(self) -> JudgeSettings:
         """The resolved `JudgeSettings` (environment fallbacks applied)."""
