@@ -19,7 +19,6 @@ from typing import Any
 
 from dagster_evals import usage
 from dagster_evals.errors import ConfigError
-from dagster_evals.judges.cache import cache_for, cache_key
 from dagster_evals.judges.catalog import CATALOG, DEFAULT_PATHS, JudgeSpec
 from dagster_evals.judges.client import client_for
 from dagster_evals.judges.settings import JudgeSettings
@@ -209,6 +208,8 @@ class Judge:
     async def evaluate(self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]) -> Any:
         """Score one row: a cached score, or one judge run on the endpoint."""
         from autoevals.score import Score
+
+        from dagster_evals.judges.cache import cache_for, cache_key  # SQLAlchemy: imported on first use
 
         args = self.arguments(input, output, expected, metadata)
         settings = self.settings()
