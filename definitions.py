@@ -10,6 +10,13 @@ Runs with no keys and no network:
 - `support_bot_versions`: the same rows, evaluated once per prompt version of `support_bot_system` and per
   release tag (`v*`) of this repository — each a partition of its eval report — plus a nightly run of the
   newest partition; `version_approved` is the per-version gate.
+- `support_bot_llm`: an LLM suite — each new version of the prompt `support_bot_answer` becomes a
+  partition whose task runs that prompt (`prompt_task`) and whose answers are graded by LLM judges
+  (`factuality` and the rubric in example/judges.yaml). Offline against a scripted fake OpenAI server when
+  OPENAI_API_KEY is unset; against OPENAI_BASE_URL (default api.openai.com) when it is set:
+
+      dagster-evals push-prompt support_bot_answer "$(python -c 'import json, example.llm_endpoint as e; print(json.dumps(e.STARTER_PROMPT))')"
+      dagster dev            # the support_bot_llm prompt-version sensor runs the new version
 """
 
 import os
@@ -35,7 +42,11 @@ from dagster_evals import (  # noqa: E402
     build_eval_suite_definitions,
     build_prompt_version_sensor,
     build_release_sensor,
+    judge,
+    prompt_task,
+    rubric_judges_from_yaml,
 )
+from example.llm_endpoint import STARTER_PROMPT, example_endpoint  # noqa: E402
 from example.support_bot import answer  # noqa: E402
 
 DATA = HERE / "data" / "support_bot.jsonl"
@@ -117,6 +128,30 @@ versioned_suite = EvalSuite(
 )
 
 
+llm_endpoint = example_endpoint()
+llm_prompts = dg.DynamicPartitionsDefinition(name="support_bot_llm_prompts")
+
+llm_suite = EvalSuite(
+    name="support_bot_llm",
+    source=DATA,
+    key_field="id",
+    # Runs the prompt version of the partition (STARTER_PROMPT for a run about no prompt version).
+    task=prompt_task(endpoint=llm_endpoint, default=STARTER_PROMPT),
+    scorers=[
+        judge("factuality", endpoint=llm_endpoint, fields={"input": "input.question"}),
+        *rubric_judges_from_yaml(HERE / "example" / "judges.yaml", endpoint=llm_endpoint),
+        mentions_required_facts,
+    ],
+    thresholds={"factuality": 0.6, "mentions_required_facts": 0.75},
+    max_regression=0.1,
+    max_concurrency=10,
+    baseline="last_passing",
+    partitions_def=llm_prompts,
+    tags=["example", "llm"],
+    description="The support-bot rows answered by each version of the support_bot_answer prompt, LLM-judged.",
+)
+
+
 @dg.asset(
     deps=[support_bot_suite.eval_report_key],
     group_name="support_bot",
@@ -155,6 +190,7 @@ versions_job = dg.define_asset_job(
 defs = dg.Definitions.merge(
     build_eval_suite_definitions(support_bot_suite),
     build_eval_suite_definitions(versioned_suite),
+    build_eval_suite_definitions(llm_suite),
     dg.Definitions(
         assets=[release_approved, version_approved],
         jobs=[release_job, versions_job],
@@ -168,6 +204,7 @@ defs = dg.Definitions.merge(
                 tag_pattern="v*",
                 job_name=versions_job.name,
             ),
+            build_prompt_version_sensor(llm_suite, prompt_slugs=["support_bot_answer"]),
         ],
         schedules=[
             build_eval_schedule(support_bot_suite, job_name=release_job.name),

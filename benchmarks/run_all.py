@@ -86,6 +86,16 @@ BENCHES = [
         "Keywords AI's documented limit; `empty sensor` is Dagster's own cost of evaluating a sensor.",
     ),
     Bench(
+        "LLM-judge throughput against the fake OpenAI server",
+        "bench_judge_throughput.py",
+        [],
+        ["--seconds", "1"],
+        "With a fixed 200 ms answer latency a judge can score at most `max_concurrency / latency` rows/s; "
+        "`% of limit` is how close the runner, the governed judge client and autoevals' factuality judge "
+        "get (target: 95 %). `CPU ms/call` is this process's CPU per judge call: the limit needs that much "
+        "CPU time per second free for the benchmark.",
+    ),
+    Bench(
         "Loading the example code location",
         "bench_definitions_load.py",
         [],

@@ -26,6 +26,14 @@ from dagster_evals.errors import (
     PlatformError,
     RateLimitedError,
 )
+from dagster_evals.judges import (
+    JudgeResource,
+    JudgeSettings,
+    OpenAIJudgeResource,
+    judge,
+    rubric_judge,
+    rubric_judges_from_yaml,
+)
 from dagster_evals.models import (
     DatasetRef,
     DatasetRow,
@@ -38,6 +46,7 @@ from dagster_evals.models import (
     Snapshot,
     SyncResult,
 )
+from dagster_evals.prompt_task import prompt_task
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
@@ -67,11 +76,14 @@ __all__ = [
     "InputError",
     "IterableSource",
     "JsonlSource",
+    "JudgeResource",
+    "JudgeSettings",
     "KeywordsAIPlatform",
     "KeywordsAIResource",
     "LocalEvalResource",
     "LocalPlatform",
     "NotFoundError",
+    "OpenAIJudgeResource",
     "PlatformError",
     "PlatformFunction",
     "PromptVersion",
@@ -92,7 +104,11 @@ __all__ = [
     "build_prompt_version_sensor",
     "build_release_sensor",
     "build_snapshot_asset",
+    "judge",
     "load_rows",
+    "prompt_task",
+    "rubric_judge",
+    "rubric_judges_from_yaml",
     "run_eval_locally",
     "sync_rows",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import multiprocessing
 import multiprocessing.connection
@@ -43,7 +44,8 @@ class DaemonThreads:
             else:
                 self._started += 1
                 threading.Thread(target=self._work, name=f"{self._name}-{self._started}", daemon=True).start()
-        self._jobs.put((future, fn, args))
+        # The call sees the caller's context variables (e.g. the run's token and cost meter).
+        self._jobs.put((future, contextvars.copy_context().run, (fn, *args)))
         return future
 
     def _work(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_evals.models import DatasetRow, EvalReport, Snapshot, SyncResult
+from dagster_evals.usage import usage_metadata
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80
@@ -124,6 +125,7 @@ def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dic
             metadata[f"diff/{name}"] = float(summary.diff)
     for name, value in report.metrics.items():
         metadata[name] = float(value)
+    metadata.update(usage_metadata(report.usage))
     if report.dataset_version is not None:
         metadata["dataset_version"] = report.dataset_version
     if report.dataset is not None:

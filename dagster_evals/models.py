@@ -132,6 +132,8 @@ class RowResult(_Model):
     error: str | None = None
     latency_s: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Tokens, cost and latency of the model calls made for this row, per scope (see dagster_evals.usage).
+    usage: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -178,6 +180,8 @@ class EvalReport(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
+    # Model usage summed over the report and per scope (see dagster_evals.usage.report_usage).
+    usage: dict[str, Any] = Field(default_factory=dict)
 
 
 class PlatformFunction(_Model):

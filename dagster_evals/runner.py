@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dagster_evals import usage
 from dagster_evals.errors import ConfigError
 from dagster_evals.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
@@ -113,6 +114,7 @@ class _Runner:
         self.threads = DaemonThreads("dagster-evals-task")
         self.processes = ProcessWorkers(task) if isolation == "process" else None
         self._cancelled: asyncio.Future[None] | None = None
+        self.meter = usage.RunMeter(usage.budget_for(task, scorers))
 
     def _task_call(self, row: DatasetRow, trial: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if self.task_params is None:
@@ -206,6 +208,23 @@ class _Runner:
         )
 
     async def run_one(self, row: DatasetRow, trial: int) -> RowResult:
+        """Run one row trial, with the tokens, cost and latency of its model calls on `usage`."""
+        with usage.row_scope() as spent:
+            result = await self._run_one(row, trial)
+        return result.model_copy(update={"usage": spent.as_dict()}) if spent.scopes else result
+
+    def _not_run(self, row: DatasetRow, trial: int) -> RowResult:
+        return RowResult(
+            row_id=row.id,
+            trial=trial,
+            input=row.input,
+            expected=row.expected,
+            error=self.meter.stop_message(),
+            metadata=dict(row.metadata),
+            usage=usage.not_run_usage(),
+        )
+
+    async def _run_one(self, row: DatasetRow, trial: int) -> RowResult:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         started = time.perf_counter()
@@ -256,12 +275,15 @@ class _Runner:
             self._cancelled = asyncio.get_running_loop().create_future()
             watcher = asyncio.ensure_future(self._watch_cancel())
 
+        usage.set_run(self.meter)
+
         async def worker() -> None:
             while not self._is_cancelled():
                 pair = next(pairs, None)
                 if pair is None:
                     return
-                result = await self.run_one(*pair)
+                # Once the run's cost budget is spent, every later row is recorded as not run.
+                result = self._not_run(*pair) if self.meter.exhausted else await self.run_one(*pair)
                 counts["pairs"] += 1
                 if result.error is not None:
                     counts["errors"] += 1

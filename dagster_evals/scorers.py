@@ -1,5 +1,9 @@
 """Local scorers: `autoevals` scorers by name, or any Python callable returning a score in [0, 1].
 
+Names are the heuristics in `BUILTIN_SCORERS` or the LLM judges of `dagster_evals.judges.catalog`
+(`factuality`, `closed_qa`, `faithfulness`, `embedding_similarity`, `moderation`, ...), which call the
+endpoint in `OPENAI_BASE_URL` / `OPENAI_API_KEY` unless built with `judge(name, endpoint=...)`.
+
 A scorer is called with keyword arguments `input`, `output`, `expected` and `metadata` (a plain function
 may accept only the ones it needs) and returns a float in [0, 1], a bool, an `autoevals` `Score`, or None to
 skip the row. Anything else — a value outside [0, 1], an exception — is recorded as a per-row scorer error.
@@ -127,8 +131,17 @@ def resolve_scorer(spec: str | Scorer | Callable[..., Any]) -> Scorer:
     if isinstance(spec, str):
         factory = BUILTIN_SCORERS.get(spec)
         if factory is None:
+            from dagster_evals.judges.catalog import JUDGE_NAMES
+
+            if spec in JUDGE_NAMES:
+                from dagster_evals.judges.judge import judge
+
+                return judge(spec)
             known = ", ".join(sorted(BUILTIN_SCORERS))
-            raise ConfigError(f"unknown scorer {spec!r}; known scorers: {known} (or pass a Python callable)")
+            raise ConfigError(
+                f"unknown scorer {spec!r}; known scorers: {known}; LLM judges: {', '.join(sorted(JUDGE_NAMES))} "
+                "(or pass a Python callable)"
+            )
         return Scorer.from_callable(factory(), name=spec)
     if callable(spec):
         return Scorer.from_callable(spec)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformName, RowResult, ScoreSummary
+from dagster_evals.usage import UsageTotals
 
 # A per-row score moving by more than this counts as an improvement / regression.
 ROW_CHANGE_EPSILON = 1e-9
@@ -33,9 +34,12 @@ class ReportBuilder:
         self._task_errors = 0
         self._scorer_error_count = 0
         self._latencies: list[float] = []
+        self._usage = UsageTotals()
 
     def add(self, result: RowResult) -> None:
         self._rows_seen.add(result.row_id)
+        if result.usage:
+            self._usage.add(result.usage, result.error)
         if result.latency_s is not None and result.error is None:
             self._latencies.append(result.latency_s)
         if result.error is not None:
@@ -149,4 +153,5 @@ class ReportBuilder:
             project_url=project_url,
             metadata=dict(metadata or {}),
             tags=list(tags),
+            usage=self._usage.report(),
         )

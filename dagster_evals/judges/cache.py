@@ -1,0 +1,124 @@
+"""The judge cache: identical (scorer, model, judge prompt, arguments) → the stored score.
+
+One table, `dagster_evals_judge_cache`, in the embedded database: `$DAGSTER_EVALS_DATABASE_URL` (any
+SQLAlchemy URL, e.g. PostgreSQL shared by several pods), else the SQLite file
+`$DAGSTER_HOME/dagster_evals.sqlite`, else `./.dagster_evals/local.sqlite`. Several processes may read and
+write it at once: rows are only ever inserted (a key's score never changes), a duplicate insert is
+ignored, and SQLite runs in WAL mode with a busy timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+
+DATABASE_URL_ENV = "DAGSTER_EVALS_DATABASE_URL"
+
+metadata = sa.MetaData()
+judge_cache = sa.Table(
+    "dagster_evals_judge_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("scorer", sa.String(200), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("details", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+
+def database_url() -> str:
+    """The embedded database's SQLAlchemy URL (see the module docstring)."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        return url
+    home = os.environ.get("DAGSTER_HOME")
+    path = Path(home) / "dagster_evals.sqlite" if home else Path.cwd() / ".dagster_evals" / "local.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything that determines a judge's answer."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    """Stored judge scores in one SQLAlchemy table."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or database_url()
+        is_sqlite = self.url.startswith("sqlite")
+        self.engine = sa.create_engine(
+            self.url,
+            connect_args={"timeout": 60} if is_sqlite else {},
+            pool_pre_ping=not is_sqlite,
+        )
+        if is_sqlite:
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=60000")
+                cursor.close()
+
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def __repr__(self) -> str:
+        return f"JudgeCache(url={self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def get(self, key: str) -> tuple[float | None, dict[str, Any]] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(judge_cache.c.score, judge_cache.c.details).where(judge_cache.c.key == key)
+            ).first()
+        if row is None:
+            return None
+        return row.score, json.loads(row.details or "{}")
+
+    def put(self, key: str, scorer: str, model: str, score: float | None, details: dict[str, Any]) -> None:
+        values = {
+            "key": key,
+            "scorer": scorer,
+            "model": model,
+            "score": score,
+            "details": json.dumps(details, default=str),
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(judge_cache.insert().values(**values))
+        except IntegrityError:
+            pass  # another process stored the same key first: same inputs, same score
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(judge_cache)).scalar_one())
+
+    def clear(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(judge_cache.delete())
+
+
+_caches: dict[str, JudgeCache] = {}
+_lock = threading.Lock()
+
+
+def cache_for(url: str | None = None) -> JudgeCache:
+    """The process-wide `JudgeCache` of `url` (default: `database_url()`)."""
+    resolved = url or database_url()
+    with _lock:
+        if resolved not in _caches:
+            _caches[resolved] = JudgeCache(resolved)
+        return _caches[resolved]

@@ -1,0 +1,315 @@
+"""The client every judge and prompt-task call goes through: pacing, concurrency, retries, usage.
+
+`JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint through a transport that applies the package's rules (see `dagster_evals.http`): at most `max_concurrency` calls in
+flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and connection errors with
+exponential backoff and jitter, honouring `Retry-After` (a 429 also delays every later call). Each answer's
+`usage`, model and latency are recorded (`dagster_evals.usage`). Errors are the package's `AuthError`
+(naming the env var), `RateLimitedError` or `PlatformError`, always with the API key redacted.
+
+Answers are returned as the plain JSON the API sent (the shapes of openai-python@v3.57.0:
+`types/chat/chat_completion.py`, `types/create_embedding_response.py`,
+`types/moderation_create_response.py`), which is what autoevals reads; skipping the SDK's typed request
+transformation and response models keeps a judge call's client-side cost small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import random
+import re
+import ssl
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dagster_evals import usage
+from dagster_evals.errors import AuthError, PlatformError, RateLimitedError
+from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
+from dagster_evals.judges.settings import JudgeSettings
+from dagster_evals.version import __version__
+
+logger = logging.getLogger("dagster_evals.judges")
+PLATFORM = "judge endpoint"
+LATENCY = "dagster_evals.latency_s"
+SHARD_SIZE = 5
+# Keys as OpenAI echoes them in 401 messages ("sk-abc***xyz"), and any bearer-looking token.
+_KEY_PATTERN = re.compile(r"\b(sk|pk|bt|kw)-[A-Za-z0-9_\-*]{4,}")
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One default-verifying SSL context for every pool (building one reads the CA bundle: ~0.1 s)."""
+    return httpx.create_ssl_context()
+
+
+class _Pacer:
+    """Async twin of `dagster_evals.http.RateLimiter`: spaces call starts evenly, honours push-backs."""
+
+    def __init__(self, per_minute: float | None) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        if self._next <= now and not self.interval:
+            return
+        start = max(now, self._next)
+        self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    def push_back(self, seconds: float) -> None:
+        self._next = max(self._next, time.monotonic() + seconds)
+
+
+class GovernedTransport(httpx.AsyncBaseTransport):
+    """Wraps an async transport with the concurrency limit, pacing, retries and usage recording."""
+
+    def __init__(self, settings: JudgeSettings, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        # httpcore scans its whole pool on every request event, so one pool of 50 connections costs
+        # several times more CPU per request than ten pools of 5: calls go to the least busy shard.
+        if inner is not None:
+            self.shards: list[httpx.AsyncBaseTransport] = [inner]
+        else:
+            count = -(-settings.max_concurrency // SHARD_SIZE)
+            size = -(-settings.max_concurrency // count)
+            ssl_context = _ssl_context()
+            self.shards = [
+                httpx.AsyncHTTPTransport(
+                    verify=ssl_context,
+                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                )
+                for _ in range(count)
+            ]
+        self.busy = [0] * len(self.shards)
+        self.semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self.pacer = _Pacer(settings.requests_per_minute)
+        self.policy = RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s)
+        self.rng = random.Random()
+        self.retries = 0
+
+    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
+        shard = self.busy.index(min(self.busy))
+        self.busy[shard] += 1
+        try:
+            response = await self.shards[shard].handle_async_request(request)
+            content = await response.aread()
+            await response.aclose()
+            return response, content
+        finally:
+            self.busy[shard] -= 1
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        async with self.semaphore:
+            attempt = 0
+            while True:
+                await self.pacer.acquire()
+                started = time.perf_counter()
+                retry_after: float | None = None
+                try:
+                    response, content = await self._send(request)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    if attempt >= self.policy.max_retries:
+                        raise
+                    reason = f"{type(exc).__name__}"
+                else:
+                    if response.status_code not in RETRY_STATUSES or attempt >= self.policy.max_retries:
+                        latency = time.perf_counter() - started
+                        headers = [
+                            (k, v)
+                            for k, v in response.headers.raw
+                            if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
+                        ]
+                        return httpx.Response(
+                            response.status_code,
+                            headers=headers,
+                            content=content,
+                            request=request,
+                            extensions={LATENCY: latency},
+                        )
+                    retry_after = parse_retry_after(response)
+                    if response.status_code == 429 and retry_after is not None:
+                        self.pacer.push_back(retry_after)
+                    reason = f"HTTP {response.status_code}"
+                wait = self.policy.backoff(attempt, retry_after, self.rng)
+                logger.warning(
+                    "%s %s %s: %s; retry %d/%d in %.2fs",
+                    PLATFORM, request.method, request.url.path, reason, attempt + 1, self.policy.max_retries, wait,
+                )  # fmt: skip
+                self.retries += 1
+                attempt += 1
+                await asyncio.sleep(wait)
+
+    async def aclose(self) -> None:
+        for shard in self.shards:
+            await shard.aclose()
+
+
+def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: str) -> None:
+    if not isinstance(answer, dict):
+        return
+    model = answer.get("model") or request.get("model")
+    raw = answer.get("usage") or {}
+    prompt = int(raw.get("prompt_tokens", raw.get("input_tokens", 0)) or 0)
+    completion = int(raw.get("completion_tokens", raw.get("output_tokens", 0)) or 0)
+    usage.record_call(str(model) if model else None, prompt, completion, latency_s, api_url)
+
+
+class JudgeClient:
+    """Calls one OpenAI-compatible endpoint; one transport per event loop (connection pools are bound to
+    a loop)."""
+
+    def __init__(self, settings: JudgeSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._inner = transport
+        self._transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GovernedTransport] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._urls: dict[str, httpx.URL] = {}
+        self._header_cache: httpx.Headers | None = None
+        self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
+
+    def __repr__(self) -> str:
+        return f"JudgeClient(base_url={self.settings.base_url!r}, model={self.settings.model!r}, api_key={REDACTED!r})"
+
+    def transport(self) -> GovernedTransport:
+        """The governed transport of the running event loop."""
+        loop = asyncio.get_running_loop()
+        transport = self._transports.get(loop)
+        if transport is None:
+            transport = self._transports[loop] = GovernedTransport(self.settings, self._inner)
+        return transport
+
+    def _headers(self) -> httpx.Headers:
+        if self._header_cache is None:
+            headers = {
+                "Authorization": f"Bearer {self.settings.require_key()}",
+                "User-Agent": f"dagster-evals/{__version__}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            }
+            if self.settings.organization:
+                headers["OpenAI-Organization"] = self.settings.organization
+            self._header_cache = httpx.Headers(headers)
+        return self._header_cache
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `body` to `path` (e.g. `chat/completions`) and return the answer's JSON, recording usage.
+
+        The request goes straight to the governed transport (no `httpx.AsyncClient` layer: no cookies,
+        redirects or auth flows to run per call).
+        """
+        path = path.lstrip("/")
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.settings.base_url.rstrip("/") + "/" + path)
+        content = json.dumps(dict(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        headers = self._headers().copy()
+        headers["Content-Length"] = str(len(content))
+        request = httpx.Request(
+            "POST", url, headers=headers, content=content, extensions={"timeout": self._timeout}
+        )
+        try:
+            response = await self.transport().handle_async_request(request)
+        except httpx.HTTPError as exc:
+            raise PlatformError(
+                PLATFORM, None, "POST", url.path, self.redact(f"{type(exc).__name__}: {exc}")
+            ) from None
+        if response.status_code >= 400:
+            raise self._error(response, path)
+        try:
+            answer = json.loads(response.content)
+        except ValueError:
+            raise PlatformError(
+                PLATFORM, response.status_code, "POST", url.path, "malformed JSON body"
+            ) from None
+        _record(body, answer, float(response.extensions.get(LATENCY, 0.0)), self.settings.base_url)
+        return answer
+
+    def _error(self, response: httpx.Response, path: str) -> PlatformError:
+        endpoint = response.request.url.path if response.request is not None else f"/{path}"
+        message = self.redact(error_message(response))[:500]
+        status = response.status_code
+        if status in (401, 403):
+            return AuthError(PLATFORM, status, "POST", endpoint, message, self.settings.api_key_env)
+        if status == 429:
+            error = RateLimitedError(
+                PLATFORM, 429, "POST", endpoint, f"rate limited after retries: {message}"
+            )
+            error.retry_after = parse_retry_after(response)
+            return error
+        return PlatformError(PLATFORM, status, "POST", endpoint, message)
+
+    def redact(self, text: str) -> str:
+        if self.settings.api_key:
+            text = text.replace(self.settings.api_key, REDACTED)
+        return _KEY_PATTERN.sub(REDACTED, text)
+
+    def llm_client(self) -> Any:
+        """An autoevals `LLMClient` whose completions, embeddings and moderations go through `post`."""
+        return _EndpointLLMClient(openai=None, endpoint=self)
+
+
+def _llm_client_class() -> type:
+    from autoevals.oai import LLMClient
+
+    class _Never(Exception):
+        """Stands in for autoevals' own retry on RateLimitError: the transport already retried."""
+
+    @dataclass
+    class EndpointLLMClient(LLMClient):
+        endpoint: Any = None
+
+        def __post_init__(self) -> None:
+            endpoint = self.endpoint
+
+            async def complete(**kwargs: Any) -> dict[str, Any]:
+                kwargs.pop("use_responses_api", None)
+                return await endpoint.post("chat/completions", kwargs)
+
+            async def embed(**kwargs: Any) -> dict[str, Any]:
+                return await endpoint.post("embeddings", kwargs)
+
+            async def moderation(**kwargs: Any) -> dict[str, Any]:
+                return await endpoint.post("moderations", kwargs)
+
+            self.complete = complete
+            self.embed = embed
+            self.moderation = moderation
+            self.RateLimitError = _Never
+            self.is_async = True
+            self._is_wrapped = False
+
+    return EndpointLLMClient
+
+
+class _LazyLLMClient:
+    cls: type | None = None
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if self.cls is None:
+            self.cls = _llm_client_class()
+        return self.cls(**kwargs)
+
+
+_EndpointLLMClient = _LazyLLMClient()
+
+
+_clients: dict[JudgeSettings, JudgeClient] = {}
+
+
+def client_for(settings: JudgeSettings) -> JudgeClient:
+    """The shared `JudgeClient` of `settings` (one per distinct settings in the process)."""
+    client = _clients.get(settings)
+    if client is None:
+        client = _clients.setdefault(settings, JudgeClient(settings))
+    return client

@@ -1,0 +1,85 @@
+"""`OpenAIJudgeResource`: the judge endpoint as Dagster configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from dagster_evals.judges.settings import (
+    API_KEY_ENV,
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_MODEL,
+    JudgeSettings,
+)
+
+
+def _plain(value: Any) -> Any:
+    """An `EnvVar` read now (a resource used outside a run keeps the unresolved `EnvVar`)."""
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
+def _env_name(value: Any) -> str | None:
+    return value.env_var_name if isinstance(value, dg.EnvVar) else None
+
+
+class OpenAIJudgeResource(dg.ConfigurableResource):
+    """Any OpenAI-compatible endpoint for LLM judges and prompt-version tasks.
+
+    Unset `base_url` / `api_key` fall back to `OPENAI_BASE_URL` / `OPENAI_API_KEY`.
+
+    Examples:
+        .. code-block:: python
+
+            import dagster as dg
+            from dagster_evals import OpenAIJudgeResource, judge
+
+            endpoint = OpenAIJudgeResource(
+                api_key=dg.EnvVar("MY_GATEWAY_KEY"),
+                base_url="https://api.keywordsai.co/api",
+                model="gpt-4o-mini",
+                max_concurrency=20,
+            )
+            scorers = [judge("factuality", endpoint=endpoint), judge("closed_qa", endpoint=endpoint)]
+    """
+
+    api_key: str | None = Field(default=None, description="Bearer key; default: $OPENAI_API_KEY.")
+    base_url: str | None = Field(default=None, description="API root with /v1; default: $OPENAI_BASE_URL.")
+    model: str = Field(default=DEFAULT_MODEL, description="Chat model of judges and prompt tasks.")
+    embedding_model: str = Field(default=DEFAULT_EMBEDDING_MODEL, description="Model of embedding scorers.")
+    organization: str | None = Field(default=None, description="Optional OpenAI-Organization header.")
+    max_concurrency: int = Field(default=10, description="Calls in flight at once.")
+    requests_per_minute: float | None = Field(default=None, description="Client-side pacing.")
+    timeout_s: float = Field(default=60.0, description="Per-attempt timeout in seconds.")
+    max_retries: int = Field(default=5, description="Retries of 408/429/5xx (Retry-After honoured).")
+    cache: bool = Field(default=True, description="Reuse stored scores for identical judge calls.")
+    max_cost_usd: float | None = Field(default=None, description="Budget per run in USD.")
+    api_key_env: str = Field(default=API_KEY_ENV, description="Env var named in auth error messages.")
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name == "api_key" and value else value)
+
+    def settings(self) -> JudgeSettings:
+        """The resolved `JudgeSettings` (environment fallbacks applied)."""
+        return JudgeSettings.from_env(
+            api_key=_plain(self.api_key) or None,
+            base_url=_plain(self.base_url) or None,
+            model=self.model,
+            embedding_model=self.embedding_model,
+            organization=_plain(self.organization) or None,
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            cache=self.cache,
+            max_cost_usd=self.max_cost_usd,
+            api_key_env=self.api_key.env_var_name
+            if isinstance(self.api_key, dg.EnvVar)
+            else self.api_key_env,
+        )
+
+
+JudgeResource = OpenAIJudgeResource

@@ -1,0 +1,288 @@
+"""Tokens, cost and latency of the model calls an eval run makes, and its cost budget.
+
+Every call through a judge client (`dagster_evals.judges`) or a prompt-version task is recorded against
+the row being run and the *scope* making it: a scorer's name, or `task`. The runner collects a row's usage
+on its `RowResult.usage`; the report builder sums it per report and per scope. Cost comes from the
+`genai-prices` table when it knows the model (calls of unknown models count as `unpriced_calls`).
+
+A run's budget (`max_cost_usd` on a judge or prompt task, or `DAGSTER_EVALS_MAX_COST_USD`) stops the run
+cleanly once spent: rows already in flight finish, every later row is recorded as not run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+TASK_SCOPE = "task"
+BUDGET_ENV = "DAGSTER_EVALS_MAX_COST_USD"
+NOT_RUN_PREFIX = "not run: "
+TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+_row: contextvars.ContextVar[RowUsage | None] = contextvars.ContextVar(
+    "dagster_evals_row_usage", default=None
+)
+_run: contextvars.ContextVar[RunMeter | None] = contextvars.ContextVar(
+    "dagster_evals_run_meter", default=None
+)
+_scope: contextvars.ContextVar[str] = contextvars.ContextVar("dagster_evals_usage_scope", default=TASK_SCOPE)
+
+
+@lru_cache(maxsize=512)
+def cost_usd(
+    model: str, prompt_tokens: int, completion_tokens: int, api_url: str | None = None
+) -> float | None:
+    """USD price of one call from the genai-prices table, or None when it does not know the model."""
+    from genai_prices import Usage, calc_price
+
+    usage = Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+    for url in (api_url, None) if api_url else (None,):
+        try:
+            return float(calc_price(usage, model_ref=model, provider_api_url=url).total_price)
+        except LookupError:
+            continue
+    return None
+
+
+@dataclass
+class ScopeUsage:
+    """Usage of one scope (a scorer or the task) on one row, or summed over a report."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    calls: int = 0
+    cache_hits: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+
+    def merge(self, other: dict[str, Any]) -> None:
+        for name in (*TOKEN_FIELDS, "calls", "cache_hits", "unpriced_calls"):
+            setattr(self, name, getattr(self, name) + int(other.get(name, 0)))
+        self.cost_usd += float(other.get("cost_usd", 0.0))
+        self.latencies_s.extend(other.get("latencies_s", ()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "cost_usd": self.cost_usd,
+            "unpriced_calls": self.unpriced_calls,
+            "latencies_s": list(self.latencies_s),
+        }
+
+
+class RowUsage:
+    """The calls made while one row (one trial) runs, per scope."""
+
+    def __init__(self) -> None:
+        self.scopes: dict[str, ScopeUsage] = {}
+        self._lock = threading.Lock()
+
+    def add(self, scope: str, **values: Any) -> None:
+        with self._lock:
+            self.scopes.setdefault(scope, ScopeUsage()).merge(values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scopes": {name: s.as_dict() for name, s in self.scopes.items()}} if self.scopes else {}
+
+
+class RunMeter:
+    """Money spent by one run, against an optional budget."""
+
+    def __init__(self, max_cost_usd: float | None = None) -> None:
+        self.max_cost_usd = max_cost_usd
+        self.spent_usd = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, cost: float) -> None:
+        with self._lock:
+            self.spent_usd += cost
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd
+
+    def stop_message(self) -> str:
+        return (
+            f"{NOT_RUN_PREFIX}the run's cost budget max_cost_usd={self.max_cost_usd:g} was reached "
+            f"(${self.spent_usd:.6f} spent); raise max_cost_usd or set it to None to score every row"
+        )
+
+
+def budget_for(task: Any, scorers: Iterable[Any]) -> float | None:
+    """The smallest budget of the task, the scorers (their `run_budget()`), or `DAGSTER_EVALS_MAX_COST_USD`."""
+    budgets: list[float] = []
+    raw = os.environ.get(BUDGET_ENV)
+    if raw:
+        budgets.append(float(raw))
+    for item in (task, *(getattr(s, "fn", s) for s in scorers)):
+        owner = getattr(item, "__self__", item)
+        hook = getattr(owner, "run_budget", None)
+        value = hook() if callable(hook) else None
+        if isinstance(value, int | float):
+            budgets.append(float(value))
+    return min(budgets) if budgets else None
+
+
+def current_run() -> RunMeter | None:
+    return _run.get()
+
+
+def set_run(meter: RunMeter) -> None:
+    """Make `meter` the run meter of the current context (call inside the run's event loop task)."""
+    _run.set(meter)
+
+
+@contextlib.contextmanager
+def row_scope() -> Iterator[RowUsage]:
+    """Collect the usage of the calls made inside the block (one row trial)."""
+    usage = RowUsage()
+    token = _row.set(usage)
+    try:
+        yield usage
+    finally:
+        _row.reset(token)
+
+
+@contextlib.contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Attribute the calls made inside the block to `name` (a scorer name, or `task`)."""
+    token = _scope.set(name)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def record_call(
+    model: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency_s: float,
+    api_url: str | None = None,
+) -> None:
+    """Record one model call against the current row, scope and run."""
+    cost = cost_usd(model, prompt_tokens, completion_tokens, api_url) if model else None
+    row = _row.get()
+    if row is not None:
+        row.add(
+            _scope.get(),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            calls=1,
+            cost_usd=cost or 0.0,
+            unpriced_calls=0 if cost is not None else 1,
+            latencies_s=[latency_s],
+        )
+    run = _run.get()
+    if run is not None and cost:
+        run.add(cost)
+
+
+def record_cache_hit() -> None:
+    """Record that a judge answered from its cache (no call made)."""
+    row = _row.get()
+    if row is not None:
+        row.add(_scope.get(), cache_hits=1)
+
+
+def not_run_usage() -> dict[str, Any]:
+    return {"not_run": True}
+
+
+class UsageTotals:
+    """Sums the `RowResult.usage` of a run into the report's `usage` (see `report`)."""
+
+    def __init__(self) -> None:
+        self.scopes: dict[str, ScopeUsage] = {}
+        self.rows_not_run = 0
+        self.budget_message: str | None = None
+
+    def add(self, row_usage: dict[str, Any], error: str | None = None) -> None:
+        if row_usage.get("not_run"):
+            self.rows_not_run += 1
+            self.budget_message = error
+            return
+        for name, values in row_usage.get("scopes", {}).items():
+            self.scopes.setdefault(name, ScopeUsage()).merge(values)
+
+    def report(self) -> dict[str, Any]:
+        """`{"total": {...}, "scopes": {name: {...}}, "judge_latency_p50_ms", "judge_latency_p95_ms",
+        "rows_not_run", "budget_message"}`; empty when the run made no model call and ran every row."""
+        from dagster_evals.summary import percentile
+
+        if not self.scopes and not self.rows_not_run:
+            return {}
+        total = ScopeUsage()
+        judge_latencies: list[float] = []
+        for name, scope_usage in self.scopes.items():
+            total.merge(scope_usage.as_dict())
+            if name != TASK_SCOPE:
+                judge_latencies.extend(scope_usage.latencies_s)
+
+        def plain(s: ScopeUsage) -> dict[str, Any]:
+            values = s.as_dict()
+            values.pop("latencies_s")
+            values["cost_usd"] = round(values["cost_usd"], 8)
+            return values
+
+        result: dict[str, Any] = {
+            "total": plain(total),
+            "scopes": {name: plain(s) for name, s in sorted(self.scopes.items())},
+            "rows_not_run": self.rows_not_run,
+        }
+        p50, p95 = percentile(judge_latencies, 0.5), percentile(judge_latencies, 0.95)
+        if p50 is not None and p95 is not None:
+            result["judge_latency_p50_ms"] = round(p50 * 1000, 3)
+            result["judge_latency_p95_ms"] = round(p95 * 1000, 3)
+        if self.budget_message:
+            result["budget_message"] = self.budget_message
+        return result
+
+
+def usage_metadata(report_usage: dict[str, Any]) -> dict[str, Any]:
+    """Flat materialization metadata (numbers, plotted over time) of a report's `usage`.
+
+    Keys: `tokens/prompt`, `tokens/completion`, `tokens/total`, `cost_usd`, `model_calls`,
+    `judge/cache_hits`, `judge/latency_p50_ms`, `judge/latency_p95_ms`, `rows_not_run`, and per scope
+    (`task` or a scorer name) `tokens/<scope>/<prompt|completion|total>`, `cost_usd/<scope>`,
+    `model_calls/<scope>`, `judge/cache_hits/<scope>`; `budget_stop` (text) when the budget stopped the run.
+    """
+    if not report_usage:
+        return {}
+    total = report_usage.get("total", {})
+    metadata: dict[str, Any] = {
+        "tokens/prompt": int(total.get("prompt_tokens", 0)),
+        "tokens/completion": int(total.get("completion_tokens", 0)),
+        "tokens/total": int(total.get("total_tokens", 0)),
+        "cost_usd": float(total.get("cost_usd", 0.0)),
+        "model_calls": int(total.get("calls", 0)),
+        "judge/cache_hits": int(total.get("cache_hits", 0)),
+        "rows_not_run": int(report_usage.get("rows_not_run", 0)),
+    }
+    for key in ("judge_latency_p50_ms", "judge_latency_p95_ms"):
+        if key in report_usage:
+            metadata[f"judge/{key.removeprefix('judge_')}"] = float(report_usage[key])
+    for name, values in report_usage.get("scopes", {}).items():
+        metadata[f"tokens/{name}/prompt"] = int(values.get("prompt_tokens", 0))
+        metadata[f"tokens/{name}/completion"] = int(values.get("completion_tokens", 0))
+        metadata[f"tokens/{name}/total"] = int(values.get("total_tokens", 0))
+        metadata[f"cost_usd/{name}"] = float(values.get("cost_usd", 0.0))
+        metadata[f"model_calls/{name}"] = int(values.get("calls", 0))
+        if name != TASK_SCOPE:
+            metadata[f"judge/cache_hits/{name}"] = int(values.get("cache_hits", 0))
+    if report_usage.get("budget_message"):
+        metadata["budget_stop"] = str(report_usage["budget_message"])
+    return metadata
