@@ -138,6 +138,12 @@ def local_rows(db: Path) -> list[dict[str, Any]]:
     ]
 
 
+def local_staged(db: Path) -> int:
+    """Rows a local sync has staged so far: the local backend publishes a whole sync as one version."""
+    with sqlite3.connect(db, timeout=10) as conn:
+        return conn.execute("SELECT COUNT(*) FROM staged_rows").fetchone()[0]
+
+
 @pytest.fixture(params=["local", "braintrust", "keywordsai"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Platform | Path]]:
     if request.param == "local":
@@ -170,8 +176,8 @@ def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
         "BRAINTRUST_API_KEY": KEY,
         "KEYWORDSAI_API_KEY": KEY,
         "STOP_MARKER": str(marker),
-        # The local backend reports progress after each batch's transaction has committed.
-        "STOP_AT": f"wrote {landed}/{ROWS} rows" if platform == "local" else "",
+        # The local backend reports progress after each staged batch's transaction has committed.
+        "STOP_AT": f"staged {landed}/{ROWS} rows" if platform == "local" else "",
     }
     command = [DAGSTER, "asset", "materialize", "--select", "evals/crash/dataset", "-f", str(defs_file)]
 
@@ -200,19 +206,21 @@ def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
             f"the sync never reached the stop point (exit code {sync.poll()}):\n" + (log.read_text()[-3000:])
         )
         # Provably mid-way: the platform holds exactly the rows written before the stop, and the process
-        # is still alive, stuck before its next write.
-        partial = stored()
+        # is still alive, stuck before its next write. A local sync has staged them, unpublished.
+        written = local_staged(target) if isinstance(target, Path) else len(stored())
         assert sync.poll() is None, "the sync ended although it was stopped mid-way"
-        assert len(partial) == landed < ROWS, f"{len(partial)} rows stored at the stop, expected {landed}"
+        assert written == landed < ROWS, f"{written} rows written at the stop, expected {landed}"
     finally:
         if sync.poll() is None:
             os.killpg(sync.pid, signal.SIGKILL)
         sync.wait()
     assert sync.returncode == -signal.SIGKILL, log.read_text()[-3000:]
 
+    # A killed local sync published nothing: the dataset is as it was (empty). The others keep what landed.
+    kept = 0 if platform == "local" else landed
     left = stored()
-    assert len({r["id"] for r in left}) == len(left) == landed, "the killed run left duplicate or extra rows"
-    assert_exactly(left, rows[:landed])
+    assert len({r["id"] for r in left}) == len(left) == kept, "the killed run left duplicate or extra rows"
+    assert_exactly(left, rows[:kept])
 
     if isinstance(target, Platform):
         target.release()
@@ -225,8 +233,8 @@ def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
         assert event is not None and event.asset_materialization is not None
         metadata = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
     assert metadata["rows_total"] == ROWS
-    assert (metadata["rows_added"], metadata["rows_unchanged"]) == (ROWS - landed, landed)
-    assert metadata["rows_sent"] == ROWS - landed
+    assert (metadata["rows_added"], metadata["rows_unchanged"]) == (ROWS - kept, kept)
+    assert metadata["rows_sent"] == ROWS - kept
 
 
 def _wait_until(stopped: Callable[[], bool], sync: subprocess.Popen[bytes]) -> bool:

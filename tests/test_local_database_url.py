@@ -105,3 +105,14 @@ def test_sqlite_platforms_keep_their_path(tmp_path: Path) -> None:
     assert platform.path == tmp_path / "x.sqlite" and platform.url == f"sqlite:///{tmp_path / 'x.sqlite'}"
     assert repr(platform) == f"LocalPlatform(url='sqlite:///{tmp_path / 'x.sqlite'}', project='default')"
     platform.close()
+
+
+def test_a_file_that_is_not_sqlite_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,input\n1,hello\n" * 100)
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot open the local backend's database sqlite:///.*rows.csv: file is not a database",
+    ):
+        LocalPlatform(path)
+    assert path.read_text().startswith("id,input")

@@ -12,6 +12,7 @@ run when a database is first opened, serialized between processes (an advisory l
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -24,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from dagster_evals.errors import ConfigError
 
@@ -325,6 +326,7 @@ def _alembic_config(conn: Connection) -> Any:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -370,25 +372,8 @@ def open_engine(url: URL) -> Engine:
     engine = create_engine(url)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:  # unreachable server, bad credentials, a file that is not SQLite…
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise ConfigError(f"cannot open the local backend's database {redacted(url)}: {reason}") from None
     return engine
-
-
-__all__ = [
-    "ENV_DATABASE_URL",
-    "ENV_DB_PATH",
-    "OperationalError",
-    "dataset_rows",
-    "dataset_stages",
-    "dataset_versions",
-    "datasets",
-    "experiment_rows",
-    "experiments",
-    "metadata",
-    "prompt_versions",
-    "prompts",
-    "staged_rows",
-]
