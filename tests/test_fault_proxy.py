@@ -281,6 +281,7 @@ def run_matrix_case(platform: str, path: str, rate: float, seed: int, tmp_path: 
             report = materialization(final, suite.eval_report_key)
             evals.assert_one_complete_eval(str(report["report_id"]), sorted(set(evals.ids()) - set(before)))
         assert proxy.faults_served(), "the case injected no fault"
+        assert proxy.applied_late >= 1, "no request reached the server after its client gave up"
 
 
 def matrix_params(seeds: tuple[int, ...]) -> list[Any]:
