@@ -114,7 +114,7 @@ class Fake:
                 {"id": e["id"], "input": e["input"], "expected": e.get("expected"), "metadata": e["metadata"]}
                 for e in events
             ]
-        datasets = self.http.get("/api/datasets/", params={"page_size": 100}).raise_for_status().json()
+        datasets = self.http.get("/api/datasets/list/", params={"page_size": 100}).raise_for_status().json()
         [dataset_id] = [d["id"] for d in datasets["results"] if d["name"] == "crash"]
         logs: list[dict[str, Any]] = []
         page_number = 1
@@ -145,7 +145,7 @@ class Fake:
     def count(self) -> int:
         if self.platform == "braintrust":
             return len(self.rows())
-        datasets = self.http.get("/api/datasets/", params={"page_size": 100}).raise_for_status().json()
+        datasets = self.http.get("/api/datasets/list/", params={"page_size": 100}).raise_for_status().json()
         [dataset] = [d for d in datasets["results"] if d["name"] == "crash"]
         return int(dataset.get("log_count") or 0)
 
