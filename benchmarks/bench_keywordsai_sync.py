@@ -40,17 +40,28 @@ def make_rows(n: int) -> list[DatasetRow]:
 
 
 def run_scenario(
-    rows: list[DatasetRow], *, minute_s: float, batch_size: int, paced: bool, resync: bool
+    rows: list[DatasetRow],
+    *,
+    minute_s: float,
+    batch_size: int,
+    paced: bool,
+    resync: bool,
+    late_rate: float = 0.0,
 ) -> None:
     rate_per_s = LIMIT / minute_s
     fake = KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=LIMIT, minute_s=minute_s)
     label = f"batch {batch_size}, " + ("paced" if paced else "NOT paced (429s expected)")
+    if late_rate:
+        # A share of the inserts is applied only after the client gave up on them: reconciliation cost.
+        fake.faults.randomize(late_rate, seed=1, kinds=["late"], paths=["/logs/bulk/"], late_by=3)
+        label += f", {late_rate:.0%} of inserts applied late"
     with fake.serve() as server:
         platform = KeywordsAIPlatform.connect(
             KEY,
             base_url=server.url,
             rate_limit_per_minute=LIMIT * 60 / minute_s if paced else None,
             batch_size=batch_size,
+            settle_delay_s=0.1 * minute_s,
         )
         platform.http.retry = RetryPolicy(max_retries=50, backoff_base_s=0.05)
         dataset = platform.ensure_dataset("bench")
@@ -69,6 +80,8 @@ def run_scenario(
         burst_floor = max(0, sent - LIMIT) / rate_per_s
         print(f"  floor with the window's burst of {LIMIT} ((requests - {LIMIT})/rate) {burst_floor:.2f} s")
         print(f"  rows on the platform  {platform.count_rows(dataset)}")
+        if late_rate:
+            print(f"  inserts applied late  {fake.faults.late_applied}")
         if resync:
             throttled = fake.throttled
             sent_before = platform.http.requests_sent
@@ -101,6 +114,7 @@ def main() -> None:
     run_scenario(rows, minute_s=args.minute_s, batch_size=100, paced=True, resync=True)
     run_scenario(rows, minute_s=args.minute_s, batch_size=10, paced=True, resync=True)
     run_scenario(rows, minute_s=args.minute_s, batch_size=10, paced=False, resync=False)
+    run_scenario(rows, minute_s=args.minute_s, batch_size=100, paced=True, resync=False, late_rate=0.3)
 
 
 if __name__ == "__main__":

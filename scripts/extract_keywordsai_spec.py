@@ -127,10 +127,17 @@ def main(repo: Path, commit: str) -> None:
     ).stdout.strip()
     clients = {r: show(repo, commit, f"src/respan/{r}/raw_client.py") for r in {r for r, _ in ENDPOINTS}}
     extract = {
-        "source": {"repo": REPO, "commit": commit, "paths": [f"src/respan/{r}/raw_client.py" for r in clients]},
+        "source": {
+            "repo": REPO,
+            "commit": commit,
+            "paths": [f"src/respan/{r}/raw_client.py" for r in clients],
+        },
         "endpoints": {name: endpoint(clients[r], name) for r, name in ENDPOINTS},
         "types": {
-            name: {"path": f"src/respan/{r}/types/{name}.py", "fields": fields(show(repo, commit, f"src/respan/{r}/types/{name}.py"))}
+            name: {
+                "path": f"src/respan/{r}/types/{name}.py",
+                "fields": fields(show(repo, commit, f"src/respan/{r}/types/{name}.py")),
+            }
             for r, name in TYPES
         },
     }

@@ -494,7 +494,7 @@ def test_unknown_scorer_name_fails_when_the_suite_is_defined(tmp_path: Path) -> 
 DELETED_DATASET = {
     "local": r"local GET dataset/\S+ failed \(HTTP 404\): no dataset 'bad_input'",
     "braintrust": r"braintrust GET /v1/dataset/\S+ failed \(HTTP 404\): dataset \S+ not found",
-    "keywordsai": r"keywordsai GET /api/datasets/\S+/logs/list/ failed \(HTTP 404\): Dataset not found or not in "
+    "keywordsai": r"keywordsai (?:GET|POST) /api/datasets/\S+/logs/list/ failed \(HTTP 404\): Dataset not found or not in "
     r"your organization",
 }
 PIN_AGAIN = (

@@ -16,8 +16,10 @@ Writes and the platform's timing:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -71,6 +73,7 @@ class DatasetOps:
     max_reconcile_rounds: int
     max_create_attempts: int
     _foreign_ids: dict[str, set[str]]
+    _insert_failures: Counter[str]
     _ref: Callable[[str, str], DatasetRef]
 
     # -- datasets ---------------------------------------------------------------------------------------
@@ -248,11 +251,17 @@ class DatasetOps:
         """Bulk-insert in batches; True when every batch was certainly applied exactly once."""
         certain = True
         done = 0
+        limit = self.client.http.retry.max_retries + 1
         for start, end in self._batches(keys, logs):
             try:
                 result = self.client.bulk_create_dataset_logs(dataset_id, logs[start:end])
             except PlatformError as exc:
                 if not ambiguous(exc):
+                    raise
+                # Not resent here: reconciliation adds what is missing. A row whose inserts keep failing
+                # fails the sync once the retry budget is spent.
+                self._insert_failures.update(keys[start:end])
+                if max(self._insert_failures[k] for k in keys[start:end]) >= limit:
                     raise
                 certain = False
                 continue
@@ -309,10 +318,8 @@ class DatasetOps:
             corrections += len(extras) + len(missing)
             progress(f"reconciling: removing {len(extras)} extra logs, adding {len(missing)} missing")
             for log_id in extras:
-                try:
+                with contextlib.suppress(NotFoundError):  # already gone (an earlier attempt landed)
                     self.client.delete_dataset_log(dataset_id, log_id)
-                except NotFoundError:
-                    pass  # already gone (e.g. an earlier attempt of this delete landed)
             if missing:
                 self._insert(dataset_id, missing, [logs[m] for m in missing], _quiet)
             time.sleep(self.settle_delay_s)
@@ -331,6 +338,7 @@ class DatasetOps:
         logs = [log_from_row(row) for row in rows]
         keys = [row.id for row in rows]
         self._batches(keys, logs)
+        self._insert_failures = Counter()
         before = self.client.http.requests_sent
         foreign = sorted(set(replace) & self._foreign_ids.get(dataset.id, set()))
         certain = self._insert(dataset.id, keys, logs, progress)

@@ -62,6 +62,14 @@ class EvalRunOps:
                 "evaluator in Keywords AI"
             )
 
+    def _slug_of(self, evaluator_id: str) -> str | None:
+        """The slug of an evaluator id (scores keyed by evaluator id may carry no slug); one listing."""
+        if evaluator_id not in self._evaluator_slugs and not self._evaluator_slugs.get("__listed__"):
+            self._evaluator_slugs["__listed__"] = "yes"
+            for evaluator in self.client.iter_evaluators(page_size=self.page_size):
+                self._evaluator_slugs[evaluator.id] = evaluator.evaluator_slug
+        return self._evaluator_slugs.get(evaluator_id)
+
     def find_tasks(self, dataset_id: str, keys: Sequence[str]) -> list[EvalTask]:
         wanted = set(keys)
         return [
@@ -146,8 +154,8 @@ class EvalRunOps:
         scorer_errors = dict((local or {}).get("errors") or metadata.get(SCORER_ERRORS_KEY) or {})
         if error is None:
             for score in log.score_list():
-                slug = score.evaluator_slug or self._evaluator_slugs.get(str(score.evaluator_id))
-                if slug in slugs:
+                slug = score.evaluator_slug or self._slug_of(str(score.evaluator_id))
+                if slug is not None and slug in slugs:
                     scores[slug] = score.as_float()
         latency = metadata.get(LATENCY_KEY)
         return RowResult(

@@ -154,6 +154,7 @@ class EvalOps:
 
         stats = run_request_locally(request, self.iter_rows(snapshot.dataset), scorers, on_result)
         keys = list(logs)
+        self._insert_failures.clear()
         certain = self._insert(eval_dataset.id, keys, [logs[k] for k in keys], progress, "results")
         self._reconcile(eval_dataset.id, RESULT_KEY, dict.fromkeys(keys), logs, not certain, progress)
         present = self.client.count_dataset_logs(eval_dataset.id)

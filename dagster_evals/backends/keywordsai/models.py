@@ -327,3 +327,23 @@ class RequestLog(_Response):
     status_code: int | None = None
     timestamp: datetime | None = None
     metadata: dict[str, Any] | None = None
+
+
+_MOVED = {"KeywordsAIClient": ("dagster_evals.backends.keywordsai.client", "KeywordsAIClient"),
+          "EvalReportRun": ("dagster_evals.backends.keywordsai.models", "EvalTask")}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated names: `KeywordsAIClient` moved to `client.py`; `EvalReportRun` is now `EvalTask`."""
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        module, new = _MOVED[name]
+        warnings.warn(
+            f"dagster_evals.backends.keywordsai.models.{name} is deprecated; use {module}.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), new)
+    raise AttributeError(name)

@@ -13,6 +13,7 @@ exact writes, background removals), `eval_runs.EvalRunOps` (start/wait/read eval
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -107,6 +108,7 @@ class KeywordsAIPlatform(DatasetOps, EvalRunOps, EvalOps, PromptOps, EvalPlatfor
         self.settle_timeout_s = settle_timeout_s
         self.max_reconcile_rounds = max_reconcile_rounds
         self._foreign_ids: dict[str, set[str]] = {}
+        self._insert_failures: Counter[str] = Counter()
         self._evaluator_slugs: dict[str, str] = {}
         self._rng = random.Random()
 
