@@ -40,15 +40,23 @@ from dagster_evals.models import (
 )
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
-from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
+from dagster_evals.sensors import (
+    build_eval_schedule,
+    build_prompt_asset,
+    build_prompt_version_sensor,
+    build_release_asset,
+    build_release_sensor,
+)
 from dagster_evals.sources import CsvSource, IterableSource, JsonlSource, RowSource, load_rows
 from dagster_evals.sync import sync_rows
+from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
 from dagster_evals.version import __version__
 
 DagsterLibraryRegistry.register("dagster-evals", __version__, is_dagster_package=False)
 
 __all__ = [
     "BUILTIN_SCORERS",
+    "AssetSource",
     "AuthError",
     "BraintrustPlatform",
     "BraintrustResource",
@@ -56,8 +64,10 @@ __all__ = [
     "CountMismatchError",
     "CsvSource",
     "DagsterEvalsError",
+    "DagsterEvalsTranslator",
     "DatasetRef",
     "DatasetRow",
+    "EvalAssetProps",
     "EvalPlatform",
     "EvalPlatformResource",
     "EvalReport",
@@ -83,13 +93,16 @@ __all__ = [
     "Snapshot",
     "SyncResult",
     "__version__",
+    "backend_of",
     "build_dataset_asset",
     "build_eval_report_asset",
     "build_eval_schedule",
     "build_eval_suite_assets",
     "build_eval_suite_definitions",
     "build_eval_suite_job",
+    "build_prompt_asset",
     "build_prompt_version_sensor",
+    "build_release_asset",
     "build_release_sensor",
     "build_snapshot_asset",
     "load_rows",

@@ -8,7 +8,9 @@ Every asset asks the resource under `suite.resource_key` (any `EvalPlatformResou
 Keywords AI) for its platform, so the same suite runs on all three.
 """
 
+import dataclasses
 import itertools
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformFu
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
 from dagster_evals.sync import sync_rows
+from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
 from dagster_evals.triggers import Trigger, resolve_trigger
 
 SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
@@ -86,8 +89,20 @@ class EvalSuite:
     group_name: str | None = None
     partitions_def: dg.DynamicPartitionsDefinition | None = None
     git_repo: str | Path | None = None
+    row_tags: Sequence[str] = ()
+    backend: str | None = None
+    translator: DagsterEvalsTranslator | None = None
+    prompt: str | None = None
+    owners: Sequence[str] = ()
+    asset_tags: Mapping[str, str] = field(default_factory=dict)
+    op_tags: Mapping[str, Any] = field(default_factory=dict)
+    pool: str | None = None
+    retry_policy: dg.RetryPolicy | None = None
+    code_version: str | None = None
+    automation_condition: dg.AutomationCondition | None = None
 
     def __post_init__(self) -> None:
+        validate_dagster_fields(self)
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"suite name {self.name!r} must be letters, digits, '_' or '-'")
         if not self.scorers:
@@ -275,13 +290,9 @@ def build_dataset_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     source = as_source(suite.source, suite.key_field)
 
     @dg.asset(
-        key=suite.dataset_key,
-        group_name=suite.group_name or suite.name,
-        description=suite.description
-        or f"Curated rows of eval suite {suite.name!r}, read from {source.describe()}.",
+        **spec_kwargs(suite_asset_spec(suite, "dataset")),
+        **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
-        kinds={"evals"},
-        metadata={"source": source.describe()},
     )
     def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
@@ -302,12 +313,9 @@ def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     """Asset that pins the dataset's current version: version id, row count, digest, preview."""
 
     @dg.asset(
-        key=suite.snapshot_key,
-        deps=[suite.dataset_key],
-        group_name=suite.group_name or suite.name,
-        description=f"Pinned version of the {suite.name!r} dataset that evals run against.",
+        **spec_kwargs(suite_asset_spec(suite, "snapshot")),
+        **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
-        kinds={"evals"},
     )
     def _snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
@@ -386,14 +394,11 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     regression = suite.regression_limits
 
     @dg.asset(
-        key=key,
-        deps=[suite.snapshot_key],
-        group_name=suite.group_name or suite.name,
-        description=f"Eval report of suite {suite.name!r}: per-scorer scores over the pinned dataset snapshot.",
+        **spec_kwargs(suite_asset_spec(suite, "eval_report")),
+        **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
         check_specs=check_specs(key, thresholds, regression, suite.blocking),
         partitions_def=suite.partitions_def,
-        kinds={"evals"},
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
@@ -436,6 +441,67 @@ def build_eval_suite_job(suite: EvalSuite) -> Any:
     )
 
 
-def build_eval_suite_definitions(suite: EvalSuite) -> dg.Definitions:
-    """Assets, checks and job of a suite, ready to merge into the code location's `Definitions`."""
-    return dg.Definitions(assets=build_eval_suite_assets(suite), jobs=[build_eval_suite_job(suite)])
+def build_eval_suite_definitions(
+    suite: EvalSuite, *, translator: DagsterEvalsTranslator | None = None
+) -> dg.Definitions:
+    """Assets, checks and job of a suite, ready to merge into the code location's `Definitions`.
+
+    Args:
+        suite: The suite.
+        translator: Shapes the assets' specs (keys, groups, kinds, owners, tags, automation); default
+            the suite's own `translator`, else `DagsterEvalsTranslator()`.
+
+    Example:
+        >>> import dagster as dg
+        >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"])
+        >>> defs = build_eval_suite_definitions(suite)
+        >>> sorted(k.to_user_string() for a in defs.assets for k in a.keys)
+        ['evals/bot/dataset', 'evals/bot/dataset_snapshot', 'evals/bot/eval_report']
+    """
+    suite = with_translator(suite, translator)
+    return dg.Definitions(
+        assets=[*build_eval_suite_assets(suite), *lineage_assets(suite)], jobs=[build_eval_suite_job(suite)]
+    )
+
+
+def validate_dagster_fields(suite: EvalSuite) -> None:
+    """Check the suite's Dagster-facing fields; map the deprecated `tags` onto `row_tags`."""
+    if suite.tags and suite.row_tags and list(suite.tags) != list(suite.row_tags):
+        raise ConfigError(f"suite {suite.name!r}: give row_tags only (tags is its deprecated name)")
+    if suite.tags and not suite.row_tags:
+        warnings.warn(
+            "EvalSuite(tags=...) is deprecated: use row_tags=... (tags stored on the platform's rows); "
+            "Dagster asset tags are asset_tags=...",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        object.__setattr__(suite, "row_tags", tuple(suite.tags))
+    object.__setattr__(suite, "tags", tuple(suite.row_tags))
+    if suite.backend is not None and suite.backend not in BACKENDS:
+        raise ConfigError(
+            f"suite {suite.name!r}: backend {suite.backend!r} is not one of {', '.join(BACKENDS)}"
+        )
+    if suite.translator is not None and not isinstance(suite.translator, DagsterEvalsTranslator):
+        raise ConfigError(
+            f"suite {suite.name!r}: translator must be a DagsterEvalsTranslator, "
+            f"got {type(suite.translator).__name__}"
+        )
+
+
+def op_kwargs(suite: EvalSuite) -> dict[str, Any]:
+    """The `@dg.asset` arguments that shape the step running an asset: op tags, pool, retry policy."""
+    return {"op_tags": dict(suite.op_tags) or None, "pool": suite.pool, "retry_policy": suite.retry_policy}
+
+
+def with_translator(suite: EvalSuite, translator: DagsterEvalsTranslator | None) -> EvalSuite:
+    """The suite with `translator` (when given) in place of its own."""
+    return suite if translator is None else dataclasses.replace(suite, translator=translator)
+
+
+def lineage_assets(suite: EvalSuite) -> list[dg.AssetsDefinition]:
+    """The observable prompt asset of a suite that names the prompt it evaluates (else nothing)."""
+    if suite.prompt is None:
+        return []
+    from dagster_evals.sensors import build_prompt_asset
+
+    return [build_prompt_asset(suite)]
