@@ -22,7 +22,13 @@ from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
 from dagster_evals.checks import check_specs, evaluate_checks, validate_thresholds
 from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
 from dagster_evals.git import repo_info
-from dagster_evals.metadata import PREVIEW_ROWS, report_metadata, snapshot_metadata, sync_metadata
+from dagster_evals.metadata import (
+    PREVIEW_ROWS,
+    lineage_metadata,
+    report_metadata,
+    snapshot_metadata,
+    sync_metadata,
+)
 from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
@@ -416,6 +422,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         metadata = {
             **report_metadata(report, snapshot),
             **trigger.metadata(),
+            **report_lineage(context, suite, report, trigger),
             "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
             "dagster_run_id": context.run_id,
             "gate_passed": all(check.passed for check in checks),
@@ -505,3 +512,29 @@ def lineage_assets(suite: EvalSuite) -> list[dg.AssetsDefinition]:
     from dagster_evals.sensors import build_prompt_asset
 
     return [build_prompt_asset(suite)]
+
+
+def observed_prompt_version(instance: dg.DagsterInstance, suite: EvalSuite) -> str | None:
+    """The prompt version last observed on the suite's prompt asset, or None."""
+    if suite.prompt is None:
+        return None
+    key = suite_asset_spec(suite, "prompt").key
+    record = instance.get_latest_data_version_record(key, is_source=True)
+    if record is None or record.asset_observation is None:
+        return None
+    return record.asset_observation.tags.get("dagster/data_version")
+
+
+def report_lineage(
+    context: dg.AssetExecutionContext, suite: EvalSuite, report: EvalReport, trigger: Trigger
+) -> dict[str, Any]:
+    """Which dataset version, prompt version and git commit produced a report, as `lineage/*` metadata."""
+    prompt_version = trigger.prompt.version if trigger.prompt is not None else None
+    if prompt_version is None:
+        prompt_version = observed_prompt_version(context.instance, suite)
+    git_sha = trigger.release.commit if trigger.release is not None and trigger.release.commit else None
+    if git_sha is None and suite.git_repo is not None:
+        git_sha = (repo_info(suite.git_repo) or {}).get("commit")
+    return lineage_metadata(
+        dataset_version=report.dataset_version, prompt_version=prompt_version, git_sha=git_sha
+    )

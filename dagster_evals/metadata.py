@@ -127,3 +127,35 @@ def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dic
     if report.project_url:
         metadata["project_url"] = dg.MetadataValue.url(report.project_url)
     return metadata
+
+
+def as_number(version: str | None) -> int | float | None:
+    """A version as a number when it is one (`"3"` → 3, `"1.5"` → 1.5), else None."""
+    if version is None:
+        return None
+    try:
+        number = float(version)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def lineage_metadata(
+    *, dataset_version: str | None, prompt_version: str | None, git_sha: str | None
+) -> dict[str, Any]:
+    """`lineage/*` entries: dataset version, prompt version and git commit of a report (numbers as numbers).
+
+    Example:
+        >>> sorted(lineage_metadata(dataset_version="3", prompt_version=None, git_sha="abc").items())
+        [('lineage/dataset_version', 3), ('lineage/git_sha', 'abc')]
+    """
+    entries: dict[str, Any] = {}
+    for name, value in (("dataset_version", dataset_version), ("prompt_version", prompt_version)):
+        if value is not None:
+            number = as_number(value)
+            entries[f"lineage/{name}"] = number if number is not None else str(value)
+    if git_sha:
+        entries["lineage/git_sha"] = git_sha
+    return entries

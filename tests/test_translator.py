@@ -19,7 +19,7 @@ from dagster_evals import (
     build_eval_suite_definitions,
 )
 from dagster_evals.errors import ConfigError
-from tests.conftest import add_task, materialization, qa_rows
+from tests.conftest import add_task, materialization, qa_rows, write_jsonl
 
 
 def suite(**overrides: Any) -> EvalSuite:
@@ -204,3 +204,39 @@ def test_the_prompt_is_an_observable_asset_whose_data_version_is_the_prompt_vers
     newer = platform.list_prompt_versions(slug="bot_system")[-1].version
     assert newer != version
     assert observed_version(instance, prompt_key) == newer
+
+
+def test_eager_automation_reruns_the_eval_on_a_new_prompt_version_and_records_lineage(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    write_jsonl(tmp_path / "rows.jsonl", qa_rows(3))
+    resource = LocalEvalResource(path=str(tmp_path / "evals.sqlite"))
+    platform = resource.get_platform()
+    platform.push_prompt_version("bot_system", {"text": "add"})
+    evals = suite(
+        source=tmp_path / "rows.jsonl",
+        prompt="bot_system",
+        backend="local",
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    prompt_key = dg.AssetKey(["evals", "bot", "prompt"])
+    defs = dg.Definitions.merge(
+        build_eval_suite_definitions(evals),
+        dg.Definitions(
+            resources={"evals": resource}, jobs=[dg.define_asset_job("observe", selection=[prompt_key])]
+        ),
+    )
+    observe = defs.resolve_job_def("observe")
+    observe.execute_in_process(instance=instance)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    result = defs.resolve_job_def("bot_eval_job").execute_in_process(instance=instance)
+    report = materialization(result, evals.eval_report_key)
+    assert report["lineage/prompt_version"] == 1
+    assert report["lineage/dataset_version"] == 1
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert settled.get_num_requested(evals.eval_report_key) == 0
+    platform.push_prompt_version("bot_system", {"text": "add two numbers"})
+    observe.execute_in_process(instance=instance)
+    changed = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    assert changed.get_num_requested(evals.eval_report_key) == 1
+    assert changed.get_num_requested(evals.dataset_key) == 0
