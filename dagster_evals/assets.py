@@ -26,6 +26,7 @@ from dagster_evals.metadata import (
     PREVIEW_ROWS,
     lineage_metadata,
     report_metadata,
+    row_changes_metadata,
     snapshot_metadata,
     sync_metadata,
 )
@@ -423,6 +424,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
             **report_metadata(report, snapshot),
             **trigger.metadata(),
             **report_lineage(context, suite, report, trigger),
+            **report_rows_to_review(context, suite, report),
             "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
             "dagster_run_id": context.run_id,
             "gate_passed": all(check.passed for check in checks),
@@ -538,3 +540,27 @@ def report_lineage(
     return lineage_metadata(
         dataset_version=report.dataset_version, prompt_version=prompt_version, git_sha=git_sha
     )
+
+
+def report_rows_to_review(
+    context: dg.AssetExecutionContext, suite: EvalSuite, report: EvalReport
+) -> dict[str, Any]:
+    """The `rows_to_review` table (errored rows, then the biggest drops against the baseline), if any."""
+    if not report.rows_errored and not any(s.regressions for s in report.scores.values()):
+        return {}
+    platform = get_platform(context, suite.resource_key)
+    try:
+        rows = platform.report_row_scores(report.id) if report.baseline_id else {}
+        baseline = platform.report_row_scores(report.baseline_id) if report.baseline_id else {}
+        errors: dict[str, str] = {}
+        iter_report_rows = getattr(platform, "iter_report_rows", None)
+        if report.rows_errored and iter_report_rows is not None:
+            for row in iter_report_rows(report.id):
+                if not row.ok:
+                    errors[row.row_id] = row.error or "; ".join(
+                        f"{name}: {text}" for name, text in row.scorer_errors.items()
+                    )
+    except DagsterEvalsError as exc:
+        context.log.warning(f"could not list the rows to review on {platform.platform}: {exc}")
+        return {}
+    return row_changes_metadata(report, rows, baseline, errors)
