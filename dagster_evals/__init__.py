@@ -1,20 +1,17 @@
 """dagster-evals: LLM evaluation as Dagster assets, asset checks, sensors and schedules."""
 
+import warnings
+from typing import Any
+
 from dagster_shared.libraries import DagsterLibraryRegistry
 
-from dagster_evals.assets import (
-    EvalSuite,
-    build_dataset_asset,
-    build_eval_report_asset,
-    build_eval_suite_assets,
-    build_eval_suite_definitions,
-    build_eval_suite_job,
-    build_snapshot_asset,
-)
+from dagster_evals import assets as _assets
+from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
 from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
 from dagster_evals.backends.braintrust import BraintrustPlatform, BraintrustResource
 from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
-from dagster_evals.backends.local import LocalEvalResource, LocalPlatform
+from dagster_evals.backends.local import LocalPlatform
+from dagster_evals.backends.local import platform as _local
 from dagster_evals.component import EvalSuiteComponent
 from dagster_evals.errors import (
     AuthError,
@@ -38,6 +35,7 @@ from dagster_evals.models import (
     Snapshot,
     SyncResult,
 )
+from dagster_evals.resources import LocalResource
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
 from dagster_evals.sensors import (
@@ -79,8 +77,8 @@ __all__ = [
     "JsonlSource",
     "KeywordsAIPlatform",
     "KeywordsAIResource",
-    "LocalEvalResource",
     "LocalPlatform",
+    "LocalResource",
     "NotFoundError",
     "PlatformError",
     "PlatformFunction",
@@ -94,18 +92,38 @@ __all__ = [
     "SyncResult",
     "__version__",
     "backend_of",
-    "build_dataset_asset",
-    "build_eval_report_asset",
     "build_eval_schedule",
-    "build_eval_suite_assets",
     "build_eval_suite_definitions",
-    "build_eval_suite_job",
     "build_prompt_asset",
     "build_prompt_version_sensor",
     "build_release_asset",
     "build_release_sensor",
-    "build_snapshot_asset",
     "load_rows",
     "run_eval_locally",
     "sync_rows",
 ]
+
+# Deprecated names: still importable, with a warning naming what replaces them.
+_DEPRECATED: dict[str, tuple[Any, str]] = {
+    "LocalEvalResource": (_local.LocalEvalResource, "LocalResource"),
+    "build_dataset_asset": (_assets.build_dataset_asset, "build_eval_suite_definitions(suite)"),
+    "build_snapshot_asset": (_assets.build_snapshot_asset, "build_eval_suite_definitions(suite)"),
+    "build_eval_report_asset": (_assets.build_eval_report_asset, "build_eval_suite_definitions(suite)"),
+    "build_eval_suite_assets": (
+        _assets.build_eval_suite_assets,
+        "build_eval_suite_definitions(suite).assets",
+    ),
+    "build_eval_suite_job": (_assets.build_eval_suite_job, "build_eval_suite_definitions(suite).jobs"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        value, replacement = _DEPRECATED[name]
+        warnings.warn(
+            f"dagster_evals.{name} is deprecated: use dagster_evals.{replacement}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+    raise AttributeError(f"module 'dagster_evals' has no attribute {name!r}")

@@ -167,12 +167,10 @@ class BackendResourceConfig(dg.Model):
     )
 
     def build(self) -> EvalPlatformResource:
-        from dagster_evals.backends.braintrust import BraintrustResource
-        from dagster_evals.backends.keywordsai import KeywordsAIResource
-        from dagster_evals.backends.local import LocalEvalResource
+        from dagster_evals.resources import BraintrustResource, KeywordsAIResource, LocalResource
 
         cls: type[EvalPlatformResource] = {
-            "local": LocalEvalResource,
+            "local": LocalResource,
             "braintrust": BraintrustResource,
             "keywordsai": KeywordsAIResource,
         }[self.type]

@@ -109,8 +109,8 @@ def backend_of(resource: Any) -> str | None:
     """The backend name of an eval resource (`local`, `braintrust`, `keywordsai`), or None.
 
     Example:
-        >>> from dagster_evals import LocalEvalResource
-        >>> backend_of(LocalEvalResource(path=":memory:"))
+        >>> from dagster_evals import LocalResource
+        >>> backend_of(LocalResource(path=":memory:"))
         'local'
     """
     from dagster_evals.backends.braintrust import BraintrustResource

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
-from dagster_evals import EvalSuiteComponent, LocalEvalResource
+from dagster_evals import EvalSuiteComponent, LocalResource
 from tests.conftest import qa_rows, write_jsonl
 
 
@@ -60,7 +60,7 @@ def test_yaml_suite_builds_assets_checks_job_sensor_and_schedule() -> None:
             assert [s.name for s in defs.sensors] == ["yaml_suite_prompt_version_sensor"]
             assert [s.name for s in defs.schedules] == ["yaml_suite_nightly"]
             with_resource = dg.Definitions.merge(
-                defs, dg.Definitions(resources={"evals": LocalEvalResource()})
+                defs, dg.Definitions(resources={"evals": LocalResource()})
             )
             job = with_resource.resolve_job_def("yaml_suite_eval_job")
             assert job.partitions_def is not None and job.partitions_def.name == "yaml_versions"
@@ -73,7 +73,7 @@ def test_yaml_suite_materializes_on_the_local_backend(tmp_path: Path, instance) 
     try:
         with loaded as (_, defs):
             merged = dg.Definitions.merge(
-                defs, dg.Definitions(resources={"evals": LocalEvalResource(path=str(tmp_path / "e.sqlite"))})
+                defs, dg.Definitions(resources={"evals": LocalResource(path=str(tmp_path / "e.sqlite"))})
             )
             result = merged.resolve_job_def("yaml_suite_eval_job").execute_in_process(
                 instance=instance, raise_on_error=False
@@ -253,7 +253,7 @@ def test_yaml_resource_translation_and_fields_from_the_suite(tmp_path: Path, ins
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"pathh": "x"}, "resource of type 'local': unknown field(s) pathh; LocalEvalResource has"),
+        ({"pathh": "x"}, "resource of type 'local': unknown field(s) pathh; LocalResource has"),
         ({"batch_size": "many"}, "resource of type 'local': batch_size: Input should be a valid integer"),
     ],
 )

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from dagster_evals import EvalSuite, LocalEvalResource, build_eval_suite_definitions
+from dagster_evals import EvalSuite, LocalResource, build_eval_suite_definitions
 from dagster_evals.metadata import lineage_metadata, report_metadata, row_changes_metadata
 from dagster_evals.models import DatasetRef, EvalReport, ScoreSummary
 from tests.conftest import qa_rows, write_jsonl
@@ -133,7 +133,7 @@ def test_a_real_run_tables_the_rows_that_regressed_or_errored(
     )
     defs = dg.Definitions.merge(
         build_eval_suite_definitions(suite),
-        dg.Definitions(resources={"evals": LocalEvalResource(path=str(tmp_path / "e.sqlite"))}),
+        dg.Definitions(resources={"evals": LocalResource(path=str(tmp_path / "e.sqlite"))}),
     )
     first = report_of(run_once(defs, instance))
     assert "rows_to_review" not in first

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_evals import EvalSuite, LocalEvalResource, build_eval_suite_definitions
+from dagster_evals import EvalSuite, LocalResource, build_eval_suite_definitions
 from dagster_evals.models import RowResult
 from dagster_evals.progress import ProgressReporter, format_duration, sync_progress, track_results
 from tests.conftest import add_task, qa_rows, write_jsonl
@@ -112,7 +112,7 @@ def test_eval_and_sync_progress_show_in_the_dagster_run_log(
         scorers=["exact_match"],
         key_field="id",
     )
-    resource = LocalEvalResource(path=str(tmp_path / "evals.sqlite"), batch_size=5)
+    resource = LocalResource(path=str(tmp_path / "evals.sqlite"), batch_size=5)
     defs = dg.Definitions.merge(
         build_eval_suite_definitions(suite), dg.Definitions(resources={"evals": resource})
     )

@@ -15,7 +15,7 @@ from dagster_evals import (
     DagsterEvalsTranslator,
     EvalAssetProps,
     EvalSuite,
-    LocalEvalResource,
+    LocalResource,
     build_eval_suite_definitions,
 )
 from dagster_evals.errors import ConfigError
@@ -35,7 +35,7 @@ def suite(**overrides: Any) -> EvalSuite:
 
 
 def specs(defs: dg.Definitions) -> dict[str, dg.AssetSpec]:
-    with_resource = dg.Definitions.merge(defs, dg.Definitions(resources={"evals": LocalEvalResource()}))
+    with_resource = dg.Definitions.merge(defs, dg.Definitions(resources={"evals": LocalResource()}))
     return {s.key.to_user_string(): s for s in with_resource.resolve_all_asset_specs()}
 
 
@@ -165,7 +165,7 @@ def test_an_upstream_asset_source_is_a_dependency_and_feeds_the_dataset(
     )
     result = dg.materialize(
         [support_tickets, *(defs.assets or [])],  # type: ignore[list-item]
-        resources={"evals": LocalEvalResource(path=str(tmp_path / "evals.sqlite"))},
+        resources={"evals": LocalResource(path=str(tmp_path / "evals.sqlite"))},
         instance=instance,
         selection=["analytics/support_tickets", "evals/bot/dataset"],
     )
@@ -181,7 +181,7 @@ def test_an_asset_source_without_rows_names_the_asset() -> None:
 def test_the_prompt_is_an_observable_asset_whose_data_version_is_the_prompt_version(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    resource = LocalEvalResource(path=str(tmp_path / "evals.sqlite"))
+    resource = LocalResource(path=str(tmp_path / "evals.sqlite"))
     platform = resource.get_platform()
     platform.push_prompt_version("bot_system", {"messages": [{"role": "system", "content": "add"}]})
     evals = suite(prompt="bot_system", backend="local")
@@ -210,7 +210,7 @@ def test_eager_automation_reruns_the_eval_on_a_new_prompt_version_and_records_li
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     write_jsonl(tmp_path / "rows.jsonl", qa_rows(3))
-    resource = LocalEvalResource(path=str(tmp_path / "evals.sqlite"))
+    resource = LocalResource(path=str(tmp_path / "evals.sqlite"))
     platform = resource.get_platform()
     platform.push_prompt_version("bot_system", {"text": "add"})
     evals = suite(
