@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import dagster as dg
 
@@ -497,9 +497,17 @@ def validate_dagster_fields(suite: EvalSuite) -> None:
         )
 
 
-def op_kwargs(suite: EvalSuite) -> dict[str, Any]:
+class OpKwargs(TypedDict):
+    """The `@dg.asset` arguments that shape the step running an asset."""
+
+    op_tags: dict[str, Any] | None
+    pool: str | None
+    retry_policy: dg.RetryPolicy | None
+
+
+def op_kwargs(suite: EvalSuite) -> OpKwargs:
     """The `@dg.asset` arguments that shape the step running an asset: op tags, pool, retry policy."""
-    return {"op_tags": dict(suite.op_tags) or None, "pool": suite.pool, "retry_policy": suite.retry_policy}
+    return OpKwargs(op_tags=dict(suite.op_tags) or None, pool=suite.pool, retry_policy=suite.retry_policy)
 
 
 def with_translator(suite: EvalSuite, translator: DagsterEvalsTranslator | None) -> EvalSuite:

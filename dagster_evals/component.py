@@ -298,19 +298,19 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
         extra = model.model_config.get("json_schema_extra")
         merged = {**(extra if isinstance(extra, Mapping) else {}), **_scorer_limits_schema()}
         model.model_config["json_schema_extra"] = merged
-        model.model_rebuild(force=True)
         return model
 
     def build_suite(self, folder: Path) -> EvalSuite:
         """The `EvalSuite` these attributes declare; relative paths are read from `folder`."""
+        plain: dict[str, Any] = {name: getattr(self, name) for name in SUITE_FIELD_NAMES}
         if (self.source is None) == (self.source_asset is None):
-            raise ConfigError(f"suite {self.name!r}: give exactly one of source and source_asset")
+            raise ConfigError(f"suite {plain['name']!r}: give exactly one of source and source_asset")
         source: Any
         if self.source_asset is not None:
             source = AssetSource(
                 self.source_asset.asset_key,
                 import_object(self.source_asset.loader, "loader"),
-                key_field=self.key_field,
+                key_field=plain["key_field"],
             )
         else:
             path = Path(str(self.source))
@@ -318,7 +318,6 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
         scorers = [
             s if s in BUILTIN_SCORERS or ":" not in s else import_object(s, "scorer") for s in self.scorers
         ]
-        plain = {name: getattr(self, name) for name in SUITE_FIELD_NAMES}
         if not plain.get("tags"):
             plain.pop("tags", None)
         if self.resource is not None and plain.get("backend") is None:

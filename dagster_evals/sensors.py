@@ -261,7 +261,7 @@ def build_eval_schedule(
         tags = {TAG_TRIGGER: "schedule"}
         if suite.partitions_def is None:
             return dg.RunRequest(tags=tags)
-        keys = context.instance.get_dynamic_partitions(suite.partitions_def.name)
+        keys = context.instance.get_dynamic_partitions(suite.partitions_def.name or "")
         if not keys:
             return dg.SkipReason(f"suite {suite.name!r} has no prompt version or release partition yet")
         return dg.RunRequest(partition_key=keys[-1], tags=tags)

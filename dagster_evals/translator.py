@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import dagster as dg
 
@@ -219,17 +219,34 @@ def suite_asset_spec(suite: EvalSuite, role: AssetRole) -> dg.AssetSpec:
     return spec
 
 
-def spec_kwargs(spec: dg.AssetSpec) -> dict[str, Any]:
+class AssetSpecKwargs(TypedDict):
+    """The `@dg.asset` arguments carrying an `AssetSpec`'s attributes."""
+
+    key: dg.AssetKey
+    deps: list[dg.AssetDep]
+    description: str | None
+    group_name: str | None
+    kinds: set[str]
+    owners: list[str]
+    tags: dict[str, str]
+    code_version: str | None
+    automation_condition: dg.AutomationCondition | None
+    metadata: dict[str, Any]
+
+
+def spec_kwargs(spec: dg.AssetSpec) -> AssetSpecKwargs:
     """The `@dg.asset` arguments that carry an `AssetSpec`'s attributes (kinds kept apart from tags)."""
-    return {
-        "key": spec.key,
-        "deps": list(spec.deps),
-        "description": spec.description,
-        "group_name": spec.group_name,
-        "kinds": set(spec.kinds),
-        "owners": list(spec.owners),
-        "tags": {k: v for k, v in spec.tags.items() if not k.startswith(KIND_TAG_PREFIX)},
-        "code_version": spec.code_version,
-        "automation_condition": spec.automation_condition,
-        "metadata": dict(spec.metadata),
-    }
+    return AssetSpecKwargs(
+        **{
+            "key": spec.key,
+            "deps": list(spec.deps),
+            "description": spec.description,
+            "group_name": spec.group_name,
+            "kinds": set(spec.kinds),
+            "owners": list(spec.owners),
+            "tags": {k: v for k, v in spec.tags.items() if not k.startswith(KIND_TAG_PREFIX)},
+            "code_version": spec.code_version,
+            "automation_condition": spec.automation_condition,
+            "metadata": dict(spec.metadata),
+        }
+    )
