@@ -35,7 +35,7 @@ from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
 from dagster_evals.sync import sync_rows
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
-from dagster_evals.triggers import Trigger, resolve_trigger
+from dagster_evals.triggers import Trigger, find_prompt_version, resolve_trigger
 
 SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
 BASELINE_PREVIOUS = "previous"
@@ -348,6 +348,7 @@ def run_suite_eval(
     baseline_id = resolve_baseline(context, suite, platform)
     partition = context.partition_key if context.has_partition_key else None
     trigger = resolve_trigger(dict(context.run.tags), partition, platform, suite.project, suite.git_repo)
+    trigger = with_observed_prompt(context, suite, platform, trigger)
     metadata: dict[str, Any] = {
         **suite.metadata,
         "suite": suite.name,
@@ -572,3 +573,20 @@ def report_rows_to_review(
         context.log.warning(f"could not list the rows to review on {platform.platform}: {exc}")
         return {}
     return row_changes_metadata(report, rows, baseline, errors)
+
+
+def with_observed_prompt(
+    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform, trigger: Trigger
+) -> Trigger:
+    """The trigger, with the suite's prompt at its last observed version when the run names no prompt.
+
+    So an eval started by an automation condition (after a new prompt version was observed) evaluates —
+    and records — that version.
+    """
+    if trigger.prompt is not None or suite.prompt is None:
+        return trigger
+    version = observed_prompt_version(context.instance, suite)
+    if version is None:
+        return trigger
+    prompt = find_prompt_version(platform, suite.project, suite.prompt, version)
+    return dataclasses.replace(trigger, prompt=prompt)

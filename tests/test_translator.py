@@ -231,6 +231,7 @@ def test_eager_automation_reruns_the_eval_on_a_new_prompt_version_and_records_li
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     result = defs.resolve_job_def("bot_eval_job").execute_in_process(instance=instance)
     report = materialization(result, evals.eval_report_key)
+    assert report["prompt_slug"] == "bot_system"  # the observed version is the one evaluated
     assert report["lineage/prompt_version"] == 1
     assert report["lineage/dataset_version"] == 1
     settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
@@ -240,3 +241,44 @@ def test_eager_automation_reruns_the_eval_on_a_new_prompt_version_and_records_li
     changed = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     assert changed.get_num_requested(evals.eval_report_key) == 1
     assert changed.get_num_requested(evals.dataset_key) == 0
+
+
+def test_the_example_lineage_suite_runs_from_upstream_asset_and_observed_prompt(
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    from tests.conftest import REPO
+
+    db = tmp_path / "evals.sqlite"
+    monkeypatch.setenv("DAGSTER_EVALS_LOCAL_DB", str(db))
+    LocalResource(path=str(db)).get_platform().push_prompt_version("support_bot_system", {"sign_off": ""})
+    defs: dg.Definitions = runpy.run_path(str(REPO / "definitions.py"))["defs"]
+    report_spec = next(
+        s
+        for s in defs.resolve_all_asset_specs()
+        if s.key.to_user_string() == "evals/support_bot_lineage/eval_report"
+    )
+    assert report_spec.owners == ["team:support-ml"] and report_spec.tags["tier"] == "gold"
+    assert report_spec.kinds == {"evals", "local"}
+    dataset_spec = next(
+        s
+        for s in defs.resolve_all_asset_specs()
+        if s.key.to_user_string() == "evals/support_bot_lineage/dataset"
+    )
+    assert dep_keys(dataset_spec) == {"support/support_tickets"}
+    defs.resolve_job_def("observe_support_bot_prompt_job").execute_in_process(instance=instance)
+    job = dg.define_asset_job(
+        "lineage",
+        selection=dg.AssetSelection.groups("support_bot_lineage", "support")
+        - dg.AssetSelection.assets(dg.AssetKey(["evals", "support_bot_lineage", "prompt"])),
+    )
+    result = (
+        dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+        .resolve_job_def("lineage")
+        .execute_in_process(instance=instance)
+    )
+    report = materialization(result, dg.AssetKey(["evals", "support_bot_lineage", "eval_report"]))
+    assert (report["prompt_slug"], report["prompt_version"]) == ("support_bot_system", "1")
+    assert report["lineage/prompt_version"] == 1
+    assert report["lineage/dataset_version"] == 1
