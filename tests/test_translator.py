@@ -282,3 +282,34 @@ def test_the_example_lineage_suite_runs_from_upstream_asset_and_observed_prompt(
     assert (report["prompt_slug"], report["prompt_version"]) == ("support_bot_system", "1")
     assert report["lineage/prompt_version"] == 1
     assert report["lineage/dataset_version"] == 1
+
+
+def test_releases_are_an_observable_asset_whose_data_version_is_the_newest_tag(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    import subprocess
+
+    from dagster_evals import build_release_asset
+
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "one"], check=True)
+    subprocess.run([*git, "tag", "v1.0.0"], check=True)
+    asset = build_release_asset(suite(backend="local"), repo=repo)
+    key = dg.AssetKey(["evals", "bot", "release"])
+    observe = dg.Definitions(
+        assets=[asset], jobs=[dg.define_asset_job("observe", selection=[key])]
+    ).resolve_job_def("observe")
+    observe.execute_in_process(instance=instance)
+    sha = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert observed_version(instance, key) == f"v1.0.0@{sha}"
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "two"], check=True)
+    subprocess.run([*git, "tag", "v1.1.0"], check=True)
+    observe.execute_in_process(instance=instance)
+    newer = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert observed_version(instance, key) == f"v1.1.0@{newer}"
