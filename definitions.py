@@ -17,8 +17,13 @@ Runs with no keys and no network:
 
       dagster-evals push-prompt support_bot_answer "$(python -c 'import json, example.llm_endpoint as e; print(json.dumps(e.STARTER_PROMPT))')"
       dagster dev            # the support_bot_llm prompt-version sensor runs the new version
+- `support_bot_lineage`: the rows read from an upstream asset (`support_tickets`), the prompt
+  `support_bot_system` as an observable asset, and declarative automation instead of sensors: when the
+  tickets are rematerialized or a new prompt version is observed (`observe_support_bot_prompt_job`, every
+  15 minutes once its schedule is on), the eval runs again. A translator adds owners and a tier tag.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -31,13 +36,17 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from dagster_evals import (  # noqa: E402
+    AssetSource,
     BraintrustResource,
     ConfigError,
+    DagsterEvalsTranslator,
+    EvalAssetProps,
     EvalPlatformResource,
     EvalSuite,
     KeywordsAIResource,
-    LocalEvalResource,
+    LocalResource,
     PromptVersion,
+    backend_of,
     build_eval_schedule,
     build_eval_suite_definitions,
     build_prompt_version_sensor,
@@ -73,7 +82,7 @@ def evals_resource() -> EvalPlatformResource:
         )
     if platform != "local":
         raise ConfigError(f"DAGSTER_EVALS_PLATFORM={platform!r}: use one of {', '.join(PLATFORMS)}")
-    return LocalEvalResource()
+    return LocalResource()
 
 
 def support_bot_task(input: dict[str, Any]) -> str:
@@ -105,7 +114,7 @@ support_bot_suite = EvalSuite(
     max_regression=0.05,
     max_errored_rows=0,
     max_concurrency=8,
-    tags=["example"],
+    row_tags=["example"],
     git_repo=HERE,
     description="Customer-support questions with the answers the bot should give.",
 )
@@ -123,7 +132,7 @@ versioned_suite = EvalSuite(
     baseline="last_passing",
     partitions_def=versions,
     git_repo=HERE,
-    tags=["example", "versions"],
+    row_tags=["example", "versions"],
     description="The support-bot rows, evaluated per prompt version and per release.",
 )
 
@@ -175,6 +184,49 @@ def version_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"approved": True, "version": context.partition_key})
 
 
+@dg.asset(
+    key=["support", "support_tickets"],
+    group_name="support",
+    description="Curated support tickets (stands in for a dbt model or a warehouse table).",
+    kinds={"python"},
+)
+def support_tickets() -> dg.MaterializeResult:
+    rows = DATA.read_text(encoding="utf-8").splitlines()
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(rows)})
+
+
+def load_support_tickets() -> list[dict[str, Any]]:
+    """The rows behind the `support_tickets` asset (here: its JSONL file)."""
+    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class ExampleTranslator(DagsterEvalsTranslator):
+    """Owners and a tier tag on every eval asset, on top of the default specs."""
+
+    def get_asset_spec(self, props: EvalAssetProps) -> dg.AssetSpec:
+        spec = super().get_asset_spec(props)
+        return spec.merge_attributes(owners=["team:support-ml"], tags={"tier": "gold"})
+
+
+evals = evals_resource()
+lineage_suite = EvalSuite(
+    name="support_bot_lineage",
+    source=AssetSource(support_tickets.key, load_support_tickets, key_field="id"),
+    task=support_bot_with_prompt,
+    scorers=["exact_match", "levenshtein", mentions_required_facts],
+    thresholds={"levenshtein": 0.7},
+    prompt="support_bot_system",
+    backend=backend_of(evals),
+    translator=ExampleTranslator(),
+    automation_condition=dg.AutomationCondition.eager(),
+    description="The support-bot rows read from the support_tickets asset, re-evaluated on every change.",
+)
+observe_prompt_job = dg.define_asset_job(
+    "observe_support_bot_prompt_job",
+    selection=dg.AssetSelection.assets(dg.AssetKey(["evals", "support_bot_lineage", "prompt"])),
+    description="Observe the newest version of the support bot's prompt.",
+)
+
 release_job = dg.define_asset_job(
     "support_bot_release_job",
     selection=dg.AssetSelection.assets(release_approved).upstream(),
@@ -191,9 +243,10 @@ defs = dg.Definitions.merge(
     build_eval_suite_definitions(support_bot_suite),
     build_eval_suite_definitions(versioned_suite),
     build_eval_suite_definitions(llm_suite),
+    build_eval_suite_definitions(lineage_suite),
     dg.Definitions(
-        assets=[release_approved, version_approved],
-        jobs=[release_job, versions_job],
+        assets=[release_approved, version_approved, support_tickets],
+        jobs=[release_job, versions_job, observe_prompt_job],
         sensors=[
             build_prompt_version_sensor(
                 versioned_suite, prompt_slugs=["support_bot_system"], job_name=versions_job.name
@@ -209,7 +262,8 @@ defs = dg.Definitions.merge(
         schedules=[
             build_eval_schedule(support_bot_suite, job_name=release_job.name),
             build_eval_schedule(versioned_suite, job_name=versions_job.name),
+            dg.ScheduleDefinition(job=observe_prompt_job, cron_schedule="*/15 * * * *"),
         ],
-        resources={"evals": evals_resource()},
+        resources={"evals": evals},
     ),
 )

@@ -8,11 +8,13 @@ Every asset asks the resource under `suite.resource_key` (any `EvalPlatformResou
 Keywords AI) for its platform, so the same suite runs on all three.
 """
 
+import dataclasses
 import itertools
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import dagster as dg
 
@@ -29,16 +31,24 @@ from dagster_evals.baselines import (
     resolve_baseline,
 )
 from dagster_evals.checks import check_specs, evaluate_checks
-from dagster_evals.errors import ConfigError
+from dagster_evals.errors import ConfigError, DagsterEvalsError
 from dagster_evals.git import repo_info
-from dagster_evals.metadata import PREVIEW_ROWS, report_metadata, snapshot_metadata, sync_metadata
+from dagster_evals.metadata import (
+    PREVIEW_ROWS,
+    lineage_metadata,
+    report_metadata,
+    row_changes_metadata,
+    snapshot_metadata,
+    sync_metadata,
+)
 from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sources import RowSource, as_source, load_rows
 from dagster_evals.suite_config import validate_suite
 from dagster_evals.sync import sync_rows
-from dagster_evals.triggers import Trigger, resolve_trigger
+from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
+from dagster_evals.triggers import Trigger, find_prompt_version, resolve_trigger
 
 SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
 __all__ = [
@@ -122,8 +132,20 @@ class EvalSuite:
     partitions_def: dg.DynamicPartitionsDefinition | None = None
     git_repo: str | Path | None = None
     allow_missing_baseline: bool = False
+    row_tags: Sequence[str] = ()
+    backend: str | None = None
+    translator: DagsterEvalsTranslator | None = None
+    prompt: str | None = None
+    owners: Sequence[str] = ()
+    asset_tags: Mapping[str, str] = field(default_factory=dict)
+    op_tags: Mapping[str, Any] = field(default_factory=dict)
+    pool: str | None = None
+    retry_policy: dg.RetryPolicy | None = None
+    code_version: str | None = None
+    automation_condition: dg.AutomationCondition | None = None
 
     def __post_init__(self) -> None:
+        validate_dagster_fields(self)
         validate_suite(self)
         names = self.scorer_names
         unknown = sorted(set(self.thresholds) - set(names))
@@ -217,13 +239,9 @@ def build_dataset_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     source = as_source(suite.source, suite.key_field)
 
     @dg.asset(
-        key=suite.dataset_key,
-        group_name=suite.group_name or suite.name,
-        description=suite.description
-        or f"Curated rows of eval suite {suite.name!r}, read from {source.describe()}.",
+        **spec_kwargs(suite_asset_spec(suite, "dataset")),
+        **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
-        kinds={"evals"},
-        metadata={"source": source.describe()},
     )
     def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
@@ -244,12 +262,9 @@ def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     """Asset that pins the dataset's current version: version id, row count, digest, preview."""
 
     @dg.asset(
-        key=suite.snapshot_key,
-        deps=[suite.dataset_key],
-        group_name=suite.group_name or suite.name,
-        description=f"Pinned version of the {suite.name!r} dataset that evals run against.",
+        **spec_kwargs(suite_asset_spec(suite, "snapshot")),
+        **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
-        kinds={"evals"},
     )
     def _snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
@@ -301,6 +316,7 @@ def run_suite_eval(
         context.log.error(f"no_regression will fail: {baseline.failure}")
     baseline_id = baseline.report_id
     trigger = resolve_trigger(dict(context.run.tags), partition, platform, suite.project, suite.git_repo)
+    trigger = with_observed_prompt(context, suite, platform, trigger)
     metadata: dict[str, Any] = {
         **suite.metadata,
         "suite": suite.name,
@@ -357,14 +373,11 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     regression = suite.regression_limits
 
     @dg.asset(
-        key=key,
-        deps=[suite.snapshot_key],
-        group_name=suite.group_name or suite.name,
-        description=f"Eval report of suite {suite.name!r}: per-scorer scores over the pinned dataset snapshot.",
+        **spec_kwargs(suite_asset_spec(suite, "eval_report")),
+        **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
         check_specs=check_specs(key, thresholds, regression, suite.blocking),
         partitions_def=suite.partitions_def,
-        kinds={"evals"},
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
@@ -400,6 +413,8 @@ def eval_report_result(
     metadata = {
         **report_metadata(report, run.snapshot),
         **run.trigger.metadata(),
+        **report_lineage(context, suite, report, run.trigger),
+        **report_rows_to_review(context, suite, report),
         "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
         "dagster_run_id": context.run_id,
         "snapshot_version": run.snapshot.version,
@@ -427,6 +442,142 @@ def build_eval_suite_job(suite: EvalSuite) -> Any:
     )
 
 
-def build_eval_suite_definitions(suite: EvalSuite) -> dg.Definitions:
-    """Assets, checks and job of a suite, ready to merge into the code location's `Definitions`."""
-    return dg.Definitions(assets=build_eval_suite_assets(suite), jobs=[build_eval_suite_job(suite)])
+def build_eval_suite_definitions(
+    suite: EvalSuite, *, translator: DagsterEvalsTranslator | None = None
+) -> dg.Definitions:
+    """Assets, checks and job of a suite, ready to merge into the code location's `Definitions`.
+
+    Args:
+        suite: The suite.
+        translator: Shapes the assets' specs (keys, groups, kinds, owners, tags, automation); default
+            the suite's own `translator`, else `DagsterEvalsTranslator()`.
+
+    Example:
+        >>> import dagster as dg
+        >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"])
+        >>> defs = build_eval_suite_definitions(suite)
+        >>> sorted(k.to_user_string() for a in defs.assets for k in a.keys)
+        ['evals/bot/dataset', 'evals/bot/dataset_snapshot', 'evals/bot/eval_report']
+    """
+    suite = with_translator(suite, translator)
+    return dg.Definitions(
+        assets=[*build_eval_suite_assets(suite), *lineage_assets(suite)], jobs=[build_eval_suite_job(suite)]
+    )
+
+
+def validate_dagster_fields(suite: EvalSuite) -> None:
+    """Check the suite's Dagster-facing fields; map the deprecated `tags` onto `row_tags`."""
+    if suite.tags and suite.row_tags and list(suite.tags) != list(suite.row_tags):
+        raise ConfigError(f"suite {suite.name!r}: give row_tags only (tags is its deprecated name)")
+    if suite.tags and not suite.row_tags:
+        warnings.warn(
+            "EvalSuite(tags=...) is deprecated: use row_tags=... (tags stored on the platform's rows); "
+            "Dagster asset tags are asset_tags=...",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        object.__setattr__(suite, "row_tags", tuple(suite.tags))
+    object.__setattr__(suite, "tags", tuple(suite.row_tags))
+    if suite.backend is not None and suite.backend not in BACKENDS:
+        raise ConfigError(
+            f"suite {suite.name!r}: backend {suite.backend!r} is not one of {', '.join(BACKENDS)}"
+        )
+    if suite.translator is not None and not isinstance(suite.translator, DagsterEvalsTranslator):
+        raise ConfigError(
+            f"suite {suite.name!r}: translator must be a DagsterEvalsTranslator, "
+            f"got {type(suite.translator).__name__}"
+        )
+
+
+class OpKwargs(TypedDict):
+    """The `@dg.asset` arguments that shape the step running an asset."""
+
+    op_tags: dict[str, Any] | None
+    pool: str | None
+    retry_policy: dg.RetryPolicy | None
+
+
+def op_kwargs(suite: EvalSuite) -> OpKwargs:
+    """The `@dg.asset` arguments that shape the step running an asset: op tags, pool, retry policy."""
+    return OpKwargs(op_tags=dict(suite.op_tags) or None, pool=suite.pool, retry_policy=suite.retry_policy)
+
+
+def with_translator(suite: EvalSuite, translator: DagsterEvalsTranslator | None) -> EvalSuite:
+    """The suite with `translator` (when given) in place of its own."""
+    return suite if translator is None else dataclasses.replace(suite, translator=translator)
+
+
+def lineage_assets(suite: EvalSuite) -> list[dg.AssetsDefinition]:
+    """The observable prompt asset of a suite that names the prompt it evaluates (else nothing)."""
+    if suite.prompt is None:
+        return []
+    from dagster_evals.sensors import build_prompt_asset
+
+    return [build_prompt_asset(suite)]
+
+
+def observed_prompt_version(instance: dg.DagsterInstance, suite: EvalSuite) -> str | None:
+    """The prompt version last observed on the suite's prompt asset, or None."""
+    if suite.prompt is None:
+        return None
+    key = suite_asset_spec(suite, "prompt").key
+    record = instance.get_latest_data_version_record(key, is_source=True)
+    if record is None or record.asset_observation is None:
+        return None
+    return record.asset_observation.tags.get("dagster/data_version")
+
+
+def report_lineage(
+    context: dg.AssetExecutionContext, suite: EvalSuite, report: EvalReport, trigger: Trigger
+) -> dict[str, Any]:
+    """Which dataset version, prompt version and git commit produced a report, as `lineage/*` metadata."""
+    prompt_version = trigger.prompt.version if trigger.prompt is not None else None
+    if prompt_version is None:
+        prompt_version = observed_prompt_version(context.instance, suite)
+    git_sha = trigger.release.commit if trigger.release is not None and trigger.release.commit else None
+    if git_sha is None and suite.git_repo is not None:
+        git_sha = (repo_info(suite.git_repo) or {}).get("commit")
+    return lineage_metadata(
+        dataset_version=report.dataset_version, prompt_version=prompt_version, git_sha=git_sha
+    )
+
+
+def report_rows_to_review(
+    context: dg.AssetExecutionContext, suite: EvalSuite, report: EvalReport
+) -> dict[str, Any]:
+    """The `rows_to_review` table (errored rows, then the biggest drops against the baseline), if any."""
+    if not report.rows_errored and not any(s.regressions for s in report.scores.values()):
+        return {}
+    platform = get_platform(context, suite.resource_key)
+    try:
+        rows = platform.report_row_scores(report.id) if report.baseline_id else {}
+        baseline = platform.report_row_scores(report.baseline_id) if report.baseline_id else {}
+        errors: dict[str, str] = {}
+        iter_report_rows = getattr(platform, "iter_report_rows", None)
+        if report.rows_errored and iter_report_rows is not None:
+            for row in iter_report_rows(report.id):
+                if not row.ok:
+                    errors[row.row_id] = row.error or "; ".join(
+                        f"{name}: {text}" for name, text in row.scorer_errors.items()
+                    )
+    except DagsterEvalsError as exc:
+        context.log.warning(f"could not list the rows to review on {platform.platform}: {exc}")
+        return {}
+    return row_changes_metadata(report, rows, baseline, errors)
+
+
+def with_observed_prompt(
+    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform, trigger: Trigger
+) -> Trigger:
+    """The trigger, with the suite's prompt at its last observed version when the run names no prompt.
+
+    So an eval started by an automation condition (after a new prompt version was observed) evaluates —
+    and records — that version.
+    """
+    if trigger.prompt is not None or suite.prompt is None:
+        return trigger
+    version = observed_prompt_version(context.instance, suite)
+    if version is None:
+        return trigger
+    prompt = find_prompt_version(platform, suite.project, suite.prompt, version)
+    return dataclasses.replace(trigger, prompt=prompt)

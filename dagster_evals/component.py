@@ -1,5 +1,9 @@
 """`EvalSuiteComponent`: declare an eval suite in YAML (a Dagster component), no Python wiring needed.
 
+Scaffold one with `dg scaffold defs dagster_evals.EvalSuiteComponent support_bot`, then edit:
+
+.. code-block:: yaml
+
     # defs/support_bot/defs.yaml
     type: dagster_evals.EvalSuiteComponent
     attributes:
@@ -10,28 +14,57 @@
       scorers: [exact_match, levenshtein, "my_project.scorers:mentions_facts"]
       thresholds: {levenshtein: 0.7}
       max_regression: 0.05
-      partitions: support_bot_versions      # optional: one partition per prompt version / release
+      resource:                            # the backend, bound under resource_key (default "evals")
+        type: braintrust
+        config:
+          api_key: "{{ env.BRAINTRUST_API_KEY }}"
+          project: support-bot
+      prompt: support_bot_system           # observable prompt asset; the report depends on it
+      translation:                         # shape the assets' specs (props: suite, backend, role)
+        owners: [team:ml]
+        automation_condition: "{{ dg.AutomationCondition.eager() }}"
+      partitions: support_bot_versions     # optional: one partition per prompt version / release
       prompt_sensor: {prompt_slugs: [support_bot_system]}
       release_sensor: {repo: "https://github.com/acme/bot.git", tag_pattern: "v*"}
       schedule: {cron_schedule: "0 2 * * *"}
 
-The component builds the suite's assets, checks and job (plus the sensors and schedule it names); the
-platform comes from the resource under `resource_key` (default `evals`), defined with your other resources.
+Every plain field of `EvalSuite` is an attribute (the list is read from `EvalSuite`, so new suite fields
+show up here with their descriptions); `source`, `task`, `scorers`, `partitions` and `translation` take the
+YAML forms above. `dg check yaml` refuses a threshold or regression limit on a built-in scorer the suite
+does not use.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
+import operator
+import re
+import types
+import typing
+from collections import abc
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import dagster as dg
+import pydantic
+from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 from pydantic import Field
 
-from dagster_evals.assets import BASELINE_DEFAULT, EvalSuite, build_eval_suite_definitions
+from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
+from dagster_evals.backends.base import EvalPlatformResource
+from dagster_evals.component_scaffolder import EvalSuiteScaffolder
 from dagster_evals.errors import ConfigError
 from dagster_evals.scorers import BUILTIN_SCORERS
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
+from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
+
+# EvalSuite fields that take a YAML-specific form on the component (declared below, not copied).
+YAML_FORMS = frozenset(
+    {"source", "task", "scorers", "partitions_def", "translator", "retry_policy", "automation_condition"}
+)
 
 
 def import_object(reference: str, what: str) -> Any:
@@ -48,6 +81,110 @@ def import_object(reference: str, what: str) -> Any:
             raise ConfigError(f"{what} {reference!r}: module {module_name!r} has no attribute {attribute!r}")
         target = getattr(target, part)
     return target
+
+
+def _arg_descriptions(doc: str) -> dict[str, str]:
+    """`name: text` entries of a Google-style `Args:` section, continuation lines joined."""
+    found: dict[str, str] = {}
+    current = None
+    in_args = False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped == "Args:":
+            in_args = True
+            continue
+        if not in_args:
+            continue
+        match = re.match(r"^(\w+): (.*)$", stripped)
+        if match and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            current = match.group(1)
+            found[current] = match.group(2)
+        elif stripped and current:
+            found[current] += " " + stripped
+        elif not stripped and found:
+            break
+    return found
+
+
+def _yaml_type(hint: Any) -> Any:
+    """The YAML-side form of a type: abstract `Mapping`/`Sequence` → `dict`/`list`, `Path` → `str`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Path:
+        return str
+    if origin in (types.UnionType, typing.Union):
+        parts = tuple(dict.fromkeys(_yaml_type(a) for a in args))
+        return functools.reduce(operator.or_, parts)
+    if origin in (abc.Mapping, dict):
+        return dict[tuple(_yaml_type(a) for a in args)] if args else dict  # type: ignore[misc]
+    if origin in (abc.Sequence, list, tuple):
+        return list[_yaml_type(args[0])] if args else list  # type: ignore[misc]
+    return hint
+
+
+def _yaml_suite_fields() -> dict[str, Any]:
+    """Pydantic field definitions for every `EvalSuite` field that YAML can carry as it is."""
+    hints = typing.get_type_hints(EvalSuite)
+    described = _arg_descriptions(EvalSuite.__doc__ or "")
+    fields: dict[str, Any] = {}
+    for item in dataclasses.fields(EvalSuite):
+        if item.name in YAML_FORMS:
+            continue
+        hint = _yaml_type(hints[item.name])
+        try:
+            pydantic.TypeAdapter(hint).json_schema()
+        except Exception:  # not representable in YAML: left to Python users
+            continue
+        if item.default is not dataclasses.MISSING:
+            default = list(item.default) if isinstance(item.default, tuple) else item.default
+            info = Field(default=default, description=described.get(item.name))
+        elif item.default_factory is not dataclasses.MISSING:
+            info = Field(default_factory=item.default_factory, description=described.get(item.name))
+        else:
+            info = Field(description=described.get(item.name))
+        fields[item.name] = (hint, info)
+    return fields
+
+
+SuiteFields = pydantic.create_model("SuiteFields", __base__=dg.Model, **_yaml_suite_fields())
+SUITE_FIELD_NAMES = tuple(SuiteFields.model_fields)
+
+
+class AssetSourceConfig(dg.Model):
+    """Rows read from an existing asset: the dataset asset depends on `asset_key`."""
+
+    asset_key: str = Field(description="Upstream asset key, '/'-separated (e.g. 'analytics/tickets').")
+    loader: str = Field(description="'module:attribute' of a callable returning the rows.")
+
+
+class BackendResourceConfig(dg.Model):
+    """The eval backend resource, bound under the suite's `resource_key`."""
+
+    type: Literal["local", "braintrust", "keywordsai"] = Field(description="Which backend.")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The resource's fields; secrets as '{{ env.BRAINTRUST_API_KEY }}'.",
+    )
+
+    def build(self) -> EvalPlatformResource:
+        from dagster_evals.resources import BraintrustResource, KeywordsAIResource, LocalResource
+
+        cls: type[EvalPlatformResource] = {
+            "local": LocalResource,
+            "braintrust": BraintrustResource,
+            "keywordsai": KeywordsAIResource,
+        }[self.type]
+        unknown = sorted(set(self.config) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"resource of type {self.type!r}: unknown field(s) {', '.join(unknown)}; "
+                f"{cls.__name__} has {', '.join(sorted(cls.model_fields))}"
+            )
+        try:
+            return cls(**self.config)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"resource of type {self.type!r}: {problems}") from None
 
 
 class PromptSensorConfig(dg.Model):
@@ -69,69 +206,139 @@ class ScheduleConfig(dg.Model):
     execution_timezone: str = "UTC"
 
 
-class EvalSuiteComponent(dg.Component, dg.Model, dg.Resolvable):
-    """An eval suite — dataset → snapshot → eval report with blocking checks — declared in YAML."""
+class YamlTranslator(DagsterEvalsTranslator):
+    """The default translator followed by a component's YAML `translation`."""
 
-    name: str = Field(description="Suite name: dataset name, asset key prefix evals/<name>/, group, job.")
-    source: str = Field(description="Rows file (.jsonl / .csv), relative to the component's folder.")
+    def __init__(self, translation: TranslationFn[EvalAssetProps]) -> None:
+        self.translation = translation
+
+    def get_asset_spec(self, props: EvalAssetProps) -> dg.AssetSpec:
+        return self.translation(super().get_asset_spec(props), props)
+
+
+def _scorer_limits_schema() -> dict[str, Any]:
+    """JSON-schema rules: a threshold / regression limit on a built-in scorer needs that scorer."""
+    rules: list[dict[str, Any]] = []
+    for name in sorted(BUILTIN_SCORERS):
+        for limits in ("thresholds", "max_regression"):
+            rules.append(
+                {
+                    "if": {
+                        "required": [limits],
+                        "properties": {limits: {"type": "object", "required": [name]}},
+                    },
+                    "then": {"properties": {"scorers": {"contains": {"const": name}}}},
+                }
+            )
+    builtin = sorted(BUILTIN_SCORERS)
+    names_only = {"anyOf": [{"type": "object", "propertyNames": {"enum": builtin}}, {"type": "string"}]}
+    rules.append(
+        {
+            "if": {"required": ["scorers"], "properties": {"scorers": {"items": {"enum": builtin}}}},
+            "then": {
+                "properties": {
+                    "thresholds": names_only,
+                    "max_regression": {"anyOf": [names_only, {"type": ["number", "null"]}]},
+                }
+            },
+        }
+    )
+    return {"allOf": rules}
+
+
+@dg.scaffold_with(EvalSuiteScaffolder)
+class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ignore[misc, valid-type]
+    """An eval suite — dataset → snapshot → eval report with blocking checks — declared in YAML.
+
+    Example:
+        .. code-block:: yaml
+
+            type: dagster_evals.EvalSuiteComponent
+            attributes:
+              name: support_bot
+              source: rows.jsonl
+              task: my_project.bot:answer
+              scorers: [exact_match]
+              thresholds: {exact_match: 0.9}
+              resource: {type: local, config: {path: evals.sqlite}}
+    """
+
+    source: str | None = Field(
+        default=None, description="Rows file (.jsonl / .csv), relative to the component's folder."
+    )
+    source_asset: AssetSourceConfig | None = Field(
+        default=None, description="Instead of `source`: rows read from an existing (upstream) asset."
+    )
     task: str | None = Field(
         default=None, description="The application under test, as 'module:attribute' of a Python callable."
     )
     scorers: list[str] = Field(
         description=f"Built-in scorer names ({', '.join(sorted(BUILTIN_SCORERS))}) or 'module:attribute'."
     )
-    key_field: str | None = None
-    dataset_name: str | None = None
-    project: str | None = None
-    description: str | None = None
-    trial_count: int = 1
-    max_concurrency: int | None = 10
-    row_timeout_s: float | None = 60.0
-    thresholds: dict[str, float] = Field(default_factory=dict)
-    max_regression: float | dict[str, float] | None = None
-    max_errored_rows: int = 0
-    blocking: bool = True
-    baseline: str | None = BASELINE_DEFAULT
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    resource_key: str = "evals"
     partitions: str | None = Field(default=None, description="Name of the eval report's dynamic partitions.")
-    git_repo: str | None = None
+    resource: BackendResourceConfig | None = Field(
+        default=None, description="The backend resource; default: defined elsewhere under resource_key."
+    )
+    translation: (
+        Annotated[
+            TranslationFn[EvalAssetProps],
+            TranslationFnResolver(template_vars_for_translation_fn=lambda props: {"props": props}),
+        ]
+        | None
+    ) = None
     prompt_sensor: PromptSensorConfig | None = None
     release_sensor: ReleaseSensorConfig | None = None
     schedule: ScheduleConfig | None = None
 
+    @classmethod
+    def get_model_cls(cls) -> type[pydantic.BaseModel] | None:
+        model = super().get_model_cls()
+        if model is None:
+            return None
+        extra = model.model_config.get("json_schema_extra")
+        merged = {**(extra if isinstance(extra, Mapping) else {}), **_scorer_limits_schema()}
+        model.model_config["json_schema_extra"] = merged
+        return model
+
     def build_suite(self, folder: Path) -> EvalSuite:
-        source = Path(self.source)
+        """The `EvalSuite` these attributes declare; relative paths are read from `folder`."""
+        plain: dict[str, Any] = {name: getattr(self, name) for name in SUITE_FIELD_NAMES}
+        if (self.source is None) == (self.source_asset is None):
+            raise ConfigError(f"suite {plain['name']!r}: give exactly one of source and source_asset")
+        source: Any
+        if self.source_asset is not None:
+            source = AssetSource(
+                self.source_asset.asset_key,
+                import_object(self.source_asset.loader, "loader"),
+                key_field=plain["key_field"],
+            )
+        else:
+            path = Path(str(self.source))
+            source = path if path.is_absolute() else folder / path
         scorers = [
             s if s in BUILTIN_SCORERS or ":" not in s else import_object(s, "scorer") for s in self.scorers
         ]
+        if not plain.get("tags"):
+            plain.pop("tags", None)
+        if self.resource is not None and plain.get("backend") is None:
+            plain["backend"] = self.resource.type
         return EvalSuite(
-            name=self.name,
-            source=source if source.is_absolute() else folder / source,
+            **plain,
+            source=source,
             task=import_object(self.task, "task") if self.task else None,
             scorers=scorers,
-            key_field=self.key_field,
-            dataset_name=self.dataset_name,
-            project=self.project,
-            description=self.description,
-            trial_count=self.trial_count,
-            max_concurrency=self.max_concurrency,
-            row_timeout_s=self.row_timeout_s,
-            thresholds=self.thresholds,
-            max_regression=self.max_regression,
-            max_errored_rows=self.max_errored_rows,
-            blocking=self.blocking,
-            baseline=self.baseline,
-            metadata=self.metadata,
-            tags=self.tags,
-            resource_key=self.resource_key,
             partitions_def=dg.DynamicPartitionsDefinition(name=self.partitions) if self.partitions else None,
-            git_repo=self.git_repo,
+            translator=YamlTranslator(self.translation) if self.translation is not None else None,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         suite = self.build_suite(Path(context.path))
+        resources: dict[str, Any] = {}
+        if self.resource is not None:
+            resource = self.resource.build()
+            resources[suite.resource_key] = resource
+            if suite.backend is None:
+                suite = dataclasses.replace(suite, backend=backend_of(resource))
         sensors: list[dg.SensorDefinition] = []
         if self.prompt_sensor is not None:
             sensors.append(
@@ -163,5 +370,6 @@ class EvalSuiteComponent(dg.Component, dg.Model, dg.Resolvable):
                 )
             )
         return dg.Definitions.merge(
-            build_eval_suite_definitions(suite), dg.Definitions(sensors=sensors, schedules=schedules)
+            build_eval_suite_definitions(suite),
+            dg.Definitions(sensors=sensors, schedules=schedules, resources=resources),
         )

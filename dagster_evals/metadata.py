@@ -7,7 +7,8 @@ per scorer (`score/<scorer>`), plus counts, duration and latency percentiles.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -31,6 +32,7 @@ def sync_metadata(result: SyncResult) -> dict[str, Any]:
         "dataset_project": result.dataset.project or "",
         "platform": result.dataset.platform,
         "dataset_version": result.version,
+        **_version_number("dataset_version", result.version),
         "dagster/row_count": result.rows_total,
         "rows_total": result.rows_total,
         "rows_added": result.added,
@@ -53,6 +55,8 @@ def snapshot_metadata(snapshot: Snapshot, preview: Iterable[DatasetRow]) -> dict
         "dataset_project": snapshot.dataset.project or "",
         "platform": snapshot.dataset.platform,
         "snapshot_version": snapshot.version,
+        **_version_number("snapshot_version", snapshot.version),
+        **({"dataset_url": dg.MetadataValue.url(snapshot.dataset.url)} if snapshot.dataset.url else {}),
         "dagster/row_count": snapshot.row_count,
         "row_count": snapshot.row_count,
         "digest": snapshot.digest,
@@ -67,6 +71,15 @@ def snapshot_metadata(snapshot: Snapshot, preview: Iterable[DatasetRow]) -> dict
             ),
         ),
     }
+
+
+_INTEGER = re.compile(r"^(0|[1-9][0-9]{0,17})$")
+
+
+def _version_number(key: str, version: Any) -> dict[str, int]:
+    """`{"<key>_number": n}` when a version is a plain integer (so the UI can plot it), else `{}`."""
+    text = str(version) if version is not None else ""
+    return {f"{key}_number": int(text)} if _INTEGER.match(text) else {}
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
@@ -105,29 +118,48 @@ def report_markdown(report: EvalReport) -> str:
 
 
 def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "report_id": report.id,
-        "report_name": report.name,
-        "platform": report.platform,
-        "status": report.status,
-        "rows_in_snapshot": report.rows_in_snapshot,
-        "rows_scored": report.rows_scored,
-        "rows_errored": report.rows_errored,
-        "task_errors": report.task_errors,
-        "scorer_errors": report.scorer_errors,
-        "trial_count": report.trial_count,
-        "summary": dg.MetadataValue.md(report_markdown(report)),
-    }
+    """Metadata of an eval report materialization, `score/*` first (the UI lists and plots in this order).
+
+    Floats keep full precision (the UI plots them); the Markdown `summary` shows them rounded.
+    """
+    metadata: dict[str, Any] = {}
     for name, summary in report.scores.items():
         if summary.mean is not None:
             metadata[f"score/{name}"] = float(summary.mean)
+    metadata.update(
+        {
+            "rows_scored": report.rows_scored,
+            "rows_errored": report.rows_errored,
+            "summary": dg.MetadataValue.md(report_markdown(report)),
+        }
+    )
+    if report.url:
+        metadata["experiment_url"] = dg.MetadataValue.url(report.url)
+    if report.dataset is not None and report.dataset.url:
+        metadata["dataset_url"] = dg.MetadataValue.url(report.dataset.url)
+    if report.project_url:
+        metadata["project_url"] = dg.MetadataValue.url(report.project_url)
+    for name, summary in report.scores.items():
         if summary.diff is not None:
             metadata[f"diff/{name}"] = float(summary.diff)
+    metadata.update(
+        {
+            "report_id": report.id,
+            "report_name": report.name,
+            "platform": report.platform,
+            "status": report.status,
+            "rows_in_snapshot": report.rows_in_snapshot,
+            "task_errors": report.task_errors,
+            "scorer_errors": report.scorer_errors,
+            "trial_count": report.trial_count,
+        }
+    )
     for name, value in report.metrics.items():
         metadata[name] = float(value)
     metadata.update(usage_metadata(report.usage))
     if report.dataset_version is not None:
         metadata["dataset_version"] = report.dataset_version
+        metadata.update(_version_number("dataset_version", report.dataset_version))
     if report.dataset is not None:
         metadata["dataset_id"] = report.dataset.id
         metadata["dataset_name"] = report.dataset.name
@@ -135,8 +167,113 @@ def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dic
         metadata["dataset_digest"] = snapshot.digest
     if report.baseline_id:
         metadata["baseline_id"] = report.baseline_id
-    if report.url:
-        metadata["experiment_url"] = dg.MetadataValue.url(report.url)
-    if report.project_url:
-        metadata["project_url"] = dg.MetadataValue.url(report.project_url)
     return metadata
+
+
+ROW_TABLE_LIMIT = 10
+
+
+def row_changes_metadata(
+    report: EvalReport,
+    row_scores: Mapping[str, Mapping[str, float]],
+    baseline_scores: Mapping[str, Mapping[str, float]],
+    errors: Mapping[str, str],
+    *,
+    limit: int = ROW_TABLE_LIMIT,
+) -> dict[str, Any]:
+    """A `rows_to_review` table: errored rows, then rows whose score dropped most against the baseline.
+
+    Each record names the row id, the scorer, the score and baseline score, the drop, the error (if any)
+    and a link to the experiment on the platform when it has a URL. Empty input gives no table.
+
+    Example:
+        >>> from dagster_evals.models import EvalReport
+        >>> report = EvalReport(id="r", name="r", platform="local")
+        >>> table = row_changes_metadata(report, {"q1": {"em": 0.0}}, {"q1": {"em": 1.0}}, {})
+        >>> [r.data["row_id"] for r in table["rows_to_review"].records]
+        ['q1']
+    """
+    records: list[dict[str, Any]] = []
+    for row_id, error in sorted(errors.items()):
+        records.append({"row_id": row_id, "change": "errored", "scorer": "", "error": _short(error)})
+    drops: list[tuple[float, str, str, float, float]] = []
+    for row_id, scores in row_scores.items():
+        base = baseline_scores.get(row_id)
+        if not base:
+            continue
+        for scorer, value in scores.items():
+            before = base.get(scorer)
+            if before is not None and value < before:
+                drops.append((before - value, row_id, scorer, value, before))
+    drops.sort(key=lambda d: (-d[0], d[1], d[2]))
+    for drop, row_id, scorer, value, before in drops:
+        records.append(
+            {
+                "row_id": row_id,
+                "change": "regressed",
+                "scorer": scorer,
+                "score": round(value, 4),
+                "baseline": round(before, 4),
+                "drop": round(drop, 4),
+                "error": "",
+            }
+        )
+    if not records:
+        return {}
+    shown = records[:limit]
+    columns = [
+        dg.TableColumn("row_id", "string"),
+        dg.TableColumn("change", "string"),
+        dg.TableColumn("scorer", "string"),
+        dg.TableColumn("score", "float"),
+        dg.TableColumn("baseline", "float"),
+        dg.TableColumn("drop", "float"),
+        dg.TableColumn("error", "string"),
+    ]
+    if report.url:
+        columns.append(dg.TableColumn("link", "string"))
+    table_records = [
+        dg.TableRecord(
+            {
+                **{c.name: record.get(c.name) for c in columns if c.name != "link"},
+                **({"link": report.url} if report.url else {}),
+            }
+        )
+        for record in shown
+    ]
+    return {
+        "rows_regressed": len(drops),
+        "rows_to_review": dg.MetadataValue.table(table_records, schema=dg.TableSchema(columns=columns)),
+    }
+
+
+def as_number(version: str | None) -> int | float | None:
+    """A version as a number when it is one (`"3"` → 3, `"1.5"` → 1.5), else None."""
+    if version is None:
+        return None
+    try:
+        number = float(version)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def lineage_metadata(
+    *, dataset_version: str | None, prompt_version: str | None, git_sha: str | None
+) -> dict[str, Any]:
+    """`lineage/*` entries: dataset version, prompt version and git commit of a report (numbers as numbers).
+
+    Example:
+        >>> sorted(lineage_metadata(dataset_version="3", prompt_version=None, git_sha="abc").items())
+        [('lineage/dataset_version', 3), ('lineage/git_sha', 'abc')]
+    """
+    entries: dict[str, Any] = {}
+    for name, value in (("dataset_version", dataset_version), ("prompt_version", prompt_version)):
+        if value is not None:
+            number = as_number(value)
+            entries[f"lineage/{name}"] = number if number is not None else str(value)
+    if git_sha:
+        entries["lineage/git_sha"] = git_sha
+    return entries

@@ -26,6 +26,7 @@ from dagster_evals import usage
 from dagster_evals.errors import ConfigError
 from dagster_evals.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
+from dagster_evals.progress import track_results
 from dagster_evals.scorers import Scorer
 
 TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
@@ -407,7 +408,9 @@ def run_request_locally(
         rows,
         request.task,
         scorers,
-        on_result,
+        track_results(
+            on_result, total=request.snapshot.row_count * request.trial_count, what=f"eval {request.name}"
+        ),
         trial_count=request.trial_count,
         max_concurrency=request.max_concurrency or DEFAULT_MAX_CONCURRENCY,
         row_timeout_s=request.row_timeout_s,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dagster_evals.backends.base import EvalPlatform, ProgressFn, _quiet
 from dagster_evals.errors import CountMismatchError
 from dagster_evals.models import DatasetRef, DatasetRow, SyncResult
+from dagster_evals.progress import sync_progress
 
 
 def sync_rows(
@@ -52,7 +53,9 @@ def sync_rows(
                     f"sending {len(to_write)} of {len(rows)} rows ({len(added)} new, {len(changed)} changed)"
                 )
                 requests += stage.upsert_rows(
-                    to_write, replace={row.id for row in changed}, progress=progress
+                    to_write,
+                    replace={row.id for row in changed},
+                    progress=sync_progress(progress, total=len(to_write), what=f"sync {dataset.name}"),
                 )
             if removed:
                 progress(f"removing {len(removed)} rows no longer in the source")

@@ -176,8 +176,10 @@ def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
         "BRAINTRUST_API_KEY": KEY,
         "KEYWORDSAI_API_KEY": KEY,
         "STOP_MARKER": str(marker),
-        # The local backend reports progress after each staged batch's transaction has committed.
-        "STOP_AT": f"staged {landed}/{ROWS} rows" if platform == "local" else "",
+        # The local backend reports progress after each staged batch's transaction has committed; with
+        # no interval between progress lines, each batch's count is logged.
+        "STOP_AT": f" {landed}/{ROWS} rows" if platform == "local" else "",
+        "DAGSTER_EVALS_PROGRESS_INTERVAL_S": "0",
     }
     command = [DAGSTER, "asset", "materialize", "--select", "evals/crash/dataset", "-f", str(defs_file)]
 
