@@ -132,7 +132,7 @@ def test_sync_that_cannot_settle_fails_saying_how_to_repair(tmp_path: Path, inst
     fake.faults.randomize(1.0, kinds=["late"], paths=["/logs/bulk/"], late_by=10_000)
 
     result = dg.materialize(
-        build_eval_suite_assets(suite), instance=instance, resources={"evals": resource(server)},
+        build_eval_suite_assets(suite), instance=instance, resources={"evals": resource(server, max_retries=50)},
         selection=[suite.dataset_key], raise_on_error=False,
     )  # fmt: skip
 
