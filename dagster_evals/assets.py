@@ -145,8 +145,8 @@ class EvalSuite:
     automation_condition: dg.AutomationCondition | None = None
 
     def __post_init__(self) -> None:
+        validate_suite(self)  # first: checks `tags` as given, before it is mapped onto `row_tags`
         validate_dagster_fields(self)
-        validate_suite(self)
         names = self.scorer_names
         unknown = sorted(set(self.thresholds) - set(names))
         if unknown:
@@ -269,7 +269,13 @@ def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     def _snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
         snapshot, upstream = pin_dataset_version(
-            context.instance, context.run_id, suite.dataset_key, platform, suite.project
+            context.instance,
+            context.run_id,
+            suite.dataset_key,
+            platform,
+            suite.project,
+            # task=None scores a dataset kept on the platform (e.g. sampled production logs)
+            platform_dataset=(suite.dataset_name or suite.name) if suite.task is None else None,
         )
         preview = list(
             itertools.islice(platform.iter_rows(snapshot.dataset, version=snapshot.version), PREVIEW_ROWS)

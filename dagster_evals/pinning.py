@@ -7,10 +7,17 @@
 Both prefer the upstream materialization of the **same run**, so concurrent runs each use their own;
 otherwise the latest one. Which one was used is recorded in the metadata. A recorded dataset that the
 backend cannot read (a step with its own SQLite file, a deleted dataset) is an error naming the backend.
+
+A dataset that lives on the platform rather than in Dagster (a `task=None` suite scoring production logs
+sampled into a platform dataset, e.g. Keywords AI `create_dataset_from_logs`) has no dataset
+materialization: the snapshot step passes `platform_dataset` and, only while the dataset asset has never
+been materialized, pins that dataset's current version on the backend (and records that it did). Once a
+dataset materialization exists, its recorded version is pinned and must still be readable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +36,13 @@ class Upstream:
     metadata: dict[str, Any]
     run_id: str
     same_run: bool
+    described: str | None = None
 
     @property
     def source(self) -> str:
         """`this run` or `latest materialization (run 1a2b3c4d)`, for metadata and logs."""
+        if self.described is not None:
+            return self.described
         return "this run" if self.same_run else f"latest materialization (run {self.run_id[:8]})"
 
 
@@ -78,18 +88,19 @@ def pin_dataset_version(
     dataset_key: dg.AssetKey,
     platform: EvalPlatform,
     project: str | None,
+    *,
+    platform_dataset: str | None = None,
 ) -> tuple[Snapshot, Upstream]:
     """A snapshot of the dataset version its upstream dataset materialization recorded.
 
     Fails when the backend cannot see that dataset, or when the version's row count differs from the
-    count the sync recorded.
+    count the sync recorded. With `platform_dataset` (the name of a dataset kept on the platform, for
+    `task=None` suites) and no dataset materialization at all, pins that dataset's current version.
     """
-    upstream = _require(
-        upstream_materialization(instance, dataset_key, run_id),
-        dataset_key,
-        platform,
-        "the snapshot pins the version it recorded",
-    )
+    found = upstream_materialization(instance, dataset_key, run_id)
+    if found is None and platform_dataset is not None:
+        return pin_platform_dataset(dataset_key, platform, project, platform_dataset)
+    upstream = _require(found, dataset_key, platform, "the snapshot pins the version it recorded")
     meta = upstream.metadata
     dataset = DatasetRef(
         platform=platform.platform,
@@ -113,6 +124,39 @@ def pin_dataset_version(
             + (": " + _not_visible(dataset, upstream, dataset_key, platform) if count == 0 else "")
         )
     return Snapshot(dataset=dataset, version=version, row_count=count, digest=digest), upstream
+
+
+def pin_platform_dataset(
+    dataset_key: dg.AssetKey, platform: EvalPlatform, project: str | None, name: str
+) -> tuple[Snapshot, Upstream]:
+    """The current version of the platform dataset `name`, for a suite whose dataset Dagster never synced.
+
+    On a backend that looks datasets up by name (Keywords AI) a missing dataset is an error; elsewhere the
+    dataset of that name is used (created empty if missing; an empty snapshot fails the completeness and
+    threshold checks).
+    """
+    find: Callable[[str], DatasetRef | None] | None = getattr(platform, "find_dataset", None)
+    dataset = find(name) if find is not None else platform.ensure_dataset(name, project=project)
+    if dataset is None:
+        raise DagsterEvalsError(
+            f"no materialization of {dataset_key.to_user_string()} yet and no dataset {name!r} on the "
+            f"{describe_backend(platform)}: create the dataset on the platform (e.g. from production logs) "
+            f"or materialize {dataset_key.to_user_string()} first"
+        )
+    try:
+        snapshot = platform.snapshot(dataset)
+    except NotFoundError:
+        raise DagsterEvalsError(
+            f"dataset {name!r} (id {dataset.id}) is not readable on the {describe_backend(platform)}"
+        ) from None
+    upstream = Upstream(
+        metadata={},
+        run_id="",
+        same_run=False,
+        described=f"the current version of {name!r} on {platform.platform} ({dataset_key.to_user_string()} "
+        "was never materialized)",
+    )
+    return snapshot, upstream
 
 
 def load_pinned_snapshot(

@@ -118,8 +118,10 @@ def validate_suite(suite: EvalSuite) -> None:
     _check_baseline(name, suite.baseline)
     if not isinstance(suite.metadata, Mapping):
         raise _fail(name, "metadata", "must be a mapping", suite.metadata)
-    if isinstance(suite.tags, str) or not all(isinstance(t, str) and t for t in suite.tags):
-        raise _fail(name, "tags", "must be a list of non-empty strings", suite.tags)
+    for field_name in ("row_tags", "tags"):
+        value = getattr(suite, field_name, ())
+        if isinstance(value, str) or not all(isinstance(t, str) and t for t in value):
+            raise _fail(name, field_name, "must be a list of non-empty strings", value)
     if not isinstance(suite.resource_key, str) or not _IDENTIFIER.match(suite.resource_key):
         raise _fail(name, "resource_key", "must be a Python identifier naming a resource", suite.resource_key)
     prefix = suite.key_prefix

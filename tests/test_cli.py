@@ -67,7 +67,9 @@ def test_quick_start_ends_with_the_report_table(tmp_path: Path) -> None:
     home = tmp_path / ".dagster_home"
     home.mkdir()
     empty = run("dagster-evals", "report", home=home)
-    assert empty.returncode == 1 and "no eval reports in" in empty.stderr
+    # Nothing has run yet: the report command says so and creates no database.
+    assert empty.returncode == 2 and "no local backend database at" in empty.stderr, empty.stderr
+    assert not (home / "dagster_evals.sqlite").exists()
 
     first = run(
         "dagster", "job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=home
@@ -76,7 +78,7 @@ def test_quick_start_ends_with_the_report_table(tmp_path: Path) -> None:
     printed = run("dagster-evals", "report", home=home)
     assert printed.returncode == 0, printed.stderr
     out = printed.stdout
-    assert f"eval reports in {home / 'dagster_evals.sqlite'}" in out
+    assert f"eval reports in sqlite:///{home / 'dagster_evals.sqlite'}" in out
     assert "36/36 rows scored, 0 errored, no baseline" in out
     assert "| scorer | mean | baseline | diff |" in out
     scores = table(out)
@@ -97,7 +99,7 @@ def test_quick_start_ends_with_the_report_table(tmp_path: Path) -> None:
     assert both.returncode == 0, both.stderr
     assert both.stdout.count("| scorer | mean |") == 2
     newest = table(both.stdout)
-    assert f"baseline `{recorded['report_name']}`" in both.stdout.split("\n\n")[1]
+    assert f"baseline {recorded['report_name']}" in both.stdout.split("\n\n")[1]
     for scorer in SCORERS:
         mean, baseline, diff = newest[scorer][:3]
         assert baseline == scores[scorer][0] and float(diff) == pytest.approx(0.0)
@@ -122,7 +124,7 @@ def test_push_prompt_records_versions_the_prompt_sensor_runs(tmp_path: Path, ins
 
     first = run("dagster-evals", "push-prompt", "adder", '{"offset": 0}', home=home)
     assert first.returncode == 0, first.stderr
-    assert f"prompt 'adder' is at version 1 in {db}" in first.stdout
+    assert f"prompt 'adder' is at version 1 in sqlite:///{db}" in first.stdout
     second = run("dagster-evals", "push-prompt", "adder", '{"offset": 1}', home=home)
     assert "prompt 'adder' is at version 2" in second.stdout
     same = run("dagster-evals", "push-prompt", "adder", '{"offset": 1}', home=home)

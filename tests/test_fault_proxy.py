@@ -220,10 +220,12 @@ class Evals:
             with self.fake.lock:
                 store = self.fake.objects["experiment"][eval_id].store
                 assert store is not None
-                results = [e["id"] for e in store.rows()]
+                # One root span per row trial; a platform eval's score spans are its children.
+                results = [e["id"] for e in store.rows() if e["is_root"]]
             assert len(results) == MATRIX_ROWS, f"{len(results)} results for {MATRIX_ROWS} rows"
             return
-        reports = [r["id"] for r in self.fake.reports.get(eval_id, [])]
+        # A run is identified by its comma-joined task ids (one task per evaluator), as the client sees it.
+        reports = [",".join(t["task_id"] for t in r["tasks"]) for r in self.fake.reports.get(eval_id, [])]
         assert reports == ([run_id] if run_id else []), f"eval reports {reports} for {report_id}"
         logs = self.fake.dataset_logs(eval_id)
         keys = [log["metadata"]["dagster_evals_result_id"] for log in logs]

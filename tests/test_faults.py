@@ -371,7 +371,10 @@ def test_eval_launch_that_landed_but_answered_after_the_timeout_runs_once(
         assert experiments == [report["report_id"]], "the eval was launched twice"
     else:
         eval_dataset_id, _, run_id = str(report["report_id"]).partition(":")
-        assert [r["id"] for r in fake.reports[eval_dataset_id]] == [run_id], "the eval report started twice"
+        # The run id is the comma-joined task ids (one task per evaluator, the generated client's shape
+        # the fake serves), not the fake's internal report id.
+        runs = [",".join(t["task_id"] for t in r["tasks"]) for r in fake.reports[eval_dataset_id]]
+        assert runs == [run_id], "the eval report started twice"
 
 
 # -- a platform that loses rows silently ------------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_a_recorded_baseline_missing_from_the_backend_fails_closed(tmp_path: Pat
     check = checks_of(result)["no_regression"]
     assert not check.passed
     assert f"baseline report {good['report_id']}" in check.description
-    assert f"is not there on the local backend at {fresh_db}" in check.description
+    assert f"is not there on the local backend at sqlite:///{fresh_db}" in check.description
     assert "allow_missing_baseline=True" in check.description
     assert not result.success
 
@@ -190,7 +190,7 @@ def test_a_snapshot_step_on_another_backend_fails_closed(tmp_path: Path, instanc
     assert not result.success
     message = step_failure(result)
     assert "dataset 'gated'" in message
-    assert f"is not on the local backend at {tmp_path / 'pod2.sqlite'}" in message
+    assert f"is not on the local backend at sqlite:///{tmp_path / 'pod2.sqlite'}" in message
     assert "every step must use the same eval backend" in message
 
 

@@ -16,8 +16,11 @@ from tests.conftest import REPO, materialization
 def load_definitions(monkeypatch: pytest.MonkeyPatch, db: Path):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.setenv("DAGSTER_EVALS_LOCAL_DB", str(db))
-    monkeypatch.setenv("DAGSTER_EVALS_DATABASE_URL", f"sqlite:///{db.parent / 'judge_cache.sqlite'}")
+    # One database for the eval backend and the judge cache, as in a deployment: the example's
+    # `LocalResource()` and the judge cache both read $DAGSTER_EVALS_DATABASE_URL (which wins over the
+    # deprecated $DAGSTER_EVALS_LOCAL_DB), so the prompt version pushed below is the one the run sees.
+    monkeypatch.delenv("DAGSTER_EVALS_LOCAL_DB", raising=False)
+    monkeypatch.setenv("DAGSTER_EVALS_DATABASE_URL", f"sqlite:///{db}")
     spec = importlib.util.spec_from_file_location("example_definitions_llm", REPO / "definitions.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -143,3 +143,48 @@ def test_task_none_scores_sampled_production_logs_through_dagster(
     assert str(report["report_id"]).startswith(sampled.id + ":")
     assert len(fake.datasets) == 1  # scored in place: no dataset of outputs was written
     assert all(log["scores"] for log in fake.dataset_logs(sampled.id))
+
+
+def test_task_none_suite_without_its_platform_dataset_fails_at_the_snapshot(
+    tmp_path: Path, instance, fake, server
+) -> None:
+    suite = suite_for(tmp_path, name="prod", dataset_name="never-sampled", task=None, scorers=[CHARS])
+
+    result = dg.materialize(
+        build_eval_suite_assets(suite),
+        instance=instance,
+        resources={"evals": resource(server)},
+        selection=[suite.snapshot_key],
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    text = failure_text(result)
+    assert "no materialization of evals/prod/dataset yet and no dataset 'never-sampled'" in text
+    assert not fake.datasets  # nothing created in its place
+
+
+def test_task_none_suite_still_fails_when_a_recorded_dataset_version_is_gone(
+    tmp_path: Path, instance, fake, server
+) -> None:
+    suite = suite_for(tmp_path, name="prod", dataset_name="prod-sample", task=None, scorers=[CHARS])
+    assets = build_eval_suite_assets(suite)
+    synced = dg.materialize(
+        assets, instance=instance, resources={"evals": resource(server)}, selection=[suite.dataset_key]
+    )
+    recorded = materialization(synced, suite.dataset_key)["dataset_version"]
+    platform = resource(server).get_platform()
+    dataset = platform.find_dataset("prod-sample")
+    assert dataset is not None
+    platform.delete_all_rows(dataset)  # the version the dataset materialization recorded is gone
+
+    result = dg.materialize(
+        assets,
+        instance=instance,
+        resources={"evals": resource(server)},
+        selection=[suite.snapshot_key],
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    assert f"not {recorded}: its rows changed" in failure_text(result)  # not the platform's current rows

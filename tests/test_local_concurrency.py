@@ -6,6 +6,7 @@ Every interleaving is driven by events between real processes, never by sleeps."
 from __future__ import annotations
 
 import multiprocessing
+import os
 from typing import Any
 
 import pytest
@@ -76,12 +77,14 @@ def test_concurrent_syncs_of_one_source_publish_it_once(database_url: str) -> No
 
 def _slow_sync(url: str, staged: Any, checked: Any) -> None:
     """Sync v1 → v2 (every row changes) in many batches; after each batch, hand over to the snapshotter."""
+    # A progress line for every staged batch (not one every few seconds), so the sync can pause on each.
+    os.environ["DAGSTER_EVALS_PROGRESS_INTERVAL_S"] = "0"
     platform = LocalPlatform(url, batch_size=100)
     ds = platform.ensure_dataset("big")
     batches = {"n": 0}
 
     def pause_after_each_batch(message: str) -> None:
-        if message.startswith("staged "):
+        if message.startswith("sync big: ") and "/2000 rows" in message:
             batches["n"] += 1
             staged.set()
             assert checked.wait(60), "the snapshotter never answered"

@@ -113,7 +113,12 @@ class EvalOps:
         started = time.monotonic()
         eval_dataset = self.ensure_dataset(
             request.name,  # unique per run
-            description=None,
+            # Keywords AI keeps no metadata on a dataset or eval report: the description names the run's
+            # source dataset and version on the platform itself (each result log also carries `run_info`).
+            description=(
+                f"dagster-evals eval run {request.name!r} over dataset {snapshot.dataset.name!r} "
+                f"version {snapshot.version}"
+            ),
         )
         run_info = {
             "name": request.name,
