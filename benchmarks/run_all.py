@@ -86,6 +86,15 @@ BENCHES = [
         "Keywords AI's documented limit; `empty sensor` is Dagster's own cost of evaluating a sensor.",
     ),
     Bench(
+        "Local backend: SQLite vs PostgreSQL",
+        "bench_local_backends.py",
+        [],
+        ["--rows", "500"],
+        "The same sync, snapshot, eval and re-sync on the embedded backend with SQLite and with a PostgreSQL "
+        "server the benchmark starts itself (run as root, it uses the `postgres` user); `PG / SQLite` divides "
+        "PostgreSQL's rows/s by SQLite's, so above 1 means PostgreSQL is faster for that phase.",
+    ),
+    Bench(
         "LLM-judge throughput against the fake OpenAI server",
         "bench_judge_throughput.py",
         [],
