@@ -12,7 +12,7 @@ import asyncio
 import importlib.util
 import json
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,6 +283,3 @@ def judge(
             max_cost_usd=max_cost_usd,
         )
     )
-
-
-JudgeFactory = Callable[..., Scorer]
