@@ -5,27 +5,23 @@ against what the other side holds (the Dagster instance, the SQLite file, the de
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import httpx
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from dagster_evals import EvalSuite, LocalEvalResource, build_prompt_version_sensor
 from tests.conftest import REPO, qa_rows, write_jsonl
-from tests.test_webserver import free_port
+from tests.test_webserver import dagster_dev
 
 BIN = Path(sys.executable).parent
 REPORT_KEY = dg.AssetKey(["evals", "support_bot", "eval_report"])
@@ -209,7 +205,6 @@ def gated_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     home.mkdir()
     write_jsonl(root / "rows.jsonl", qa_rows(10))
     (root / "gated_defs.py").write_text(GATED)
-    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -217,38 +212,8 @@ def gated_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         "ROWS": str(root / "rows.jsonl"),
         "EVALS_DB": str(root / "evals.sqlite"),
     }
-    log = (root / "dev.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-f", "gated_defs.py", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # Bounds a server that never comes up; readiness itself is the server's answer.
-        deadline = time.monotonic() + 240
-        while True:
-            assert server.poll() is None, (root / "dev.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/server_info", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the webserver did not come up"
-            time.sleep(0.5)
+    with dagster_dev(["-f", "gated_defs.py"], cwd=root, env=env, log=root / "dev.log", ready_s=240) as url:
         yield url, home
-    finally:
-        # Ctrl-C, as a user stops `dagster dev`; whatever is left of its process group after that goes.
-        os.killpg(server.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-        log.close()
 
 
 def report_release(url: str, home: Path, job: str, tag: str) -> subprocess.CompletedProcess[str]:

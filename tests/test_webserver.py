@@ -58,6 +58,46 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def dagster_dev(
+    args: list[str], *, cwd: Path, env: dict[str, str], log: Path, ready_s: float
+) -> Iterator[str]:
+    """Run `dagster dev ARGS` on a free loopback port until the block ends; yields its URL once it answers."""
+    port = free_port()
+    output = log.open("w")
+    server = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", *args, "-h", "127.0.0.1", "-p", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # Bounds a server that never comes up; readiness itself is the server's answer.
+        deadline = time.monotonic() + ready_s
+        while True:
+            assert server.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/server_info", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the webserver did not come up"
+            time.sleep(0.5)
+        yield url
+    finally:
+        # Ctrl-C, as a user stops `dagster dev`; whatever is left of its process group after that goes.
+        os.killpg(server.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        output.close()
+
+
 @dataclass
 class Deployment:
     url: str
@@ -70,39 +110,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     for _ in range(2):  # two materializations, so there is a history to plot
         run = cli("job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=home)
         assert run.returncode == 0, run.stderr[-3000:]
-    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
-    log = (home / "webserver.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (home / "webserver.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the webserver did not come up"
-            time.sleep(0.5)
+    with dagster_dev(
+        ["-w", "workspace.yaml"], cwd=REPO, env=env, log=home / "webserver.log", ready_s=120
+    ) as url:
         yield Deployment(url=url, home=home)
-    finally:
-        # Ctrl-C, as a user stops `dagster dev`; whatever is left of its process group after that goes.
-        os.killpg(server.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-        log.close()
 
 
 def graphql(url: str, query: str) -> dict[str, Any]:
