@@ -44,6 +44,7 @@ from dagster_evals.metadata import (
 from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
 from dagster_evals.scorers import resolve_scorer
+from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source, load_rows
 from dagster_evals.suite_config import validate_suite
 from dagster_evals.sync import sync_rows
@@ -104,6 +105,12 @@ class EvalSuite:
             prompt-version and release sensors add partitions to it.
         git_repo: Local git checkout used to resolve a release tag's commit and to record the repository
             state of unpartitioned runs.
+        shards: Dagster steps the eval report runs across (default 1). With N > 1 a plan step, N shard
+            steps (each scoring the rows whose row-id hash falls in its shard) and a combine step that
+            builds one report, equal to an unsharded run's, and emits the checks. Needs a Python task.
+        resume: Checkpoint each scored row in the embedded database (`DAGSTER_EVALS_DATABASE_URL`) so a
+            run re-executed from failure scores only the rows not yet scored (default True; required
+            with shards > 1).
     """
 
     name: str
@@ -143,10 +150,13 @@ class EvalSuite:
     retry_policy: dg.RetryPolicy | None = None
     code_version: str | None = None
     automation_condition: dg.AutomationCondition | None = None
+    shards: int = 1
+    resume: bool = True
 
     def __post_init__(self) -> None:
         validate_suite(self)  # first: checks `tags` as given, before it is mapped onto `row_tags`
         validate_dagster_fields(self)
+        validate_sharding(self)
         names = self.scorer_names
         unknown = sorted(set(self.thresholds) - set(names))
         if unknown:
@@ -221,7 +231,9 @@ def gate_metadata(checks: Sequence[dg.AssetCheckResult]) -> dict[str, Any]:
     }
 
 
-def require_partition_key(context: dg.AssetExecutionContext, suite: EvalSuite) -> str | None:
+def require_partition_key(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, suite: EvalSuite
+) -> str | None:
     """The run's partition key; an error when the suite is partitioned and the run has none."""
     if context.has_partition_key:
         return context.partition_key
@@ -303,10 +315,45 @@ class SuiteEvalRun:
     baseline: Baseline
 
 
+@dataclass(frozen=True)
+class PreparedEval:
+    """An eval of a suite ready to run: the request, and where its snapshot, trigger and baseline came from."""
+
+    request: EvalRequest
+    snapshot_upstream: Upstream
+    trigger: Trigger
+    baseline: Baseline
+
+    def finished(self, report: EvalReport) -> SuiteEvalRun:
+        """The run, once `report` is built."""
+        return SuiteEvalRun(
+            report, self.request.snapshot, self.snapshot_upstream, self.trigger, self.baseline
+        )
+
+
 def run_suite_eval(
-    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, suite: EvalSuite, platform: EvalPlatform
 ) -> SuiteEvalRun:
-    """Run the suite's eval over the snapshot its upstream snapshot materialization recorded."""
+    """Run the suite's eval over the snapshot its upstream snapshot materialization recorded.
+
+    With `suite.resume` (the default), each scored row is checkpointed as it completes, and a re-execution
+    of the run (Dagster's "re-execute from failure") replays the rows already scored instead of scoring
+    them again.
+    """
+    prepared = prepare_suite_eval(context, suite, platform)
+    request = prepared.request
+    if suite.resume and callable(suite.task):  # a platform-side task has no rows scored here to keep
+        request = request.model_copy(
+            update={"checkpoints": suite_checkpoints(context, suite, request.snapshot)}
+        )
+    report = platform.run_eval(request, progress=context.log.info)
+    return prepared.finished(report)
+
+
+def prepare_suite_eval(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, suite: EvalSuite, platform: EvalPlatform
+) -> PreparedEval:
+    """The eval request of this step: pinned snapshot, baseline, trigger, prompt version and metadata."""
     partition = require_partition_key(context, suite)
     snapshot, upstream = load_pinned_snapshot(context.instance, context.run_id, suite.snapshot_key, platform)
     baseline = resolve_baseline(
@@ -368,12 +415,15 @@ def run_suite_eval(
         f"max_concurrency={suite.max_concurrency}; snapshot version {snapshot.version} from {upstream.source}; "
         f"{baseline.note}"
     )
-    report = platform.run_eval(request, progress=context.log.info)
-    return SuiteEvalRun(report, snapshot, upstream, trigger, baseline)
+    return PreparedEval(request, upstream, trigger, baseline)
 
 
 def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     """Asset that runs the eval on the pinned snapshot and gates it with threshold/regression/completeness checks."""
+    if suite.shards > 1:
+        from dagster_evals.sharded_asset import build_sharded_eval_report_asset
+
+        return build_sharded_eval_report_asset(suite)
     key = suite.eval_report_key
     thresholds = dict(suite.thresholds)
     regression = suite.regression_limits
@@ -394,7 +444,10 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
 
 
 def eval_report_result(
-    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform, run: SuiteEvalRun
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    suite: EvalSuite,
+    platform: EvalPlatform,
+    run: SuiteEvalRun,
 ) -> dg.MaterializeResult:
     """The eval report's materialization: report metadata, gate verdict and check results."""
     report = run.report
@@ -534,7 +587,10 @@ def observed_prompt_version(instance: dg.DagsterInstance, suite: EvalSuite) -> s
 
 
 def report_lineage(
-    context: dg.AssetExecutionContext, suite: EvalSuite, report: EvalReport, trigger: Trigger
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    suite: EvalSuite,
+    report: EvalReport,
+    trigger: Trigger,
 ) -> dict[str, Any]:
     """Which dataset version, prompt version and git commit produced a report, as `lineage/*` metadata."""
     prompt_version = trigger.prompt.version if trigger.prompt is not None else None
@@ -549,7 +605,7 @@ def report_lineage(
 
 
 def report_rows_to_review(
-    context: dg.AssetExecutionContext, suite: EvalSuite, report: EvalReport
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, suite: EvalSuite, report: EvalReport
 ) -> dict[str, Any]:
     """The `rows_to_review` table (errored rows, then the biggest drops against the baseline), if any."""
     if not report.rows_errored and not any(s.regressions for s in report.scores.values()):
@@ -573,7 +629,10 @@ def report_rows_to_review(
 
 
 def with_observed_prompt(
-    context: dg.AssetExecutionContext, suite: EvalSuite, platform: EvalPlatform, trigger: Trigger
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    suite: EvalSuite,
+    platform: EvalPlatform,
+    trigger: Trigger,
 ) -> Trigger:
     """The trigger, with the suite's prompt at its last observed version when the run names no prompt.
 

@@ -212,3 +212,6 @@ class EvalRequest(BaseModel):
     tags: list[str] = Field(default_factory=list)
     prompt: PromptVersion | None = None
     repo_info: dict[str, Any] | None = None
+    # Where a Python task's scored rows are checkpointed and found again on resume (a
+    # `dagster_evals.runner.Checkpoints`, e.g. `dagster_evals.checkpoints.RowCheckpoints`); None: none.
+    checkpoints: Any = Field(default=None, exclude=True)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from dagster_evals import usage
 from dagster_evals.errors import ConfigError
@@ -54,6 +54,20 @@ class RunStats:
     scorer_timeouts: int = 0
     cancelled: bool = False
     not_run: tuple[tuple[str, int], ...] = field(default=())
+    replayed: int = 0
+
+
+class Checkpoints(Protocol):
+    """Where a run keeps each scored result and finds the ones an earlier attempt already scored
+    (see `dagster_evals.checkpoints.RowCheckpoints`)."""
+
+    def resume(
+        self, pairs: Iterator[tuple[DatasetRow, int]]
+    ) -> Iterator[tuple[DatasetRow, int] | RowResult]: ...
+
+    def record(self, result: RowResult) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 def _task_kwargs_names(task: Callable[..., Any]) -> tuple[str, ...] | None:
@@ -96,6 +110,7 @@ class _Runner:
         scorer_timeout_s: float | None = DEFAULT_SCORER_TIMEOUT_S,
         isolation: Isolation = "thread",
         cancel: threading.Event | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         if not callable(task):
             raise ConfigError(f"the task must be a Python callable to run locally, got {type(task).__name__}")
@@ -108,6 +123,7 @@ class _Runner:
         self.row_timeout_s = row_timeout_s
         self.scorer_timeout_s = scorer_timeout_s
         self.cancel = cancel
+        self.checkpoints = checkpoints
         self.in_flight = 0
         self.peak_in_flight = 0
         self.timed_out = 0
@@ -266,11 +282,19 @@ class _Runner:
     def _is_cancelled(self) -> bool:
         return self._cancelled is not None and self._cancelled.done()
 
+    def _keep(self, result: RowResult) -> None:
+        """Checkpoint a scored result; a row cancelled mid-call is scored again on resume."""
+        if self.checkpoints is not None and result.error != CANCELLED_ERROR:
+            self.checkpoints.record(result)
+
     async def run(
         self, pairs: Iterator[tuple[DatasetRow, int]], on_result: Callable[[RowResult], None]
     ) -> RunStats:
         started = time.perf_counter()
-        counts = {"pairs": 0, "errors": 0}
+        counts = {"pairs": 0, "errors": 0, "replayed": 0}
+        items: Iterator[tuple[DatasetRow, int] | RowResult] = (
+            self.checkpoints.resume(pairs) if self.checkpoints is not None else iter(pairs)
+        )
         watcher: asyncio.Task[None] | None = None
         if self.cancel is not None:
             self._cancelled = asyncio.get_running_loop().create_future()
@@ -280,11 +304,18 @@ class _Runner:
 
         async def worker() -> None:
             while not self._is_cancelled():
-                pair = next(pairs, None)
-                if pair is None:
+                item = next(items, None)
+                if item is None:
                     return
+                if isinstance(item, RowResult):  # scored by an earlier attempt: replayed as stored
+                    counts["replayed"] += 1
+                    result = item
                 # Once the run's cost budget is spent, every later row is recorded as not run.
-                result = self._not_run(*pair) if self.meter.exhausted else await self.run_one(*pair)
+                elif self.meter.exhausted:
+                    result = self._not_run(*item)
+                else:
+                    result = await self.run_one(*item)
+                    self._keep(result)
                 counts["pairs"] += 1
                 if result.error is not None:
                     counts["errors"] += 1
@@ -293,13 +324,19 @@ class _Runner:
         try:
             await asyncio.gather(*(worker() for _ in range(self.max_concurrency)))
         finally:
+            if self.checkpoints is not None:
+                self.checkpoints.flush()
             if watcher is not None:
                 watcher.cancel()
             self.threads.shutdown()
             if self.processes is not None:
                 self.processes.shutdown()
         cancelled = self._is_cancelled()
-        not_run = tuple((row.id, trial) for row, trial in pairs) if cancelled else ()
+        not_run = (
+            tuple((item[0].id, item[1]) for item in items if not isinstance(item, RowResult))
+            if cancelled
+            else ()
+        )
         return RunStats(
             pairs=counts["pairs"],
             task_errors=counts["errors"],
@@ -309,6 +346,7 @@ class _Runner:
             scorer_timeouts=self.scorer_timeouts,
             cancelled=cancelled,
             not_run=not_run,
+            replayed=counts["replayed"],
         )
 
 
@@ -338,6 +376,7 @@ def run_eval_locally(
     scorer_timeout_s: float | None = DEFAULT_SCORER_TIMEOUT_S,
     isolation: Isolation = "thread",
     cancel: threading.Event | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> RunStats:
     """Run `task` then every scorer on each row, `trial_count` times, calling `on_result` per trial.
 
@@ -361,6 +400,8 @@ def run_eval_locally(
             killed when the call times out (inputs and outputs must pickle).
         cancel: Set this event to stop the run: no new row starts, rows in flight are recorded as
             cancelled, and the rows never run are listed in `RunStats.not_run`.
+        checkpoints: Where each scored result is kept as it completes; pairs it already holds are not run
+            again but passed to `on_result` as stored (counted in `RunStats.replayed`).
 
     Example:
         >>> from dagster_evals import DatasetRow, run_eval_locally
@@ -391,6 +432,7 @@ def run_eval_locally(
         scorer_timeout_s=scorer_timeout_s,
         isolation=isolation,
         cancel=cancel,
+        checkpoints=checkpoints,
     )
     return run_coroutine(runner.run(_pairs(rows, trial_count), on_result))
 
@@ -418,6 +460,7 @@ def run_request_locally(
         scorer_timeout_s=request.scorer_timeout_s,
         isolation=request.isolation,
         cancel=cancel,
+        checkpoints=request.checkpoints,
     )
 
 

@@ -1,0 +1,266 @@
+"""Row checkpoints: every scored (row, trial) of an eval kept in the embedded database as it completes.
+
+A re-executed run (Dagster's "re-execute from failure") and the steps of a sharded eval find the results
+already scored under the same eval-run key and replay them instead of calling the task again, so a killed
+run resumes where it stopped and a sharded eval's combine step builds its report without re-scoring.
+
+Two tables, created when missing, in the embedded database (the same URL rules as the judge cache:
+`$DAGSTER_EVALS_DATABASE_URL` — e.g. PostgreSQL shared by every pod — else
+`$DAGSTER_HOME/dagster_evals.sqlite`, else `./.dagster_evals/local.sqlite`):
+
+- `dagster_evals_eval_plans`: what one eval run evaluates (snapshot, prompt version, report name), written by
+  the first step and read by the others, keyed by the eval-run key;
+- `dagster_evals_row_checkpoints`: one result per (checkpoint key, row id, trial), only ever inserted (a
+  duplicate insert is ignored: the same row of the same run scored twice gives the same result).
+
+Results are written in small batches, at most `flush_every` results or `flush_interval_s` seconds behind
+the runner, so a killed step loses at most that many scored rows (they are scored again on resume).
+
+Example:
+    >>> store = CheckpointStore("sqlite://")
+    >>> rows = store.checkpoints("run-key")
+    >>> from dagster_evals.models import RowResult
+    >>> rows.record(RowResult(row_id="r1", scores={"exact_match": 1.0}))
+    >>> rows.flush()
+    >>> store.count("run-key")
+    1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
+
+from dagster_evals.judges.cache import database_url
+from dagster_evals.models import DatasetRow, RowResult, canonical_json
+
+# Checkpoints of eval runs older than this are dropped when a new eval run starts.
+RETENTION = timedelta(days=14)
+LOOKUP_CHUNK = 500
+
+metadata = sa.MetaData()
+eval_plans = sa.Table(
+    "dagster_evals_eval_plans",
+    metadata,
+    sa.Column("run_key", sa.String(64), primary_key=True),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False, index=True),
+)
+row_checkpoints = sa.Table(
+    "dagster_evals_row_checkpoints",
+    metadata,
+    sa.Column("checkpoint_key", sa.String(64), primary_key=True),
+    sa.Column("row_id", sa.String(512), primary_key=True),
+    sa.Column("trial", sa.Integer, primary_key=True),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False, index=True),
+)
+
+
+def digest(*parts: Any) -> str:
+    """SHA-256 of the canonical JSON of `parts`: a key that is the same in every process."""
+    return hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).hexdigest()
+
+
+def encode_result(result: RowResult) -> str:
+    """A row result as JSON (values JSON cannot hold are stored as their `str`, as the backends store them)."""
+    return json.dumps(result.model_dump(), sort_keys=True, ensure_ascii=False, default=str)
+
+
+class CheckpointStore:
+    """Eval plans and row checkpoints in one SQLAlchemy database (see the module docstring)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or database_url()
+        is_sqlite = self.url.startswith("sqlite")
+        in_memory = self.url in ("sqlite://", "sqlite:///:memory:")
+        kwargs: dict[str, Any] = {"pool_pre_ping": not is_sqlite}
+        if is_sqlite:
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        if in_memory:
+            kwargs["poolclass"] = StaticPool
+        self.engine = sa.create_engine(self.url, **kwargs)
+        if is_sqlite and not in_memory:
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=60000")
+                cursor.close()
+
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def __repr__(self) -> str:
+        return f"CheckpointStore(url={self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def _insert(self, table: sa.Table) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # -- plans ------------------------------------------------------------------------------------
+    def save_plan(self, run_key: str, plan: Mapping[str, Any]) -> None:
+        """Store (or replace) the plan of eval run `run_key`."""
+        values = {"run_key": run_key, "plan": canonical_json(dict(plan)), "created_at": _now()}
+        stmt = self._insert(eval_plans).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_key"], set_={"plan": values["plan"], "created_at": values["created_at"]}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def load_plan(self, run_key: str) -> dict[str, Any] | None:
+        """The plan of eval run `run_key`, or None when no step stored one."""
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(eval_plans.c.plan).where(eval_plans.c.run_key == run_key)).scalar()
+        return None if text is None else json.loads(text)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def checkpoints(
+        self, checkpoint_key: str, *, flush_every: int = 64, flush_interval_s: float = 1.0
+    ) -> RowCheckpoints:
+        """The checkpoints of one eval run (see `RowCheckpoints`)."""
+        return RowCheckpoints(
+            self, checkpoint_key, flush_every=flush_every, flush_interval_s=flush_interval_s
+        )
+
+    def write(self, checkpoint_key: str, results: Iterable[RowResult]) -> None:
+        """Insert results in one transaction; a (row, trial) already stored keeps its first result."""
+        now = _now()
+        values = [
+            {
+                "checkpoint_key": checkpoint_key,
+                "row_id": r.row_id,
+                "trial": r.trial,
+                "result": encode_result(r),
+                "created_at": now,
+            }
+            for r in results
+        ]
+        if not values:
+            return
+        stmt = self._insert(row_checkpoints).on_conflict_do_nothing(
+            index_elements=["checkpoint_key", "row_id", "trial"]
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt, values)
+
+    def read(self, checkpoint_key: str, row_ids: Iterable[str]) -> dict[tuple[str, int], RowResult]:
+        """The stored results of these rows (every trial), by (row id, trial)."""
+        c = row_checkpoints.c
+        ids = sorted(set(row_ids))
+        found: dict[tuple[str, int], RowResult] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                query = sa.select(c.row_id, c.trial, c.result).where(
+                    (c.checkpoint_key == checkpoint_key) & c.row_id.in_(ids[start : start + LOOKUP_CHUNK])
+                )
+                for row in conn.execute(query):
+                    found[(row.row_id, row.trial)] = RowResult.model_validate_json(row.result)
+        return found
+
+    def count(self, checkpoint_key: str) -> int:
+        """Number of (row, trial) results stored under `checkpoint_key`."""
+        query = sa.select(sa.func.count()).where(row_checkpoints.c.checkpoint_key == checkpoint_key)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def prune(self, older_than: timedelta = RETENTION) -> int:
+        """Drop plans and checkpoints written before `older_than` ago; returns the checkpoints dropped."""
+        cutoff = (datetime.now(UTC) - older_than).isoformat()
+        with self.engine.begin() as conn:
+            dropped = conn.execute(sa.delete(row_checkpoints).where(row_checkpoints.c.created_at < cutoff))
+            conn.execute(sa.delete(eval_plans).where(eval_plans.c.created_at < cutoff))
+        return int(dropped.rowcount or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class RowCheckpoints:
+    """The checkpoints of one eval run, as the local runner uses them.
+
+    `resume(pairs)` passes through the (row, trial) pairs still to score and replaces each pair already
+    stored by its stored `RowResult` (looked up a chunk of rows at a time, so memory stays bounded);
+    `record(result)` stores a freshly scored result; `flush()` writes whatever is still buffered.
+    """
+
+    def __init__(
+        self, store: CheckpointStore, key: str, *, flush_every: int = 64, flush_interval_s: float = 1.0
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.flush_every = max(1, flush_every)
+        self.flush_interval_s = flush_interval_s
+        self.replayed = 0
+        self.recorded = 0
+        self._pending: list[RowResult] = []
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+
+    def resume(
+        self, pairs: Iterator[tuple[DatasetRow, int]], chunk: int = LOOKUP_CHUNK
+    ) -> Iterator[tuple[DatasetRow, int] | RowResult]:
+        """`pairs`, with every pair already checkpointed replaced by its stored result."""
+        if self.store.count(self.key) == 0:
+            yield from pairs
+            return
+        while True:
+            batch = [pair for _, pair in zip(range(chunk), pairs, strict=False)]
+            if not batch:
+                return
+            stored = self.store.read(self.key, (row.id for row, _ in batch))
+            for row, trial in batch:
+                result = stored.get((row.id, trial))
+                if result is None:
+                    yield row, trial
+                else:
+                    self.replayed += 1
+                    yield result
+
+    def record(self, result: RowResult) -> None:
+        """Buffer a scored result; write the buffer once it is full or old enough."""
+        with self._lock:
+            self._pending.append(result)
+            due = (
+                len(self._pending) >= self.flush_every
+                or time.monotonic() - self._last_flush >= self.flush_interval_s
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered result."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        if batch:
+            self.store.write(self.key, batch)
+            self.recorded += len(batch)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+_stores: dict[str, CheckpointStore] = {}
+_stores_lock = threading.Lock()
+
+
+def store_for(url: str | None = None) -> CheckpointStore:
+    """The process-wide `CheckpointStore` of `url` (default: the embedded database's URL)."""
+    resolved = url or database_url()
+    with _stores_lock:
+        if resolved not in _stores:
+            _stores[resolved] = CheckpointStore(resolved)
+        return _stores[resolved]

@@ -1,0 +1,192 @@
+"""One eval report across N Dagster steps: plan → N shard steps → combine, under the report's asset key.
+
+With `EvalSuite(shards=N)` (N > 1) the eval report asset is graph-backed:
+
+- **plan** pins what the eval runs on (the snapshot its upstream materialization recorded, the prompt
+  version) and stores it in the embedded database under the eval-run key;
+- **shard i** (one step each, so the multiprocess, k8s, celery and docker executors run them apart) scores
+  the rows whose stable shard number (SHA-256 of the row id, modulo N) is i, checkpointing every result;
+- **combine** runs the eval on the backend as an unsharded step would: every (row, trial) is found in the
+  checkpoints and replayed as stored, so the backend records all results and builds ONE report — scores,
+  counts, diffs and checks equal to an unsharded run of the same rows — which it materializes with the
+  asset checks.
+
+Steps hand each other nothing through the IO manager (their edges are `Nothing`): state goes through the
+embedded database (`DAGSTER_EVALS_DATABASE_URL`, PostgreSQL when steps run on several machines), keyed by
+the root run id, the asset key and the partition, so re-executing a failed run from failure reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from dagster_evals.checkpoints import CheckpointStore, RowCheckpoints, digest, store_for
+from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.judges.cache import DATABASE_URL_ENV
+from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
+from dagster_evals.progress import track_results
+from dagster_evals.runner import run_eval_locally
+from dagster_evals.scorers import Scorer, resolve_local_scorers
+
+if TYPE_CHECKING:
+    from dagster_evals.assets import EvalSuite
+
+StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
+
+
+def shard_of(row_id: str, shards: int) -> int:
+    """The shard (0 … shards-1) that scores `row_id`: the same in every process and on every machine.
+
+    Example:
+        >>> shard_of("row-1", 4) == shard_of("row-1", 4)
+        True
+        >>> sorted({shard_of(f"row-{i}", 3) for i in range(100)})
+        [0, 1, 2]
+    """
+    return int.from_bytes(hashlib.sha256(row_id.encode("utf-8")).digest()[:8], "big") % shards
+
+
+def rows_of_shard(rows: Iterator[DatasetRow], index: int, shards: int) -> Iterator[DatasetRow]:
+    """The rows of `rows` that shard `index` of `shards` scores (streamed)."""
+    return (row for row in rows if shard_of(row.id, shards) == index)
+
+
+def eval_run_key(context: StepContext, suite: EvalSuite) -> str:
+    """The key shared by every step (and every re-execution) of one eval of one partition.
+
+    Dagster keeps `root_run_id` across re-executions, so a run re-executed from failure finds the plan and
+    the checkpoints of the run it re-executes.
+    """
+    root = context.run.root_run_id or context.run_id
+    partition = context.partition_key if context.has_partition_key else None
+    return digest("eval-run", root, suite.eval_report_key.to_user_string(), partition)
+
+
+def checkpoint_key(run_key: str, suite: EvalSuite, snapshot: Snapshot) -> str:
+    """Where an eval run's row results are checkpointed: also keyed by what decides a row's result."""
+    return digest(
+        "checkpoints",
+        run_key,
+        snapshot.dataset.id,
+        snapshot.version,
+        snapshot.digest,
+        suite.trial_count,
+        suite.scorer_names,
+        suite.code_version,
+    )
+
+
+def checkpoint_store(context: StepContext) -> CheckpointStore:
+    """The embedded database of this step: `$DAGSTER_EVALS_DATABASE_URL`, else `dagster_evals.sqlite` in the
+    Dagster instance's directory (`$DAGSTER_HOME`), else `./.dagster_evals/local.sqlite`."""
+    if os.environ.get(DATABASE_URL_ENV):
+        return store_for()
+    root = getattr(context.instance, "root_directory", None)
+    if root:
+        return store_for(f"sqlite:///{Path(root) / 'dagster_evals.sqlite'}")
+    return store_for()
+
+
+def suite_checkpoints(context: StepContext, suite: EvalSuite, snapshot: Snapshot) -> RowCheckpoints:
+    """The checkpoints of this step's eval run (see `dagster_evals.checkpoints`)."""
+    store = checkpoint_store(context)
+    return store.checkpoints(checkpoint_key(eval_run_key(context, suite), suite, snapshot))
+
+
+def validate_sharding(suite: EvalSuite) -> None:
+    """`shards` is a whole number ≥ 1; more than one needs a Python task and checkpoints."""
+    shards = suite.shards
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ConfigError(f"suite {suite.name!r}: shards must be an integer of at least 1, got {shards!r}")
+    if not isinstance(suite.resume, bool):
+        raise ConfigError(f"suite {suite.name!r}: resume must be True or False, got {suite.resume!r}")
+    if shards == 1:
+        return
+    if suite.task is None or isinstance(suite.task, PlatformFunction):
+        raise ConfigError(
+            f"suite {suite.name!r}: shards={shards} needs a Python task (the shards run it); a task that "
+            "runs on the platform, or task=None, is one platform-side eval: use shards=1"
+        )
+    if not suite.resume:
+        raise ConfigError(
+            f"suite {suite.name!r}: shards={shards} needs resume=True (the shards hand their scored rows "
+            "to the combine step as checkpoints)"
+        )
+
+
+def shard_scorers(platform_name: str, scorers: list[Any]) -> list[Scorer]:
+    """The scorers a shard runs: the local ones (Keywords AI evaluators run on the platform when combined)."""
+    if platform_name == "keywordsai":
+        return resolve_local_scorers([s for s in scorers if not isinstance(s, PlatformFunction)])
+    return resolve_local_scorers(scorers)
+
+
+def save_plan(
+    context: StepContext, suite: EvalSuite, snapshot: Snapshot, prompt: PromptVersion | None
+) -> None:
+    """Store what the eval of this run evaluates, for the shard and combine steps."""
+    store = checkpoint_store(context)
+    store.prune()
+    plan = {
+        "snapshot": snapshot.model_dump(mode="json"),
+        "prompt": prompt.model_dump(mode="json") if prompt is not None else None,
+        "shards": suite.shards,
+    }
+    store.save_plan(eval_run_key(context, suite), plan)
+
+
+def load_plan(context: StepContext, suite: EvalSuite) -> tuple[Snapshot, PromptVersion | None]:
+    """The snapshot and prompt version the plan step of this run pinned."""
+    store = checkpoint_store(context)
+    plan = store.load_plan(eval_run_key(context, suite))
+    if plan is None:
+        raise DagsterEvalsError(
+            f"no eval plan for {suite.eval_report_key.to_user_string()} in run "
+            f"{context.run.root_run_id or context.run_id}: its plan step did not run against this database "
+            f"({store!r}); every step of a sharded eval must use the same DAGSTER_EVALS_DATABASE_URL"
+        )
+    prompt = plan.get("prompt")
+    return Snapshot.model_validate(plan["snapshot"]), (
+        PromptVersion.model_validate(prompt) if prompt is not None else None
+    )
+
+
+def run_shard(context: StepContext, suite: EvalSuite, index: int) -> dict[str, int]:
+    """Score the rows of shard `index` (checkpointing each result); returns its counts."""
+    from dagster_evals.assets import get_platform
+
+    platform = get_platform(context, suite.resource_key)
+    snapshot, prompt = load_plan(context, suite)
+    checkpoints = suite_checkpoints(context, suite, snapshot)
+    rows = rows_of_shard(platform.iter_rows(snapshot.dataset, version=snapshot.version), index, suite.shards)
+    counts = {"results": 0, "errors": 0}
+
+    def on_result(result: Any) -> None:
+        counts["results"] += 1
+        counts["errors"] += 0 if result.ok else 1
+
+    stats = run_eval_locally(
+        rows,
+        suite.task,
+        shard_scorers(platform.platform, list(suite.scorers)),
+        track_results(on_result, total=None, what=f"shard {index + 1}/{suite.shards}", log=context.log.info),
+        trial_count=suite.trial_count,
+        max_concurrency=suite.max_concurrency,
+        row_timeout_s=suite.row_timeout_s,
+        prompt=prompt,
+        scorer_timeout_s=suite.scorer_timeout_s,
+        isolation=suite.isolation,
+        checkpoints=checkpoints,
+    )
+    scored = stats.pairs - stats.replayed
+    context.log.info(
+        f"shard {index + 1}/{suite.shards} of {suite.eval_report_key.to_user_string()}: {stats.pairs} row "
+        f"trials ({scored} scored now, {stats.replayed} already checkpointed), {counts['errors']} errored"
+    )
+    return {"row_trials": stats.pairs, "scored": scored, "resumed": stats.replayed}
