@@ -31,7 +31,7 @@ def _plan_op(suite: EvalSuite, name: str, upstream: list[str]) -> dg.OpDefinitio
         description=f"Pins the snapshot and prompt version the {suite.shards} shards of {suite.name!r} score.",
         **_op_kwargs(suite),
     )
-    def _plan(context) -> None:  # noqa: ANN001  (Dagster reads the annotation at definition time)
+    def _plan(context) -> None:  # unannotated: Dagster reads a context annotation at definition time
         from dagster_evals.assets import get_platform, prepare_suite_eval
 
         platform = get_platform(context, suite.resource_key)
@@ -55,7 +55,7 @@ def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
         description=f"Scores shard {index + 1}/{suite.shards} of {suite.name!r}, checkpointing each row.",
         **_op_kwargs(suite),
     )
-    def _shard(context) -> None:  # noqa: ANN001
+    def _shard(context) -> None:
         run_shard(context, suite, index)
 
     return _shard
@@ -72,7 +72,7 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
         description=f"Builds the one eval report of {suite.name!r} from its shards and runs its checks.",
         **_op_kwargs(suite),
     )
-    def _combine(context) -> Iterator[Any]:  # noqa: ANN001
+    def _combine(context) -> Iterator[Any]:
         from dagster_evals.assets import eval_report_result, get_platform, prepare_suite_eval
 
         platform = get_platform(context, suite.resource_key)

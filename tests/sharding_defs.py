@@ -36,7 +36,7 @@ def counted_task(input: dict[str, Any], row_id: str, trial: int) -> str:
         with open(calls, "a", encoding="utf-8") as out:
             out.write(f"{os.getpid()} {os.getcwd()} {row_id} {trial}\n")
         kill_at = int(os.environ.get("SHARD_TEST_KILL_AT") or 0)
-        if kill_at and sum(1 for _ in open(calls, encoding="utf-8")) == kill_at:
+        if kill_at and len(Path(calls).read_text(encoding="utf-8").splitlines()) == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
     total = input["a"] + input["b"]
     every = int(os.environ.get("SHARD_TEST_WRONG_EVERY") or 7)
