@@ -5,7 +5,8 @@ processes (the multiprocess executor re-imports this module in every step proces
 - `SHARD_TEST_DB`: the local backend's database URL;
 - `SHARD_TEST_CALLS`: a file the task appends one line to per call (`pid cwd row_id trial`);
 - `SHARD_TEST_KILL_AT`: the task SIGKILLs its own step process on that call (counted in the calls file);
-- `SHARD_TEST_CWD_ROOT`: each step process works in its own new directory under this one;
+- `SHARD_TEST_CWD_ROOT`: each step process works in its own new directory under this one, and any value
+  passed through the IO manager fails the step;
 - `SHARD_TEST_BASELINE`: the report id the suite compares with (default: none);
 - `SHARD_TEST_WRONG_EVERY`: one row in this many gets a wrong answer (default 7);
 - `SHARD_TEST_CONCURRENCY`: the suite's max_concurrency (default 4).
@@ -13,6 +14,7 @@ processes (the multiprocess executor re-imports this module in every step proces
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import tempfile
@@ -25,8 +27,29 @@ from dagster_evals import EvalSuite, LocalEvalResource, build_eval_suite_definit
 
 SUITE_NAME = "sharded"
 
-if os.environ.get("SHARD_TEST_CWD_ROOT"):
-    os.chdir(tempfile.mkdtemp(prefix=f"step-{os.getpid()}-", dir=os.environ["SHARD_TEST_CWD_ROOT"]))
+SETTINGS_PREFIX = "SHARD_TEST_"
+SHARED_SETTINGS = ("DAGSTER_EVALS_DATABASE_URL",)
+_moved: set[int] = set()
+
+
+def settings() -> dict[str, str]:
+    """This process's settings, to hand to the step processes through the job's code pointer."""
+    return {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX) or k in SHARED_SETTINGS}
+
+
+def _adopt(given: dict[str, str]) -> None:
+    """In a step process: take the settings the job was launched with (a process forked from a
+    multiprocessing server holds the server's environment, not the launching test's), and move into a
+    directory of its own when asked."""
+    if multiprocessing.parent_process() is None:
+        return  # the launching process: its environment is the settings
+    for name in [k for k in os.environ if k.startswith(SETTINGS_PREFIX) or k in SHARED_SETTINGS]:
+        del os.environ[name]
+    os.environ.update(given)
+    root = os.environ.get("SHARD_TEST_CWD_ROOT")
+    if root and os.getpid() not in _moved:
+        _moved.add(os.getpid())
+        os.chdir(tempfile.mkdtemp(prefix=f"step-{os.getpid()}-", dir=root))
 
 
 def counted_task(input: dict[str, Any], row_id: str, trial: int) -> str:
@@ -63,16 +86,39 @@ def suite(shards: int | None = None) -> EvalSuite:
     )
 
 
+class NoSharedFilesystem(dg.IOManager):
+    """An IO manager that fails any step that would hand a value to another step through it."""
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        raise AssertionError(f"step {context.step_key} stored an output through the IO manager")
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        raise AssertionError(f"step {context.step_key} loaded an input through the IO manager")
+
+
 def definitions(shards: int | None = None) -> dg.Definitions:
+    resources: dict[str, Any] = {"evals": LocalEvalResource(url=os.environ["SHARD_TEST_DB"])}
+    if os.environ.get("SHARD_TEST_CWD_ROOT"):
+        resources["io_manager"] = dg.IOManagerDefinition.hardcoded_io_manager(NoSharedFilesystem())
     return dg.Definitions.merge(
-        build_eval_suite_definitions(suite(shards)),
-        dg.Definitions(resources={"evals": LocalEvalResource(url=os.environ["SHARD_TEST_DB"])}),
+        build_eval_suite_definitions(suite(shards)), dg.Definitions(resources=resources)
     )
 
 
-def eval_job() -> dg.JobDefinition:
-    """The suite's job (sync → snapshot → eval report), for `dg.reconstructable`."""
+def eval_job(**given: str) -> dg.JobDefinition:
+    """The suite's job (sync → snapshot → eval report), rebuilt in every step process from `given`."""
+    _adopt(given)
     return definitions().resolve_job_def(suite().job_name)
+
+
+def reconstructable_job() -> Any:
+    """`eval_job` with this process's settings, for `dg.execute_job` with the multiprocess executor."""
+    return dg.build_reconstructable_job(
+        "tests.sharding_defs",
+        "eval_job",
+        reconstructable_kwargs=settings(),
+        reconstructor_working_directory=os.getcwd(),
+    )
 
 
 defs = definitions() if os.environ.get("SHARD_TEST_SOURCE") else dg.Definitions()

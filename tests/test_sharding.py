@@ -55,7 +55,7 @@ def execute(instance: dg.DagsterInstance, *, multiprocess: bool = True) -> dg.Da
         result = sharding_defs.eval_job().execute_in_process(instance=instance)
         return result.dagster_run
     with dg.execute_job(
-        dg.reconstructable(sharding_defs.eval_job),
+        sharding_defs.reconstructable_job(),
         instance,
         run_config=MULTIPROCESS,
         raise_on_error=False,
@@ -208,3 +208,31 @@ def test_sharded_report_asset_is_one_asset_with_its_checks(env: dict[str, str]) 
         "completeness",
     }
     assert json.dumps(sorted(str(k) for k in assets.get(REPORT).parent_keys))
+
+
+def test_shards_in_separate_processes_and_directories_share_only_postgresql(
+    env: dict[str, str], instance, tmp_path: Path, monkeypatch, postgres_url: str
+) -> None:
+    cwd_root = tmp_path / "step_dirs"
+    cwd_root.mkdir()
+    monkeypatch.setenv("SHARD_TEST_CWD_ROOT", str(cwd_root))
+    monkeypatch.setenv("SHARD_TEST_DB", postgres_url)
+    monkeypatch.setenv("DAGSTER_EVALS_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("SHARD_TEST_SHARDS", "3")
+    run = execute(instance)
+
+    made = calls(env["SHARD_TEST_CALLS"])
+    assert sorted(c[2] for c in made) == sorted(f"q{i}" for i in range(ROWS))
+    shard_dirs = {c[1] for c in made}
+    assert len(shard_dirs) == 3 and all(Path(d).parent == cwd_root for d in shard_dirs)
+    # Each step had its own directory, and none fell back to a database file in it.
+    step_dirs = list(cwd_root.iterdir())
+    assert len(step_dirs) >= 6  # dataset, snapshot, plan, 3 shards, combine
+    assert not [p for d in step_dirs for p in d.rglob("*")]
+
+    platform = LocalPlatform(url=postgres_url)
+    report = report_of(instance, run.run_id, platform)
+    wrong = sum(1 for i in range(ROWS) if i % 7 == 3)
+    assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
+    assert report.scores["exact_match"].mean == pytest.approx((ROWS - wrong) / ROWS)
+    assert len(rows_of(platform, report.id)) == ROWS
