@@ -236,3 +236,36 @@ def test_shards_in_separate_processes_and_directories_share_only_postgresql(
     assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
     assert report.scores["exact_match"].mean == pytest.approx((ROWS - wrong) / ROWS)
     assert len(rows_of(platform, report.id)) == ROWS
+
+
+def test_a_partitioned_yaml_suite_shards_too(tmp_path: Path, instance) -> None:
+    from dagster_evals import LocalResource
+    from tests.test_component import load, yaml_attributes
+
+    sandbox_cm, loaded = load(
+        yaml_attributes(shards=2, partitions="yaml_versions"), qa_rows(12, wrong={2, 5})
+    )
+    try:
+        with loaded as (_, defs):
+            merged = dg.Definitions.merge(
+                defs, dg.Definitions(resources={"evals": LocalResource(path=str(tmp_path / "e.sqlite"))})
+            )
+            job = merged.resolve_job_def("yaml_suite_eval_job")
+            assert any(
+                "__shard_2_of_2" in step
+                for step in job.graph.node_dict["evals__yaml_suite__eval_report"].definition.node_dict
+            )  # type: ignore[union-attr]
+            instance.add_dynamic_partitions("yaml_versions", ["v1"])
+            result = job.execute_in_process(instance=instance, partition_key="v1", raise_on_error=False)
+            checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            assert checks == {"threshold_exact_match": False, "no_regression": True, "completeness": True}
+            [report] = [
+                e.materialization
+                for e in result.get_asset_materialization_events()
+                if e.materialization.asset_key.path[-1] == "eval_report"
+            ]
+            assert report.partition == "v1"
+            assert report.metadata["score/exact_match"].value == pytest.approx(10 / 12)
+            assert report.metadata["partition"].value == "v1"
+    finally:
+        sandbox_cm.__exit__(None, None, None)
