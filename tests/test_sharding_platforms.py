@@ -1,0 +1,96 @@
+"""A sharded eval on the Braintrust fake (Python task, run here; results recorded as one experiment)
+equals an unsharded one of the same rows: scores, diffs against the baseline, counts, checks and per-row
+scores as Braintrust reports them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from dagster_evals import EvalSuite, build_eval_suite_assets
+from tests.conftest import materialization, qa_rows, write_jsonl
+from tests.test_braintrust_platform import REPORT_KEY, fake, platform, resource, server
+
+__all__ = ["fake", "server"]  # fixtures, used by name
+
+# Metadata that names the run rather than what the rows scored.
+RUN_FIELDS = {
+    "report_id",
+    "report_name",
+    "experiment_url",
+    "dagster_run_id",
+    "summary",
+    "duration_s",
+    "snapshot_pinned_from_run_id",
+    "rows_to_review",
+}
+
+
+def comparable(metadata: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in metadata.items() if k not in RUN_FIELDS and not k.startswith("latency")}
+    rows = metadata["rows_to_review"].records
+    kept["rows_to_review"] = sorted(
+        str(sorted((k, v) for k, v in r.data.items() if k != "link")) for r in rows
+    )
+    return kept
+
+
+def wrong_on_odd(input: dict[str, Any]) -> str:
+    return str(input["a"] + input["b"] + input["a"] % 2)
+
+
+def wrong_every_third(input: dict[str, Any]) -> str:
+    return str(input["a"] + input["b"] + (1 if input["a"] % 3 == 0 else 0))
+
+
+def materialize(suite: EvalSuite, instance: dg.DagsterInstance, server: Any) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        build_eval_suite_assets(suite),
+        instance=instance,
+        resources={"evals": resource(server)},
+        raise_on_error=False,
+    )
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_sharded_braintrust_report_equals_unsharded(tmp_path: Path, instance, server) -> None:
+    source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(40))
+    options: dict[str, Any] = {
+        "name": "arith",
+        "source": source,
+        "key_field": "id",
+        "scorers": ["exact_match", "levenshtein"],
+        "thresholds": {"exact_match": 0.5},
+        "max_regression": 0.5,
+    }
+    baseline = materialization(
+        materialize(EvalSuite(task=wrong_on_odd, **options), instance, server), REPORT_KEY
+    )
+    options["baseline"] = baseline["report_id"]
+
+    unsharded_result = materialize(EvalSuite(task=wrong_every_third, **options), instance, server)
+    sharded_result = materialize(EvalSuite(task=wrong_every_third, shards=3, **options), instance, server)
+    unsharded = materialization(unsharded_result, REPORT_KEY)
+    sharded = materialization(sharded_result, REPORT_KEY)
+    assert comparable(sharded) == comparable(unsharded)
+    assert sharded["diff/exact_match"] != 0 and sharded["rows_scored"] == 40
+    assert (
+        checks(sharded_result)
+        == checks(unsharded_result)
+        == {
+            "threshold_exact_match": True,
+            "no_regression": True,
+            "completeness": True,
+        }
+    )
+    bt = platform(server)
+    assert bt.report_row_scores(sharded["report_id"]) == bt.report_row_scores(unsharded["report_id"])
+    ours, theirs = bt.get_eval_report(sharded["report_id"]), bt.get_eval_report(unsharded["report_id"])
+    assert ours.scores == theirs.scores
+    assert ours.scores["exact_match"].mean == pytest.approx(1 - 14 / 40)
