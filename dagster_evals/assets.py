@@ -344,7 +344,7 @@ def run_suite_eval(
     request = prepared.request
     if suite.resume and callable(suite.task):  # a platform-side task has no rows scored here to keep
         request = request.model_copy(
-            update={"checkpoints": suite_checkpoints(context, suite, request.snapshot)}
+            update={"checkpoints": suite_checkpoints(context, suite, request.snapshot, prune=True)}
         )
     report = platform.run_eval(request, progress=context.log.info)
     return prepared.finished(report)

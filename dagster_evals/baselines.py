@@ -116,7 +116,7 @@ def _candidates(
 
 
 def resolve_baseline(
-    context: dg.AssetExecutionContext,
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
     *,
     suite_name: str,
     key: dg.AssetKey,

@@ -5,8 +5,8 @@ already scored under the same eval-run key and replay them instead of calling th
 run resumes where it stopped and a sharded eval's combine step builds its report without re-scoring.
 
 Two tables, created when missing, in the embedded database (the same URL rules as the judge cache:
-`$DAGSTER_EVALS_DATABASE_URL` — e.g. PostgreSQL shared by every pod — else
-`$DAGSTER_HOME/dagster_evals.sqlite`, else `./.dagster_evals/local.sqlite`):
+`$DAGSTER_EVALS_DATABASE_URL` — e.g. PostgreSQL shared by every pod — else `dagster_evals.sqlite` in the
+Dagster instance's directory, `$DAGSTER_HOME`, else `./.dagster_evals/local.sqlite`):
 
 - `dagster_evals_eval_plans`: what one eval run evaluates (snapshot, prompt version, report name), written by
   the first step and read by the others, keyed by the eval-run key;

@@ -93,9 +93,14 @@ def checkpoint_store(context: StepContext) -> CheckpointStore:
     return store_for()
 
 
-def suite_checkpoints(context: StepContext, suite: EvalSuite, snapshot: Snapshot) -> RowCheckpoints:
-    """The checkpoints of this step's eval run (see `dagster_evals.checkpoints`)."""
+def suite_checkpoints(
+    context: StepContext, suite: EvalSuite, snapshot: Snapshot, *, prune: bool = False
+) -> RowCheckpoints:
+    """The checkpoints of this step's eval run (see `dagster_evals.checkpoints`); with `prune`, first drop
+    the checkpoints of eval runs past the retention period."""
     store = checkpoint_store(context)
+    if prune:
+        store.prune()
     return store.checkpoints(checkpoint_key(eval_run_key(context, suite), suite, snapshot))
 
 
