@@ -150,3 +150,13 @@ def test_a_row_cancelled_mid_call_is_not_checkpointed(tmp_path: Path) -> None:
     assert stats.cancelled and [r.row_id for r in results] == ["r0", "r1", "r2"]
     assert results[2].error is not None and "cancelled" in results[2].error
     assert sorted(store.read("run", ["r0", "r1", "r2", "r3"])) == [("r0", 0), ("r1", 0)]
+
+
+def test_the_documented_examples_run() -> None:
+    import doctest
+
+    from dagster_evals import checkpoints, sharding
+
+    for module in (checkpoints, sharding):
+        outcome = doctest.testmod(module)
+        assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
