@@ -163,6 +163,7 @@ class SyncIndex(SpillFile):
             """
         )
         self.source_rows = 0
+        self.planned = False
 
     def add_source(self, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
         """Record (id, hash, place) rows in read order; returns `(id, first place, this place)` for each
@@ -210,6 +211,9 @@ class SyncIndex(SpillFile):
         """Mark every source row's action; returns the counts (new, changed, removed)."""
         conn = self.conn
         conn.execute("BEGIN")
+        if self.planned:  # the same scanned source synced again: start from a clean slate
+            conn.execute("UPDATE source SET action = NULL WHERE action IS NOT NULL")
+        self.planned = True
         conn.execute(
             "UPDATE source SET action = 'a' WHERE NOT EXISTS (SELECT 1 FROM present WHERE present.id = source.id)"
         )

@@ -273,3 +273,18 @@ def test_chunked_sync_to_braintrust_leaves_the_same_rows_as_one_shot(tmp_path: P
     assert [(r["id"], r["expected"]) for r in held[0]] == [(r.id, r.expected) for r in expected]
     assert digests[0] == digests[1] == old_digest([(r.id, r.content_hash) for r in expected])
     assert rows_digest(iter(expected)) == (120, digests[0])
+
+
+def test_one_scanned_source_syncs_several_datasets(tmp_path: Path) -> None:
+    source = write_source(tmp_path / "rows.jsonl", 20)
+    db = tmp_path / "evals.sqlite"
+    platform = LocalPlatform(f"sqlite:///{db}")
+    first, second = platform.ensure_dataset("first"), platform.ensure_dataset("second")
+    sync_rows(platform, second, [DatasetRow.build(input="old", id="r000000")])
+    with scan_source(JsonlSource(source, key_field="id"), check=platform.check_rows) as scanned:
+        results = [sync_rows(platform, dataset, scanned) for dataset in (first, second, first)]
+    assert [(r.added, r.updated, r.rows_sent) for r in results] == [(20, 0, 20), (19, 1, 20), (0, 0, 0)]
+    for dataset in (first, second):
+        live = sorted((r[0], r[3]) for r in db_state(db, dataset.id)["rows"] if r[2] is None)
+        assert live == sorted((r.id, r.content_hash) for r in load_rows(JsonlSource(source, key_field="id")))
+    platform.close()
