@@ -10,7 +10,9 @@ A sync reads its source twice, chunk by chunk, and never holds it whole:
    or unchanged, then reads the source again and sends the new and changed rows in chunks, removes the ids
    gone from the source, publishes, and checks the row count.
 
-Memory is bounded by the chunk size (`SYNC_CHUNK_ROWS`), not by the number of rows.
+Memory is bounded by the chunk size (`SYNC_CHUNK_ROWS`), not by the number of rows. The index takes
+disk space instead (roughly 250 bytes a row, in the temporary directory: `$TMPDIR` moves it) and is
+removed when the sync ends.
 """
 
 from __future__ import annotations
