@@ -199,12 +199,13 @@ def main() -> None:
         for backend in args.backends:
             with target_for(backend, Path(tmp)) as target:
                 measured = run_child(backend, str(source), target)
+            peak = f"{measured['peak_rss_mb']:.0f}"
             for phase, figures in measured["phases"].items():
                 rate = figures["rows"] / figures["seconds"] if figures["seconds"] else 0.0
                 print(
                     f"{backend:<11} | {phase:<8} | {rate:9,.0f} | {figures['seconds']:8.1f} | "
                     f"{figures['rows_sent']:9,} | {figures['requests']:8,} | "
-                    f"{measured['peak_rss_mb'] if phase == 'sync' else float('nan'):11.0f} | "
+                    f"{peak if phase == 'sync' else '':>11} | "
                     f"{rate / base_rate:11.2f}"
                 )
         print(
