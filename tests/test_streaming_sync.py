@@ -12,13 +12,13 @@ import multiprocessing
 import os
 import random
 import signal
-import sqlite3
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from dagster_evals import DatasetRow, InputError, LocalPlatform
 from dagster_evals.backends.base import rows_digest
@@ -47,22 +47,35 @@ def old_digest(pairs: list[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-def db_state(path: Path, dataset_id: str) -> dict[str, Any]:
-    """The local backend's tables as SQLite holds them: live rows, every row version, the version log."""
-    with sqlite3.connect(path) as conn:
+def db_state(url: str, dataset_id: str) -> dict[str, Any]:
+    """The local backend's tables as the database holds them (plain SQL, not the client under test): the
+    dataset's row versions, its version log, its published version, and every staged row."""
+    engine = sa.create_engine(url)
+    params = {"d": dataset_id}
+    with engine.connect() as conn:
         rows = conn.execute(
-            "SELECT row_id, version_added, version_removed, content_hash, input, expected, metadata, tags "
-            "FROM dataset_rows WHERE dataset_id = ? ORDER BY row_id, version_added",
-            (dataset_id,),
-        ).fetchall()
+            sa.text(
+                "SELECT row_id, version_added, version_removed, content_hash, input, expected, metadata, tags "
+                "FROM dataset_rows WHERE dataset_id = :d ORDER BY row_id, version_added"
+            ),
+            params,
+        ).all()
         versions = conn.execute(
-            "SELECT version, rows_written, rows_removed FROM dataset_versions WHERE dataset_id = ? "
-            "ORDER BY version",
-            (dataset_id,),
-        ).fetchall()
-        (current,) = conn.execute("SELECT version FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-        staged = conn.execute("SELECT count(*) FROM staged_rows").fetchone()[0]
-    return {"rows": rows, "versions": versions, "current": current, "staged": staged}
+            sa.text(
+                "SELECT version, rows_written, rows_removed FROM dataset_versions WHERE dataset_id = :d "
+                "ORDER BY version"
+            ),
+            params,
+        ).all()
+        current = conn.execute(sa.text("SELECT version FROM datasets WHERE id = :d"), params).scalar_one()
+        staged = conn.execute(sa.text("SELECT count(*) FROM staged_rows")).scalar_one()
+    engine.dispose()
+    return {
+        "rows": [tuple(r) for r in rows],
+        "versions": [tuple(v) for v in versions],
+        "current": current,
+        "staged": staged,
+    }
 
 
 # -- the digest ---------------------------------------------------------------------------------------
@@ -109,7 +122,7 @@ def test_sync_memory_is_bounded_by_the_chunk_not_the_source(tmp_path: Path) -> N
     assert peaks[1] < peaks[0] * 1.5 + 512 * 1024, [f"{p / 2**20:.1f} MiB" for p in peaks]
 
 
-def test_a_chunked_sync_leaves_exactly_what_a_one_shot_sync_leaves(tmp_path: Path) -> None:
+def test_a_chunked_sync_leaves_exactly_what_a_one_shot_sync_leaves(tmp_path: Path, database_url: str) -> None:
     first = write_source(tmp_path / "v1.jsonl", 250)
     lines = first.read_text().splitlines()
     changed = [json.dumps({"id": f"r{i:06d}", "input": {"q": i}, "expected": "new"}) for i in range(40, 60)]
@@ -118,18 +131,19 @@ def test_a_chunked_sync_leaves_exactly_what_a_one_shot_sync_leaves(tmp_path: Pat
     second.write_text("\n".join(lines[:40] + changed + lines[60:200] + extra) + "\n")
 
     states, results = [], []
+    platform = LocalPlatform(database_url, batch_size=3)
     for chunk_rows, name in ((7, "chunked"), (100_000, "one-shot")):
-        db = tmp_path / f"{name}.sqlite"
-        platform = LocalPlatform(f"sqlite:///{db}", batch_size=3)
-        dataset = platform.ensure_dataset("qa")
+        dataset = platform.ensure_dataset(name)
         runs = [
             sync_rows(platform, dataset, JsonlSource(path, key_field="id"), chunk_rows=chunk_rows)
             for path in (first, second, second)
         ]
         results.append([r.model_dump(exclude={"dataset", "requests_sent"}) for r in runs])
         snapshot = platform.snapshot(dataset)
-        states.append((db_state(db, dataset.id), snapshot.version, snapshot.row_count, snapshot.digest))
-        platform.close()
+        states.append(
+            (db_state(database_url, dataset.id), snapshot.version, snapshot.row_count, snapshot.digest)
+        )
+    platform.close()
 
     assert states[0] == states[1]
     state, version, count, digest = states[0]
@@ -162,7 +176,8 @@ def test_duplicates_across_chunks_fail_like_load_rows_before_any_write(tmp_path:
         sync_rows(platform, dataset, JsonlSource(source, key_field="id"), chunk_rows=4)
     assert str(chunked.value) == str(whole.value)
     assert f"'r000003': {source}:4, {source}:31, {source}:32" in str(chunked.value)
-    assert db_state(db, dataset.id)["current"] == 0 and db_state(db, dataset.id)["rows"] == []
+    state = db_state(f"sqlite:///{db}", dataset.id)
+    assert state["current"] == 0 and state["rows"] == []
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
@@ -176,7 +191,7 @@ def test_a_source_that_changes_between_its_two_reads_fails_and_publishes_nothing
     platform = LocalPlatform(f"sqlite:///{db}")
     dataset = platform.ensure_dataset("qa")
     sync_rows(platform, dataset, [DatasetRow.build(input=i, id=f"r{i}") for i in range(10)])
-    before = db_state(db, dataset.id)
+    before = db_state(f"sqlite:///{db}", dataset.id)
     reads = {"n": 0}
 
     def rows() -> list[dict[str, Any]]:
@@ -189,7 +204,7 @@ def test_a_source_that_changes_between_its_two_reads_fails_and_publishes_nothing
         InputError, match=r"the source changed while it was being synced \(at \S+rows row 6\)"
     ):
         sync_rows(platform, dataset, IterableSource(rows, key_field="id"), chunk_rows=3)
-    assert db_state(db, dataset.id) == before  # nothing published, the stage dropped
+    assert db_state(f"sqlite:///{db}", dataset.id) == before  # nothing published, the stage dropped
     platform.close()
 
 
@@ -207,16 +222,15 @@ def _sync_until_killed(url: str, source: str, staged: Any) -> None:
 
 
 def test_a_sync_killed_half_way_leaves_the_previous_version_and_the_next_sync_completes(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    db = tmp_path / "evals.sqlite"
-    url = f"sqlite:///{db}"
+    url = database_url
     platform = LocalPlatform(url)
     dataset = platform.ensure_dataset("qa")
     v1 = write_source(tmp_path / "v1.jsonl", 1000)
     v2 = write_source(tmp_path / "v2.jsonl", 1000, text="v2")
     sync_rows(platform, dataset, JsonlSource(v1, key_field="id"))
-    before = db_state(db, dataset.id)
+    before = db_state(url, dataset.id)
     pinned = platform.snapshot(dataset)
 
     staged = FORK.Event()
@@ -227,7 +241,7 @@ def test_a_sync_killed_half_way_leaves_the_previous_version_and_the_next_sync_co
     child.join(30)
     assert child.exitcode == -signal.SIGKILL
 
-    after_kill = db_state(db, dataset.id)
+    after_kill = db_state(url, dataset.id)
     assert after_kill["staged"] > 0  # the killed sync had staged rows…
     assert {k: after_kill[k] for k in ("rows", "versions", "current")} == {
         k: before[k] for k in ("rows", "versions", "current")
@@ -237,7 +251,7 @@ def test_a_sync_killed_half_way_leaves_the_previous_version_and_the_next_sync_co
 
     result = sync_rows(platform, dataset, JsonlSource(v2, key_field="id"), chunk_rows=100)
     assert (result.version, result.updated) == ("2", 1000)
-    final = db_state(db, dataset.id)
+    final = db_state(url, dataset.id)
     assert final["versions"] == [(1, 1000, 0), (2, 1000, 0)]
     live = {r[0]: json.loads(r[5]) for r in final["rows"] if r[2] is None}
     assert live == {f"r{i:06d}": f"v2-{i}" for i in range(1000)}
@@ -285,6 +299,6 @@ def test_one_scanned_source_syncs_several_datasets(tmp_path: Path) -> None:
         results = [sync_rows(platform, dataset, scanned) for dataset in (first, second, first)]
     assert [(r.added, r.updated, r.rows_sent) for r in results] == [(20, 0, 20), (19, 1, 20), (0, 0, 0)]
     for dataset in (first, second):
-        live = sorted((r[0], r[3]) for r in db_state(db, dataset.id)["rows"] if r[2] is None)
+        live = sorted((r[0], r[3]) for r in db_state(f"sqlite:///{db}", dataset.id)["rows"] if r[2] is None)
         assert live == sorted((r.id, r.content_hash) for r in load_rows(JsonlSource(source, key_field="id")))
     platform.close()
