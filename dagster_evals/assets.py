@@ -45,9 +45,9 @@ from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snap
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
-from dagster_evals.sources import RowSource, as_source, load_rows
+from dagster_evals.sources import RowSource, as_source
 from dagster_evals.suite_config import validate_suite
-from dagster_evals.sync import sync_rows
+from dagster_evals.sync import scan_source, sync_rows
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
 from dagster_evals.triggers import Trigger, find_prompt_version, resolve_trigger
 
@@ -257,9 +257,10 @@ def build_dataset_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     )
     def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
-        rows = load_rows(source)
-        dataset = platform.ensure_dataset(suite.dataset_name or suite.name, project=suite.project)
-        result = sync_rows(platform, dataset, rows, progress=context.log.info)
+        # The source is validated (in bounded memory) before the dataset is created or touched.
+        with scan_source(source, check=platform.check_rows) as scanned:
+            dataset = platform.ensure_dataset(suite.dataset_name or suite.name, project=suite.project)
+            result = sync_rows(platform, dataset, scanned, progress=context.log.info)
         context.log.info(
             f"dataset {dataset.name!r} on {platform.platform}: {result.rows_total} rows, {result.added} added, "
             f"{result.updated} updated, {result.removed} removed, {result.unchanged} unchanged "

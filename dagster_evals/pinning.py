@@ -23,10 +23,11 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_evals.backends.base import EvalPlatform, rows_digest
+from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.baselines import BASELINE_LOOKBACK, describe_backend, plain_metadata
 from dagster_evals.errors import DagsterEvalsError, NotFoundError
 from dagster_evals.models import DatasetRef, Snapshot
+from dagster_evals.row_index import pairs_digest
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def pin_dataset_version(
     )
     version = str(meta["dataset_version"])
     try:
-        count, digest = rows_digest(platform.iter_rows(dataset, version=version))
+        count, digest = pairs_digest(platform.iter_row_hashes(dataset, version=version))
     except NotFoundError:
         raise DagsterEvalsError(_not_visible(dataset, upstream, dataset_key, platform)) from None
     expected = meta.get("rows_total")

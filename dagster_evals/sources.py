@@ -316,8 +316,29 @@ def as_source(
     raise InputError(f"unsupported row source {source!r}")
 
 
+def empty_source_error(source: RowSource) -> InputError:
+    return InputError(
+        f"{source.describe()}: the source has no rows; syncing it would remove every row of the dataset "
+        "(add rows, or delete the dataset on the platform to empty it)"
+    )
+
+
+def duplicate_keys_error(source: RowSource, duplicates: Mapping[str, list[str]], count: int) -> InputError:
+    """The error for `count` duplicated ids; `duplicates` maps (at least the first 20) to their places."""
+    lines = [f"  {row_id!r}: {', '.join(places)}" for row_id, places in list(duplicates.items())[:20]]
+    more = f"\n  … and {count - 20} more" if count > 20 else ""
+    return InputError(
+        f"{source.describe()}: {count} duplicate row key(s) — each row needs a unique key "
+        "(identical rows without a key field count as duplicates):\n" + "\n".join(lines) + more
+    )
+
+
 def load_rows(source: RowSource) -> list[DatasetRow]:
-    """Read every row of a source, failing on duplicate ids with the locations of each duplicate."""
+    """Read every row of a source, failing on duplicate ids with the locations of each duplicate.
+
+    This holds the whole source in memory; `dagster_evals.sync.scan_source` checks a source of any size
+    in bounded memory.
+    """
     rows: list[DatasetRow] = []
     seen: dict[str, str] = {}
     duplicates: dict[str, list[str]] = {}
@@ -328,15 +349,7 @@ def load_rows(source: RowSource) -> list[DatasetRow]:
         seen[row.id] = where
         rows.append(row)
     if not rows:
-        raise InputError(
-            f"{source.describe()}: the source has no rows; syncing it would remove every row of the dataset "
-            "(add rows, or delete the dataset on the platform to empty it)"
-        )
+        raise empty_source_error(source)
     if duplicates:
-        lines = [f"  {row_id!r}: {', '.join(places)}" for row_id, places in list(duplicates.items())[:20]]
-        more = f"\n  … and {len(duplicates) - 20} more" if len(duplicates) > 20 else ""
-        raise InputError(
-            f"{source.describe()}: {len(duplicates)} duplicate row key(s) — each row needs a unique key "
-            "(identical rows without a key field count as duplicates):\n" + "\n".join(lines) + more
-        )
+        raise duplicate_keys_error(source, duplicates, len(duplicates))
     return rows

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from dagster_evals import CsvSource, InputError, IterableSource, JsonlSource, load_rows
+from dagster_evals.sync import scan_source
 from tests.conftest import write_jsonl
 
 
@@ -96,3 +97,33 @@ def test_iterable_source_names_the_row_index() -> None:
 
     with pytest.raises(InputError, match=r"rows row 2: a row must be a JSON object"):
         load_rows(IterableSource(rows))
+
+
+BAD_SOURCES = {
+    "malformed line": ('{"input": "ok"}\n\n{"input": "broken"\n', None),
+    "no input": ('{"input": 1}\n{"expected": "no input"}\n', None),
+    "duplicate keys": ("".join(f'{{"id": "{k}", "input": {i}}}\n' for i, k in enumerate("abcabca")), "id"),
+    "identical unkeyed rows": ('{"input": "same"}\n{"input": "x"}\n{"input": "same"}\n', None),
+    "missing key": ('{"id": "a", "input": 1}\n{"input": 2}\n', "id"),
+    "empty": ("\n\n", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SOURCES))
+def test_streaming_scan_fails_exactly_like_load_rows(tmp_path: Path, case: str) -> None:
+    text, key_field = BAD_SOURCES[case]
+    path = tmp_path / "rows.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as whole:
+        load_rows(JsonlSource(path, key_field=key_field))
+    with pytest.raises(InputError) as streamed:
+        scan_source(JsonlSource(path, key_field=key_field), chunk_rows=2)  # duplicates span chunks
+    assert str(streamed.value) == str(whole.value)
+
+
+def test_streaming_scan_counts_and_indexes_every_row_of_a_csv(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,input\n" + "".join(f"r{i},q{i}\n" for i in range(25)), encoding="utf-8")
+    with scan_source(CsvSource(path, key_field="id"), chunk_rows=4) as scanned:
+        assert scanned.rows_total == 25
+        assert [row_id for row_id, _, _ in scanned.index.actions()] == [f"r{i}" for i in range(25)]

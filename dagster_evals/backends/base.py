@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -20,6 +19,7 @@ from dagster_evals.models import (
     PromptVersion,
     Snapshot,
 )
+from dagster_evals.row_index import pairs_digest
 
 ProgressFn = Callable[[str], None]
 
@@ -48,6 +48,19 @@ class EvalPlatform(ABC):
     @abstractmethod
     def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
         """Stream the dataset's rows (at `version`, or the latest), page by page."""
+
+    def iter_row_hashes(
+        self, dataset: DatasetRef, *, version: str | None = None
+    ) -> Iterator[tuple[str, str]]:
+        """Stream `(row id, content hash)` of the dataset's rows (at `version`, or the latest)."""
+        for row in self.iter_rows(dataset, version=version):
+            yield row.id, row.content_hash
+
+    def check_rows(self, rows: Sequence[DatasetRow]) -> None:
+        """Raise `InputError` for a row the platform would refuse (e.g. too big for one request).
+
+        A sync checks every row before its first write; the default accepts everything.
+        """
 
     @abstractmethod
     def upsert_rows(
@@ -91,7 +104,7 @@ class EvalPlatform(ABC):
     def snapshot(self, dataset: DatasetRef) -> Snapshot:
         """Pin the dataset's current version: version id, row count and content digest."""
         version = self.current_version(dataset)
-        count, digest = rows_digest(self.iter_rows(dataset, version=version))
+        count, digest = pairs_digest(self.iter_row_hashes(dataset, version=version))
         return Snapshot(dataset=dataset, version=version, row_count=count, digest=digest)
 
     # -- evals ------------------------------------------------------------------------------------
@@ -182,13 +195,10 @@ class StagedSync:
         """Drop whatever was staged and not published (writes already applied stay)."""
 
 
-def rows_digest(rows: Iterator[DatasetRow]) -> tuple[int, str]:
-    """Row count and order-independent digest of a stream of rows (sha256 over sorted id:hash pairs)."""
-    pairs = sorted((row.id, row.content_hash) for row in rows)
-    digest = hashlib.sha256()
-    for row_id, row_hash in pairs:
-        digest.update(f"{row_id}:{row_hash}\n".encode())
-    return len(pairs), digest.hexdigest()
+def rows_digest(rows: Iterable[DatasetRow]) -> tuple[int, str]:
+    """Row count and order-independent digest of a stream of rows (sha256 over sorted id:hash pairs),
+    in bounded memory (see `pairs_digest`)."""
+    return pairs_digest((row.id, row.content_hash) for row in rows)
 
 
 SECRET_FIELDS = frozenset({"api_key"})

@@ -78,6 +78,18 @@ class BraintrustDatasets(BraintrustSession):
                 return summary.data_summary.total_records
         return sum(1 for _ in self.iter_rows(dataset, version=version))
 
+    def _event_bytes(self, row: DatasetRow) -> bytes:
+        event: dict[str, Any] = {"id": row.id, "input": row.input, "metadata": row.metadata}
+        if row.expected is not None:
+            event["expected"] = row.expected
+        event["tags"] = row.tags
+        return self._encode(event)
+
+    def check_rows(self, rows: Sequence[DatasetRow]) -> None:
+        """Fail on a row too big for one insert request (or not encodable as strict JSON)."""
+        for row in rows:
+            self._check_size(row.id, self._event_bytes(row))
+
     def upsert_rows(
         self,
         dataset: DatasetRef,
@@ -92,19 +104,10 @@ class BraintrustDatasets(BraintrustSession):
         before any row is written. The check encodes and drops each row; the send encodes again while it
         streams, so memory stays flat in the number of rows.
         """
-
-        def event_of(row: DatasetRow) -> bytes:
-            event: dict[str, Any] = {"id": row.id, "input": row.input, "metadata": row.metadata}
-            if row.expected is not None:
-                event["expected"] = row.expected
-            event["tags"] = row.tags
-            return self._encode(event)
-
-        for row in rows:
-            self._check_size(row.id, event_of(row))
+        self.check_rows(rows)
         return self._send_batches(
             f"/v1/dataset/{dataset.id}/insert",
-            ((row.id, event_of(row)) for row in rows),
+            ((row.id, self._event_bytes(row)) for row in rows),
             total=len(rows),
             progress=progress,
         )

@@ -37,6 +37,7 @@ from dagster_evals.errors import (
     PlatformError,
 )
 from dagster_evals.models import DatasetRef, DatasetRow, Snapshot
+from dagster_evals.row_index import SortedPairs
 
 T = TypeVar("T")
 CHUNK = 100
@@ -159,16 +160,17 @@ class DatasetOps:
     def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
         """Stream the dataset's rows. With `version`, raise `DatasetChangedError` at the end of the stream
         when the rows read do not have that version (the server keeps no older versions)."""
-        pairs: list[tuple[str, str]] = []
-        for log in self.client.iter_dataset_logs(dataset.id, page_size=self.page_size):
-            row, ours = row_from_log(log)
-            if not ours:
-                self._foreign_ids.setdefault(dataset.id, set()).add(row.id)
-            if version is not None:
-                pairs.append((row.id, row.content_hash))
-            yield row
-        if version is not None:
-            _, digest = rows_digest(DatasetRow(id=i, input=None, content_hash=h) for i, h in pairs)
+        with SortedPairs() as pairs:  # on disk past a bound: memory stays flat in the row count
+            for log in self.client.iter_dataset_logs(dataset.id, page_size=self.page_size):
+                row, ours = row_from_log(log)
+                if not ours:
+                    self._foreign_ids.setdefault(dataset.id, set()).add(row.id)
+                if version is not None:
+                    pairs.add(row.id, row.content_hash)
+                yield row
+            if version is None:
+                return
+            _, digest = pairs.digest()
             if version_of(digest) != version:
                 raise DatasetChangedError(
                     f"dataset {dataset.name!r} on Keywords AI is at version {version_of(digest)}, not "
@@ -329,6 +331,10 @@ class DatasetOps:
             "removes duplicates and adds missing rows — or raise settle_delay_s",
             metadata={"rounds": self.max_reconcile_rounds},
         )
+
+    def check_rows(self, rows: Sequence[DatasetRow]) -> None:
+        """Fail on a row too big for one bulk request (`max_request_bytes`)."""
+        self._batches([row.id for row in rows], [log_from_row(row) for row in rows])
 
     def upsert_rows(self, dataset: DatasetRef, rows: Sequence[DatasetRow], *,
                     replace: Collection[str] = (), progress: ProgressFn = _quiet) -> int:  # fmt: skip

@@ -32,6 +32,7 @@ from dagster_evals.errors import ConfigError, InputError, NotFoundError
 from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
 
 PAGE_SIZE = 1000
+HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
 ABANDONED_STAGE_AFTER = timedelta(days=1)  # stages of a crashed sync are dropped by a later sync
 
 
@@ -126,6 +127,28 @@ class LocalDatasets(EvalPlatform):
                     content_hash=r.content_hash,
                 )
             if len(page) < PAGE_SIZE:
+                return
+            last_id = page[-1].row_id
+
+    def iter_row_hashes(
+        self, dataset: DatasetRef, *, version: str | None = None
+    ) -> Iterator[tuple[str, str]]:
+        """`(row id, content hash)` of the rows at `version`, by id, `HASH_PAGE_SIZE` per query."""
+        at = self._resolve_version(dataset, version)
+        c = dataset_rows.c
+        last_id = ""
+        while True:
+            query = (
+                sa.select(c.row_id, c.content_hash)
+                .where(self._visible_at(dataset, at) & (c.row_id > last_id))
+                .order_by(c.row_id)
+                .limit(HASH_PAGE_SIZE)
+            )
+            with self.engine.connect() as conn:
+                page = conn.execute(query).all()
+            for r in page:
+                yield r.row_id, r.content_hash
+            if len(page) < HASH_PAGE_SIZE:
                 return
             last_id = page[-1].row_id
 
