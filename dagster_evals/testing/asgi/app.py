@@ -171,15 +171,15 @@ class FakeAPI:
             return self.method_not_allowed(request, found.allowed)
         call = Call(request, found.route, found.arguments, raw=await request.body())
         try:
-            with self.lock if self.serialized else contextlib.nullcontext():
-                try:
+            try:
+                with self.lock if self.serialized else contextlib.nullcontext():
                     self.admit(call)
                     call.body = self.read_body(call)
                     result = call.route.handler(request, call.body, *call.arguments)
-                except self.validation_errors as exc:
-                    raise self.invalid_request(exc) from None
-            if inspect.isawaitable(result):
-                result = await result
+                if inspect.isawaitable(result):
+                    result = await result
+            except self.validation_errors as exc:
+                raise self.invalid_request(exc) from None
             return await self.respond(call, result)
         except ApiError as exc:
             return exc.response()

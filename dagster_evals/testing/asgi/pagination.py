@@ -1,8 +1,9 @@
 """The two pagination styles the fakes serve.
 
 - `cursor_window`: id cursors `starting_after` / `ending_before` plus `limit`, as Braintrust's list endpoints
-  (braintrustdata/braintrust-openapi openapi/spec.json, parameters `starting_after`, `ending_before`,
-  `limit`: "you may only pass one of `starting_after` and `ending_before`").
+  (braintrustdata/braintrust-openapi@b561b12dd30b9862a48e391e86b33e96043cdc0a:openapi/spec.json, parameters
+  `StartingAfter`, `EndingBefore`, `AppLimitParam`). Both cursors at once is a 400 (unconfirmed: the
+  extract carries no description of the combination).
 - `page_number`: Django REST framework page numbers `{count, next, previous, results}`, as Keywords AI's list
   endpoints (respanai/respan-python-api, e.g. src/respan/datasets/types/list_datasets_response.py); a page
   past the end is an error.
