@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from dagster_evals.testing.asgi import Route
+from dagster_evals.testing.braintrust.experiments import ExperimentRoutes
+from dagster_evals.testing.braintrust.functions import FunctionRoutes
 from dagster_evals.testing.braintrust.openapi import Body
 from dagster_evals.testing.braintrust.runtime import _Fn, _jsonable
 from dagster_evals.testing.braintrust.store import HttpError, Obj, parse_version
@@ -43,21 +43,7 @@ class _EvalRun:
     timeout_ms: float | None
 
 
-class EvalRoutes:
-    # State and helpers provided by BraintrustFake.
-    lock: threading.RLock
-    events_written: Counter[str]
-    eval_row_hook: Callable[[int], None] | None
-    hold_evals: threading.Event | None
-    _get: Any
-    _live: Any
-    _next_xact: Any
-    _validate: Any
-    _project_by_name: Any
-    _callable_from_ref: Any
-    _create_experiment: Any
-    _summary: Any
-
+class EvalRoutes(ExperimentRoutes, FunctionRoutes):
     def _eval_routes(self) -> list[Route]:
         return [Route("POST", "/v1/eval", self._run_eval)]
 

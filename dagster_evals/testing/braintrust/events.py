@@ -12,14 +12,14 @@ from __future__ import annotations
 import base64
 import bisect
 import json
-import threading
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dagster_evals.testing.asgi import Route, compact_json
+from dagster_evals.testing.braintrust.objects import ObjectRoutes
 from dagster_evals.testing.braintrust.openapi import Body
 from dagster_evals.testing.braintrust.store import EventStore, HttpError, Obj, parse_version
 
@@ -31,18 +31,7 @@ INSERT_SCHEMAS = {
 }
 
 
-class EventRoutes:
-    # State and helpers provided by BraintrustFake.
-    lock: threading.RLock
-    logs: dict[str, EventStore]
-    org_id: str
-    events_written: Counter[str]
-    repeat_page_boundary: bool
-    _get: Any
-    _next_xact: Any
-    _validate: Any
-    _int: Any
-
+class EventRoutes(ObjectRoutes):
     def _event_routes(self, kind: str) -> list[Route]:
         """`POST /v1/<kind>/{id}/insert`, and `fetch` by POST body or GET query."""
 

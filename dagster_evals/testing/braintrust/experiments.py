@@ -10,40 +10,23 @@ stored rows as `summarize` does: each trace's scores rolled up from all its span
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections import defaultdict
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 
 from dagster_evals.testing.asgi import Route
-from dagster_evals.testing.braintrust.objects import FAKE_USER_ID
+from dagster_evals.testing.braintrust.objects import FAKE_USER_ID, ObjectRoutes
 from dagster_evals.testing.braintrust.openapi import Body
 from dagster_evals.testing.braintrust.store import EventStore, Obj, now_iso
 
 
-class ExperimentRoutes:
-    # State and helpers provided by BraintrustFake.
-    lock: threading.RLock
-    objects: dict[str, dict[str, Obj]]
-    _get: Any
-    _live: Any
-    _new: Any
-    _list: Any
-    _object_routes: Any
-    _validate: Any
-    _project_url: Any
-
+class ExperimentRoutes(ObjectRoutes):
     def _experiment_routes(self) -> list[Route]:
         return [
             Route("POST", "/v1/experiment", self._post_experiment),
-            Route(
-                "GET",
-                "/v1/experiment",
-                lambda request, body: self._list(request, "experiment", "experiment_name"),
-            ),
+            self._list_route("experiment", "experiment_name"),
             *self._object_routes("experiment", "PatchExperiment", empty_patch=True),
             Route("GET", "/v1/experiment/{id}/summarize", self._summarize_experiment),
         ]
@@ -131,15 +114,8 @@ class ExperimentRoutes:
     def _summary(
         self, request: Request, experiment: Obj, comparison_id: str | None, with_scores: bool
     ) -> dict[str, Any]:
+        out = {**self._summary_head(request, "experiment", experiment), "comparison_experiment_name": None}
         project = self._get("project", experiment.data["project_id"])
-        project_url = self._project_url(request, project)
-        out: dict[str, Any] = {
-            "project_name": project.data["name"],
-            "experiment_name": experiment.data["name"],
-            "project_url": project_url,
-            "experiment_url": f"{project_url}/experiments/{quote(experiment.data['name'])}",
-            "comparison_experiment_name": None,
-        }
         if not with_scores:
             return out
         comparison = None

@@ -57,9 +57,7 @@ from starlette.responses import JSONResponse, Response
 from dagster_evals.testing.asgi import ApiError, Call, FakeAPI, Route, compact_json, credential, decode_json
 from dagster_evals.testing.braintrust.evals import EvalRoutes
 from dagster_evals.testing.braintrust.events import EventRoutes
-from dagster_evals.testing.braintrust.experiments import ExperimentRoutes
-from dagster_evals.testing.braintrust.functions import FunctionRoutes
-from dagster_evals.testing.braintrust.objects import FAKE_USER_ID, ObjectRoutes
+from dagster_evals.testing.braintrust.objects import FAKE_USER_ID
 from dagster_evals.testing.braintrust.openapi import SpecError
 from dagster_evals.testing.braintrust.store import XACT_START, EventStore, HttpError, Obj
 
@@ -70,7 +68,7 @@ WRITE_METHODS = ("POST", "PATCH", "PUT")
 __all__ = ["FAKE_USER_ID", "BraintrustFake"]
 
 
-class BraintrustFake(ObjectRoutes, EventRoutes, ExperimentRoutes, FunctionRoutes, EvalRoutes, FakeAPI):
+class BraintrustFake(EventRoutes, EvalRoutes, FakeAPI):
     """In-memory Braintrust API. `app` is the ASGI app (wrapped in a `FaultInjector`, `faults`)."""
 
     exact_paths = False

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,44 +22,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dagster_evals.testing.asgi import Route
+from dagster_evals.testing.braintrust.objects import ObjectRoutes
 from dagster_evals.testing.braintrust.runtime import RUNNABLE_GLOBALS, _Fn
 from dagster_evals.testing.braintrust.store import HttpError, Obj, now_iso, parse_version
 
 
-class FunctionRoutes:
-    # State and helpers provided by BraintrustFake.
-    lock: threading.RLock
-    objects: dict[str, dict[str, Obj]]
-    org_id: str
-    _get: Any
-    _live: Any
-    _new: Any
-    _next_xact: Any
-    _validate: Any
-    _page_of: Any
-    _project_by_name: Any
-
+class FunctionRoutes(ObjectRoutes):
     def _function_routes(self) -> list[Route]:
         return [
             Route("POST", "/v1/prompt", self._post_prompt),
-            Route(
-                "GET",
-                "/v1/prompt",
-                lambda request, body: self._list_functions(request, "prompt", "prompt_name"),
-            ),
+            self._versioned_list_route("prompt"),
             Route("GET", "/v1/prompt/{id}", self._get_prompt),
             Route("PATCH", "/v1/prompt/{id}", self._patch_prompt),
             Route("DELETE", "/v1/prompt/{id}", self._delete_prompt),
             Route("POST", "/v1/function", self._post_function),
-            Route(
-                "GET",
-                "/v1/function",
-                lambda request, body: self._list_functions(request, "function", "function_name"),
-            ),
+            self._versioned_list_route("function"),
             Route("GET", "/v1/function/{id}", self._get_function),
             Route("PATCH", "/v1/function/{id}", self._patch_function_route),
             Route("POST", "/v1/function/{id}/invoke", self._invoke),
         ]
+
+    def _versioned_list_route(self, kind: str) -> Route:
+        return Route(
+            "GET", f"/v1/{kind}", lambda request, body: self._list_functions(request, kind, f"{kind}_name")
+        )
 
     # -- routes --------------------------------------------------------------------------------------------
     def _post_prompt(self, request: Request, body: Any) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -25,12 +26,19 @@ FAKE_USER_ID = "5f0c8a3e-2b7d-4c1e-9a6f-0d3b8e1c7a42"
 
 
 class ObjectRoutes:
-    # State provided by BraintrustFake.
+    """The storage and shared routes every other part of the fake builds on."""
+
+    # State set up by BraintrustFake.
     lock: threading.RLock
     objects: dict[str, dict[str, Obj]]
+    logs: dict[str, EventStore]
     org_name: str
     org_id: str
     app_url: str | None
+    events_written: Counter[str]
+    repeat_page_boundary: bool
+    eval_row_hook: Callable[[int], None] | None
+    hold_evals: threading.Event | None
     _xact: int
     _seq: int
 
@@ -114,6 +122,21 @@ class ObjectRoutes:
                 items = [o for o in items if test(o, query[name])]
         return {"objects": [dict(o.data) for o in self._page_of(request, items)]}
 
+    def _list_route(self, kind: str, name_param: str) -> Route:
+        return Route("GET", f"/v1/{kind}", lambda request, body: self._list(request, kind, name_param))
+
+    def _summary_head(self, request: Request, kind: str, obj: Obj) -> dict[str, Any]:
+        """The names and links that open a dataset's or experiment's summary (`SummarizeDatasetResponse`,
+        `SummarizeExperimentResponse`: `project_name`, `<kind>_name`, `project_url`, `<kind>_url`)."""
+        project = self._get("project", obj.data["project_id"])
+        project_url = self._project_url(request, project)
+        return {
+            "project_name": project.data["name"],
+            f"{kind}_name": obj.data["name"],
+            "project_url": project_url,
+            f"{kind}_url": f"{project_url}/{kind}s/{quote(obj.data['name'])}",
+        }
+
     def _object_routes(self, kind: str, patch_schema: str, *, empty_patch: bool = False) -> list[Route]:
         """`GET`, `PATCH` (validated against `patch_schema`; `empty_patch`: no body means no change) and
         `DELETE` (soft: sets `deleted_at`) of `/v1/<kind>/{id}`."""
@@ -141,7 +164,7 @@ class ObjectRoutes:
     def _project_routes(self) -> list[Route]:
         return [
             Route("POST", "/v1/project", self._create_project),
-            Route("GET", "/v1/project", lambda request, body: self._list(request, "project", "project_name")),
+            self._list_route("project", "project_name"),
             *self._object_routes("project", "PatchProject"),
         ]
 
@@ -169,7 +192,7 @@ class ObjectRoutes:
     def _dataset_routes(self) -> list[Route]:
         return [
             Route("POST", "/v1/dataset", self._create_dataset),
-            Route("GET", "/v1/dataset", lambda request, body: self._list(request, "dataset", "dataset_name")),
+            self._list_route("dataset", "dataset_name"),
             *self._object_routes("dataset", "PatchDataset"),
             Route("GET", "/v1/dataset/{id}/summarize", self._summarize_dataset),
         ]
@@ -200,14 +223,7 @@ class ObjectRoutes:
     def _summarize_dataset(self, request: Request, body: Any, dataset_id: str) -> dict:
         with self.lock:
             dataset = self._get("dataset", dataset_id)
-            project = self._get("project", dataset.data["project_id"])
-            project_url = self._project_url(request, project)
-            out: dict[str, Any] = {
-                "project_name": project.data["name"],
-                "dataset_name": dataset.data["name"],
-                "project_url": project_url,
-                "dataset_url": f"{project_url}/datasets/{quote(dataset.data['name'])}",
-            }
+            out = self._summary_head(request, "dataset", dataset)
             if request.query_params.get("summarize_data") == "true":
                 assert dataset.store is not None
                 out["data_summary"] = {"total_records": dataset.store.live}

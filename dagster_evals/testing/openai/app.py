@@ -220,11 +220,7 @@ class OpenAIFake(FakeAPI):
                 for i, c in enumerate(reply.tool_calls)
             ]
         completion = _completion_tokens(reply)
-        prompt = (
-            reply.prompt_tokens
-            if reply.prompt_tokens is not None
-            else prompt_tokens(messages, body.get("tools"))
-        )
+        prompt = _prompt_tokens(reply, messages, body)
         # openai-python@v3.57.0:src/openai/types/chat/chat_completion.py (`ChatCompletion`, `Choice`).
         return {
             "id": "chatcmpl-" + seed[:29],
@@ -283,11 +279,7 @@ class OpenAIFake(FakeAPI):
                     "content": [{"type": "output_text", "text": reply.content, "annotations": []}],
                 }
             )
-        prompt = (
-            reply.prompt_tokens
-            if reply.prompt_tokens is not None
-            else prompt_tokens(messages, body.get("tools"))
-        )
+        prompt = _prompt_tokens(reply, messages, body)
         # openai-python@v3.57.0:src/openai/types/responses/response.py (`Response`).
         return {
             "id": "resp_" + seed[:24],
@@ -376,6 +368,12 @@ class OpenAIFake(FakeAPI):
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _prompt_tokens(reply: Reply, messages: list[dict[str, Any]], body: dict[str, Any]) -> int:
+    if reply.prompt_tokens is not None:
+        return reply.prompt_tokens
+    return prompt_tokens(messages, body.get("tools"))
 
 
 def _completion_tokens(reply: Reply) -> int:
