@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dagster_evals.testing.asgi import ApiError, Call, FakeAPI, Route, SlidingWindow, credential
-from dagster_evals.testing.openai import wire
+from dagster_evals.testing.openai import checks, wire
 from dagster_evals.testing.openai.replies import (
     Reply,
     ReplyLike,
@@ -198,12 +198,12 @@ class OpenAIFake(FakeAPI):
     # -- chat completions --------------------------------------------------------------------------------
     def _chat(self, request: Request, body: Any) -> dict[str, Any]:
         body = wire.check_fields(body, wire.CHAT_FIELDS, wire.CHAT_REQUIRED)
-        messages = _messages(body["messages"])
+        messages = checks.messages(body["messages"])
         if body.get("stream"):
             raise wire.OpenAIError(400, "stream=true is not served by this fake", param="stream")
         response_format = body.get("response_format")
         if response_format is not None:
-            _check_response_format(response_format, messages)
+            checks.response_format(response_format, messages)
         n = body.get("n") or 1
         if not isinstance(n, int) or n < 1:
             raise wire.invalid_type("n", "an integer >= 1", n)
@@ -297,7 +297,7 @@ class OpenAIFake(FakeAPI):
     # -- embeddings and moderations ------------------------------------------------------------------------
     def _embeddings(self, request: Request, body: Any) -> dict[str, Any]:
         body = wire.check_fields(body, wire.EMBEDDING_FIELDS, ("input", "model"))
-        texts = _texts(body["input"], "input")
+        texts = checks.texts(body["input"], "input")
         model = str(body["model"])
         size = wire.EMBEDDING_SIZES.get(model, wire.DEFAULT_EMBEDDING_SIZE)
         if body.get("dimensions") is not None:
@@ -335,7 +335,7 @@ class OpenAIFake(FakeAPI):
         if isinstance(raw, list) and raw and all(isinstance(p, dict) for p in raw):
             texts = [content_text(raw)]  # multi-modal input parts: one result
         else:
-            texts = _texts(raw, "input")
+            texts = checks.texts(raw, "input")
         results = []
         for text in texts:
             words = set(text.lower().split())
@@ -381,59 +381,3 @@ def _completion_tokens(reply: Reply) -> int:
         return reply.completion_tokens
     text = (reply.content or "") + "".join(json.dumps(dict(c.arguments)) for c in reply.tool_calls)
     return max(1, count_tokens(text))
-
-
-def _messages(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not value:
-        raise wire.OpenAIError(400, "'messages' must be a non-empty array.", param="messages")
-    for i, message in enumerate(value):
-        if not isinstance(message, dict) or message.get("role") not in wire.MESSAGE_ROLES:
-            role = message.get("role") if isinstance(message, dict) else None
-            raise wire.OpenAIError(
-                400,
-                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', "
-                "'tool', and 'developer'.",
-                param=f"messages[{i}].role",
-                code="invalid_value",
-            )
-        if message["role"] == "tool" and not message.get("tool_call_id"):
-            raise wire.OpenAIError(
-                400,
-                f"Missing required parameter: 'messages[{i}].tool_call_id'.",
-                param=f"messages[{i}].tool_call_id",
-            )
-    return value
-
-
-def _check_response_format(fmt: Any, messages: list[dict[str, Any]]) -> None:
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind not in ("text", "json_object", "json_schema"):
-        raise wire.OpenAIError(
-            400,
-            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and 'json_schema'.",
-            param="response_format.type",
-        )
-    if kind == "json_schema" and not (fmt.get("json_schema") or {}).get("name"):
-        raise wire.OpenAIError(
-            400,
-            "Missing required parameter: 'response_format.json_schema.name'.",
-            param="response_format.json_schema.name",
-        )
-    if kind == "json_object" and "json" not in prompt_text(messages).lower():
-        raise wire.OpenAIError(
-            400,
-            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
-            param="messages",
-        )
-
-
-def _texts(value: Any, param: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
-        return [" ".join(map(str, value))]
-    if isinstance(value, list) and all(isinstance(v, list) for v in value):
-        return [" ".join(map(str, v)) for v in value]
-    raise wire.invalid_type(param, "a string or an array of strings or token arrays", value)
