@@ -27,12 +27,6 @@ def fake() -> KeywordsAIFake:
 
 
 @pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
-
-
-@pytest.fixture
 def http(server: ServerThread) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as client:
         yield client

@@ -10,7 +10,6 @@ prompt endpoints (0.1.49 no longer ships `datasets`); `keywordsai` 1.0.4 calls d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,12 +26,6 @@ KEY = "kw-sdk-key-0123456789"
 @pytest.fixture
 def fake() -> KeywordsAIFake:
     return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None, delete_lag=1)
-
-
-@pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
 
 
 @pytest.fixture

@@ -29,12 +29,6 @@ def fake() -> KeywordsAIFake:
 
 
 @pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
-
-
-@pytest.fixture
 def platform(server: ServerThread) -> Iterator[KeywordsAIPlatform]:
     p = KeywordsAIResource(
         api_key=KEY,
