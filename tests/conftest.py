@@ -108,7 +108,15 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     )
 
 
-def keywordsai_resource(url: str, key: str, **overrides: Any) -> KeywordsAIResource:
+KEYWORDSAI_KEY = "kw-test-key-0123456789"
+
+
+def keywordsai_fake(**options: Any) -> KeywordsAIFake:
+    """A Keywords AI fake that accepts `KEYWORDSAI_KEY` and has no rate limit (unless `options` set one)."""
+    return KeywordsAIFake(**({"api_keys": [KEYWORDSAI_KEY], "rate_limit_per_minute": None} | options))
+
+
+def keywordsai_resource(url: str, key: str = KEYWORDSAI_KEY, **overrides: Any) -> KeywordsAIResource:
     """A Keywords AI resource on a fake at `url`: no client-side rate limit, fast polls, no settle delay."""
     options: dict[str, Any] = {
         "api_key": key,

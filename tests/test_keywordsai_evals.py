@@ -17,6 +17,7 @@ from dagster_evals.testing.keywordsai import KeywordsAIFake
 from tests.conftest import (
     add_task,
     failure_text,
+    keywordsai_fake,
     keywordsai_resource,
     materialization,
     materialize_suite,
@@ -24,18 +25,17 @@ from tests.conftest import (
     write_jsonl,
 )
 
-KEY = "kw-evals-key-0123456789"
 CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+    return keywordsai_fake()
 
 
 def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
-    return keywordsai_resource(server.url, KEY, **overrides)
+    return keywordsai_resource(server.url, **overrides)
 
 
 def suite_for(tmp_path: Path, **overrides: Any) -> EvalSuite:

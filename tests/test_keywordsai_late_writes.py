@@ -19,6 +19,7 @@ from dagster_evals.testing.keywordsai import KeywordsAIFake
 from tests.conftest import (
     add_task,
     failure_text,
+    keywordsai_fake,
     keywordsai_resource,
     materialization,
     materialize_suite,
@@ -27,13 +28,12 @@ from tests.conftest import (
 )
 from tests.fault_helpers import EndpointFaults
 
-KEY = "kw-late-key-0123456789"
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+    return keywordsai_fake()
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def server(endpoints: EndpointFaults) -> Iterator[ServerThread]:
 
 
 def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
-    return keywordsai_resource(server.url, KEY, **({"backoff_base_s": 0.01, "batch_size": 10} | overrides))
+    return keywordsai_resource(server.url, **({"backoff_base_s": 0.01, "batch_size": 10} | overrides))
 
 
 def held_rows(fake: KeywordsAIFake, name: str) -> Counter[str]:

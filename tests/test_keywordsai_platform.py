@@ -22,9 +22,11 @@ from dagster_evals import (
 from dagster_evals.backends.keywordsai import KeywordsAIResource, metadata_filter, where
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
+from tests.conftest import KEYWORDSAI_KEY as KEY
 from tests.conftest import (
     arith_suite,
     failure_text,
+    keywordsai_fake,
     keywordsai_resource,
     materialization,
     materialize_suite,
@@ -32,7 +34,6 @@ from tests.conftest import (
     write_jsonl,
 )
 
-KEY = "kw-test-key-0123456789"
 BULK = "POST /api/datasets/{dataset_id}/logs/bulk/"
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
@@ -40,11 +41,11 @@ CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+    return keywordsai_fake()
 
 
 def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
-    return keywordsai_resource(server.url, KEY, **overrides)
+    return keywordsai_resource(server.url, **overrides)
 
 
 def suite_for(source: Path, **overrides: Any) -> EvalSuite:

@@ -136,10 +136,7 @@ class FaultInjector:
         async def receive() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def discard(message: Message) -> None:
-            return None
-
-        await self.app(scope, receive, discard)
+        await self.app(scope, receive, _discard)
         with self._lock:
             self.late_applied += 1
 
@@ -177,14 +174,9 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         if fault.kind == "late":
-            chunks = []
-            while True:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                if message["type"] != "http.request" or not message.get("more_body"):
-                    break
+            body = await receive_body(receive)
             with self._lock:
-                self._late.append([max(1, fault.late_by), dict(scope), b"".join(chunks)])
+                self._late.append([max(1, fault.late_by), dict(scope), body])
             await _break_response(send, b"")
             return
         if fault.kind in ("429", "500", "502", "503"):
@@ -251,17 +243,25 @@ async def _hold_until_client_leaves(app: ASGIApp, scope: Scope, receive: Receive
         async def replayed() -> Message:
             return next(replay, {"type": "http.disconnect"})
 
-        async def discard(message: Message) -> None:
-            return None
-
-        await app(scope, replayed, discard)
+        await app(scope, replayed, _discard)
     # Over real HTTP the next message is the disconnect, which comes when the client gives up.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(receive(), HOLD_LIMIT_S)
 
 
-async def _drain(receive: Receive) -> None:
+async def receive_body(receive: Receive) -> bytes:
+    """The whole body of the request being received (what arrived of it, if the client left)."""
+    chunks = []
     while True:
         message = await receive()
+        chunks.append(message.get("body", b""))
         if message["type"] != "http.request" or not message.get("more_body"):
-            return
+            return b"".join(chunks)
+
+
+async def _drain(receive: Receive) -> None:
+    await receive_body(receive)
+
+
+async def _discard(message: Message) -> None:
+    return None
