@@ -10,6 +10,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from dagster_evals import EvalSuite, build_eval_suite_assets
+from dagster_evals.backends.braintrust import BraintrustPlatform
+from dagster_evals.backends.keywordsai import KeywordsAIResource
+from dagster_evals.testing import BraintrustFake, KeywordsAIFake, ServerThread
 from tests.pg_server import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +81,64 @@ def qa_rows(n: int, *, wrong: set[int] = frozenset()) -> list[dict[str, Any]]:
 
 def add_task(input: dict[str, Any]) -> str:
     return str(input["a"] + input["b"])
+
+
+def arith_suite(source: Path, **options: Any) -> EvalSuite:
+    """An `arith` suite over `source` (rows from `qa_rows`, keyed by `id`, task `add_task`); `options`
+    set the scorers, thresholds and anything else."""
+    return EvalSuite(**({"name": "arith", "source": source, "key_field": "id", "task": add_task} | options))
+
+
+def materialize_suite(
+    suite: EvalSuite, instance: dg.DagsterInstance, evals: Any, **kwargs: Any
+) -> dg.ExecuteInProcessResult:
+    """Materialize the suite's assets with `evals` as the platform resource (`kwargs` go to
+    `dg.materialize`: `selection`, `raise_on_error`…)."""
+    return dg.materialize(
+        build_eval_suite_assets(suite), instance=instance, resources={"evals": evals}, **kwargs
+    )
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """The error text of every failed step of a run."""
+    return "\n".join(
+        str(event.step_failure_data.error.to_string())
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
+    )
+
+
+KEYWORDSAI_KEY = "kw-test-key-0123456789"
+
+
+def keywordsai_fake(**options: Any) -> KeywordsAIFake:
+    """A Keywords AI fake that accepts `KEYWORDSAI_KEY` and has no rate limit (unless `options` set one)."""
+    return KeywordsAIFake(**({"api_keys": [KEYWORDSAI_KEY], "rate_limit_per_minute": None} | options))
+
+
+def keywordsai_resource(url: str, key: str = KEYWORDSAI_KEY, **overrides: Any) -> KeywordsAIResource:
+    """A Keywords AI resource on a fake at `url`: no client-side rate limit, fast polls, no settle delay."""
+    options: dict[str, Any] = {
+        "api_key": key,
+        "base_url": url,
+        "rate_limit_per_minute": None,
+        "eval_poll_interval_s": 0.01,
+        "settle_delay_s": 0.0,
+    }
+    return KeywordsAIResource(**(options | overrides))
+
+
+def braintrust_platform(url: str, key: str, **overrides: Any) -> BraintrustPlatform:
+    """A Braintrust platform on a fake at `url`, project `p`, without git metadata."""
+    options: dict[str, Any] = {"api_key": key, "api_url": url, "project": "p", "collect_git": False}
+    return BraintrustPlatform(**(options | overrides))
+
+
+@pytest.fixture
+def server(fake: BraintrustFake | KeywordsAIFake) -> Iterator[ServerThread]:
+    """The test module's `fake` served over real HTTP on 127.0.0.1."""
+    with fake.serve() as running:
+        yield running
 
 
 def materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from dagster_evals.backends.braintrust.platform import BraintrustResource
 from dagster_evals.backends.keywordsai.platform import KeywordsAIResource
 from dagster_evals.testing import BraintrustFake, Fault, FaultInjector, KeywordsAIFake
+from dagster_evals.testing.faults import receive_body
 
 KEY = "fault-test-key-0123456789"
 PLATFORMS = ("braintrust", "keywordsai")
@@ -222,13 +223,7 @@ class LoseOneRow:
             await self.app(scope, receive, send)
             return
         self.armed = False
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = json.loads(b"".join(chunks))
+        body = json.loads(await receive_body(receive))
         dropped = body[self.field].pop(0)
         self.lost = (
             dropped["id"] if self.platform == "braintrust" else dropped["metadata"]["dagster_evals_row_id"]

@@ -104,12 +104,6 @@ def fake() -> BraintrustFake:
     return BraintrustFake(api_key=KEY)
 
 
-@pytest.fixture
-def server(fake: BraintrustFake) -> Iterator[ServerThread]:
-    with ServerThread(fake.app) as running:
-        yield running
-
-
 def make_client(url: str, key: str = KEY, **kwargs: Any) -> BraintrustClient:
     http = HttpClient(
         platform="braintrust",

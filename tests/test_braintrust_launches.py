@@ -6,7 +6,6 @@ server holds the request until the test releases it, so the client's timeout alw
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from dagster_evals.backends.braintrust import BraintrustPlatform
 from dagster_evals.models import DatasetRow, EvalRequest, PlatformFunction, content_hash
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.server import ServerThread
+from tests.conftest import braintrust_platform
 
 KEY = "test-key"
 ROWS = 6
@@ -34,16 +34,8 @@ def fake() -> BraintrustFake:
     return BraintrustFake(api_key=KEY)
 
 
-@pytest.fixture
-def server(fake: BraintrustFake) -> Iterator[ServerThread]:
-    with ServerThread(fake.app) as running:
-        yield running
-
-
 def platform(server: ServerThread, **options: Any) -> BraintrustPlatform:
-    settings: dict[str, Any] = {"api_key": KEY, "api_url": server.url, "project": "p", "collect_git": False}
-    settings.update(options)
-    return BraintrustPlatform(**settings)
+    return braintrust_platform(server.url, KEY, **options)
 
 
 def request_over_a_snapshot(bt: BraintrustPlatform, name: str) -> EvalRequest:

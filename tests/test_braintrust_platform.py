@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from dagster_evals import (
     NotFoundError,
     PlatformError,
     PlatformFunction,
-    build_eval_suite_assets,
 )
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.platform import (
@@ -34,7 +32,7 @@ from dagster_evals.sync import sync_rows
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault
 from dagster_evals.testing.server import ServerThread
-from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+from tests.conftest import arith_suite, materialization, materialize_suite, qa_rows, write_jsonl
 from tests.fault_helpers import stored_rows
 
 KEY = "test-key"
@@ -60,12 +58,6 @@ def fake() -> BraintrustFake:
     return BraintrustFake(api_key=KEY)
 
 
-@pytest.fixture
-def server(fake: BraintrustFake) -> Iterator[ServerThread]:
-    with ServerThread(fake.app) as running:
-        yield running
-
-
 def resource(server: ServerThread, **overrides: Any) -> BraintrustResource:
     options: dict[str, Any] = {
         "api_key": KEY,
@@ -83,21 +75,9 @@ def platform(server: ServerThread, **overrides: Any) -> BraintrustPlatform:
 
 
 def suite_for(source: Path, **overrides: Any) -> EvalSuite:
-    options: dict[str, Any] = {
-        "name": "arith",
-        "source": source,
-        "key_field": "id",
-        "task": add_task,
-        "scorers": ["exact_match", "levenshtein"],
-        "thresholds": {"exact_match": 0.5},
-    }
-    options.update(overrides)
-    return EvalSuite(**options)
-
-
-def run(suite: EvalSuite, instance: dg.DagsterInstance, res: BraintrustResource, **kwargs: Any):
-    return dg.materialize(
-        build_eval_suite_assets(suite), instance=instance, resources={"evals": res}, **kwargs
+    return arith_suite(
+        source,
+        **({"scorers": ["exact_match", "levenshtein"], "thresholds": {"exact_match": 0.5}} | overrides),
     )
 
 
@@ -111,24 +91,24 @@ def test_sync_is_idempotent_and_sends_only_changes(tmp_path: Path, instance, fak
     suite = suite_for(source)
     res = resource(server)
 
-    first = materialization(run(suite, instance, res), DATASET_KEY)
+    first = materialization(materialize_suite(suite, instance, res), DATASET_KEY)
     assert (first["rows_added"], first["rows_sent"]) == (20, 20)
     assert fake.events_written["dataset"] == 20
     assert str(first["dataset_url"]).startswith(server.url + "/app/fake-org/p/arith-project/datasets/arith")
 
-    second = materialization(run(suite, instance, res), DATASET_KEY)
+    second = materialization(materialize_suite(suite, instance, res), DATASET_KEY)
     assert (second["rows_sent"], second["rows_unchanged"]) == (0, 20)
     assert fake.events_written["dataset"] == 20, "an unchanged source must send no rows"
 
     rows = qa_rows(20, wrong={3})
     rows[5]["expected"] = "changed"
     write_jsonl(source, rows)
-    third = materialization(run(suite, instance, res), DATASET_KEY)
+    third = materialization(materialize_suite(suite, instance, res), DATASET_KEY)
     assert (third["rows_updated"], third["rows_sent"]) == (1, 1)
     assert fake.events_written["dataset"] == 21
 
     write_jsonl(source, rows[:7] + rows[8:])
-    fourth = run(suite, instance, res)
+    fourth = materialize_suite(suite, instance, res)
     synced = materialization(fourth, DATASET_KEY)
     assert (synced["rows_removed"], synced["rows_total"]) == (1, 19)
     assert "q7" not in dataset_ids(fake)
@@ -168,7 +148,7 @@ def test_local_eval_records_an_experiment_with_baseline_diffs(
     suite = suite_for(source, metadata={"owner": "ml-team"}, tags=["nightly"])
     res = resource(server)
 
-    first = run(suite, instance, res)
+    first = materialize_suite(suite, instance, res)
     report = materialization(first, REPORT_KEY)
     assert report["score/exact_match"] == pytest.approx(0.8)
     assert report["rows_scored"] == 10
@@ -189,7 +169,7 @@ def test_local_eval_records_an_experiment_with_baseline_diffs(
     assert experiment["repo_info"]["commit"] == git_checkout, "repo_info comes from the local git checkout"
 
     write_jsonl(source, qa_rows(10, wrong={1}))
-    second = materialization(run(suite, instance, res), REPORT_KEY)
+    second = materialization(materialize_suite(suite, instance, res), REPORT_KEY)
     assert second["score/exact_match"] == pytest.approx(0.9)
     assert second["diff/exact_match"] == pytest.approx(0.1)
     assert second["baseline_id"] == report["report_id"]
@@ -212,7 +192,7 @@ def test_remote_eval_runs_on_braintrust_with_the_pinned_version(
     )
     res = resource(server, stream_evals=True)
 
-    first = run(suite, instance, res)
+    first = materialize_suite(suite, instance, res)
     report = materialization(first, REPORT_KEY)
     assert report["score/ExactMatch"] == pytest.approx(0.75)
     assert report["rows_scored"] == 8
@@ -228,7 +208,7 @@ def test_remote_eval_runs_on_braintrust_with_the_pinned_version(
     assert body["repo_info"]["commit"] == git_checkout
 
     write_jsonl(source, qa_rows(8, wrong={0}))
-    second = materialization(run(suite, instance, res), REPORT_KEY)
+    second = materialization(materialize_suite(suite, instance, res), REPORT_KEY)
     assert second["score/ExactMatch"] == pytest.approx(0.875)
     assert second["diff/ExactMatch"] == pytest.approx(0.125)
     assert fake.bodies["POST /v1/eval"][-1]["base_experiment_id"] == report["report_id"]
@@ -281,7 +261,7 @@ def test_bad_key_names_the_env_var_and_never_shows_the_key(
     assert raised.value.status == 401 and raised.value.endpoint == "/v1/project"
 
     suite = suite_for(write_jsonl(tmp_path / "rows.jsonl", qa_rows(3)))
-    result = run(suite, instance, resource(server, api_key=secret), raise_on_error=False)
+    result = materialize_suite(suite, instance, resource(server, api_key=secret), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_failure)
     assert "BRAINTRUST_API_KEY" in str(failure.event_specific_data)

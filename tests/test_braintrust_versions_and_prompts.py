@@ -12,6 +12,7 @@ from dagster_evals.backends.braintrust import models as api
 from dagster_evals.models import DatasetRef, DatasetRow, content_hash
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.server import ServerThread
+from tests.conftest import braintrust_platform
 
 KEY = "test-key"
 
@@ -24,7 +25,7 @@ def fake() -> BraintrustFake:
 @pytest.fixture
 def bt(fake: BraintrustFake) -> Iterator[BraintrustPlatform]:
     with ServerThread(fake.app) as server:
-        platform = BraintrustPlatform(api_key=KEY, api_url=server.url, project="p", collect_git=False)
+        platform = braintrust_platform(server.url, KEY)
         yield platform
         platform.close()
 

@@ -4,53 +4,38 @@ ends failed or outlives `eval_timeout_s` fails the eval_report asset with a clea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
 
-from dagster_evals import EvalSuite, PlatformFunction, build_eval_suite_assets
+from dagster_evals import EvalSuite, PlatformFunction
 from dagster_evals.backends.keywordsai import KeywordsAIResource, metadata_filter
 from dagster_evals.testing import ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+from tests.conftest import (
+    add_task,
+    failure_text,
+    keywordsai_fake,
+    keywordsai_resource,
+    materialization,
+    materialize_suite,
+    qa_rows,
+    write_jsonl,
+)
 
-KEY = "kw-evals-key-0123456789"
 CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
-
-
-@pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
+    return keywordsai_fake()
 
 
 def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
-    options: dict[str, Any] = {
-        "api_key": KEY,
-        "base_url": server.url,
-        "rate_limit_per_minute": None,
-        "eval_poll_interval_s": 0.01,
-        "settle_delay_s": 0.0,
-    }
-    return KeywordsAIResource(**(options | overrides))
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(
-        str(event.step_failure_data.error.to_string())
-        for event in result.all_events
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
-    )
+    return keywordsai_resource(server.url, **overrides)
 
 
 def suite_for(tmp_path: Path, **overrides: Any) -> EvalSuite:
@@ -70,10 +55,10 @@ def test_eval_run_that_ends_failed_fails_the_eval_report_asset(
     suite = suite_for(tmp_path)
     fake.fail_next_evals = 1
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server)},
+    result = materialize_suite(
+        suite,
+        instance,
+        resource(server),
         raise_on_error=False,
     )
 
@@ -92,10 +77,10 @@ def test_eval_run_past_eval_timeout_fails_naming_the_run_to_fetch_later(
     fake.hold_evals = True  # the run never gets past "running"
     suite = suite_for(tmp_path)
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server, eval_timeout_s=0.2)},
+    result = materialize_suite(
+        suite,
+        instance,
+        resource(server, eval_timeout_s=0.2),
         raise_on_error=False,
     )
 
@@ -130,10 +115,10 @@ def test_task_none_scores_sampled_production_logs_through_dagster(
         thresholds={},
     )
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server)},
+    result = materialize_suite(
+        suite,
+        instance,
+        resource(server),
         selection=[suite.snapshot_key, suite.eval_report_key],
     )
 
@@ -150,10 +135,10 @@ def test_task_none_suite_without_its_platform_dataset_fails_at_the_snapshot(
 ) -> None:
     suite = suite_for(tmp_path, name="prod", dataset_name="never-sampled", task=None, scorers=[CHARS])
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server)},
+    result = materialize_suite(
+        suite,
+        instance,
+        resource(server),
         selection=[suite.snapshot_key],
         raise_on_error=False,
     )
@@ -168,20 +153,17 @@ def test_task_none_suite_still_fails_when_a_recorded_dataset_version_is_gone(
     tmp_path: Path, instance, fake, server
 ) -> None:
     suite = suite_for(tmp_path, name="prod", dataset_name="prod-sample", task=None, scorers=[CHARS])
-    assets = build_eval_suite_assets(suite)
-    synced = dg.materialize(
-        assets, instance=instance, resources={"evals": resource(server)}, selection=[suite.dataset_key]
-    )
+    synced = materialize_suite(suite, instance, resource(server), selection=[suite.dataset_key])
     recorded = materialization(synced, suite.dataset_key)["dataset_version"]
     platform = resource(server).get_platform()
     dataset = platform.find_dataset("prod-sample")
     assert dataset is not None
     platform.delete_all_rows(dataset)  # the version the dataset materialization recorded is gone
 
-    result = dg.materialize(
-        assets,
-        instance=instance,
-        resources={"evals": resource(server)},
+    result = materialize_suite(
+        suite,
+        instance,
+        resource(server),
         selection=[suite.snapshot_key],
         raise_on_error=False,
     )

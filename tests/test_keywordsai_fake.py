@@ -16,20 +16,15 @@ import pytest
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 from dagster_evals.testing.keywordsai.spec import response_fields, spec
+from tests.conftest import KEYWORDSAI_KEY as KEY
+from tests.conftest import keywordsai_fake
 
-KEY = "kw-fake-key"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None, now=lambda: NOW)
-
-
-@pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
+    return keywordsai_fake(now=lambda: NOW)
 
 
 @pytest.fixture

@@ -10,23 +10,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
 
-from dagster_evals import EvalSuite, PlatformFunction, build_eval_suite_assets
+from dagster_evals import EvalSuite, PlatformFunction
 from dagster_evals.backends.keywordsai import KeywordsAIResource
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+from tests.conftest import (
+    add_task,
+    failure_text,
+    keywordsai_fake,
+    keywordsai_resource,
+    materialization,
+    materialize_suite,
+    qa_rows,
+    write_jsonl,
+)
 from tests.fault_helpers import EndpointFaults
 
-KEY = "kw-late-key-0123456789"
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+    return keywordsai_fake()
 
 
 @pytest.fixture
@@ -41,16 +48,7 @@ def server(endpoints: EndpointFaults) -> Iterator[ServerThread]:
 
 
 def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
-    options: dict[str, Any] = {
-        "api_key": KEY,
-        "base_url": server.url,
-        "rate_limit_per_minute": None,
-        "eval_poll_interval_s": 0.01,
-        "settle_delay_s": 0.0,
-        "backoff_base_s": 0.01,
-        "batch_size": 10,
-    }
-    return KeywordsAIResource(**(options | overrides))
+    return keywordsai_resource(server.url, **({"backoff_base_s": 0.01, "batch_size": 10} | overrides))
 
 
 def held_rows(fake: KeywordsAIFake, name: str) -> Counter[str]:
@@ -67,10 +65,10 @@ def test_sync_with_late_inserts_holds_exactly_the_source_rows(
     suite = EvalSuite(name="late", source=source, key_field="id", task=add_task, scorers=["exact_match"])
     fake.faults.randomize(rate, seed=7, kinds=["late"], paths=["/logs/bulk/"], late_by=3)
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server)},
+    result = materialize_suite(
+        suite,
+        instance,
+        resource(server),
         selection=[suite.dataset_key],
     )
 
@@ -82,10 +80,10 @@ def test_sync_with_late_inserts_holds_exactly_the_source_rows(
     assert materialization(result, suite.dataset_key)["rows_total"] == 200
 
     fake.faults.clear()
-    rerun = dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server)},
+    rerun = materialize_suite(
+        suite,
+        instance,
+        resource(server),
         selection=[suite.dataset_key],
     )
     assert materialization(rerun, suite.dataset_key)["rows_sent"] == 0
@@ -100,19 +98,13 @@ def test_eval_dataset_and_eval_run_are_created_once_under_late_writes(
         name="once", source=source, key_field="id", task=add_task, scorers=["exact_match", EXACT]
     )
     res = resource(server)
-    dg.materialize(
-        build_eval_suite_assets(suite), instance=instance, resources={"evals": res},
-        selection=[suite.dataset_key, suite.snapshot_key],
-    )  # fmt: skip
+    materialize_suite(suite, instance, res, selection=[suite.dataset_key, suite.snapshot_key])
     # The run's dataset, one batch of its results and the eval run each land after the client gave up.
     endpoints.arm("POST", r"^/api/datasets/$", Fault("late", late_by=2))
     endpoints.arm("POST", r"/logs/bulk/$", Fault("late", late_by=3))
     endpoints.arm("POST", r"/eval-reports/create$", Fault("late", late_by=2))
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite), instance=instance, resources={"evals": res},
-        selection=[suite.eval_report_key],
-    )  # fmt: skip
+    result = materialize_suite(suite, instance, res, selection=[suite.eval_report_key])
 
     assert result.success
     assert len(endpoints.hits) == 3 and endpoints.injector.late_pending == 0
@@ -131,24 +123,16 @@ def test_sync_that_cannot_settle_fails_saying_how_to_repair(tmp_path: Path, inst
     # Every insert is held back far longer than the client keeps checking.
     fake.faults.randomize(1.0, kinds=["late"], paths=["/logs/bulk/"], late_by=10_000)
 
-    result = dg.materialize(
-        build_eval_suite_assets(suite), instance=instance, resources={"evals": resource(server, max_retries=50)},
-        selection=[suite.dataset_key], raise_on_error=False,
-    )  # fmt: skip
+    result = materialize_suite(
+        suite, instance, resource(server, max_retries=50), selection=[suite.dataset_key], raise_on_error=False
+    )
 
     assert not result.success
-    text = "\n".join(
-        str(e.step_failure_data.error.to_string())
-        for e in result.all_events
-        if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
-    )
+    text = failure_text(result)
     assert "did not settle" in text and "run the sync again" in text
     fake.faults.clear()
     fake.faults.apply_late()  # the held writes land at last: many copies of each row
-    rerun = dg.materialize(
-        build_eval_suite_assets(suite), instance=instance, resources={"evals": resource(server)},
-        selection=[suite.dataset_key],
-    )  # fmt: skip
+    rerun = materialize_suite(suite, instance, resource(server), selection=[suite.dataset_key])
     assert rerun.success
     held = held_rows(fake, "stuck")
     assert sorted(held) == sorted(f"q{i}" for i in range(30)) and set(held.values()) == {1}

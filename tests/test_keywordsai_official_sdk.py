@@ -10,7 +10,6 @@ prompt endpoints (0.1.49 no longer ships `datasets`); `keywordsai` 1.0.4 calls d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,19 +19,13 @@ respan_client = pytest.importorskip("respan.client")
 from dagster_evals.backends.keywordsai import KeywordsAIResource  # noqa: E402
 from dagster_evals.testing import ServerThread  # noqa: E402
 from dagster_evals.testing.keywordsai import KeywordsAIFake  # noqa: E402
-
-KEY = "kw-sdk-key-0123456789"
+from tests.conftest import KEYWORDSAI_KEY as KEY  # noqa: E402
+from tests.conftest import keywordsai_fake  # noqa: E402
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None, delete_lag=1)
-
-
-@pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
+    return keywordsai_fake(delete_lag=1)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,22 @@ from dagster_evals import (
     NotFoundError,
     PlatformError,
     PlatformFunction,
-    build_eval_suite_assets,
 )
 from dagster_evals.backends.keywordsai import KeywordsAIResource, metadata_filter, where
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+from tests.conftest import KEYWORDSAI_KEY as KEY
+from tests.conftest import (
+    arith_suite,
+    failure_text,
+    keywordsai_fake,
+    keywordsai_resource,
+    materialization,
+    materialize_suite,
+    qa_rows,
+    write_jsonl,
+)
 
-KEY = "kw-test-key-0123456789"
 BULK = "POST /api/datasets/{dataset_id}/logs/bulk/"
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
@@ -34,39 +41,20 @@ CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
-
-
-@pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
+    return keywordsai_fake()
 
 
 def resource(server: ServerThread, **overrides: Any) -> KeywordsAIResource:
-    options: dict[str, Any] = {
-        "api_key": KEY,
-        "base_url": server.url,
-        "rate_limit_per_minute": None,
-        "eval_poll_interval_s": 0.01,
-        "settle_delay_s": 0.0,
-    }
-    options.update(overrides)
-    return KeywordsAIResource(**options)
+    return keywordsai_resource(server.url, **overrides)
 
 
 def suite_for(source: Path, **overrides: Any) -> EvalSuite:
     options: dict[str, Any] = {
-        "name": "arith",
-        "source": source,
-        "key_field": "id",
-        "task": add_task,
         "scorers": ["exact_match", EXACT, CHARS],
         "thresholds": {"exact_match": 0.9, "exact_match_eval": 0.9},
         "max_regression": 0.05,
     }
-    options.update(overrides)
-    return EvalSuite(**options)
+    return arith_suite(source, **(options | overrides))
 
 
 def run(
@@ -77,10 +65,10 @@ def run(
     only: list[dg.AssetKey] | None = None,
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": res},
+    return materialize_suite(
+        suite,
+        instance,
+        res,
         selection=only,
         raise_on_error=raise_on_error,
     )
@@ -93,14 +81,6 @@ def dataset_logs(fake: KeywordsAIFake, name: str = "arith") -> list[dict[str, An
 
 def row_ids(fake: KeywordsAIFake, name: str = "arith") -> list[str]:
     return sorted(log["metadata"]["dagster_evals_row_id"] for log in dataset_logs(fake, name))
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(
-        str(event.step_failure_data.error.to_string())
-        for event in result.all_events
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error
-    )
 
 
 def test_suite_syncs_pins_and_merges_evaluator_scores_with_local_ones(

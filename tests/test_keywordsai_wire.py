@@ -17,21 +17,16 @@ from dagster_evals.models import DatasetRow, content_hash
 from dagster_evals.sync import sync_rows
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
+from tests.conftest import KEYWORDSAI_KEY as KEY
+from tests.conftest import keywordsai_fake
 
-KEY = "kw-wire-key-0123456789"
 CHARS = PlatformFunction(platform="keywordsai", name="char_count_eval")
 EXACT = PlatformFunction(platform="keywordsai", name="exact_match_eval")
 
 
 @pytest.fixture
 def fake() -> KeywordsAIFake:
-    return KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None, delete_lag=3)
-
-
-@pytest.fixture
-def server(fake: KeywordsAIFake) -> Iterator[ServerThread]:
-    with fake.serve() as running:
-        yield running
+    return keywordsai_fake(delete_lag=3)
 
 
 @pytest.fixture

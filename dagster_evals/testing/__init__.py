@@ -1,7 +1,9 @@
 """Faithful fake Braintrust, Keywords AI and OpenAI-compatible servers for tests — yours and ours.
 
-Each fake is an ASGI app with fault injection; serve it over real HTTP on 127.0.0.1 with
-`ServerThread`, or call it in-process with `in_process_transport`.
+Each fake is an ASGI app with fault injection, built on the shared toolkit `dagster_evals.testing.asgi`
+(`FakeAPI`: routing, credentials, JSON bodies, error envelopes, rate limits, pagination, counters); serve it
+over real HTTP on 127.0.0.1 with `fake.serve()` (a `ServerThread`), or call it in-process with
+`fake.transport()`.
 """
 
 from dagster_evals.testing.braintrust import BraintrustFake

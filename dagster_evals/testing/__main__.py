@@ -17,10 +17,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from dagster_evals.testing.asgi import FakeAPI
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 from dagster_evals.testing.openai import OpenAIFake
-from dagster_evals.testing.server import ServerThread
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,13 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--latency", type=float, default=0.0, help="openai: seconds every answer waits")
     args = parser.parse_args(argv)
+    fake: FakeAPI
     if args.platform == "braintrust":
-        app = BraintrustFake(args.api_key).app
+        fake = BraintrustFake(args.api_key)
     elif args.platform == "openai":
-        app = OpenAIFake(api_key=args.api_key, latency_s=args.latency)
+        fake = OpenAIFake(api_key=args.api_key, latency_s=args.latency)
     else:
-        app = KeywordsAIFake(api_keys=[args.api_key], rate_limit_per_minute=args.rate_limit or None)
-    server = ServerThread(app, port=args.port).start()
+        fake = KeywordsAIFake(api_keys=[args.api_key], rate_limit_per_minute=args.rate_limit or None)
+    server = fake.serve(port=args.port).start()
     print(server.url, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

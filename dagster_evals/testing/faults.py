@@ -136,10 +136,7 @@ class FaultInjector:
         async def receive() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def discard(message: Message) -> None:
-            return None
-
-        await self.app(scope, receive, discard)
+        await self.app(scope, receive, _discard)
         with self._lock:
             self.late_applied += 1
 
@@ -177,23 +174,18 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         if fault.kind == "late":
-            chunks = []
-            while True:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                if message["type"] != "http.request" or not message.get("more_body"):
-                    break
+            body = await receive_body(receive)
             with self._lock:
-                self._late.append([max(1, fault.late_by), dict(scope), b"".join(chunks)])
+                self._late.append([max(1, fault.late_by), dict(scope), body])
             await _break_response(send, b"")
             return
         if fault.kind in ("429", "500", "502", "503"):
             await _drain(receive)
-            headers = [(b"content-type", b"application/json")]
+            extra = []
             if fault.kind == "429" and fault.retry_after is not None:
-                headers.append((b"retry-after", str(fault.retry_after).encode()))
+                extra.append((b"retry-after", str(fault.retry_after).encode()))
             body = b'{"error": "injected fault: HTTP %s"}' % fault.kind.encode()
-            await send({"type": "http.response.start", "status": int(fault.kind), "headers": headers})
+            await _start_json(send, int(fault.kind), extra=extra)
             await send({"type": "http.response.body", "body": body})
             return
         # reset / truncate: optionally let the request take effect, then break the response.
@@ -209,34 +201,27 @@ class FaultInjector:
         body = b"".join(m.get("body", b"") for m in captured if m["type"] == "http.response.body")
         if fault.kind == "truncate":
             cut = body[: max(1, len(body) // 2)] if body else b'{"events": ['
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(cut)).encode()),
-                    ],
-                }
-            )
+            await _start_json(send, 200, length=len(cut))
             await send({"type": "http.response.body", "body": cut})
             return
         await _break_response(send, body)
 
 
+async def _start_json(
+    send: Send, status: int, *, length: int | None = None, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Start a JSON response (with `content-length` when `length` is given, then the `extra` headers)."""
+    headers = [(b"content-type", b"application/json")]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    headers.extend(extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+
+
 async def _break_response(send: Send, body: bytes) -> None:
     """Start a response and break the connection half-way through its body."""
     full = body or b'{"dropped": true}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(full)).encode()),
-            ],
-        }
-    )
+    await _start_json(send, 200, length=len(full))
     await send({"type": "http.response.body", "body": full[: len(full) // 2], "more_body": True})
     raise DroppedConnection("injected fault: connection dropped mid-response")
 
@@ -258,17 +243,25 @@ async def _hold_until_client_leaves(app: ASGIApp, scope: Scope, receive: Receive
         async def replayed() -> Message:
             return next(replay, {"type": "http.disconnect"})
 
-        async def discard(message: Message) -> None:
-            return None
-
-        await app(scope, replayed, discard)
+        await app(scope, replayed, _discard)
     # Over real HTTP the next message is the disconnect, which comes when the client gives up.
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(receive(), HOLD_LIMIT_S)
 
 
-async def _drain(receive: Receive) -> None:
+async def receive_body(receive: Receive) -> bytes:
+    """The whole body of the request being received (what arrived of it, if the client left)."""
+    chunks = []
     while True:
         message = await receive()
+        chunks.append(message.get("body", b""))
         if message["type"] != "http.request" or not message.get("more_body"):
-            return
+            return b"".join(chunks)
+
+
+async def _drain(receive: Receive) -> None:
+    await receive_body(receive)
+
+
+async def _discard(message: Message) -> None:
+    return None

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dagster_evals.testing.asgi.errors import ApiError
+
 XACT_START = 1000192656880881099
 PRETTY_MULTIPLIER = 205891132094649
 MASK64 = 2**64 - 1
@@ -33,10 +35,13 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class HttpError(Exception):
+class HttpError(ApiError):
+    """An error in the fake's Braintrust envelope `{"error": message}`. The spec
+    (braintrustdata/braintrust-openapi@b561b12dd30b9862a48e391e86b33e96043cdc0a:openapi/spec.json) types
+    error bodies only as `text/plain` string or untyped JSON, so the envelope itself is unconfirmed."""
+
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, {"error": message})
         self.message = message
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from dagster_evals.testing.keywordsai.errors import KeywordsAIError
 from dagster_evals.testing.keywordsai.filters import matches, sample
 from dagster_evals.testing.keywordsai.spec import check_body, response_fields
 
@@ -26,12 +27,10 @@ REQUEST_LOG_WINDOW = timedelta(hours=1)  # logs-list-endpoint.mdx: start_time "d
 
 
 def parse_time(value: Any, name: str) -> datetime:
-    from dagster_evals.testing.keywordsai.fake import ApiError
-
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, f"{name}: Datetime has wrong format: {value!r}") from None
+        raise KeywordsAIError(400, f"{name}: Datetime has wrong format: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -45,21 +44,17 @@ class DatasetRoutes:
     delete_lag: int
     _served: int
     _seq: int
-    _lock: Any
+    lock: Any
     _now: Any
     now: Any
     _page: Any
-
-    def _error(self, status: int, detail: str) -> Exception:
-        from dagster_evals.testing.keywordsai.fake import ApiError
-
-        return ApiError(status, detail)
+    error: Any
 
     # -- seeding -------------------------------------------------------------------------------------------
     def add_request_logs(self, logs: Iterable[Mapping[str, Any]]) -> list[str]:
         """Record request logs (input, output, model, metadata, timestamp…); returns their unique ids."""
         ids = []
-        with self._lock:
+        with self.lock:
             for log in logs:
                 record = {
                     "unique_id": uuid.uuid4().hex,
@@ -81,7 +76,7 @@ class DatasetRoutes:
     def _dataset(self, dataset_id: str) -> dict[str, Any]:
         dataset = self.datasets.get(dataset_id)
         if dataset is None:
-            raise self._error(404, "Dataset not found or not in your organization")
+            raise self.error(404, "Dataset not found or not in your organization")
         return dataset
 
     def _render_dataset(self, dataset: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +88,7 @@ class DatasetRoutes:
         sort_by = request.query_params.get("sort_by", "-created_at")
         field = sort_by.lstrip("-")
         if field not in ("created_at", "updated_at", "name"):
-            raise self._error(400, f"sort_by: unknown field {field!r}")
+            raise self.error(400, f"sort_by: unknown field {field!r}")
         filters = (body or {}).get("filters") or {}
         items = [d for d in self.datasets.values() if matches(d, filters)]
         items.sort(key=lambda d: (d[field], d["_seq"]), reverse=sort_by.startswith("-"))
@@ -107,14 +102,14 @@ class DatasetRoutes:
             body.setdefault("name", f"{source['name']} (copy)")
             source_logs = list(self.logs[source["id"]].values())
         elif not body.get("name"):
-            raise self._error(400, "name: This field is required.")
+            raise self.error(400, "name: This field is required.")
         elif not body.get("is_empty"):
             for name in ("start_time", "end_time"):
                 if body.get(name) is None:
-                    raise self._error(400, f"{name}: This field is required unless is_empty is true.")
+                    raise self.error(400, f"{name}: This field is required unless is_empty is true.")
             sampling = body.get("sampling", 100)
             if not 1 <= sampling <= 100:
-                raise self._error(400, f"sampling: must be a percentage between 1 and 100, got {sampling}")
+                raise self.error(400, f"sampling: must be a percentage between 1 and 100, got {sampling}")
             source_logs = [
                 self._log_from_request_log(log)
                 for log in self._matching_request_logs(
@@ -231,7 +226,7 @@ class DatasetRoutes:
         self._dataset(dataset_id)
         sampling = body.get("sampling_percentage", 100)
         if not 1 <= sampling <= 100:
-            raise self._error(400, f"sampling_percentage: must be between 1 and 100, got {sampling}")
+            raise self.error(400, f"sampling_percentage: must be between 1 and 100, got {sampling}")
         matched = self._matching_request_logs(
             body.get("filters") or {},
             parse_time(body["start_time"], "start_time"),
@@ -249,7 +244,7 @@ class DatasetRoutes:
         sort_by = request.query_params.get("sort_by", "unique_id")
         field = sort_by.lstrip("-")
         if field not in LOG_SORT_FIELDS:
-            raise self._error(400, f"sort_by: unknown field {field!r}")
+            raise self.error(400, f"sort_by: unknown field {field!r}")
         logs = [log for log in self.logs[dataset_id].values() if matches(log, filters)]
         logs.sort(key=lambda log: log[field], reverse=sort_by.startswith("-"))
         page = self._page(request, logs, default_size=10)
@@ -271,7 +266,7 @@ class DatasetRoutes:
         elif body.get("filters"):
             doomed = [log_id for log_id, log in logs.items() if matches(log, body["filters"])]
         else:
-            raise self._error(400, "filters: pass filters, or set is_deleting_all_logs to true")
+            raise self.error(400, "filters: pass filters, or set is_deleting_all_logs to true")
         # logs-remove.mdx: removal happens in the background.
         self.pending_deletes.append((self._served + self.delete_lag, dataset_id, doomed))
         return 200, {"message": "Logs are being removed from dataset in the background"}
@@ -279,7 +274,7 @@ class DatasetRoutes:
     def _delete_log(self, request: Request, body: Any, dataset_id: str, unique_id: str) -> tuple[int, Any]:
         self._dataset(dataset_id)
         if self.logs[dataset_id].pop(unique_id, None) is None:
-            raise self._error(404, "Log not found.")
+            raise self.error(404, "Log not found.")
         return 204, None  # logs-delete.mdx: 204 No Content
 
     # -- request logs --------------------------------------------------------------------------------------
@@ -326,5 +321,5 @@ class DatasetRoutes:
         try:
             logs.sort(key=lambda log: log.get(field) or 0, reverse=sort_by.startswith("-"))
         except TypeError:
-            raise self._error(400, f"sort_by: cannot sort by {field!r}") from None
+            raise self.error(400, f"sort_by: cannot sort by {field!r}") from None
         return 200, self._page(request, logs, 1000, default_size=100)

@@ -31,11 +31,11 @@ class EvalRoutes:
     eval_report_shape: str
     hold_evals: bool
     fail_next_evals: int
-    _lock: Any
+    lock: Any
     _now: Any
     _page: Any
     _dataset: Any
-    _error: Any
+    error: Any
 
     # -- eval reports --------------------------------------------------------------------------------------
     def _create_report(self, request: Request, body: Any, dataset_id: str) -> tuple[int, Any]:
@@ -44,14 +44,14 @@ class EvalRoutes:
         slugs = body.get("evaluator_slugs")
         ids = body.get("evaluator_ids")
         if (slugs is None) == (ids is None):
-            raise self._error(400, "evaluator_ids: pass evaluator_ids (or evaluator_slugs), not both")
+            raise self.error(400, "evaluator_ids: pass evaluator_ids (or evaluator_slugs), not both")
         wanted = list(slugs if slugs is not None else ids)
         if not wanted or not all(isinstance(s, str) for s in wanted):
-            raise self._error(400, "a non-empty list of evaluators is required")
+            raise self.error(400, "a non-empty list of evaluators is required")
         table = self.evaluators if slugs is not None else by_id
         unknown = [s for s in wanted if s not in table]
         if unknown:
-            raise self._error(400, f"evaluator(s) not found: {', '.join(unknown)}")
+            raise self.error(400, f"evaluator(s) not found: {', '.join(unknown)}")
         now = self._now()
         report = {
             "id": uuid.uuid4().hex,
@@ -152,7 +152,7 @@ class EvalRoutes:
         search = (request.query_params.get("search") or "").lower()
         kind = request.query_params.get("type")
         if kind is not None and kind not in ("llm", "human", "code"):
-            raise self._error(400, f"type: {kind!r} is not one of llm, human, code")
+            raise self.error(400, f"type: {kind!r} is not one of llm, human, code")
         items = [
             e.as_json()
             for e in self.evaluators.values()
@@ -164,7 +164,7 @@ class EvalRoutes:
         self, name: str, versions: Iterable[Mapping[str, Any]] = (), slug: str | None = None
     ) -> str:
         """Create a prompt with these versions (message lists etc.); returns its id."""
-        with self._lock:
+        with self.lock:
             prompt_id = uuid.uuid4().hex
             self.prompts[prompt_id] = {
                 "id": prompt_id,
@@ -181,7 +181,7 @@ class EvalRoutes:
             return prompt_id
 
     def add_prompt_version(self, prompt_id: str, content: Mapping[str, Any]) -> int:
-        with self._lock:
+        with self.lock:
             versions = self.prompt_versions[prompt_id]
             number = len(versions) + 1
             # src/respan/prompts/types/list_prompt_versions_response_results_item.py
@@ -224,6 +224,6 @@ class EvalRoutes:
 
     def _list_prompt_versions(self, request: Request, body: Any, prompt_id: str) -> tuple[int, Any]:
         if prompt_id not in self.prompts:
-            raise self._error(404, "Prompt not found.")
+            raise self.error(404, "Prompt not found.")
         versions = sorted(self.prompt_versions[prompt_id], key=lambda v: v["version"], reverse=True)
         return 200, self._page(request, versions)

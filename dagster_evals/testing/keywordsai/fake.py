@@ -21,30 +21,31 @@ publish another path or body, both are served. What it reproduces:
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from dagster_evals.testing.faults import FaultInjector
+from dagster_evals.testing.asgi import (
+    Call,
+    FakeAPI,
+    Route,
+    SlidingWindow,
+    credential,
+    decode_json,
+    page_number,
+)
 from dagster_evals.testing.keywordsai.datasets import DatasetRoutes
+from dagster_evals.testing.keywordsai.errors import KeywordsAIError
 from dagster_evals.testing.keywordsai.evals import EvalRoutes
 from dagster_evals.testing.keywordsai.evaluators import FakeEvaluator, builtin_evaluators
 from dagster_evals.testing.keywordsai.filters import FilterError
 from dagster_evals.testing.keywordsai.spec import SpecError, check_body, check_query, endpoint
-from dagster_evals.testing.server import ServerThread, in_process_transport
 
 MAX_PAGE_SIZE = 100
 MAX_REQUEST_LOG_PAGE_SIZE = 1000
@@ -54,19 +55,11 @@ INVALID_KEY = (
 )
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any):
-        super().__init__(detail)
-        self.status = status
-        self.headers = dict(headers or {})
-        self.body = {"detail": detail, **extra}
-
-
 def now_iso(clock: Callable[[], datetime]) -> str:
     return clock().isoformat().replace("+00:00", "Z")
 
 
-class KeywordsAIFake(DatasetRoutes, EvalRoutes):
+class KeywordsAIFake(DatasetRoutes, EvalRoutes, FakeAPI):
     """In-memory Keywords AI server (an ASGI app wrapped in a `FaultInjector`).
 
     Args:
@@ -80,6 +73,9 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes):
         eval_report_shape: `"spec"` (tasks per evaluator, the generated client) or `"docs"`.
         delete_lag: Requests the fake serves after an accepted log removal before the logs disappear.
     """
+
+    serialized = True
+    validation_errors = (SpecError, FilterError)
 
     def __init__(
         self,
@@ -115,33 +111,14 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes):
         self.prompts: dict[str, dict[str, Any]] = {}
         self.prompt_versions: dict[str, list[dict[str, Any]]] = {}
         self.request_logs: list[dict[str, Any]] = []
-        self.requests: Counter[str] = Counter()
         self.throttled = 0
         self.pending_deletes: list[tuple[int, str, list[str]]] = []
         self._served = 0
-        self._history: dict[str, deque[float]] = {}
+        self._windows: dict[str, SlidingWindow] = {}
         self._seq = 0
-        self._lock = threading.RLock()
+        super().__init__(self._routes())
         for evaluator in builtin_evaluators():
             self.add_evaluator(evaluator)
-        app = Starlette(routes=self._routes(), exception_handlers={HTTPException: self._http_error})
-        app.router.redirect_slashes = False
-        self.faults = FaultInjector(app)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.faults(scope, receive, send)
-
-    @property
-    def app(self) -> KeywordsAIFake:
-        return self
-
-    def serve(self) -> ServerThread:
-        """A `ServerThread` serving this fake on 127.0.0.1 (use as a context manager)."""
-        return ServerThread(self)
-
-    def transport(self) -> httpx.BaseTransport:
-        """An in-process httpx transport (no socket)."""
-        return in_process_transport(self)
 
     def _now(self) -> str:
         return now_iso(self.now)
@@ -149,12 +126,12 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes):
     # -- state read by tests -----------------------------------------------------------------------------
     def dataset_logs(self, dataset_id: str) -> list[dict[str, Any]]:
         """The stored logs of a dataset, including logs whose removal is still pending."""
-        with self._lock:
+        with self.lock:
             return [dict(log) for log in self.logs.get(dataset_id, {}).values()]
 
     def settle(self) -> None:
         """Apply every pending background removal now."""
-        with self._lock:
+        with self.lock:
             for _, dataset_id, ids in self.pending_deletes:
                 for log_id in ids:
                     self.logs.get(dataset_id, {}).pop(log_id, None)
@@ -170,137 +147,108 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes):
 
     # -- seeding -------------------------------------------------------------------------------------------
     def add_evaluator(self, evaluator: FakeEvaluator) -> FakeEvaluator:
-        with self._lock:
+        with self.lock:
             evaluator.id = evaluator.id or str(uuid.uuid4())
             self.evaluators[evaluator.slug] = evaluator
             return evaluator
 
-    # -- plumbing ------------------------------------------------------------------------------------------
+    # -- routes and the toolkit's hooks (Keywords AI's envelope, admission, bodies) ----------------------------
     def _routes(self) -> list[Route]:
         d = "/api/datasets/{dataset_id}"
         # (method, path, handler, spec endpoint name)
-        table: list[tuple[str, str, Callable[..., Any], str]] = [
-            ("GET", "/api/datasets/list/", self._list_datasets, "list_datasets_get"),
-            ("POST", "/api/datasets/list/", self._list_datasets, "list_datasets"),
-            ("POST", "/api/datasets/", self._create_dataset, "create_dataset"),
-            ("GET", d + "/", self._get_dataset, "retrieve_dataset"),
-            ("PATCH", d + "/", self._patch_dataset, "update_dataset"),
-            ("DELETE", d + "/", self._delete_dataset, "delete_dataset"),
-            ("POST", d + "/logs/", self._create_log, "create_dataset_log"),
-            ("POST", d + "/logs/bulk/", self._bulk_logs, "bulk_create_dataset_logs"),
-            ("POST", d + "/logs/import/", self._import_logs, "import_dataset_logs"),
-            ("DELETE", d + "/logs/import/", self._delete_logs, "remove_dataset_logs"),
-            ("DELETE", d + "/logs/delete/", self._delete_logs, "remove_dataset_logs_delete"),
-            ("GET", d + "/logs/list/", self._list_logs, "list_dataset_logs_get"),
-            ("POST", d + "/logs/list/", self._list_logs, "list_dataset_logs"),
-            ("DELETE", d + "/logs/{unique_id}/", self._delete_log, "delete_dataset_log"),
-            ("POST", d + "/eval-reports/create", self._create_report, "run_eval_on_dataset_docs"),
-            ("POST", d + "/eval-reports/create/", self._create_report, "run_eval_on_dataset"),
-            ("GET", d + "/eval-reports/list/", self._list_reports, "list_dataset_eval_runs"),
-            ("GET", "/api/evaluators/", self._list_evaluators, "list_evaluators"),
-            ("GET", "/api/prompts/", self._list_prompts, "list_prompts_get"),
-            ("POST", "/api/prompts/list/", self._list_prompts, "list_prompts"),
-            ("GET", "/api/prompts/{prompt_id}/versions/", self._list_prompt_versions, "list_prompt_versions"),
-            ("POST", "/api/request-logs/list/", self._list_request_logs, "list_request_logs"),
-        ]
-        by_path: dict[str, dict[str, tuple[Callable[..., Any], str]]] = {}
-        for method, path, handler, name in table:
-            by_path.setdefault(path, {})[method] = (handler, name)
         return [
-            Route(path, self._endpoint(path, handlers), methods=list(handlers))
-            for path, handlers in by_path.items()
+            Route("GET", "/api/datasets/list/", self._list_datasets, "list_datasets_get"),
+            Route("POST", "/api/datasets/list/", self._list_datasets, "list_datasets"),
+            Route("POST", "/api/datasets/", self._create_dataset, "create_dataset"),
+            Route("GET", d + "/", self._get_dataset, "retrieve_dataset"),
+            Route("PATCH", d + "/", self._patch_dataset, "update_dataset"),
+            Route("DELETE", d + "/", self._delete_dataset, "delete_dataset"),
+            Route("POST", d + "/logs/", self._create_log, "create_dataset_log"),
+            Route("POST", d + "/logs/bulk/", self._bulk_logs, "bulk_create_dataset_logs"),
+            Route("POST", d + "/logs/import/", self._import_logs, "import_dataset_logs"),
+            Route("DELETE", d + "/logs/import/", self._delete_logs, "remove_dataset_logs"),
+            Route("DELETE", d + "/logs/delete/", self._delete_logs, "remove_dataset_logs_delete"),
+            Route("GET", d + "/logs/list/", self._list_logs, "list_dataset_logs_get"),
+            Route("POST", d + "/logs/list/", self._list_logs, "list_dataset_logs"),
+            Route("DELETE", d + "/logs/{unique_id}/", self._delete_log, "delete_dataset_log"),
+            Route("POST", d + "/eval-reports/create", self._create_report, "run_eval_on_dataset_docs"),
+            Route("POST", d + "/eval-reports/create/", self._create_report, "run_eval_on_dataset"),
+            Route("GET", d + "/eval-reports/list/", self._list_reports, "list_dataset_eval_runs"),
+            Route("GET", "/api/evaluators/", self._list_evaluators, "list_evaluators"),
+            Route("GET", "/api/prompts/", self._list_prompts, "list_prompts_get"),
+            Route("POST", "/api/prompts/list/", self._list_prompts, "list_prompts"),
+            Route(
+                "GET",
+                "/api/prompts/{prompt_id}/versions/",
+                self._list_prompt_versions,
+                "list_prompt_versions",
+            ),
+            Route("POST", "/api/request-logs/list/", self._list_request_logs, "list_request_logs"),
         ]
 
-    async def _http_error(self, request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        detail = "Not found." if status == 404 else f'Method "{request.method}" not allowed.'
-        return JSONResponse({"detail": detail}, status_code=status)
+    def error(self, status: int, message: str, **extra: Any) -> KeywordsAIError:
+        return KeywordsAIError(status, message, **extra)
 
-    def _endpoint(
-        self, template: str, handlers: Mapping[str, tuple[Callable[..., Any], str]]
-    ) -> Callable[..., Any]:
-        async def handle(request: Request) -> Response:
-            key = f"{request.method} {template}"
-            raw = await request.body()
-            handler, name = handlers[request.method]
-            with self._lock:
-                self.requests[key] += 1
-                self._tick()
-                try:
-                    self._authenticate(request)
-                    if not template.startswith("/api/request-logs/"):
-                        self._throttle("org")
-                    rules = endpoint(name)
-                    if name != "list_request_logs":  # its extra query parameters are filters
-                        check_query(request.query_params, rules["query"])
-                    body: Any = None
-                    if raw:
-                        try:
-                            body = json.loads(raw)
-                        except ValueError as exc:
-                            raise ApiError(400, f"JSON parse error - {exc}") from None
-                    if body is None:
-                        body = {}
-                    if isinstance(body, dict):
-                        body = {k: v for k, v in body.items() if v is not None}
-                    check_body(body, rules["body"])
-                    status, payload = handler(request, body, **request.path_params)
-                except (SpecError, FilterError) as exc:
-                    return JSONResponse({"detail": str(exc)}, status_code=400)
-                except ApiError as exc:
-                    if exc.status == 429:
-                        self.throttled += 1
-                    return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
-            if status == 204:
-                return Response(status_code=204)
-            return JSONResponse(payload, status_code=status)
+    def not_found(self, request: Request) -> Response:
+        return JSONResponse({"detail": "Not found."}, status_code=404)
 
-        return handle
+    def method_not_allowed(self, request: Request, allowed: list[str]) -> Response:
+        return JSONResponse({"detail": f'Method "{request.method}" not allowed.'}, status_code=405)
 
-    def _authenticate(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if not header:
-            raise ApiError(401, "Authentication credentials were not provided.")
-        if scheme not in ("Bearer", "Api-Key") or key.strip() not in self.api_keys:
-            raise ApiError(401, INVALID_KEY)
+    def admit(self, call: Call) -> None:
+        self.count(call)
+        self._tick()
+        self.authenticate(call)
+        self.take_failure()
+        if not call.route.path.startswith("/api/request-logs/"):
+            self._throttle("org")
+        if call.route.name != "list_request_logs":  # its extra query parameters are filters
+            check_query(call.request.query_params, endpoint(call.route.name)["query"])
+
+    def authenticate(self, call: Call) -> None:
+        if not call.request.headers.get("authorization"):
+            raise KeywordsAIError(401, "Authentication credentials were not provided.")
+        key = credential(call.request, ("Bearer", "Api-Key"), case_sensitive=True)
+        if key is None or key.strip() not in self.api_keys:
+            raise KeywordsAIError(401, INVALID_KEY)
+
+    def read_body(self, call: Call) -> Any:
+        try:
+            body = decode_json(call.raw)
+        except ValueError as exc:
+            raise KeywordsAIError(400, f"JSON parse error - {exc}") from None
+        if body is None:
+            body = {}
+        if isinstance(body, dict):
+            body = {k: v for k, v in body.items() if v is not None}
+        return check_body(body, endpoint(call.route.name)["body"])
+
+    async def respond(self, call: Call, result: Any) -> Response:
+        status, payload = result
+        if status == 204:
+            return Response(status_code=204)
+        return JSONResponse(payload, status_code=status)
 
     def _throttle(self, org: str) -> None:
         if not self.rate_limit_per_minute:
             return
-        now = self.clock()
-        history = self._history.setdefault(org, deque())
-        while history and history[0] <= now - self.minute_s:
-            history.popleft()
-        if len(history) >= self.rate_limit_per_minute:
-            wait = max(0.001, history[0] + self.minute_s - now)
-            raise ApiError(
+        window = self._windows.setdefault(
+            org, SlidingWindow(self.rate_limit_per_minute, self.minute_s, self.clock)
+        )
+        wait = window.admit()
+        if wait is not None:
+            wait = max(0.001, wait)
+            self.throttled += 1
+            raise KeywordsAIError(
                 429,
                 f"Request was throttled. Expected available in {math.ceil(wait)} second(s).",
                 headers={"Retry-After": f"{wait:.3f}"},
                 retry_after=round(wait, 3),
             )
-        history.append(now)
 
     def _page(
         self, request: Request, items: list[Any], max_size: int = MAX_PAGE_SIZE, default_size: int = 50
     ) -> dict[str, Any]:
-        def number(name: str, default: int) -> int:
-            raw = request.query_params.get(name)
-            return int(raw) if raw is not None and raw.lstrip("-").isdigit() else default
-
-        size = min(max(number("page_size", default_size), 1), max_size)
-        page = number("page", 1)
-        pages = max(1, math.ceil(len(items) / size))
-        if page < 1 or page > pages:
-            raise ApiError(404, "Invalid page.")
-
-        def link(n: int) -> str:
-            return str(request.url.include_query_params(page=n, page_size=size))
-
-        return {
-            "count": len(items),
-            "next": link(page + 1) if page < pages else None,
-            "previous": link(page - 1) if page > 1 else None,
-            "results": items[(page - 1) * size : page * size],
-        }
+        return page_number(
+            request, items, max_size=max_size, default_size=default_size, reject=lambda m: self.error(404, m)
+        )

@@ -32,19 +32,14 @@ import base64
 import hashlib
 import json
 import struct
-import threading
-import time
-from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from dagster_evals.testing.openai import wire
+from dagster_evals.testing.asgi import ApiError, Call, FakeAPI, Route, SlidingWindow, credential
+from dagster_evals.testing.openai import checks, wire
 from dagster_evals.testing.openai.replies import (
     Reply,
     ReplyLike,
@@ -58,12 +53,13 @@ from dagster_evals.testing.openai.replies import (
     prompt_text,
     prompt_tokens,
 )
-from dagster_evals.testing.server import ServerThread, in_process_transport
+from dagster_evals.testing.server import ServerThread
 
 DEFAULT_MODERATION_TERMS = {"kill": "violence", "idiot": "harassment"}
+MODEL_NAMES = ("gpt-4o-mini", "gpt-4o", "gpt-5-mini", "text-embedding-3-small", "omni-moderation-latest")
 
 
-class OpenAIFake:
+class OpenAIFake(FakeAPI):
     """A fake OpenAI-compatible API (see the module docstring).
 
     Args:
@@ -94,25 +90,19 @@ class OpenAIFake:
         )
         self.created = created
         self.rules: list[Rule] = []
-        self.requests: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.in_flight = 0
         self.peak_in_flight = 0
-        self._lock = threading.Lock()
-        self._window: deque[float] = deque()
-        self._failures: deque[tuple[int, float | None]] = deque()
-        self._app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                Route("/v1/responses", self._responses, methods=["POST"]),
-                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
-                Route("/v1/moderations", self._moderations, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
+        self._window = SlidingWindow(rate_limit_per_minute or 0, 60.0)
+        super().__init__(
+            [
+                Route("POST", "/v1/chat/completions", self._chat),
+                Route("POST", "/v1/responses", self._responses),
+                Route("POST", "/v1/embeddings", self._embeddings),
+                Route("POST", "/v1/moderations", self._moderations),
+                Route("GET", "/v1/models", self._models),
             ]
         )
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self._app(scope, receive, send)
 
     # -- scripting -------------------------------------------------------------------------------------
     def add_rule(
@@ -126,55 +116,41 @@ class OpenAIFake:
         """Answer matching chat/responses requests with `reply` (rules are tried in the order added)."""
         self.rules.append(Rule(reply=reply, contains=contains, pattern=pattern, when=when))
 
-    def fail_next(self, count: int = 1, *, status: int = 429, retry_after: float | None = None) -> None:
-        """Answer the next `count` requests with `status` (429: `rate_limit_exceeded` + `Retry-After`)."""
-        with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
-
     @property
     def model_calls(self) -> int:
         """Requests answered on the model endpoints (chat, responses, embeddings, moderations)."""
         return sum(n for route, n in self.requests.items() if not route.endswith("/models"))
-
-    # -- serving ---------------------------------------------------------------------------------------
-    def serve(self, port: int = 0) -> ServerThread:
-        """A `ServerThread` serving this fake on 127.0.0.1 (use as a context manager)."""
-        return ServerThread(self, port=port)
-
-    def transport(self) -> httpx.BaseTransport:
-        """An in-process httpx transport (no socket)."""
-        return in_process_transport(self)
 
     @staticmethod
     def base_url(server: ServerThread) -> str:
         """The `OPENAI_BASE_URL` of a running server: its URL plus `/v1`."""
         return server.url + "/v1"
 
-    # -- plumbing --------------------------------------------------------------------------------------
-    def _admit(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key or (self.api_key is not None and key != self.api_key):
+    # -- the toolkit's hooks: OpenAI's envelope, admission, and answers counted only when served ------------
+    def error(self, status: int, message: str, **extra: Any) -> ApiError:
+        return wire.OpenAIError(status, message, **extra)
+
+    def authenticate(self, call: Call) -> None:
+        key = credential(call.request)
+        if not key or (self.api_key is not None and key != self.api_key):
             raise wire.OpenAIError(
                 401,
                 "Incorrect API key provided. You can find your API key at "
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
-        with self._lock:
-            if self._failures:
-                status, retry_after = self._failures.popleft()
-                raise self._failure(status, retry_after)
-            if self.rate_limit_per_minute:
-                now = time.monotonic()
-                while self._window and now - self._window[0] >= 60.0:
-                    self._window.popleft()
-                if len(self._window) >= self.rate_limit_per_minute:
-                    wait = max(0.0, 60.0 - (now - self._window[0]))
-                    raise self._failure(429, round(wait, 3))
-                self._window.append(now)
 
-    def _failure(self, status: int, retry_after: float | None) -> wire.OpenAIError:
+    def admit(self, call: Call) -> None:
+        self.authenticate(call)
+        self.take_failure()
+        if self.rate_limit_per_minute:
+            with self.lock:
+                self._window.limit = self.rate_limit_per_minute
+                wait = self._window.admit()
+            if wait is not None:
+                raise self.failure(429, round(max(0.0, wait), 3))
+
+    def failure(self, status: int, retry_after: float | None) -> ApiError:
         if status == 429:
             seconds = self.retry_after_s if retry_after is None else retry_after
             return wire.OpenAIError(
@@ -188,28 +164,27 @@ class OpenAIFake:
             status, "The server had an error while processing your request.", "server_error"
         )
 
-    async def _handle(
-        self, request: Request, route: str, answer: Callable[[dict[str, Any]], dict]
-    ) -> Response:
+    def read_body(self, call: Call) -> Any:
+        if call.request.method == "GET":
+            return None
         try:
-            self._admit(request)
-            try:
-                body = json.loads(await request.body())
-            except ValueError:
-                raise wire.OpenAIError(400, "We could not parse the JSON body of your request.") from None
-            result = answer(body)
-        except wire.OpenAIError as exc:
-            return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
-        with self._lock:
-            self.requests[route] += 1
-            self.bodies.append(body)
+            return json.loads(call.raw)
+        except ValueError:
+            raise wire.OpenAIError(400, "We could not parse the JSON body of your request.") from None
+
+    async def respond(self, call: Call, result: Any) -> Response:
+        self.count(call)
+        if call.request.method == "GET":
+            return JSONResponse(result)
+        with self.lock:
+            self.bodies.append(call.body)
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
         finally:
-            with self._lock:
+            with self.lock:
                 self.in_flight -= 1
         return JSONResponse(result, headers={"x-request-id": "req_" + _digest(result)[:24]})
 
@@ -221,17 +196,14 @@ class OpenAIFake:
         return default_reply(body, messages, response_format)
 
     # -- chat completions --------------------------------------------------------------------------------
-    async def _chat(self, request: Request) -> Response:
-        return await self._handle(request, "POST /v1/chat/completions", self._chat_answer)
-
-    def _chat_answer(self, body: Any) -> dict[str, Any]:
+    def _chat(self, request: Request, body: Any) -> dict[str, Any]:
         body = wire.check_fields(body, wire.CHAT_FIELDS, wire.CHAT_REQUIRED)
-        messages = _messages(body["messages"])
+        messages = checks.messages(body["messages"])
         if body.get("stream"):
             raise wire.OpenAIError(400, "stream=true is not served by this fake", param="stream")
         response_format = body.get("response_format")
         if response_format is not None:
-            _check_response_format(response_format, messages)
+            checks.response_format(response_format, messages)
         n = body.get("n") or 1
         if not isinstance(n, int) or n < 1:
             raise wire.invalid_type("n", "an integer >= 1", n)
@@ -248,11 +220,7 @@ class OpenAIFake:
                 for i, c in enumerate(reply.tool_calls)
             ]
         completion = _completion_tokens(reply)
-        prompt = (
-            reply.prompt_tokens
-            if reply.prompt_tokens is not None
-            else prompt_tokens(messages, body.get("tools"))
-        )
+        prompt = _prompt_tokens(reply, messages, body)
         # openai-python@v3.57.0:src/openai/types/chat/chat_completion.py (`ChatCompletion`, `Choice`).
         return {
             "id": "chatcmpl-" + seed[:29],
@@ -274,10 +242,7 @@ class OpenAIFake:
         }
 
     # -- responses ---------------------------------------------------------------------------------------
-    async def _responses(self, request: Request) -> Response:
-        return await self._handle(request, "POST /v1/responses", self._responses_answer)
-
-    def _responses_answer(self, body: Any) -> dict[str, Any]:
+    def _responses(self, request: Request, body: Any) -> dict[str, Any]:
         body = wire.check_fields(body, wire.RESPONSES_FIELDS, ("model",))
         if body.get("stream"):
             raise wire.OpenAIError(400, "stream=true is not served by this fake", param="stream")
@@ -314,11 +279,7 @@ class OpenAIFake:
                     "content": [{"type": "output_text", "text": reply.content, "annotations": []}],
                 }
             )
-        prompt = (
-            reply.prompt_tokens
-            if reply.prompt_tokens is not None
-            else prompt_tokens(messages, body.get("tools"))
-        )
+        prompt = _prompt_tokens(reply, messages, body)
         # openai-python@v3.57.0:src/openai/types/responses/response.py (`Response`).
         return {
             "id": "resp_" + seed[:24],
@@ -334,12 +295,9 @@ class OpenAIFake:
         }
 
     # -- embeddings and moderations ------------------------------------------------------------------------
-    async def _embeddings(self, request: Request) -> Response:
-        return await self._handle(request, "POST /v1/embeddings", self._embeddings_answer)
-
-    def _embeddings_answer(self, body: Any) -> dict[str, Any]:
+    def _embeddings(self, request: Request, body: Any) -> dict[str, Any]:
         body = wire.check_fields(body, wire.EMBEDDING_FIELDS, ("input", "model"))
-        texts = _texts(body["input"], "input")
+        texts = checks.texts(body["input"], "input")
         model = str(body["model"])
         size = wire.EMBEDDING_SIZES.get(model, wire.DEFAULT_EMBEDDING_SIZE)
         if body.get("dimensions") is not None:
@@ -371,16 +329,13 @@ class OpenAIFake:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    async def _moderations(self, request: Request) -> Response:
-        return await self._handle(request, "POST /v1/moderations", self._moderations_answer)
-
-    def _moderations_answer(self, body: Any) -> dict[str, Any]:
+    def _moderations(self, request: Request, body: Any) -> dict[str, Any]:
         body = wire.check_fields(body, wire.MODERATION_FIELDS, ("input",))
         raw = body["input"]
         if isinstance(raw, list) and raw and all(isinstance(p, dict) for p in raw):
             texts = [content_text(raw)]  # multi-modal input parts: one result
         else:
-            texts = _texts(raw, "input")
+            texts = checks.texts(raw, "input")
         results = []
         for text in texts:
             words = set(text.lower().split())
@@ -401,32 +356,24 @@ class OpenAIFake:
             "results": results,
         }
 
-    async def _models(self, request: Request) -> Response:
-        def answer(_: Any) -> dict[str, Any]:
-            names = [
-                "gpt-4o-mini",
-                "gpt-4o",
-                "gpt-5-mini",
-                "text-embedding-3-small",
-                "omni-moderation-latest",
-            ]
-            return {
-                "object": "list",
-                "data": [
-                    {"id": n, "object": "model", "created": self.created, "owned_by": "system"} for n in names
-                ],
-            }
-
-        try:
-            self._admit(request)
-        except wire.OpenAIError as exc:
-            return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
-        self.requests["GET /v1/models"] += 1
-        return JSONResponse(answer(None))
+    def _models(self, request: Request, body: Any) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": self.created, "owned_by": "system"}
+                for n in MODEL_NAMES
+            ],
+        }
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _prompt_tokens(reply: Reply, messages: list[dict[str, Any]], body: dict[str, Any]) -> int:
+    if reply.prompt_tokens is not None:
+        return reply.prompt_tokens
+    return prompt_tokens(messages, body.get("tools"))
 
 
 def _completion_tokens(reply: Reply) -> int:
@@ -434,59 +381,3 @@ def _completion_tokens(reply: Reply) -> int:
         return reply.completion_tokens
     text = (reply.content or "") + "".join(json.dumps(dict(c.arguments)) for c in reply.tool_calls)
     return max(1, count_tokens(text))
-
-
-def _messages(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not value:
-        raise wire.OpenAIError(400, "'messages' must be a non-empty array.", param="messages")
-    for i, message in enumerate(value):
-        if not isinstance(message, dict) or message.get("role") not in wire.MESSAGE_ROLES:
-            role = message.get("role") if isinstance(message, dict) else None
-            raise wire.OpenAIError(
-                400,
-                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', "
-                "'tool', and 'developer'.",
-                param=f"messages[{i}].role",
-                code="invalid_value",
-            )
-        if message["role"] == "tool" and not message.get("tool_call_id"):
-            raise wire.OpenAIError(
-                400,
-                f"Missing required parameter: 'messages[{i}].tool_call_id'.",
-                param=f"messages[{i}].tool_call_id",
-            )
-    return value
-
-
-def _check_response_format(fmt: Any, messages: list[dict[str, Any]]) -> None:
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind not in ("text", "json_object", "json_schema"):
-        raise wire.OpenAIError(
-            400,
-            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and 'json_schema'.",
-            param="response_format.type",
-        )
-    if kind == "json_schema" and not (fmt.get("json_schema") or {}).get("name"):
-        raise wire.OpenAIError(
-            400,
-            "Missing required parameter: 'response_format.json_schema.name'.",
-            param="response_format.json_schema.name",
-        )
-    if kind == "json_object" and "json" not in prompt_text(messages).lower():
-        raise wire.OpenAIError(
-            400,
-            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
-            param="messages",
-        )
-
-
-def _texts(value: Any, param: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
-        return [" ".join(map(str, value))]
-    if isinstance(value, list) and all(isinstance(v, list) for v in value):
-        return [" ".join(map(str, v)) for v in value]
-    raise wire.invalid_type(param, "a string or an array of strings or token arrays", value)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagster_evals.testing.asgi.errors import ApiError
+
 # openai-python@v3.57.0:src/openai/types/chat/completion_create_params.py (CompletionCreateParamsBase
 # plus the streaming variants' `stream`).
 CHAT_FIELDS = frozenset(
@@ -68,7 +70,7 @@ EMBEDDING_SIZES = {
 DEFAULT_EMBEDDING_SIZE = 1536
 
 
-class OpenAIError(Exception):
+class OpenAIError(ApiError):
     """An error the fake answers with, in OpenAI's shape."""
 
     def __init__(
@@ -80,10 +82,10 @@ class OpenAIError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-        self.headers = dict(headers or {})
+        super().__init__(
+            status, {"error": {"message": message, "type": type, "param": param, "code": code}}, headers
+        )
+        self.message = message
 
 
 def check_fields(body: Any, known: frozenset[str], required: tuple[str, ...]) -> dict[str, Any]:
