@@ -10,10 +10,10 @@ import dagster as dg
 
 from dagster_evals import EvalSuite, build_eval_suite_assets
 from tests.conftest import materialization, qa_rows, write_jsonl
-from tests.test_keywordsai_platform import EXACT, fake, resource, server
+from tests.test_keywordsai_platform import EXACT, fake, resource
 from tests.test_sharding_platforms import comparable, wrong_every_third, wrong_on_odd
 
-__all__ = ["fake", "server"]  # fixtures, used by name
+__all__ = ["fake"]  # a fixture, used by name (conftest's `server` serves it)
 REPORT_KEY = dg.AssetKey(["evals", "arith", "eval_report"])
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from dagster_evals import EvalSuite, build_eval_suite_assets
 from tests.conftest import materialization, qa_rows, write_jsonl
-from tests.test_braintrust_platform import REPORT_KEY, fake, platform, resource, server
+from tests.test_braintrust_platform import REPORT_KEY, fake, platform, resource
 
-__all__ = ["fake", "server"]  # fixtures, used by name
+__all__ = ["fake"]  # a fixture, used by name (conftest's `server` serves it)
 
 # Metadata that names the run rather than what the rows scored.
 RUN_FIELDS = {
