@@ -165,7 +165,8 @@ def check_specs(
         )
     declared.append((COMPLETENESS_CHECK, "Every snapshot row was run; errored rows within the allowance."))
     with warnings.catch_warnings():
-        # Dagster flags partitioned check specs as a preview; the checks behave the same without them.
+        # Dagster flags partitioned check specs as a preview (the API may change in a patch release);
+        # unfiltered, that warning would print every time the definitions load.
         warnings.filterwarnings(
             "ignore", message=r"Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
         )
@@ -194,9 +195,9 @@ def evaluate_checks(
     """Evaluate every rule against a report, in the order of `check_specs`.
 
     Float metadata is rounded for display like the report's (`metadata.display_float`); the verdict is
-    decided on the exact values. With a `partition`, each result's description starts with it and its metadata names it (the check
-    history lists results of every partition together); with partitioned check specs Dagster also records
-    the result against that partition.
+    decided on the exact values. With a `partition`, each result's description starts with it and its
+    metadata names it (the check's execution history lists every partition together); with partitioned
+    check specs Dagster also records the result against that partition.
     """
     outcomes: list[tuple[str, tuple[bool, str, dict[str, float]]]] = [
         (threshold_check_name(scorer), check_threshold(report, scorer, minimum))
