@@ -221,6 +221,10 @@ def test_asset_graph_shows_dataset_snapshot_report_and_gate(deployment: Deployme
     assert deps["release_approved"] == {"evals/support_bot/eval_report"}
     assert deps["version_approved"] == {"evals/support_bot_versions/eval_report"}
     assert nodes["evals/support_bot/eval_report"]["groupName"] == "support_bot"
+    # `dg dev` (unlike `dagster dev`) starts without a SupersessionWarning, or any other warning.
+    log = (deployment.home / "webserver.log").read_text()
+    assert "Serving dagster-webserver" in log
+    assert not [line for line in log.splitlines() if WARNING.search(line)]
 
 
 def test_checks_and_plotted_scores_are_visible(deployment: Deployment) -> None:
