@@ -2,8 +2,8 @@
 
 Runs with no keys and no network:
 
-    dagster job execute -f definitions.py -j support_bot_release_job
-    dagster dev            # workspace.yaml loads this file
+    dg launch --job support_bot_release_job -f definitions.py
+    dg dev -w workspace.yaml
 
 - `support_bot`: syncs data/support_bot.jsonl into a local dataset, pins a snapshot, runs the bot over every
   row, scores it, and gates `release_approved` on the blocking checks.
@@ -16,7 +16,7 @@ Runs with no keys and no network:
   OPENAI_API_KEY is unset; against OPENAI_BASE_URL (default api.openai.com) when it is set:
 
       dagster-evals push-prompt support_bot_answer "$(python -c 'import json, example.llm_endpoint as e; print(json.dumps(e.STARTER_PROMPT))')"
-      dagster dev            # the support_bot_llm prompt-version sensor runs the new version
+      dg dev -w workspace.yaml   # the support_bot_llm prompt-version sensor runs the new version
 - `support_bot_lineage`: the rows read from an upstream asset (`support_tickets`), the prompt
   `support_bot_system` as an observable asset, and declarative automation instead of sensors: when the
   tickets are rematerialized or a new prompt version is observed (`observe_support_bot_prompt_job`, every

@@ -433,7 +433,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         **spec_kwargs(suite_asset_spec(suite, "eval_report")),
         **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
-        check_specs=check_specs(key, thresholds, regression, suite.blocking),
+        check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.partitions_def),
         partitions_def=suite.partitions_def,
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

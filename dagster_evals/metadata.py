@@ -2,6 +2,12 @@
 
 Numbers are emitted as plain floats/ints so the Dagster UI plots them across materializations: one key
 per scorer (`score/<scorer>`), plus counts, duration and latency percentiles.
+
+The UI prints a float entry exactly as stored (a mean over 36 rows reads `0.7827160493827161`), so float
+entries are stored rounded to `DISPLAY_DIGITS` significant digits: far below what a plot can show, and far
+below what a mean over a sample means. Gates never read these entries (they decide on the report's exact
+means); the exact means, baseline means and diffs stay in the report's `scores_full_precision` JSON entry
+and on the platform.
 """
 
 from __future__ import annotations
@@ -18,6 +24,29 @@ from dagster_evals.usage import usage_metadata
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80
+DISPLAY_DIGITS = 6
+
+
+def display_float(value: float, digits: int = DISPLAY_DIGITS) -> float:
+    """`value` rounded to `digits` significant digits, as a float entry should be stored for the UI.
+
+    Example:
+        >>> display_float(2 / 3), display_float(1234.56789), display_float(0.000123456789)
+        (0.666667, 1234.57, 0.000123457)
+    """
+    if value != value or value in (float("inf"), float("-inf")):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def rounded_for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """`metadata` with every plain float entry rounded by `display_float` (other entries unchanged).
+
+    Example:
+        >>> rounded_for_display({"score/em": 2 / 3, "rows": 3, "ok": True})
+        {'score/em': 0.666667, 'rows': 3, 'ok': True}
+    """
+    return {key: display_float(v) if isinstance(v, float) else v for key, v in metadata.items()}
 
 
 def _short(value: Any) -> str:
@@ -120,7 +149,17 @@ def report_markdown(report: EvalReport) -> str:
 def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dict[str, Any]:
     """Metadata of an eval report materialization, `score/*` first (the UI lists and plots in this order).
 
-    Floats keep full precision (the UI plots them); the Markdown `summary` shows them rounded.
+    Float entries are rounded to `DISPLAY_DIGITS` significant digits (what the UI shows and plots); the
+    Markdown `summary` shows 4 decimals; `scores_full_precision` keeps each scorer's exact mean, baseline
+    mean and diff.
+
+    Example:
+        >>> from dagster_evals.models import EvalReport, ScoreSummary
+        >>> report = EvalReport(id="r", name="r", platform="local",
+        ...                     scores={"em": ScoreSummary(name="em", mean=2 / 3, count=3)})
+        >>> metadata = report_metadata(report)
+        >>> metadata["score/em"], metadata["scores_full_precision"].data["em"]["mean"] == 2 / 3
+        (0.666667, True)
     """
     metadata: dict[str, Any] = {}
     for name, summary in report.scores.items():
@@ -167,7 +206,24 @@ def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dic
         metadata["dataset_digest"] = snapshot.digest
     if report.baseline_id:
         metadata["baseline_id"] = report.baseline_id
-    return metadata
+    metadata["scores_full_precision"] = dg.MetadataValue.json(exact_scores(report))
+    return rounded_for_display(metadata)
+
+
+def exact_scores(report: EvalReport) -> dict[str, dict[str, float]]:
+    """Each scorer's mean, baseline mean and diff at full precision (the entries that are set)."""
+    return {
+        name: {
+            key: float(value)
+            for key, value in (
+                ("mean", summary.mean),
+                ("baseline_mean", summary.baseline_mean),
+                ("diff", summary.diff),
+            )
+            if value is not None
+        }
+        for name, summary in report.scores.items()
+    }
 
 
 ROW_TABLE_LIMIT = 10

@@ -259,6 +259,13 @@ def test_a_failed_gate_is_visible_per_partition(tmp_path: Path, instance, db_pat
     check = checks_of(v2)["threshold_exact_match"]
     assert check.description.startswith("[v2] exact_match mean 0.8000 is below")
     assert check.metadata["partition"].value == "v2"
+    # Dagster records each check result against the partition it checked.
+    assert {e.partition for e in v1.get_asset_check_evaluations()} == {"v1"}
+    assert {e.partition for e in v2.get_asset_check_evaluations()} == {"v2"}
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(good.eval_report_key, "threshold_exact_match"), limit=5
+    )
+    assert sorted((r.partition, r.status.value) for r in history) == [("v1", "SUCCEEDED"), ("v2", "FAILED")]
 
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=good.eval_report_key, asset_partitions=["v2"]), limit=1

@@ -1,8 +1,10 @@
-"""What the UI shows for an eval report: `score/*` first, full-precision floats with a rounded summary, a
-table of the rows that regressed or errored, numeric versions, platform links and a failed check's reason."""
+"""What the UI shows for an eval report: `score/*` first, floats rounded for display with the exact values
+kept beside them, a table of the rows that regressed or errored, numeric versions, platform links and a
+failed check's reason."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,13 @@ import dagster as dg
 import pytest
 
 from dagster_evals import EvalSuite, LocalResource, build_eval_suite_definitions
-from dagster_evals.metadata import lineage_metadata, report_metadata, row_changes_metadata
+from dagster_evals.metadata import (
+    display_float,
+    lineage_metadata,
+    report_metadata,
+    rounded_for_display,
+    row_changes_metadata,
+)
 from dagster_evals.models import DatasetRef, EvalReport, ScoreSummary
 from tests.conftest import qa_rows, write_jsonl
 
@@ -48,16 +56,42 @@ def a_report(**overrides: Any) -> EvalReport:
     return EvalReport(**fields)
 
 
-def test_scores_come_first_in_report_order_with_full_precision_and_a_rounded_summary() -> None:
-    metadata = report_metadata(a_report())
+def test_scores_come_first_in_report_order_rounded_for_display_with_exact_values_kept() -> None:
+    metadata = report_metadata(a_report(metrics={"duration_s": 1.25, "latency_p50_ms": 123.456789}))
     keys = list(metadata)
     assert keys[:2] == ["score/levenshtein", "score/exact_match"]
     assert keys.index("diff/levenshtein") > keys.index("rows_errored")
     assert keys.index("duration_s") > keys.index("diff/levenshtein")
-    assert metadata["score/levenshtein"] == 2 / 3
+    # What the UI prints and plots: six significant digits.
+    assert metadata["score/levenshtein"] == 0.666667
+    assert metadata["score/exact_match"] == 0.333333
+    assert metadata["diff/levenshtein"] == -0.0333333
+    assert metadata["latency_p50_ms"] == 123.457
+    assert metadata["duration_s"] == 1.25
+    # The exact values stay beside them.
+    exact = metadata["scores_full_precision"].data
+    assert exact["levenshtein"] == {"mean": 2 / 3, "baseline_mean": 0.7, "diff": 2 / 3 - 0.7}
+    assert exact["exact_match"] == {"mean": 1 / 3}
     summary = metadata["summary"].value
     assert "| levenshtein | 0.6667 | 0.7000 | -0.0333 |" in summary
     assert "0.666666" not in summary
+
+
+def test_display_rounding_keeps_integers_flags_and_non_finite_values() -> None:
+    rounded = rounded_for_display(
+        {
+            "rows": 3,
+            "ok": True,
+            "nan": math.nan,
+            "big": 123456789.0,
+            "tiny": 1.23456789e-9,
+            "text": "0.123456789",
+        }
+    )
+    assert rounded["rows"] == 3 and rounded["ok"] is True and rounded["text"] == "0.123456789"
+    assert math.isnan(rounded["nan"])
+    assert rounded["big"] == 123457000.0 and rounded["tiny"] == 1.23457e-9
+    assert display_float(math.inf) == math.inf
 
 
 def test_links_to_the_experiment_and_dataset_and_numeric_versions() -> None:
@@ -152,3 +186,6 @@ def test_a_real_run_tables_the_rows_that_regressed_or_errored(
     failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
     assert "threshold_exact_match" in failed
     assert "is below the threshold 0.9000" in (failed["threshold_exact_match"].description or "")
+    # exact_match is 3/5 here (the errored row scores nothing): the same value in the check and the report.
+    assert failed["threshold_exact_match"].metadata["score"].value == 0.6
+    assert second["scores_full_precision"].value["exact_match"]["mean"] == 0.6

@@ -1,11 +1,14 @@
-"""`dagster dev` loads the example, and its GraphQL API shows the asset graph, the checks and the plotted
-score metadata; a release reported from CI through that API runs its eval — a real server on 127.0.0.1
-with its daemon, not an in-process shortcut."""
+"""`dg dev` loads the example, and its GraphQL API shows the asset graph, the checks, each partition's gate
+verdict and the plotted score metadata; a release reported from CI through that API runs its eval — a real
+server on 127.0.0.1 with its daemon, not an in-process shortcut. The runs behind it are launched the way the
+README launches them (`dg launch`, with a `dagster.yaml` in DAGSTER_HOME), and print no warnings."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,9 +25,20 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from tests.conftest import REPO
-from tests.test_example import cli
 
 BIN = Path(sys.executable).parent
+
+VERSIONS_REPORT = ["evals", "support_bot_versions", "eval_report"]
+# Two prompt versions of the example's versioned suite: a short sign-off keeps the answers close to the
+# expected ones; a long one drags the levenshtein mean below its 0.7 threshold, so that partition's gate fails.
+PASSING_PROMPT = {"sign_off": "Thanks!"}
+FAILING_PROMPT = {
+    "sign_off": "Thank you for contacting support, we really appreciate your patience and hope this answer "
+    "helps you out today. Have a wonderful day!"
+}
+PASSED = "support_bot_system@1"
+FAILED = "support_bot_system@2"
+WARNING = re.compile(r"\b\w*Warning\b|No dagster\.yaml")
 
 GRAPH_QUERY = """
 {
@@ -33,6 +47,39 @@ GRAPH_QUERY = """
     dependencyKeys { path }
     groupName
   }
+}
+"""
+
+PARTITIONS_QUERY = """
+{
+  assetNodes(assetKeys: [{path: ["evals", "support_bot_versions", "eval_report"]}, {path: ["version_approved"]}]) {
+    assetKey { path }
+    assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions } }
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks {
+          name
+          blocking
+          partitionDefinition { name }
+          partitionStatuses {
+            __typename
+            ... on AssetCheckDefaultPartitionStatuses { succeededPartitions failedPartitions }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+CHECK_EXECUTIONS_QUERY = """
+query ($partition: String!) {
+  assetCheckExecutions(
+    assetKey: {path: ["evals", "support_bot_versions", "eval_report"]}
+    checkName: "threshold_levenshtein"
+    partition: $partition
+    limit: 5
+  ) { status partition evaluation { success description } }
 }
 """
 
@@ -45,7 +92,12 @@ REPORT_QUERY = """
       }
     }
     assetMaterializations(limit: 5) {
-      metadataEntries { label __typename ... on FloatMetadataEntry { floatValue } }
+      metadataEntries {
+        label
+        __typename
+        ... on FloatMetadataEntry { floatValue }
+        ... on JsonMetadataEntry { jsonString }
+      }
     }
   }
 }
@@ -62,11 +114,11 @@ def free_port() -> int:
 def dagster_dev(
     args: list[str], *, cwd: Path, env: dict[str, str], log: Path, ready_s: float
 ) -> Iterator[str]:
-    """Run `dagster dev ARGS` on a free loopback port until the block ends; yields its URL once it answers."""
+    """Run `dg dev ARGS` on a free loopback port until the block ends; yields its URL once it answers."""
     port = free_port()
     output = log.open("w")
     server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", *args, "-h", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "dg"), "dev", *args, "-h", "127.0.0.1", "-p", str(port)],
         cwd=cwd,
         env=env,
         stdout=output,
@@ -104,12 +156,48 @@ class Deployment:
     home: Path
 
 
+def run_cli(program: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`program ARGS` from the repository root with DAGSTER_HOME=home, as the README runs it."""
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
+    return subprocess.run(
+        [str(BIN / program), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def launch(home: Path, job: str, *partition: str) -> subprocess.CompletedProcess[str]:
+    """`dg launch --job JOB [--partition KEY] -f definitions.py`, the README's way to run a job."""
+    extra = ["--partition", *partition] if partition else []
+    return run_cli("dg", "launch", "--job", job, *extra, "-f", "definitions.py", home=home)
+
+
+def warnings_in(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in (done.stdout + done.stderr).splitlines() if WARNING.search(line)]
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").touch()  # as the README's quick start does
     for _ in range(2):  # two materializations, so there is a history to plot
-        run = cli("job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=home)
+        run = launch(home, "support_bot_release_job")
         assert run.returncode == 0, run.stderr[-3000:]
+        assert not warnings_in(run)
+    for content in (PASSING_PROMPT, FAILING_PROMPT):
+        pushed = run_cli("dagster-evals", "push-prompt", "support_bot_system", json.dumps(content), home=home)
+        assert pushed.returncode == 0, pushed.stderr
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        instance.add_dynamic_partitions("support_bot_versions", [PASSED, FAILED])
+    passed = launch(home, "support_bot_versions_job", PASSED)
+    assert passed.returncode == 0, passed.stderr[-3000:]
+    blocked = launch(home, "support_bot_versions_job", FAILED)
+    assert blocked.returncode != 0, blocked.stderr[-3000:]
+    assert "levenshtein mean 0.3702 is below the threshold 0.7000" in blocked.stderr
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
     with dagster_dev(
         ["-w", "workspace.yaml"], cwd=REPO, env=env, log=home / "webserver.log", ready_s=120
@@ -117,8 +205,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield Deployment(url=url, home=home)
 
 
-def graphql(url: str, query: str) -> dict[str, Any]:
-    response = httpx.post(f"{url}/graphql", json={"query": query}, timeout=60)
+def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
     response.raise_for_status()
     body = response.json()
     assert "errors" not in body, body["errors"]
@@ -133,6 +221,10 @@ def test_asset_graph_shows_dataset_snapshot_report_and_gate(deployment: Deployme
     assert deps["release_approved"] == {"evals/support_bot/eval_report"}
     assert deps["version_approved"] == {"evals/support_bot_versions/eval_report"}
     assert nodes["evals/support_bot/eval_report"]["groupName"] == "support_bot"
+    # `dg dev` (unlike `dagster dev`) starts without a SupersessionWarning, or any other warning.
+    log = (deployment.home / "webserver.log").read_text()
+    assert "Serving dagster-webserver" in log
+    assert not [line for line in log.splitlines() if WARNING.search(line)]
 
 
 def test_checks_and_plotted_scores_are_visible(deployment: Deployment) -> None:
@@ -158,6 +250,52 @@ def test_checks_and_plotted_scores_are_visible(deployment: Deployment) -> None:
         }
         assert 0.7 <= floats["score/levenshtein"] <= 1.0
         assert {"score/exact_match", "score/mentions_required_facts", "latency_p95_ms"} <= set(floats)
+        # The UI prints floats as stored: every plotted number reads with six significant digits at most ...
+        for label, value in floats.items():
+            assert value == float(f"{value:.6g}"), (label, value)
+        # ... and the exact means are kept beside them.
+        [exact] = [
+            json.loads(e["jsonString"])
+            for e in mat["metadataEntries"]
+            if e["label"] == "scores_full_precision"
+        ]
+        for scorer, values in exact.items():
+            assert floats[f"score/{scorer}"] == float(f"{values['mean']:.6g}")
+    # The example's levenshtein mean has more digits than the UI shows.
+    assert any(len(repr(e["mean"])) > len(repr(float(f"{e['mean']:.6g}"))) for e in exact.values())
+
+
+def test_each_partition_shows_its_own_gate_verdict(deployment: Deployment) -> None:
+    nodes = {
+        "/".join(n["assetKey"]["path"]): n for n in graphql(deployment.url, PARTITIONS_QUERY)["assetNodes"]
+    }
+    report = nodes["evals/support_bot_versions/eval_report"]
+    checks = {c["name"]: c for c in report["assetChecksOrError"]["checks"]}
+    for check in checks.values():
+        assert check["blocking"] is True
+        assert check["partitionDefinition"]["name"] == "support_bot_versions"
+    levenshtein = checks["threshold_levenshtein"]["partitionStatuses"]
+    assert PASSED in levenshtein["succeededPartitions"] and PASSED not in levenshtein["failedPartitions"]
+    assert FAILED in levenshtein["failedPartitions"] and FAILED not in levenshtein["succeededPartitions"]
+    regression = checks["no_regression"]["partitionStatuses"]
+    assert FAILED in regression["failedPartitions"] and PASSED in regression["succeededPartitions"]
+    # Checks that held in the failed partition read passed there.
+    completeness = checks["completeness"]["partitionStatuses"]
+    assert {PASSED, FAILED} <= set(completeness["succeededPartitions"])
+    assert not {PASSED, FAILED} & set(completeness["failedPartitions"])
+
+    # The report of the failed partition is recorded (its history stays browsable); the gate stopped
+    # the downstream approval of that partition only.
+    assert {PASSED, FAILED} <= set(report["assetPartitionStatuses"]["materializedPartitions"])
+    approved = set(nodes["version_approved"]["assetPartitionStatuses"]["materializedPartitions"])
+    assert PASSED in approved and FAILED not in approved
+
+    [failed] = graphql(deployment.url, CHECK_EXECUTIONS_QUERY, {"partition": FAILED})["assetCheckExecutions"]
+    assert failed["status"] == "FAILED" and failed["partition"] == FAILED
+    assert failed["evaluation"]["success"] is False
+    assert "levenshtein mean 0.3702 is below the threshold 0.7000" in failed["evaluation"]["description"]
+    [passed] = graphql(deployment.url, CHECK_EXECUTIONS_QUERY, {"partition": PASSED})["assetCheckExecutions"]
+    assert passed["status"] == "SUCCEEDED" and passed["evaluation"]["success"] is True
 
 
 def test_release_reported_from_ci_runs_its_eval_and_records_tag_and_commit(deployment: Deployment) -> None:
