@@ -106,7 +106,9 @@ def build_sharded_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     kwargs = spec_kwargs(spec)
     key = suite.eval_report_key
     name = key.to_python_identifier()
-    specs = check_specs(key, dict(suite.thresholds), suite.regression_limits, suite.blocking)
+    specs = check_specs(
+        key, dict(suite.thresholds), suite.regression_limits, suite.blocking, suite.partitions_def
+    )
     check_outputs = {f"{name}_{s.name}": s for s in specs}
     upstream = {f"upstream_{i}": dep.asset_key for i, dep in enumerate(spec.deps)}
     plan = _plan_op(suite, name, list(upstream))

@@ -259,6 +259,8 @@ def test_a_partitioned_yaml_suite_shards_too(tmp_path: Path, instance) -> None:
             result = job.execute_in_process(instance=instance, partition_key="v1", raise_on_error=False)
             checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
             assert checks == {"threshold_exact_match": False, "no_regression": True, "completeness": True}
+            # Each gate result is recorded against the partition it checked, as in an unsharded suite.
+            assert {e.partition for e in result.get_asset_check_evaluations()} == {"v1"}
             [report] = [
                 e.materialization
                 for e in result.get_asset_materialization_events()
