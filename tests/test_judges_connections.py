@@ -1,0 +1,205 @@
+"""The judge client's keep-alive connections against a raw HTTP/1.1 server on 127.0.0.1.
+
+The server writes exactly the bytes each test scripts, so framing the OpenAI fake (uvicorn) never uses —
+chunked bodies, bodies delimited by the end of the connection, `Connection: close`, a kept-alive connection
+the server has closed, an answer that never comes — is exercised over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from dagster_evals.errors import PlatformError
+from dagster_evals.judges.client import JudgeClient
+from dagster_evals.judges.connections import ConnectionPool
+from dagster_evals.judges.settings import JudgeSettings
+
+JSON = b'{"ok":true}'
+# reply(request_number, connection_number) -> bytes to write (None: write nothing), close after writing
+Reply = Callable[[int, int], tuple[bytes | None, bool]]
+
+
+class RawServer:
+    """Reads one request head + Content-Length body at a time and answers with scripted bytes."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                data, close = self.reply(len(self.requests), number)
+                if data is not None:
+                    writer.write(data)
+                    await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def ok(body: bytes = JSON, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        len(body),
+        extra,
+        body,
+    )
+
+
+async def post(pool: ConnectionPool, url: str, body: bytes = b'{"q":1}', timeout: float = 5.0):
+    request = httpx.Request("POST", url, content=body, headers={"Content-Type": "application/json"})
+    return await pool.send(request.url, request.headers.raw, body, timeout)
+
+
+def test_content_length_answers_reuse_one_connection() -> None:
+    async def scenario() -> None:
+        server = RawServer(lambda n, c: (ok(), False))
+        async with server as url:
+            pool = ConnectionPool()
+            for _ in range(3):
+                status, headers, body = await post(pool, url)
+                assert (status, body) == (200, JSON)
+                assert (b"Content-Type", b"application/json") in headers
+            pool.close()
+        assert server.connections == 1
+        first = server.requests[0]
+        assert first.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        assert b"\r\nHost: 127.0.0.1:" in first and first.endswith(b'\r\n\r\n{"q":1}')
+
+    asyncio.run(scenario())
+
+
+def test_chunked_answer_with_chunk_extensions_and_trailers() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4;ext=1\r\n{"ok\r\n7\r\n":true}\r\n0\r\nX-Trailer: t\r\n\r\n'
+    )
+
+    async def scenario() -> None:
+        server = RawServer(lambda n, c: (chunked, False))
+        async with server as url:
+            pool = ConnectionPool()
+            assert (await post(pool, url))[2] == JSON
+            assert (await post(pool, url))[2] == JSON
+            pool.close()
+        assert server.connections == 1
+
+    asyncio.run(scenario())
+
+
+def test_body_read_to_close_and_connection_close_open_a_new_connection() -> None:
+    def reply(n: int, c: int) -> tuple[bytes, bool]:
+        if n == 1:
+            return b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + JSON, True
+        return ok(extra=b"Connection: close\r\n"), False  # the client must not reuse it
+
+    async def scenario() -> None:
+        server = RawServer(reply)
+        async with server as url:
+            pool = ConnectionPool()
+            for _ in range(3):
+                assert (await post(pool, url))[2] == JSON
+            pool.close()
+        assert server.connections == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_without_an_error() -> None:
+    # The server answers with keep-alive but then closes every connection after its answer: the next
+    # request finds the idle connection dead (no byte of an answer) and goes out on a fresh one.
+    async def scenario() -> None:
+        server = RawServer(lambda n, c: (ok(), True))
+        async with server as url:
+            pool = ConnectionPool()
+            for _ in range(3):
+                assert (await post(pool, url))[2] == JSON
+                await asyncio.sleep(0)  # nothing to wait for: the pool copes either way
+            pool.close()
+        assert server.connections == 3
+
+    asyncio.run(scenario())
+
+
+def test_no_answer_is_a_read_timeout_and_a_malformed_one_a_protocol_error() -> None:
+    async def scenario() -> None:
+        server = RawServer(lambda n, c: (None, False) if n == 1 else (b"HTTP/9 nope\r\n\r\n", False))
+        async with server as url:
+            pool = ConnectionPool()
+            with pytest.raises(httpx.ReadTimeout):
+                await post(pool, url, timeout=0.2)
+            with pytest.raises(httpx.RemoteProtocolError, match="malformed status line"):
+                await post(pool, url)
+            pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_refused_connection_is_a_connect_error() -> None:
+    async def scenario() -> None:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(httpx.ConnectError):
+            await post(ConnectionPool(), f"http://127.0.0.1:{port}/v1/x")
+
+    asyncio.run(scenario())
+
+
+def test_judge_client_retries_a_dropped_answer_and_redacts_the_key_in_errors() -> None:
+    key = "sk-connections-test-key-1234"
+
+    def reply(n: int, c: int) -> tuple[bytes | None, bool]:
+        if n == 1:
+            return None, True  # the server drops the request without a byte of an answer
+        if n == 2:
+            return ok(b'{"model":"gpt-4o-mini","usage":{"prompt_tokens":3,"completion_tokens":1}}'), False
+        body = b'{"error":{"message":"Incorrect API key provided: ' + key.encode() + b'"}}'
+        return b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body), False
+
+    async def scenario() -> None:
+        server = RawServer(reply)
+        async with server as url:
+            settings = JudgeSettings(
+                base_url=url.removesuffix("/chat/completions"), api_key=key, backoff_base_s=0.01
+            )
+            client = JudgeClient(settings)
+            answer = await client.post("chat/completions", {"model": "gpt-4o-mini", "messages": []})
+            assert answer["usage"]["prompt_tokens"] == 3
+            assert client.transport().retries == 1
+            with pytest.raises(PlatformError) as info:
+                await client.post("chat/completions", {"model": "gpt-4o-mini", "messages": []})
+            await client.transport().aclose()
+        assert info.value.status == 401 and key not in str(info.value)
+        assert b"Authorization: Bearer " + key.encode() in server.requests[1]
+
+    asyncio.run(scenario())
