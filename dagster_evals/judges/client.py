@@ -148,13 +148,8 @@ class GovernedTransport(httpx.AsyncBaseTransport):
 
 
 def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: str) -> None:
-    if not isinstance(answer, dict):
-        return
-    model = answer.get("model") or request.get("model")
-    raw = answer.get("usage") or {}
-    prompt = int(raw.get("prompt_tokens", raw.get("input_tokens", 0)) or 0)
-    completion = int(raw.get("completion_tokens", raw.get("output_tokens", 0)) or 0)
-    usage.record_call(str(model) if model else None, prompt, completion, latency_s, api_url)
+    model = request.get("model")
+    usage.record_answer(answer, latency_s, api_url, model=str(model) if model else None, require_usage=False)
 
 
 class JudgeClient:
