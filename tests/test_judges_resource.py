@@ -83,9 +83,10 @@ def test_suite_judges_and_prompt_task_call_the_resource_bound_under_judge(
     assert {body["model"] for body in server.bodies} == {MODEL}
     assert meta["model_calls/task"] == 3 and meta["model_calls/factuality"] == 3
     assert meta["scorer_errors"] == 0 and meta["tokens/factuality/total"] > 0
-    # The key is nowhere in the run's event log (logs, metadata, resource config).
+    # The key is nowhere in the run's event log (logs, metadata), its stored config, or the resource's repr.
     logged = "".join(repr(entry) for entry in instance.all_logs(result.run_id))
     assert logged and KEY not in logged and KEY not in repr(meta)
+    assert KEY not in repr(instance.get_run_by_id(result.run_id))
     assert KEY not in repr(resources["judge"])
 
 

@@ -93,6 +93,7 @@ class Judge:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_scorers", weakref.WeakKeyDictionary())
+        object.__setattr__(self, "_resolved", {})
         for arg, path in (self.fields or {}).items():
             if path.partition(".")[0] not in ("input", "output", "expected", "metadata"):
                 raise ConfigError(
@@ -105,7 +106,11 @@ class Judge:
         """Its endpoint's settings: `endpoint`, else the judge resource bound to the run
         (`EvalSuite(judge_resource_key=...)`), else `OPENAI_BASE_URL` / `OPENAI_API_KEY`."""
         base = endpoint_settings(self.endpoint) or bound_settings() or JudgeSettings.from_env()
-        return base.with_options(cache=self.cache, max_cost_usd=self.max_cost_usd)
+        resolved: dict[JudgeSettings, JudgeSettings] = self._resolved  # type: ignore[attr-defined]
+        settings = resolved.get(base)
+        if settings is None:  # once per distinct endpoint, not once per row
+            settings = resolved[base] = base.with_options(cache=self.cache, max_cost_usd=self.max_cost_usd)
+        return settings
 
     def run_budget(self) -> float | None:
         """The run's `max_cost_usd` this judge declares (see `dagster_evals.usage.budget_for`)."""
