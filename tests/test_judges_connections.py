@@ -203,3 +203,57 @@ def test_judge_client_retries_a_dropped_answer_and_redacts_the_key_in_errors() -
         assert b"Authorization: Bearer " + key.encode() in server.requests[1]
 
     asyncio.run(scenario())
+
+
+def test_judge_client_over_a_given_async_transport() -> None:
+    from dagster_evals.testing.openai import OpenAIFake
+
+    key = "sk-in-process-transport-key"
+    fake = OpenAIFake(api_key=key)
+
+    async def scenario() -> dict:
+        client = JudgeClient(
+            JudgeSettings(base_url="http://fake/v1", api_key=key), transport=httpx.ASGITransport(app=fake)
+        )
+        answer = await client.post(
+            "chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        )
+        await client.transport().aclose()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert answer["object"] == "chat.completion" and answer["usage"]["total_tokens"] > 0
+    assert fake.requests["POST /v1/chat/completions"] == 1
+
+
+def test_https_verifies_the_server_certificate(tmp_path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def scenario() -> None:
+        server = RawServer(lambda n, c: (ok(), False))
+        tcp = await asyncio.start_server(server._handle, "127.0.0.1", 0, ssl=server_tls)
+        port = tcp.sockets[0].getsockname()[1]
+        url = f"https://localhost:{port}/v1/chat/completions"
+        trusting = ConnectionPool(ssl.create_default_context(cafile=str(cert)))
+        assert (await post(trusting, url))[2] == JSON
+        assert (await post(trusting, url))[2] == JSON  # the TLS connection is kept alive and reused
+        trusting.close()
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await post(ConnectionPool(ssl.create_default_context()), url)
+        tcp.close()
+        assert server.connections == 1  # the refused handshake never reached the handler
+
+    asyncio.run(scenario())
