@@ -1,8 +1,10 @@
 """The client every judge and prompt-task call goes through: pacing, concurrency, retries, usage.
 
 `JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint through a transport that
-applies the package's rules (see `dagster_evals.http`), over keep-alive connections of its own
-(`dagster_evals.judges.connections`): at most `max_concurrency` calls in flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and connection errors with
+applies the package's rules (see `dagster_evals.http`), over one keep-alive aiohttp session per event loop
+(`dagster_evals.judges.sessions`, which honours `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`): at most
+`max_concurrency` calls in flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and
+connection errors with
 exponential backoff and jitter, honouring `Retry-After` (a 429 also delays every later call). Each answer's
 `usage`, model and latency are recorded (`dagster_evals.usage`). Errors are the package's `AuthError`
 (naming the env var), `RateLimitedError` or `PlatformError`, always with the API key redacted.
@@ -33,7 +35,7 @@ import httpx
 from dagster_evals import usage
 from dagster_evals.errors import AuthError, PlatformError, RateLimitedError
 from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
-from dagster_evals.judges.connections import ConnectionPool
+from dagster_evals.judges.sessions import SessionSender
 from dagster_evals.judges.settings import JudgeSettings
 from dagster_evals.version import __version__
 
@@ -46,7 +48,8 @@ _KEY_PATTERN = re.compile(r"\b(sk|pk|bt|kw)-[A-Za-z0-9_\-*]{4,}")
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """One default-verifying SSL context for every pool (building one reads the CA bundle: ~0.1 s)."""
+    """One default-verifying SSL context for every session (building one reads the CA bundle: ~0.1 s;
+    `SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured)."""
     return httpx.create_ssl_context()
 
 
@@ -73,14 +76,14 @@ class _Pacer:
 class GovernedTransport(httpx.AsyncBaseTransport):
     """Wraps a transport with the concurrency limit, pacing, retries and the latency of each call.
 
-    Without an `inner` transport, requests go over the lean keep-alive connections of
-    `dagster_evals.judges.connections`.
+    Without an `inner` transport, requests go over the keep-alive aiohttp session of
+    `dagster_evals.judges.sessions`.
     """
 
     def __init__(self, settings: JudgeSettings, inner: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.inner = inner
-        self.pool = ConnectionPool(_ssl_context()) if inner is None else None
+        self.sender = SessionSender(_ssl_context(), settings.timeout_s) if inner is None else None
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)
         self.pacer = _Pacer(settings.requests_per_minute)
         self.policy = RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s)
@@ -88,10 +91,9 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         self.retries = 0
 
     async def _send(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        if self.pool is not None:
-            return await self.pool.send(
-                request.url, request.headers.raw, request.content, self.settings.timeout_s
-            )
+        if self.sender is not None:
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+            return await self.sender.send(str(request.url), headers, request.content)
         assert self.inner is not None
         response = await self.inner.handle_async_request(request)
         content = await response.aread()
@@ -141,8 +143,8 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 await asyncio.sleep(wait)
 
     async def aclose(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
+        if self.sender is not None:
+            await self.sender.aclose()
         if self.inner is not None:
             await self.inner.aclose()
 
@@ -153,8 +155,8 @@ def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: 
 
 
 class JudgeClient:
-    """Calls one OpenAI-compatible endpoint; one transport per event loop (connection pools are bound to
-    a loop)."""
+    """Calls one OpenAI-compatible endpoint; one transport per event loop (sessions and their connections
+    are bound to a loop)."""
 
     def __init__(self, settings: JudgeSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
