@@ -50,6 +50,15 @@ def start_fake(latency_s: float) -> tuple[subprocess.Popen[str], str]:
     return proc, url + "/v1"
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench(base_url: str, concurrency: int, rows: int) -> tuple[float, int, int, float]:
     """rows/s, judge calls made, rows with a score, CPU ms of this process per judge call."""
     settings = JudgeSettings(base_url=base_url, api_key=KEY, max_concurrency=concurrency, cache=False)
@@ -81,7 +90,10 @@ def main() -> int:
     proc, base_url = start_fake(latency)
     print(machine_line())
     print(f"judge: factuality (autoevals), fake answer latency {args.latency_ms:g} ms, cache off\n")
-    header = "concurrency | rows | limit rows/s | judge rows/s | % of limit | judge calls | rows scored | CPU ms/call"
+    header = (
+        "concurrency | rows | limit rows/s | judge rows/s | % of limit | judge calls | rows scored | CPU ms/call"
+        " | fake CPU ms/call"
+    )
     print(header)
     print("-" * len(header))
     try:
@@ -89,17 +101,25 @@ def main() -> int:
         for concurrency in args.concurrency:
             limit = concurrency / latency
             rows = max(concurrency, round(limit * args.seconds))
+            fake_before = process_cpu_s(proc.pid)
             rate, calls, scored, cpu_ms = bench(base_url, concurrency, rows)
+            fake_after = process_cpu_s(proc.pid)
+            fake_ms = (
+                f"{(fake_after - fake_before) * 1000 / max(1, calls):>16.2f}"
+                if fake_before is not None and fake_after is not None
+                else f"{'n/a':>16}"
+            )
             print(
                 f"{concurrency:>11} | {rows:>4} | {limit:>12,.0f} | {rate:>12,.1f} | {rate / limit:>9.1%} | "
-                f"{calls:>11} | {scored:>11} | {cpu_ms:>11.2f}"
+                f"{calls:>11} | {scored:>11} | {cpu_ms:>11.2f} | {fake_ms}"
             )
     finally:
         proc.terminate()
         proc.wait(10)
     print(
         f"\nload average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; the limit is reached "
-        "only when this process gets the CPU time of (judge rows/s x CPU ms/call) per second"
+        "only when this process gets the CPU time of (judge rows/s x CPU ms/call) per second, and the fake "
+        "server's process (judge rows/s x fake CPU ms/call)"
     )
     return 0
 

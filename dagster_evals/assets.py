@@ -33,6 +33,7 @@ from dagster_evals.baselines import (
 from dagster_evals.checks import check_specs, evaluate_checks
 from dagster_evals.errors import ConfigError, DagsterEvalsError
 from dagster_evals.git import repo_info
+from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.metadata import (
     PREVIEW_ROWS,
     lineage_metadata,
@@ -111,6 +112,9 @@ class EvalSuite:
         resume: Checkpoint each scored row in the embedded database (`DAGSTER_EVALS_DATABASE_URL`) so a
             run re-executed from failure scores only the rows not yet scored (default True; required
             with shards > 1).
+        judge_resource_key: Key of an `OpenAIJudgeResource` (e.g. "judge") that the LLM judges and
+            `prompt_task()` of this suite call, unless built with their own `endpoint=`; None (default):
+            `OPENAI_BASE_URL` / `OPENAI_API_KEY`.
     """
 
     name: str
@@ -152,6 +156,7 @@ class EvalSuite:
     automation_condition: dg.AutomationCondition | None = None
     shards: int = 1
     resume: bool = True
+    judge_resource_key: str | None = None
 
     def __post_init__(self) -> None:
         validate_suite(self)  # first: checks `tags` as given, before it is mapped onto `row_tags`
@@ -432,13 +437,14 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     @dg.asset(
         **spec_kwargs(suite_asset_spec(suite, "eval_report")),
         **op_kwargs(suite),
-        required_resource_keys={suite.resource_key},
+        required_resource_keys={suite.resource_key, *judge_resource_keys(suite)},
         check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.partitions_def),
         partitions_def=suite.partitions_def,
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
-        run = run_suite_eval(context, suite, platform)
+        with bind_judge(context, suite.judge_resource_key):
+            run = run_suite_eval(context, suite, platform)
         return eval_report_result(context, suite, platform, run)
 
     return _eval_report

@@ -19,6 +19,10 @@ Scaffold one with `dg scaffold defs dagster_evals.EvalSuiteComponent support_bot
         config:
           api_key: "{{ env.BRAINTRUST_API_KEY }}"
           project: support-bot
+      judge_resource:                      # LLM judge endpoint, bound under judge_resource_key ("judge")
+        api_key_env: OPENAI_API_KEY        # read at run time: the key never enters the config
+        base_url: https://api.openai.com/v1
+        model: gpt-4o-mini
       prompt: support_bot_system           # observable prompt asset; the report depends on it
       translation:                         # shape the assets' specs (props: suite, backend, role)
         owners: [team:ml]
@@ -57,6 +61,7 @@ from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
 from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.component_scaffolder import EvalSuiteScaffolder
 from dagster_evals.errors import ConfigError
+from dagster_evals.judges.binding import DEFAULT_JUDGE_RESOURCE_KEY, judge_resource_from_config
 from dagster_evals.scorers import BUILTIN_SCORERS
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
 from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
@@ -279,6 +284,11 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
     resource: BackendResourceConfig | None = Field(
         default=None, description="The backend resource; default: defined elsewhere under resource_key."
     )
+    judge_resource: dict[str, Any] | None = Field(
+        default=None,
+        description="The LLM judge endpoint: OpenAIJudgeResource fields (the key through api_key_env, read at "
+        "run time), bound under judge_resource_key (default 'judge').",
+    )
     translation: (
         Annotated[
             TranslationFn[EvalAssetProps],
@@ -322,6 +332,8 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
             plain.pop("tags", None)
         if self.resource is not None and plain.get("backend") is None:
             plain["backend"] = self.resource.type
+        if self.judge_resource is not None and plain.get("judge_resource_key") is None:
+            plain["judge_resource_key"] = DEFAULT_JUDGE_RESOURCE_KEY
         return EvalSuite(
             **plain,
             source=source,
@@ -339,6 +351,8 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
             resources[suite.resource_key] = resource
             if suite.backend is None:
                 suite = dataclasses.replace(suite, backend=backend_of(resource))
+        if self.judge_resource is not None and suite.judge_resource_key is not None:
+            resources[suite.judge_resource_key] = judge_resource_from_config(self.judge_resource)
         sensors: list[dg.SensorDefinition] = []
         if self.prompt_sensor is not None:
             sensors.append(

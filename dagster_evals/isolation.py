@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dagster_evals import usage
+
 _STOP = None
 
 
@@ -72,22 +74,24 @@ class DaemonThreads:
 
 
 def _serve(task: Callable[..., Any], conn: multiprocessing.connection.Connection) -> None:
-    """Worker process loop: receive keyword arguments, call the task, send back ("ok"|"error", value)."""
+    """Worker process loop: receive keyword arguments, call the task, send back ("ok"|"error", value,
+    the model usage the call recorded)."""
     while True:
         try:
             kwargs = conn.recv()
         except EOFError:
             return
+        with usage.row_scope() as spent:
+            try:
+                args, named = kwargs
+                result = task(*args, **named)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_await(result))
+                reply: tuple[str, Any] = ("ok", result)
+            except BaseException as exc:
+                reply = ("error", f"{type(exc).__name__}: {exc or type(exc).__name__}")
         try:
-            args, named = kwargs
-            result = task(*args, **named)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-            reply: tuple[str, Any] = ("ok", result)
-        except BaseException as exc:
-            reply = ("error", f"{type(exc).__name__}: {exc or type(exc).__name__}")
-        try:
-            conn.send(reply)
+            conn.send((*reply, spent.as_dict()))
         except Exception as exc:
             conn.send(("error", f"the task's output cannot be sent back from its process: {exc}"))
 
@@ -110,12 +114,14 @@ class _Worker:
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             self.conn.send((args, kwargs))
-            status, value = self.conn.recv()
+            status, value, *spent = self.conn.recv()
         except (EOFError, OSError) as exc:
             self.process.join(timeout=1)
             raise TaskProcessError(
                 f"the task's worker process ended without a result (exit code {self.process.exitcode})"
             ) from exc
+        if spent:
+            usage.absorb(spent[0])  # model calls the task made in its process count for the row and run
         if status == "error":
             raise TaskProcessError(value)
         return value

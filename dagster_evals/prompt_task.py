@@ -33,6 +33,7 @@ from typing import Any
 import chevron
 
 from dagster_evals.errors import ConfigError
+from dagster_evals.judges.binding import bound_settings
 from dagster_evals.judges.client import client_for
 from dagster_evals.judges.judge import endpoint_settings
 from dagster_evals.judges.settings import JudgeSettings
@@ -171,7 +172,8 @@ def prompt_task(
     """A task that runs the prompt version under evaluation over each row.
 
     Args:
-        endpoint: An `OpenAIJudgeResource` or `JudgeSettings`; default: `OPENAI_BASE_URL`/`OPENAI_API_KEY`.
+        endpoint: An `OpenAIJudgeResource` or `JudgeSettings`; default: the suite's judge resource
+            (`judge_resource_key`), else `OPENAI_BASE_URL`/`OPENAI_API_KEY`.
         model: Model to use when the prompt names none (default: the endpoint's model). A model named by
             the prompt always wins.
         default: The prompt (a `PromptVersion` or its content) used when the run evaluates no prompt
@@ -191,7 +193,7 @@ def prompt_task(
     fallback = default.content if isinstance(default, PromptVersion) else default
 
     def settings() -> JudgeSettings:
-        base = endpoint_settings(endpoint) or JudgeSettings.from_env()
+        base = endpoint_settings(endpoint) or bound_settings() or JudgeSettings.from_env()
         return base.with_options(max_cost_usd=max_cost_usd)
 
     async def run_prompt(

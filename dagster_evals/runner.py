@@ -198,10 +198,11 @@ class _Runner:
         errors: dict[str, str] = {}
         for scorer in self.scorers:
             args = (row.input, output, row.expected, row.metadata)
-            if scorer.is_async:
-                call = asyncio.ensure_future(scorer.score_async(*args))
-            else:
-                call = asyncio.wrap_future(self.threads.submit(scorer.score, *args))
+            with usage.scope(scorer.name):  # model calls a scorer makes count under its name
+                if scorer.is_async:
+                    call = asyncio.ensure_future(scorer.score_async(*args))
+                else:
+                    call = asyncio.wrap_future(self.threads.submit(scorer.score, *args))
             try:
                 scores[scorer.name] = await self._bounded(call, self.scorer_timeout_s)
             except _TimedOut:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from dagster_evals.checks import check_specs
+from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
 
@@ -20,7 +21,7 @@ def _op_kwargs(suite: EvalSuite) -> dict[str, Any]:
         "tags": dict(suite.op_tags) or None,
         "pool": suite.pool,
         "retry_policy": suite.retry_policy,
-        "required_resource_keys": {suite.resource_key},
+        "required_resource_keys": {suite.resource_key, *judge_resource_keys(suite)},
     }
 
 
@@ -56,7 +57,8 @@ def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
         **_op_kwargs(suite),
     )
     def _shard(context) -> None:
-        run_shard(context, suite, index)
+        with bind_judge(context, suite.judge_resource_key):
+            run_shard(context, suite, index)
 
     return _shard
 
@@ -87,7 +89,8 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
         request = prepared.request.model_copy(
             update={"snapshot": snapshot, "prompt": prompt, "checkpoints": checkpoints}
         )
-        report = platform.run_eval(request, progress=context.log.info)
+        with bind_judge(context, suite.judge_resource_key):
+            report = platform.run_eval(request, progress=context.log.info)
         rescored = checkpoints.recorded
         if rescored:
             context.log.warning(

@@ -5,16 +5,37 @@ the row being run and the *scope* making it: a scorer's name, or `task`. The run
 on its `RowResult.usage`; the report builder sums it per report and per scope. Cost comes from the
 `genai-prices` table when it knows the model (calls of unknown models count as `unpriced_calls`).
 
+A task that calls a model itself (the `openai` SDK, or any OpenAI-compatible HTTP API) is metered by
+sending its calls through `metered_http_client()` / `metered_async_http_client()`, or by passing each
+answer to `record_answer`. Sync and async tasks alike: a sync task runs in a thread that sees the row's
+context (`dagster_evals.isolation.DaemonThreads`).
+
 A run's budget (`max_cost_usd` on a judge or prompt task, or `DAGSTER_EVALS_MAX_COST_USD`) stops the run
 cleanly once spent: rows already in flight finish, every later row is recorded as not run.
+
+Example:
+    .. code-block:: python
+
+        import openai
+        from dagster_evals.usage import metered_http_client
+
+        client = openai.OpenAI(http_client=metered_http_client())
+
+        def answer(input: str) -> str:  # a sync task: its tokens and cost land under `task`
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": input}]
+            )
+            return reply.choices[0].message.content or ""
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -189,6 +210,108 @@ def record_call(
     run = _run.get()
     if run is not None and cost:
         run.add(cost)
+
+
+def record_answer(
+    answer: Any,
+    latency_s: float = 0.0,
+    api_url: str | None = None,
+    model: str | None = None,
+    *,
+    require_usage: bool = True,
+) -> bool:
+    """Record one OpenAI-compatible answer (a JSON dict, or an `openai` SDK object) by its `usage` and
+    `model`: chat completions and embeddings (`prompt_tokens` / `completion_tokens`) or responses
+    (`input_tokens` / `output_tokens`). An answer without `usage` is recorded as a call with no tokens only
+    when `require_usage` is False. Returns whether a call was recorded.
+
+    The usage shapes are openai-python@v3.57.0 `types/completion_usage.py`,
+    `types/create_embedding_response.py` (`Usage`) and `types/responses/response_usage.py`.
+    """
+    if not isinstance(answer, dict):
+        dump = getattr(answer, "model_dump", None)
+        answer = dump() if callable(dump) else None
+    if not isinstance(answer, dict):
+        return False
+    raw = answer.get("usage")
+    if not isinstance(raw, dict):
+        if require_usage:
+            return False
+        raw = {}
+    prompt = int(raw.get("prompt_tokens", raw.get("input_tokens", 0)) or 0)
+    completion = int(raw.get("completion_tokens", raw.get("output_tokens", 0)) or 0)
+    name = answer.get("model") or model
+    record_call(str(name) if name else None, prompt, completion, latency_s, api_url)
+    return True
+
+
+_STARTED = "dagster_evals.started"
+
+
+def _on_request(request: Any) -> None:
+    request.extensions[_STARTED] = time.perf_counter()
+
+
+def _record_http(response: Any) -> None:
+    """Record a JSON answer's usage; streamed (`text/event-stream`) and error answers are left alone."""
+    if response.status_code >= 400 or "json" not in response.headers.get("content-type", ""):
+        return
+    try:
+        answer = json.loads(response.content)
+    except ValueError:
+        return
+    started = response.request.extensions.get(_STARTED)
+    latency = time.perf_counter() - started if started is not None else 0.0
+    url = response.request.url
+    record_answer(answer, latency, f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}")
+
+
+async def _on_request_async(request: Any) -> None:
+    _on_request(request)
+
+
+def _hooks(kwargs: dict[str, Any], on_request: Any, on_response: Any) -> dict[str, list[Any]]:
+    hooks = {name: list(fns) for name, fns in (kwargs.pop("event_hooks", None) or {}).items()}
+    hooks.setdefault("request", []).insert(0, on_request)
+    hooks.setdefault("response", []).append(on_response)
+    return hooks
+
+
+def metered_http_client(**kwargs: Any) -> Any:
+    """An `httpx.Client` that records the usage of every OpenAI-compatible JSON answer against the row and
+    scope being run, e.g. `openai.OpenAI(http_client=metered_http_client())`. `kwargs` go to `httpx.Client`."""
+    import httpx
+
+    def on_response(response: httpx.Response) -> None:
+        if "json" in response.headers.get("content-type", ""):
+            response.read()
+            _record_http(response)
+
+    return httpx.Client(event_hooks=_hooks(kwargs, _on_request, on_response), **kwargs)
+
+
+def metered_async_http_client(**kwargs: Any) -> Any:
+    """The `httpx.AsyncClient` twin of `metered_http_client`, e.g. for `openai.AsyncOpenAI(http_client=...)`."""
+    import httpx
+
+    async def on_response(response: httpx.Response) -> None:
+        if "json" in response.headers.get("content-type", ""):
+            await response.aread()
+            _record_http(response)
+
+    return httpx.AsyncClient(event_hooks=_hooks(kwargs, _on_request_async, on_response), **kwargs)
+
+
+def absorb(row_usage: dict[str, Any]) -> None:
+    """Add usage recorded elsewhere (a `RowUsage.as_dict()` from a task's worker process) to the current
+    row and run."""
+    row = _row.get()
+    run = _run.get()
+    for name, values in row_usage.get("scopes", {}).items():
+        if row is not None:
+            row.add(name, **values)
+        if run is not None and values.get("cost_usd"):
+            run.add(float(values["cost_usd"]))
 
 
 def record_cache_hit() -> None:

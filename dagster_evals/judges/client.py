@@ -1,7 +1,10 @@
 """The client every judge and prompt-task call goes through: pacing, concurrency, retries, usage.
 
-`JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint through a transport that applies the package's rules (see `dagster_evals.http`): at most `max_concurrency` calls in
-flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and connection errors with
+`JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint through a transport that
+applies the package's rules (see `dagster_evals.http`), over one keep-alive aiohttp session per event loop
+(`dagster_evals.judges.sessions`, which honours `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`): at most
+`max_concurrency` calls in flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and
+connection errors with
 exponential backoff and jitter, honouring `Retry-After` (a 429 also delays every later call). Each answer's
 `usage`, model and latency are recorded (`dagster_evals.usage`). Errors are the package's `AuthError`
 (naming the env var), `RateLimitedError` or `PlatformError`, always with the API key redacted.
@@ -32,20 +35,21 @@ import httpx
 from dagster_evals import usage
 from dagster_evals.errors import AuthError, PlatformError, RateLimitedError
 from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
+from dagster_evals.judges.sessions import SessionSender
 from dagster_evals.judges.settings import JudgeSettings
 from dagster_evals.version import __version__
 
 logger = logging.getLogger("dagster_evals.judges")
 PLATFORM = "judge endpoint"
 LATENCY = "dagster_evals.latency_s"
-SHARD_SIZE = 5
 # Keys as OpenAI echoes them in 401 messages ("sk-abc***xyz"), and any bearer-looking token.
 _KEY_PATTERN = re.compile(r"\b(sk|pk|bt|kw)-[A-Za-z0-9_\-*]{4,}")
 
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """One default-verifying SSL context for every pool (building one reads the CA bundle: ~0.1 s)."""
+    """One default-verifying SSL context for every session (building one reads the CA bundle: ~0.1 s;
+    `SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured)."""
     return httpx.create_ssl_context()
 
 
@@ -70,42 +74,36 @@ class _Pacer:
 
 
 class GovernedTransport(httpx.AsyncBaseTransport):
-    """Wraps an async transport with the concurrency limit, pacing, retries and usage recording."""
+    """Wraps a transport with the concurrency limit, pacing, retries and the latency of each call.
+
+    Without an `inner` transport, requests go over the keep-alive aiohttp session of
+    `dagster_evals.judges.sessions`.
+    """
 
     def __init__(self, settings: JudgeSettings, inner: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        # httpcore scans its whole pool on every request event, so one pool of 50 connections costs
-        # several times more CPU per request than ten pools of 5: calls go to the least busy shard.
-        if inner is not None:
-            self.shards: list[httpx.AsyncBaseTransport] = [inner]
-        else:
-            count = -(-settings.max_concurrency // SHARD_SIZE)
-            size = -(-settings.max_concurrency // count)
-            ssl_context = _ssl_context()
-            self.shards = [
-                httpx.AsyncHTTPTransport(
-                    verify=ssl_context,
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                )
-                for _ in range(count)
-            ]
-        self.busy = [0] * len(self.shards)
+        self.inner = inner
+        self.sender = SessionSender(_ssl_context(), settings.timeout_s) if inner is None else None
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)
         self.pacer = _Pacer(settings.requests_per_minute)
         self.policy = RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s)
         self.rng = random.Random()
         self.retries = 0
 
-    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
-        shard = self.busy.index(min(self.busy))
-        self.busy[shard] += 1
-        try:
-            response = await self.shards[shard].handle_async_request(request)
-            content = await response.aread()
-            await response.aclose()
-            return response, content
-        finally:
-            self.busy[shard] -= 1
+    async def _send(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if self.sender is not None:
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+            return await self.sender.send(str(request.url), headers, request.content)
+        assert self.inner is not None
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        await response.aclose()
+        headers = [
+            (k, v)
+            for k, v in response.headers.raw
+            if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
+        ]
+        return response.status_code, headers, content
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
@@ -116,26 +114,21 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 started = time.perf_counter()
                 retry_after: float | None = None
                 try:
-                    response, content = await self._send(request)
+                    status, headers, content = await self._send(request)
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     if attempt >= self.policy.max_retries:
                         raise
                     reason = f"{type(exc).__name__}"
                 else:
-                    if response.status_code not in RETRY_STATUSES or attempt >= self.policy.max_retries:
-                        latency = time.perf_counter() - started
-                        headers = [
-                            (k, v)
-                            for k, v in response.headers.raw
-                            if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
-                        ]
-                        return httpx.Response(
-                            response.status_code,
-                            headers=headers,
-                            content=content,
-                            request=request,
-                            extensions={LATENCY: latency},
-                        )
+                    response = httpx.Response(
+                        status,
+                        headers=headers,
+                        content=content,
+                        request=request,
+                        extensions={LATENCY: time.perf_counter() - started},
+                    )
+                    if status not in RETRY_STATUSES or attempt >= self.policy.max_retries:
+                        return response
                     retry_after = parse_retry_after(response)
                     if response.status_code == 429 and retry_after is not None:
                         self.pacer.push_back(retry_after)
@@ -150,23 +143,20 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 await asyncio.sleep(wait)
 
     async def aclose(self) -> None:
-        for shard in self.shards:
-            await shard.aclose()
+        if self.sender is not None:
+            await self.sender.aclose()
+        if self.inner is not None:
+            await self.inner.aclose()
 
 
 def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: str) -> None:
-    if not isinstance(answer, dict):
-        return
-    model = answer.get("model") or request.get("model")
-    raw = answer.get("usage") or {}
-    prompt = int(raw.get("prompt_tokens", raw.get("input_tokens", 0)) or 0)
-    completion = int(raw.get("completion_tokens", raw.get("output_tokens", 0)) or 0)
-    usage.record_call(str(model) if model else None, prompt, completion, latency_s, api_url)
+    model = request.get("model")
+    usage.record_answer(answer, latency_s, api_url, model=str(model) if model else None, require_usage=False)
 
 
 class JudgeClient:
-    """Calls one OpenAI-compatible endpoint; one transport per event loop (connection pools are bound to
-    a loop)."""
+    """Calls one OpenAI-compatible endpoint; one transport per event loop (sessions and their connections
+    are bound to a loop)."""
 
     def __init__(self, settings: JudgeSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings

@@ -19,6 +19,7 @@ from typing import Any
 
 from dagster_evals import usage
 from dagster_evals.errors import ConfigError
+from dagster_evals.judges.binding import bound_settings
 from dagster_evals.judges.catalog import CATALOG, DEFAULT_PATHS, JudgeSpec
 from dagster_evals.judges.client import client_for
 from dagster_evals.judges.settings import JudgeSettings
@@ -69,7 +70,8 @@ class Judge:
     Args:
         name: The scorer name in reports.
         spec: The autoevals scorer it runs (None for a custom rubric).
-        endpoint: An `OpenAIJudgeResource` or `JudgeSettings`; default: `OPENAI_BASE_URL`/`OPENAI_API_KEY`.
+        endpoint: An `OpenAIJudgeResource` or `JudgeSettings`; default: the suite's judge resource
+            (`judge_resource_key`), else `OPENAI_BASE_URL`/`OPENAI_API_KEY`.
         model: The judge model (default: the endpoint's model, or its embedding model for embedding scorers).
         fields: judge argument → row path, overriding the defaults (e.g. `{"context": "input.docs"}`).
         options: Fixed arguments: `criteria`/`language` for every row, or autoevals constructor options
@@ -91,6 +93,7 @@ class Judge:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_scorers", weakref.WeakKeyDictionary())
+        object.__setattr__(self, "_resolved", {})
         for arg, path in (self.fields or {}).items():
             if path.partition(".")[0] not in ("input", "output", "expected", "metadata"):
                 raise ConfigError(
@@ -100,8 +103,14 @@ class Judge:
 
     # -- configuration -------------------------------------------------------------------------------
     def settings(self) -> JudgeSettings:
-        base = endpoint_settings(self.endpoint) or JudgeSettings.from_env()
-        return base.with_options(cache=self.cache, max_cost_usd=self.max_cost_usd)
+        """Its endpoint's settings: `endpoint`, else the judge resource bound to the run
+        (`EvalSuite(judge_resource_key=...)`), else `OPENAI_BASE_URL` / `OPENAI_API_KEY`."""
+        base = endpoint_settings(self.endpoint) or bound_settings() or JudgeSettings.from_env()
+        resolved: dict[JudgeSettings, JudgeSettings] = self._resolved  # type: ignore[attr-defined]
+        settings = resolved.get(base)
+        if settings is None:  # once per distinct endpoint, not once per row
+            settings = resolved[base] = base.with_options(cache=self.cache, max_cost_usd=self.max_cost_usd)
+        return settings
 
     def run_budget(self) -> float | None:
         """The run's `max_cost_usd` this judge declares (see `dagster_evals.usage.budget_for`)."""

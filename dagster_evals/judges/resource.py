@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,7 +29,10 @@ def _env_name(value: Any) -> str | None:
 class OpenAIJudgeResource(dg.ConfigurableResource):
     """Any OpenAI-compatible endpoint for LLM judges and prompt-version tasks.
 
-    Unset `base_url` / `api_key` fall back to `OPENAI_BASE_URL` / `OPENAI_API_KEY`.
+    Unset `base_url` / `api_key` fall back to `OPENAI_BASE_URL` / the env var named by `api_key_env`
+    (default `OPENAI_API_KEY`), read when the run starts, so the key never enters the resource's config.
+    Bind it under a resource key and name that key on the suite (`EvalSuite(judge_resource_key="judge")`)
+    to make it the endpoint of the suite's judges and prompt tasks.
 
     Examples:
         .. code-block:: python
@@ -56,7 +60,10 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     max_retries: int = Field(default=5, description="Retries of 408/429/5xx (Retry-After honoured).")
     cache: bool = Field(default=True, description="Reuse stored scores for identical judge calls.")
     max_cost_usd: float | None = Field(default=None, description="Budget per run in USD.")
-    api_key_env: str = Field(default=API_KEY_ENV, description="Env var named in auth error messages.")
+    api_key_env: str = Field(
+        default=API_KEY_ENV,
+        description="Env var holding the key when api_key is unset; named in auth error messages.",
+    )
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -65,7 +72,7 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     def settings(self) -> JudgeSettings:
         """The resolved `JudgeSettings` (environment fallbacks applied)."""
         return JudgeSettings.from_env(
-            api_key=_plain(self.api_key) or None,
+            api_key=_plain(self.api_key) or os.environ.get(self.api_key_env) or None,
             base_url=_plain(self.base_url) or None,
             model=self.model,
             embedding_model=self.embedding_model,
