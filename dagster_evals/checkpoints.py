@@ -37,11 +37,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.pool import StaticPool
 
-from dagster_evals.judges.cache import database_url
+from dagster_evals.embedded_db import database_url, shared_engine
 from dagster_evals.models import DatasetRow, RowResult, canonical_json
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
@@ -82,23 +80,7 @@ class CheckpointStore:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
-        is_sqlite = self.url.startswith("sqlite")
-        in_memory = self.url in ("sqlite://", "sqlite:///:memory:")
-        kwargs: dict[str, Any] = {"pool_pre_ping": not is_sqlite}
-        if is_sqlite:
-            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
-        if in_memory:
-            kwargs["poolclass"] = StaticPool
-        self.engine = sa.create_engine(self.url, **kwargs)
-        if is_sqlite and not in_memory:
-
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_conn: Any, _: Any) -> None:
-                cursor = dbapi_conn.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA busy_timeout=60000")
-                cursor.close()
-
+        self.engine = shared_engine(self.url)
         metadata.create_all(self.engine, checkfirst=True)
 
     def __repr__(self) -> str:

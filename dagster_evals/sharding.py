@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from dagster_evals.checkpoints import CheckpointStore, RowCheckpoints, digest, store_for
+from dagster_evals.embedded_db import DATABASE_URL_ENV
 from dagster_evals.errors import ConfigError, DagsterEvalsError
-from dagster_evals.judges.cache import DATABASE_URL_ENV
 from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
 from dagster_evals.progress import track_results
 from dagster_evals.runner import run_eval_locally

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-DATABASE_URL_ENV = "DAGSTER_EVALS_DATABASE_URL"
+from dagster_evals.embedded_db import DATABASE_URL_ENV, database_url, shared_engine
+
+__all__ = ["DATABASE_URL_ENV", "JudgeCache", "cache_for", "cache_key", "database_url"]
 
 metadata = sa.MetaData()
 judge_cache = sa.Table(
@@ -36,17 +35,6 @@ judge_cache = sa.Table(
 )
 
 
-def database_url() -> str:
-    """The embedded database's SQLAlchemy URL (see the module docstring)."""
-    url = os.environ.get(DATABASE_URL_ENV)
-    if url:
-        return url
-    home = os.environ.get("DAGSTER_HOME")
-    path = Path(home) / "dagster_evals.sqlite" if home else Path.cwd() / ".dagster_evals" / "local.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
 def cache_key(parts: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of everything that determines a judge's answer."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -58,21 +46,7 @@ class JudgeCache:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
-        is_sqlite = self.url.startswith("sqlite")
-        self.engine = sa.create_engine(
-            self.url,
-            connect_args={"timeout": 60} if is_sqlite else {},
-            pool_pre_ping=not is_sqlite,
-        )
-        if is_sqlite:
-
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_conn: Any, _: Any) -> None:
-                cursor = dbapi_conn.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA busy_timeout=60000")
-                cursor.close()
-
+        self.engine = shared_engine(self.url)
         metadata.create_all(self.engine, checkfirst=True)
 
     def __repr__(self) -> str:
