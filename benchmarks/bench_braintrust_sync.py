@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from filler import filler_text
 from machine import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,23 +36,6 @@ from dagster_evals.models import DatasetRow
 from dagster_evals.sync import sync_rows
 
 KEY = "bench-key"
-WORDS = [
-    "alpha",
-    "bravo",
-    "charlie",
-    "delta",
-    "echo",
-    "foxtrot",
-    "golf",
-    "hotel",
-    "india",
-    "juliet",
-    "kilo",
-    "lima",
-    "mike",
-    "november",
-    "oscar",
-]
 
 
 def serve(conn: Any) -> None:
@@ -69,8 +53,7 @@ def serve(conn: Any) -> None:
 def make_rows(n: int, row_bytes: int, start: int = 0) -> list[DatasetRow]:
     rows = []
     for i in range(start, start + n):
-        words = [WORDS[(i * 7 + j) % len(WORDS)] for j in range(row_bytes // 6)]
-        text = " ".join(words)[: row_bytes - 120]
+        text = filler_text(i, row_bytes)[: row_bytes - 120]
         rows.append(
             DatasetRow.build(
                 {"question": f"#{i}: {text}"},

@@ -29,29 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filler import filler_text
 from machine import machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 KEY = "bench-key"
-WORDS = [
-    "alpha",
-    "bravo",
-    "charlie",
-    "delta",
-    "echo",
-    "foxtrot",
-    "golf",
-    "hotel",
-    "india",
-    "juliet",
-    "kilo",
-    "lima",
-    "mike",
-    "november",
-    "oscar",
-]
 BACKENDS = ("sqlite", "postgresql", "braintrust")
 
 
@@ -59,7 +43,7 @@ def write_source(path: Path, rows: int, row_bytes: int) -> int:
     """Write `rows` JSONL rows of about `row_bytes` bytes each; returns the file size."""
     with path.open("w", encoding="utf-8") as handle:
         for i in range(rows):
-            words = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(row_bytes // 6))
+            words = filler_text(i, row_bytes)
             row = {
                 "id": f"row-{i:07d}",
                 "input": {"question": f"#{i}: {words}"[: max(row_bytes - 150, 10)]},
