@@ -6,24 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-
-from dagster_evals import EvalSuite, build_eval_suite_assets
-from tests.conftest import materialization, qa_rows, write_jsonl
+from tests.conftest import qa_rows, write_jsonl
 from tests.test_keywordsai_platform import EXACT, fake, resource
-from tests.test_sharding_platforms import comparable, wrong_every_third, wrong_on_odd
+from tests.test_sharding_platforms import comparable, run_sharded_and_unsharded
 
 __all__ = ["fake"]  # a fixture, used by name (conftest's `server` serves it)
-REPORT_KEY = dg.AssetKey(["evals", "arith", "eval_report"])
-
-
-def materialize(suite: EvalSuite, instance: dg.DagsterInstance, server: Any) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        build_eval_suite_assets(suite),
-        instance=instance,
-        resources={"evals": resource(server)},
-        raise_on_error=False,
-    )
 
 
 def test_sharded_keywordsai_report_equals_unsharded(tmp_path: Path, instance, server) -> None:
@@ -36,15 +23,9 @@ def test_sharded_keywordsai_report_equals_unsharded(tmp_path: Path, instance, se
         "thresholds": {"exact_match": 0.5, "exact_match_eval": 0.5},
         "max_regression": 0.5,
     }
-    baseline = materialization(
-        materialize(EvalSuite(task=wrong_on_odd, **options), instance, server), REPORT_KEY
-    )
-    options["baseline"] = baseline["report_id"]
-
-    unsharded_result = materialize(EvalSuite(task=wrong_every_third, **options), instance, server)
-    sharded_result = materialize(EvalSuite(task=wrong_every_third, shards=2, **options), instance, server)
-    unsharded = materialization(unsharded_result, REPORT_KEY)
-    sharded = materialization(sharded_result, REPORT_KEY)
+    runs = run_sharded_and_unsharded(options, 2, instance, server, resource)
+    unsharded_result, sharded_result = runs.unsharded_result, runs.sharded_result
+    unsharded, sharded = runs.unsharded, runs.sharded
     assert comparable(sharded) == comparable(unsharded)
     assert sharded["rows_scored"] == 24 and sharded["diff/exact_match_eval"] != 0
     checks = {e.check_name: e.passed for e in sharded_result.get_asset_check_evaluations()}

@@ -4,6 +4,7 @@ scores as Braintrust reports them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,45 @@ def wrong_every_third(input: dict[str, Any]) -> str:
     return str(input["a"] + input["b"] + (1 if input["a"] % 3 == 0 else 0))
 
 
-def materialize(suite: EvalSuite, instance: dg.DagsterInstance, server: Any) -> dg.ExecuteInProcessResult:
+def materialize(
+    suite: EvalSuite, instance: dg.DagsterInstance, server: Any, make_resource: Any = resource
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         build_eval_suite_assets(suite),
         instance=instance,
-        resources={"evals": resource(server)},
+        resources={"evals": make_resource(server)},
         raise_on_error=False,
+    )
+
+
+@dataclass
+class ShardedAndUnsharded:
+    unsharded_result: dg.ExecuteInProcessResult
+    sharded_result: dg.ExecuteInProcessResult
+    unsharded: dict[str, Any]
+    sharded: dict[str, Any]
+
+
+def run_sharded_and_unsharded(
+    options: dict[str, Any], shards: int, instance: dg.DagsterInstance, server: Any, make_resource: Any
+) -> ShardedAndUnsharded:
+    """Record a baseline (`wrong_on_odd`), then run `wrong_every_third` unsharded and on `shards` shards."""
+    options = dict(options)
+    baseline = EvalSuite(task=wrong_on_odd, **options)
+    options["baseline"] = materialization(materialize(baseline, instance, server, make_resource), REPORT_KEY)[
+        "report_id"
+    ]
+    unsharded_result = materialize(
+        EvalSuite(task=wrong_every_third, **options), instance, server, make_resource
+    )
+    sharded_result = materialize(
+        EvalSuite(task=wrong_every_third, shards=shards, **options), instance, server, make_resource
+    )
+    return ShardedAndUnsharded(
+        unsharded_result,
+        sharded_result,
+        materialization(unsharded_result, REPORT_KEY),
+        materialization(sharded_result, REPORT_KEY),
     )
 
 
@@ -69,15 +103,9 @@ def test_sharded_braintrust_report_equals_unsharded(tmp_path: Path, instance, se
         "thresholds": {"exact_match": 0.5},
         "max_regression": 0.5,
     }
-    baseline = materialization(
-        materialize(EvalSuite(task=wrong_on_odd, **options), instance, server), REPORT_KEY
-    )
-    options["baseline"] = baseline["report_id"]
-
-    unsharded_result = materialize(EvalSuite(task=wrong_every_third, **options), instance, server)
-    sharded_result = materialize(EvalSuite(task=wrong_every_third, shards=3, **options), instance, server)
-    unsharded = materialization(unsharded_result, REPORT_KEY)
-    sharded = materialization(sharded_result, REPORT_KEY)
+    runs = run_sharded_and_unsharded(options, 3, instance, server, resource)
+    unsharded_result, sharded_result = runs.unsharded_result, runs.sharded_result
+    unsharded, sharded = runs.unsharded, runs.sharded
     assert comparable(sharded) == comparable(unsharded)
     assert sharded["diff/exact_match"] != 0 and sharded["rows_scored"] == 40
     assert (
