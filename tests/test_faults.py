@@ -34,9 +34,9 @@ from tests.fault_helpers import (
     assert_exactly,
     fault_plan,
     make_fake,
-    make_resource,
     stored_rows,
 )
+from tests.fault_helpers import make_resource as fault_resource
 
 # The client's timeout while slow responses are served: each slow response costs exactly this long, and an
 # ordinary response from a fake on 127.0.0.1 takes a small fraction of it even on a loaded machine. Every
@@ -75,6 +75,20 @@ def platform(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def fake(platform: str) -> BraintrustFake | KeywordsAIFake:
     return make_fake(platform)
+
+
+def make_resource(platform: str, url: str, **overrides: Any) -> Any:
+    """The fault tests' resource on the fake at `url`, without settle windows.
+
+    Every fault here takes effect while its request is being answered or never (none lands after the client
+    gave up), so a listing taken at once is as final as one taken after a pause: after an ambiguous failure
+    the client still looks for what its request created before sending it again (Braintrust's eval launch,
+    Keywords AI's creates), and Keywords AI's reconciliation still lists until it is clean twice in a row —
+    neither waits in between. Writes that land late, and the settle windows that catch them, are tested in
+    test_braintrust_launches.py, test_keywordsai_late_writes.py and test_fault_proxy.py.
+    """
+    settle = {"launch_settle_s": 0.0} if platform == "braintrust" else {"settle_delay_s": 0.0}
+    return fault_resource(platform, url, **(settle | overrides))
 
 
 def suite_for(platform: str, source: Path, **overrides: Any) -> EvalSuite:
