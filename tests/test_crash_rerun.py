@@ -72,7 +72,12 @@ def stop_mid_sync(init_context):
 suite = EvalSuite(name="crash", source={source!r}, key_field="id", task=task, scorers=["exact_match"])
 defs = dg.Definitions.merge(
     build_eval_suite_definitions(suite),
-    dg.Definitions(resources={{"evals": {resource}}}, loggers={{"stop_mid_sync": stop_mid_sync}}),
+    dg.Definitions(
+        resources={{"evals": {resource}}},
+        loggers={{"stop_mid_sync": stop_mid_sync}},
+        # The step runs in the CLI's own process, so the SIGKILL of that process stops the sync itself.
+        executor=dg.in_process_executor,
+    ),
 )
 """
 RESOURCES = {
@@ -192,7 +197,7 @@ def test_sync_killed_mid_way_then_rerun_holds_exactly_the_source_rows(
     # Loggers of the definitions take part in a run only when its config names them.
     stop_config = ["--config-json", json.dumps({"loggers": {"stop_mid_sync": {}}})]
     log = tmp_path / "sync.log"
-    # Its own process group: the step runs in a child process, and a crash takes both down.
+    # Its own process group: a crash takes down the CLI and anything it started.
     with log.open("w") as output:
         sync = subprocess.Popen(
             command + (stop_config if platform == "local" else []),

@@ -3,7 +3,8 @@
 Each step is a separate `dagster asset materialize` process (a "pod") with its own working directory, HOME
 and DAGSTER_HOME; the pods share only the Dagster instance storage (one storage directory named in each
 pod's dagster.yaml) and, when the deployment is right, the eval backend. Like an executor, the steps run
-in order and the run stops at the first failed step.
+in order and the run stops at the first failed step; inside its pod a step runs in the pod's own process
+(the in-process executor), as in a step pod.
 
 - Per-pod SQLite files: the run fails closed with a clear message (the snapshot step cannot see the
   dataset; the eval cannot find the baseline) instead of approving a regression.
@@ -66,7 +67,12 @@ LOCATION = textwrap.dedent(
 
     defs = dg.Definitions.merge(
         build_eval_suite_definitions(suite),
-        dg.Definitions(assets=[release_approved], resources={"evals": LocalEvalResource()}),
+        dg.Definitions(
+            assets=[release_approved],
+            resources={"evals": LocalEvalResource()},
+            # A pod executes its step in its own process, as a step pod of the k8s/docker executors does.
+            executor=dg.in_process_executor,
+        ),
     )
     '''
 )

@@ -1,5 +1,8 @@
 """A failed blocking check gates the release, through the dagster CLI: the gate asset is not materialized
-and the command exits non-zero."""
+and the command exits non-zero.
+
+The failing job runs under Dagster's default executor (a process per step); the runs around it execute their
+steps in the CLI's own process, which decides the gate by the same execution plan and only starts faster."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from dagster._core.instance.ref import InstanceRef
 from tests.conftest import REPO, qa_rows, write_jsonl
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
 
 DEFINITIONS = """
 import os
@@ -43,7 +47,10 @@ defs = dg.Definitions.merge(
 """
 
 
-def run_cli(tmp_path: Path, broken: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    tmp_path: Path, broken: str, *args: str, in_process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`dagster ARGS -f gated_defs.py` with `broken` rows answered wrong; `in_process`: steps in its process."""
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path),
@@ -52,6 +59,10 @@ def run_cli(tmp_path: Path, broken: str, *args: str) -> subprocess.CompletedProc
         "BROKEN_ROWS": broken,
         "PYTHONPATH": str(REPO),
     }
+    if in_process:
+        config = tmp_path / "in_process.yaml"
+        config.write_text(IN_PROCESS)
+        args = (*args, "-c", str(config))
     return subprocess.run(
         [DAGSTER, *args, "-f", str(tmp_path / "gated_defs.py")],
         cwd=tmp_path,
@@ -72,7 +83,7 @@ def test_failing_gate_blocks_the_release_and_the_cli_exits_non_zero(tmp_path: Pa
     (tmp_path / "gated_defs.py").write_text(DEFINITIONS)
     write_jsonl(tmp_path / "rows.jsonl", qa_rows(10))
 
-    passed = run_cli(tmp_path, "", "job", "execute", "-j", "release_job")
+    passed = run_cli(tmp_path, "", "job", "execute", "-j", "release_job", in_process=True)
     assert passed.returncode == 0, passed.stderr[-3000:]
     assert approvals(tmp_path) == 1
 
@@ -82,7 +93,7 @@ def test_failing_gate_blocks_the_release_and_the_cli_exits_non_zero(tmp_path: Pa
     assert approvals(tmp_path) == 1
 
     selection = "evals/gated/dataset,evals/gated/dataset_snapshot,evals/gated/eval_report,release_approved"
-    materialize = run_cli(tmp_path, "1,2,3", "asset", "materialize", "--select", selection)
+    materialize = run_cli(tmp_path, "1,2,3", "asset", "materialize", "--select", selection, in_process=True)
     assert materialize.returncode != 0
     assert approvals(tmp_path) == 1
 
