@@ -18,6 +18,45 @@ from tests.pg_server import database_url, postgres_server, postgres_url  # noqa:
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Rough durations (seconds, idle 2-core machine) of the longest tests, by node id prefix. Only the order of
+# the run depends on them: the longest start first, so that no worker is left with a long test at the end
+# while the other one idles. A test not listed here runs after them, in collection order.
+LONGEST: dict[str, float] = {
+    "tests/test_webserver.py": 90.0,  # one `dg dev` deployment for the module's tests
+    "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails": 70.0,  # idem
+    "tests/test_local_concurrency.py::test_a_snapshot_during_a_sync_pins_exactly_the_old_or_the_new_rows": 50.0,
+    "tests/test_cli.py::test_quick_start_ends_with_the_report_table": 45.0,
+    "tests/test_secrets.py::test_example_jobs_never_reveal_the_api_key": 40.0,
+    "tests/test_deployment.py::test_a_shared_backend_keeps_the_gate_closed_across_pods": 40.0,
+    "tests/test_deployment.py::test_per_pod_sqlite_files_fail_closed": 30.0,
+    "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy": 30.0,
+    "tests/test_gate_cli.py": 28.0,
+    "tests/test_faults.py::test_operations_under_faults_leave_exactly_the_source_rows[braintrust-slow]": 20.0,
+    "tests/test_faults.py::test_operations_under_faults_leave_exactly_the_source_rows[keywordsai-slow]": 20.0,
+    "tests/test_cli.py::test_push_prompt_records_versions_the_prompt_sensor_runs": 15.0,
+    "tests/test_crash_rerun.py": 12.0,
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module-scoped fixture on one xdist worker, and start the longest first.
+
+    With `--dist loadgroup`, tests marked `xdist_group` run on one worker and every other test is scheduled
+    on its own, so that a module's tests spread over the workers; a module-scoped fixture (a deployment
+    started once for its module's tests) would otherwise be built again on each worker.
+    """
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        defs = fixtures.name2fixturedefs.values() if fixtures is not None else []
+        if any(d[-1].scope in ("module", "package", "class") for d in defs if d):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+    def expected_seconds(item: pytest.Item) -> float:
+        return max((s for prefix, s in LONGEST.items() if item.nodeid.startswith(prefix)), default=0.0)
+
+    items.sort(key=lambda item: -expected_seconds(item))
+
 
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from dagster_evals.cli import main as cli_main
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -170,9 +171,14 @@ def run_cli(program: str, *args: str, home: Path) -> subprocess.CompletedProcess
     )
 
 
-def launch(home: Path, job: str, *partition: str) -> subprocess.CompletedProcess[str]:
-    """`dg launch --job JOB [--partition KEY] -f definitions.py`, the README's way to run a job."""
+def launch(
+    home: Path, job: str, *partition: str, in_process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`dg launch --job JOB [--partition KEY] -f definitions.py`, the README's way to run a job;
+    `in_process` runs its steps in the launching process (no Python process per step)."""
     extra = ["--partition", *partition] if partition else []
+    if in_process:
+        extra += ["--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
     return run_cli("dg", "launch", "--job", job, *extra, "-f", "definitions.py", home=home)
 
 
@@ -184,17 +190,23 @@ def warnings_in(done: subprocess.CompletedProcess[str]) -> list[str]:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").touch()  # as the README's quick start does
-    for _ in range(2):  # two materializations, so there is a history to plot
-        run = launch(home, "support_bot_release_job")
+    # Two materializations, so there is a history to plot: the first exactly as the README launches it
+    # (a process per step), the second with its steps in the launching process, which only starts faster.
+    for in_process in (False, True):
+        run = launch(home, "support_bot_release_job", in_process=in_process)
         assert run.returncode == 0, run.stderr[-3000:]
         assert not warnings_in(run)
-    for content in (PASSING_PROMPT, FAILING_PROMPT):
-        pushed = run_cli("dagster-evals", "push-prompt", "support_bot_system", json.dumps(content), home=home)
-        assert pushed.returncode == 0, pushed.stderr
+    # The two prompt versions, pushed as `dagster-evals push-prompt` pushes them (the command itself is
+    # run as a process in test_cli.py), into the database the launched runs use.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(home))
+        for content in (PASSING_PROMPT, FAILING_PROMPT):
+            assert cli_main(["push-prompt", "support_bot_system", json.dumps(content)]) == 0
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         instance.add_dynamic_partitions("support_bot_versions", [PASSED, FAILED])
-    passed = launch(home, "support_bot_versions_job", PASSED)
+    passed = launch(home, "support_bot_versions_job", PASSED, in_process=True)
     assert passed.returncode == 0, passed.stderr[-3000:]
+    # The gate blocks the failing version under the default executor, as the README launches it.
     blocked = launch(home, "support_bot_versions_job", FAILED)
     assert blocked.returncode != 0, blocked.stderr[-3000:]
     assert "levenshtein mean 0.3702 is below the threshold 0.7000" in blocked.stderr
