@@ -38,19 +38,36 @@ LONGEST: dict[str, float] = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests that share a module-scoped fixture on one xdist worker, and start the longest first.
+# Tests that share a module-scoped fixture (a deployment started once for them), by node id prefix: each
+# group runs on one xdist worker, instead of building the fixture again on each worker that gets one of them.
+SHARED_FIXTURE_TESTS = (
+    "tests/test_webserver.py::",
+    "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails",
+    "tests/test_braintrust_sdk.py::",
+    "tests/test_openai_fake.py::",
+)
 
-    With `--dist loadgroup`, tests marked `xdist_group` run on one worker and every other test is scheduled
-    on its own, so that a module's tests spread over the workers; a module-scoped fixture (a deployment
-    started once for its module's tests) would otherwise be built again on each worker.
-    """
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        defs = fixtures.name2fixturedefs.values() if fixtures is not None else []
-        if any(d[-1].scope in ("module", "package", "class") for d in defs if d):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadgroup`: every test is scheduled on its own, except the `SHARED_FIXTURE_TESTS`
+    groups (and tests marked `xdist_group`), which go to one worker each."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedFixtureScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            for prefix in SHARED_FIXTURE_TESTS:
+                if nodeid.startswith(prefix):
+                    return prefix
+            return super()._split_scope(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the longest tests first (`LONGEST`); the others keep their order."""
 
     def expected_seconds(item: pytest.Item) -> float:
         return max((s for prefix, s in LONGEST.items() if item.nodeid.startswith(prefix)), default=0.0)
