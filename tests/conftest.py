@@ -24,7 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 LONGEST: dict[str, float] = {
     "tests/test_webserver.py": 90.0,  # one `dg dev` deployment for the module's tests
     "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails": 70.0,  # idem
+    "tests/test_example.py::test_example_job_runs_end_to_end_and_reports_scores": 60.0,
     "tests/test_local_concurrency.py::test_a_snapshot_during_a_sync_pins_exactly_the_old_or_the_new_rows": 50.0,
+    "tests/test_static_checks.py::test_static_check_passes[pyright]": 40.0,
+    "tests/test_example.py::test_release_gate_job_approves_the_example_release": 35.0,
+    "tests/test_postgres_example.py": 30.0,
+    "tests/test_component.py::test_dg_scaffold_writes_a_commented_template_that_passes_dg_check": 28.0,
     "tests/test_cli.py::test_quick_start_ends_with_the_report_table": 45.0,
     "tests/test_secrets.py::test_example_jobs_never_reveal_the_api_key": 40.0,
     "tests/test_deployment.py::test_a_shared_backend_keeps_the_gate_closed_across_pods": 40.0,
