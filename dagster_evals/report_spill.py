@@ -223,6 +223,13 @@ class ResultSpill:
         seen, errored = next(iter(self._fetch(query)))
         return int(seen), int(errored)  # type: ignore[arg-type]
 
+    def max_results_per_row(self) -> int:
+        """The most results (trials) any one row has, 0 when no row was added."""
+        if not self._counts["seen"]:
+            return 0
+        query = "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM seen GROUP BY row_id)"
+        return int(next(iter(self._fetch(query)))[0] or 0)  # type: ignore[arg-type]
+
     def percentile(self, series: str, fraction: float) -> float | None:
         """Nearest-rank percentile of a series (None when it has no values), as `summary.percentile`."""
         count = next(iter(self._fetch("SELECT COUNT(*) FROM samples WHERE series = ?", (series,))), (0,))[0]
