@@ -138,6 +138,9 @@ class ResultSpill:
     def row_means(self, side: Side) -> Iterator[tuple[str, dict[str, float]]]:
         """`(row id, {scorer: mean over trials})`, rows in the order they were first scored."""
         table = f"scores_{side}"
+        self._flush()
+        if self._spill is not None:  # a row's values found by index, not by scanning the table per row
+            self._conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_row ON {table} (row_id, seq)")
         query = (
             f"SELECT s.row_id, s.scorer, s.value FROM {table} s JOIN "
             f"(SELECT row_id, MIN(seq) AS first FROM {table} GROUP BY row_id) f ON f.row_id = s.row_id "
