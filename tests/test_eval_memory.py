@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from dagster_evals import report_spill
+from dagster_evals.backends.local import datasets as local_datasets
 from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.metadata import row_changes_metadata
 from dagster_evals.models import DatasetRef, DatasetRow, EvalReport, EvalRequest, RowResult, ScoreSummary
 from dagster_evals.row_review import rank_drops
+from dagster_evals.sharding import shard_of, shard_rows
 from dagster_evals.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
 from dagster_evals.usage import TASK_SCOPE, UsageTotals
 
@@ -274,3 +276,33 @@ def test_the_guard_catches_an_eval_that_reads_every_row_first(tmp_path: Path) ->
     request = eval_request(platform, 50, 2, str)
     with pytest.raises(RowsAhead):
         list(platform.iter_rows(request.snapshot.dataset, version=request.snapshot.version))
+
+
+# -- a shard reads only its rows ----------------------------------------------------------------------
+class ShardOnlyPlatform(LocalPlatform):
+    """The local backend, refusing to stream the whole snapshot: a shard must select its rows."""
+
+    def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
+        raise AssertionError("a shard read every row of the snapshot")
+
+
+def test_each_shard_selects_exactly_its_rows_in_the_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_datasets, "PAGE_SIZE", 7)  # many pages
+    platform = LocalPlatform(database_url)
+    dataset = platform.ensure_dataset("shards")
+    ids = [f"row-{i}" for i in range(150)] + ["ünïcødé-😀", "quote'd", "x" * 300]
+    platform.upsert_rows(dataset, [DatasetRow.build(input=i, id=row_id) for i, row_id in enumerate(ids)])
+    snapshot = platform.snapshot(dataset)
+    every = [row.id for row in platform.iter_rows(dataset, version=snapshot.version)]
+    selecting = ShardOnlyPlatform(database_url)
+    for shards in (2, 3, 7):
+        seen: list[str] = []
+        for index in range(shards):
+            mine = [row.id for row in shard_rows(selecting, snapshot, index, shards)]
+            assert mine == [i for i in every if shard_of(i, shards) == index]
+            seen += mine
+        assert sorted(seen) == sorted(every) == sorted(ids)
+    platform.close()
+    selecting.close()
