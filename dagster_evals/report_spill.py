@@ -37,6 +37,8 @@ from dagster_evals.row_index import SpillFile
 
 # Values buffered in memory before they are written to the spill file.
 BUFFER = 5_000
+# SQLite page cache of the spill file (sorts beyond it run on disk).
+CACHE_KIB = 4 * 1024
 
 Side = Literal["current", "baseline"]
 _SIDES = ("current", "baseline")
@@ -77,6 +79,7 @@ class ResultSpill:
     def _conn(self) -> sqlite3.Connection:
         if self._spill is None:
             self._spill = SpillFile()
+            self._spill.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             # The file goes when the spill is closed, or when it is garbage-collected unclosed.
             self._finalizer = weakref.finalize(self, self._spill.close)
             for statement in _SCHEMA:
