@@ -63,7 +63,7 @@ def length_ratio(input: Any, output: Any, expected: Any, metadata: dict[str, Any
 
 
 def definitions(db: str, concurrency: int) -> Any:
-    from dagster_evals import EvalSuite, LocalEvalResource, build_eval_suite_definitions
+    from dagster_evals import EvalSuite, LocalResource, build_eval_suite_definitions
 
     suite = EvalSuite(
         name=SUITE,
@@ -76,7 +76,7 @@ def definitions(db: str, concurrency: int) -> Any:
         baseline="previous",
     )
     defs = build_eval_suite_definitions(suite)
-    return suite, list(defs.assets or []), {"evals": LocalEvalResource(url=db)}
+    return suite, list(defs.assets or []), {"evals": LocalResource(url=db)}
 
 
 # -- child processes ------------------------------------------------------------------------------
