@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dagster_evals import report_spill
+from dagster_evals import EvalSuite, report_spill
 from dagster_evals.backends.local import datasets as local_datasets
 from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.metadata import row_changes_metadata
@@ -21,7 +21,16 @@ from dagster_evals.models import DatasetRef, DatasetRow, EvalReport, EvalRequest
 from dagster_evals.row_review import rank_drops
 from dagster_evals.sharding import shard_of, shard_rows
 from dagster_evals.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
+from dagster_evals.testing.keywordsai import KeywordsAIFake
 from dagster_evals.usage import TASK_SCOPE, UsageTotals
+from tests.conftest import (
+    keywordsai_fake,
+    keywordsai_resource,
+    materialization,
+    materialize_suite,
+    qa_rows,
+    write_jsonl,
+)
 
 SCORERS = ["exact_match", "judge"]
 
@@ -306,3 +315,40 @@ def test_each_shard_selects_exactly_its_rows_in_the_database(
         assert sorted(seen) == sorted(every) == sorted(ids)
     platform.close()
     selecting.close()
+
+
+# -- Keywords AI results are written as the eval runs ----------------------------------------------
+@pytest.fixture
+def fake() -> KeywordsAIFake:
+    return keywordsai_fake()
+
+
+def test_keywords_ai_results_are_written_a_buffer_at_a_time_during_the_run(
+    tmp_path: Path, instance: Any, fake: KeywordsAIFake, server: Any
+) -> None:
+    """With 5 logs a request and 10 requests a buffer, 100 results are on the platform when the task is
+    called for the 120th row (one row at a time), long before the run ends: results are not held."""
+    written_at_120: list[int] = []
+    calls = {"n": 0}
+
+    def task(input: dict[str, Any]) -> str:
+        calls["n"] += 1
+        if calls["n"] == 120:
+            with fake.lock:
+                written_at_120.append(
+                    sum(len(fake.logs[i]) for i, d in fake.datasets.items() if d["name"] != "kw")
+                )
+        return str(int(input["a"]) + int(input["b"]))
+
+    suite = EvalSuite(
+        name="kw",
+        source=write_jsonl(tmp_path / "rows.jsonl", qa_rows(130)),
+        key_field="id",
+        task=task,
+        scorers=["exact_match"],
+        max_concurrency=1,
+    )
+    result = materialize_suite(suite, instance, keywordsai_resource(server.url, batch_size=5))
+    assert result.success
+    assert written_at_120 == [100]
+    assert materialization(result, suite.eval_report_key)["rows_scored"] == 130
