@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from dagster_evals.row_index import SpillFile
 
@@ -52,9 +52,9 @@ _SCHEMA = (
 )
 
 
-def _value(stored: object) -> float:
+def _value(stored: Any) -> float:
     # SQLite stores NaN as NULL; only non-None values are ever written, so NULL reads back as NaN.
-    return math.nan if stored is None else float(stored)  # type: ignore[arg-type]
+    return math.nan if stored is None else float(stored)
 
 
 class ResultSpill:
@@ -132,7 +132,7 @@ class ResultSpill:
         return self._counts[f"scores_{side}"] > 0
 
     # -- reading ----------------------------------------------------------------------------------
-    def _fetch(self, sql: str, params: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
+    def _fetch(self, sql: str, params: tuple[object, ...] = ()) -> Iterator[tuple[Any, ...]]:
         self._flush()
         if self._spill is None:
             return iter(())
@@ -191,7 +191,7 @@ class ResultSpill:
     def _ensure_means(self) -> None:
         for side in _SIDES:
             if side not in self._means_done:
-                self.scorer_means(side, ())  # type: ignore[arg-type]
+                self.scorer_means(side, ())
 
     def changes(self, epsilon: float) -> dict[str, tuple[int, int]]:
         """Per scorer, `(improvements, regressions)`: rows whose mean rose / fell by more than `epsilon`
@@ -219,7 +219,7 @@ class ResultSpill:
             "ORDER BY b.mean - c.mean DESC, c.row_id, c.scorer LIMIT ?",
             (limit,),
         )
-        return int(total or 0), [(str(r), str(s), float(v), float(b)) for r, s, v, b in top]  # type: ignore[arg-type]
+        return int(total or 0), [(str(r), str(s), float(v), float(b)) for r, s, v, b in top]
 
     def row_counts(self) -> tuple[int, int]:
         """`(rows seen, rows with at least one errored result)`."""
@@ -227,19 +227,19 @@ class ResultSpill:
             return 0, 0
         query = "SELECT COUNT(*), COALESCE(SUM(errored), 0) FROM (SELECT MAX(errored) AS errored FROM seen GROUP BY row_id)"
         seen, errored = next(iter(self._fetch(query)))
-        return int(seen), int(errored)  # type: ignore[arg-type]
+        return int(seen), int(errored)
 
     def max_results_per_row(self) -> int:
         """The most results (trials) any one row has, 0 when no row was added."""
         if not self._counts["seen"]:
             return 0
         query = "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM seen GROUP BY row_id)"
-        return int(next(iter(self._fetch(query)))[0] or 0)  # type: ignore[arg-type]
+        return int(next(iter(self._fetch(query)))[0] or 0)
 
     def percentile(self, series: str, fraction: float) -> float | None:
         """Nearest-rank percentile of a series (None when it has no values), as `summary.percentile`."""
         count = next(iter(self._fetch("SELECT COUNT(*) FROM samples WHERE series = ?", (series,))), (0,))[0]
-        count = int(count or 0)  # type: ignore[arg-type]
+        count = int(count or 0)
         if not count:
             return None
         index = min(count - 1, max(0, round(fraction * (count - 1))))
@@ -247,7 +247,7 @@ class ResultSpill:
             self._conn.execute("CREATE INDEX samples_key ON samples (series, value)")
             self._sample_index = True
         query = "SELECT value FROM samples WHERE series = ? ORDER BY value LIMIT 1 OFFSET ?"
-        return float(next(iter(self._fetch(query, (series, index))))[0])  # type: ignore[arg-type]
+        return float(next(iter(self._fetch(query, (series, index))))[0])
 
     def close(self) -> None:
         """Remove the spill file (also done when the spill is garbage-collected)."""

@@ -86,7 +86,9 @@ class ReportBuilder:
     def add_baseline(self, row_scores: BaselineScores) -> None:
         """The baseline's scores: row means by row id, or `(row id, scores)` per result (one per trial,
         averaged per row). Streamed to the spill, never held in memory; call before `build`."""
-        items = row_scores.items() if isinstance(row_scores, Mapping) else row_scores
+        items: Iterable[tuple[str, Mapping[str, float | None]]] = (
+            row_scores.items() if isinstance(row_scores, Mapping) else row_scores  # type: ignore[assignment]
+        )
         for row_id, scores in items:
             self._spill.add_scores("baseline", row_id, scores)
 

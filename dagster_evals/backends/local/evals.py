@@ -151,8 +151,8 @@ class LocalEvals(LocalDatasets):
             yield r.row_id, scores
 
     def _report_pages(
-        self, query: sa.Select[Any], report_id: str, where: sa.ColumnElement[bool] | None = None
-    ) -> Iterator[sa.Row[Any]]:
+        self, query: Any, report_id: str, where: sa.ColumnElement[bool] | None = None
+    ) -> Iterator[Any]:
         """The report's result rows selected by `query`, by (row id, trial), a page per query (keyset)."""
         c = experiment_rows.c
         after: tuple[str, int] | None = None
