@@ -48,7 +48,7 @@ _SCHEMA = (
     "CREATE TABLE means_current (row_id TEXT NOT NULL, scorer TEXT NOT NULL, mean REAL)",
     "CREATE TABLE means_baseline (row_id TEXT NOT NULL, scorer TEXT NOT NULL, mean REAL)",
     "CREATE TABLE seen (row_id TEXT NOT NULL, errored INTEGER NOT NULL)",
-    "CREATE TABLE samples (series TEXT NOT NULL, value REAL NOT NULL)",
+    "CREATE TABLE samples (series TEXT NOT NULL, value REAL)",  # NaN is stored as NULL
 )
 
 
@@ -247,7 +247,7 @@ class ResultSpill:
             self._conn.execute("CREATE INDEX samples_key ON samples (series, value)")
             self._sample_index = True
         query = "SELECT value FROM samples WHERE series = ? ORDER BY value LIMIT 1 OFFSET ?"
-        return float(next(iter(self._fetch(query, (series, index))))[0])
+        return _value(next(iter(self._fetch(query, (series, index))))[0])
 
     def close(self) -> None:
         """Remove the spill file (also done when the spill is garbage-collected)."""
