@@ -1,7 +1,7 @@
 """A 1M-row JSONL source (~500 MB) synced to every backend: rows/s, requests and peak RSS.
 
     .venv/bin/python benchmarks/bench_sync_1m.py [--rows 1000000] [--row-bytes 500]
-        [--backends sqlite postgresql braintrust]
+        [--backends sqlite postgresql braintrust keywordsai]
 
 The source is written once to a temporary directory. Every measurement runs in a fresh child process, so
 its peak resident memory (`ru_maxrss`) is that of the work alone (the interpreter and imports included):
@@ -12,7 +12,14 @@ its peak resident memory (`ru_maxrss`) is that of the work alone (the interprete
 
 `vs baseline` divides the first sync's rows/s by the baseline's. The target is a peak RSS under 300 MB on
 every backend, whatever the row count. PostgreSQL is a throwaway server started here (`tests/pg_server.py`,
-fsync off); the Braintrust fake runs in its own process, so its memory is not counted.
+fsync off); the Braintrust and Keywords AI fakes run in their own processes, so their memory is not counted.
+
+The Keywords AI fake enforces the documented 60 requests/minute by default; here it runs with its rate
+limit off (`rate_limit_per_minute=None`, which the fake allows) and the client paces nothing, so the
+figures are the client's own cost. The fake keeps every log in a dict and filters and sorts the whole
+dataset on each list request (its pages are computed per request), so its time grows faster than
+linearly with the row count: `--backends keywordsai` is practical up to about 100k rows on a small
+machine (see RESULTS.md for what was measured).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 KEY = "bench-key"
-BACKENDS = ("sqlite", "postgresql", "braintrust")
+BACKENDS = ("sqlite", "postgresql", "braintrust", "keywordsai")
 
 
 def write_source(path: Path, rows: int, row_bytes: int) -> int:
@@ -71,6 +78,17 @@ def serve_braintrust(conn: Any) -> None:
             conn.recv()
 
 
+def serve_keywordsai(conn: Any) -> None:
+    """Child process: run the Keywords AI fake, rate limit off, until the parent closes the pipe."""
+    from dagster_evals.testing.keywordsai import KeywordsAIFake
+
+    fake = KeywordsAIFake(api_keys=[KEY], rate_limit_per_minute=None)
+    with fake.serve() as server:
+        conn.send(server.url)
+        with contextlib.suppress(EOFError):
+            conn.recv()
+
+
 def fake_requests(url: str) -> int:
     import httpx
 
@@ -98,12 +116,18 @@ def child_sync(backend: str, source: str, target: str) -> dict[str, Any]:
         platform: Any = BraintrustPlatform(
             api_key=KEY, api_url=target, app_url=target, project="bench", collect_git=False
         )
+    elif backend == "keywordsai":
+        from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
+
+        platform = KeywordsAIPlatform.connect(KEY, base_url=target, rate_limit_per_minute=None)
     else:
         from dagster_evals import LocalPlatform
 
         platform = LocalPlatform(target)
 
     def requests() -> int:
+        if backend == "keywordsai":
+            return int(platform.http.requests_sent)
         return fake_requests(target) if backend == "braintrust" else 0
 
     phases: dict[str, Any] = {}
@@ -113,7 +137,7 @@ def child_sync(backend: str, source: str, target: str) -> dict[str, Any]:
         started = time.perf_counter()
         result = sync_rows(platform, dataset, JsonlSource(source, key_field="id"))
         seconds = time.perf_counter() - started
-        sent = requests() - before if backend == "braintrust" else result.requests_sent
+        sent = requests() - before if backend in ("braintrust", "keywordsai") else result.requests_sent
         phases[phase] = {
             "seconds": seconds,
             "rows": result.rows_total,
@@ -194,7 +218,8 @@ def main() -> None:
                 )
         print(
             "\nrows/s: source rows per second of wall time (snapshot: rows pinned and digested). requests: HTTP\n"
-            "requests the fake received (Braintrust) or transactions committed (local backend). peak RSS MB:\n"
+            "requests the fake received (Braintrust), the client sent (Keywords AI) or transactions committed\n"
+            "(local backend). peak RSS MB:\n"
             "the child process's maximum resident memory over all three phases (interpreter and imports\n"
             "included; target < 300). vs baseline: rows/s divided by reading, validating and hashing the\n"
             "file alone."
@@ -218,7 +243,8 @@ def target_for(backend: str, tmp: Path) -> Any:
     else:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=serve_braintrust, args=(child,), daemon=True)
+        serve = serve_braintrust if backend == "braintrust" else serve_keywordsai
+        proc = ctx.Process(target=serve, args=(child,), daemon=True)
         proc.start()
         try:
             yield parent.recv()

@@ -36,6 +36,7 @@ from dagster_evals.git import repo_info
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.metadata import (
     PREVIEW_ROWS,
+    ROW_TABLE_LIMIT,
     lineage_metadata,
     report_metadata,
     row_changes_metadata,
@@ -44,6 +45,7 @@ from dagster_evals.metadata import (
 )
 from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
+from dagster_evals.row_review import rows_to_review
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source
@@ -618,21 +620,13 @@ def report_rows_to_review(
     if not report.rows_errored and not any(s.regressions for s in report.scores.values()):
         return {}
     platform = get_platform(context, suite.resource_key)
-    try:
-        rows = platform.report_row_scores(report.id) if report.baseline_id else {}
-        baseline = platform.report_row_scores(report.baseline_id) if report.baseline_id else {}
-        errors: dict[str, str] = {}
-        iter_report_rows = getattr(platform, "iter_report_rows", None)
-        if report.rows_errored and iter_report_rows is not None:
-            for row in iter_report_rows(report.id):
-                if not row.ok:
-                    errors[row.row_id] = row.error or "; ".join(
-                        f"{name}: {text}" for name, text in row.scorer_errors.items()
-                    )
+    try:  # streamed: memory bounded by the table's length, not the report's rows
+        review = rows_to_review(platform, report, ROW_TABLE_LIMIT)
     except DagsterEvalsError as exc:
         context.log.warning(f"could not list the rows to review on {platform.platform}: {exc}")
         return {}
-    return row_changes_metadata(report, rows, baseline, errors)
+    table = row_changes_metadata(report, review.row_scores, review.baseline_scores, review.errors)
+    return {**table, "rows_regressed": review.regressed} if table else {}
 
 
 def with_observed_prompt(

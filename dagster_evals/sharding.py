@@ -18,7 +18,6 @@ the root run id, the asset key and the partition, so re-executing a failed run f
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,9 @@ from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Sn
 from dagster_evals.progress import track_results
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import Scorer, resolve_local_scorers
+from dagster_evals.shard_key import shard_of
+
+__all__ = ["rows_of_shard", "run_shard", "shard_of"]
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite
@@ -40,21 +42,26 @@ if TYPE_CHECKING:
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 
 
-def shard_of(row_id: str, shards: int) -> int:
-    """The shard (0 … shards-1) that scores `row_id`: the same in every process and on every machine.
+def rows_of_shard(rows: Iterator[DatasetRow], index: int, shards: int) -> Iterator[DatasetRow]:
+    """The rows of `rows` that shard `index` of `shards` scores (streamed).
 
     Example:
-        >>> shard_of("row-1", 4) == shard_of("row-1", 4)
-        True
-        >>> sorted({shard_of(f"row-{i}", 3) for i in range(100)})
-        [0, 1, 2]
+        >>> from dagster_evals.models import DatasetRow
+        >>> rows = [DatasetRow.build(input=i) for i in range(10)]
+        >>> sum(len(list(rows_of_shard(iter(rows), i, 3))) for i in range(3))
+        10
     """
-    return int.from_bytes(hashlib.sha256(row_id.encode("utf-8")).digest()[:8], "big") % shards
-
-
-def rows_of_shard(rows: Iterator[DatasetRow], index: int, shards: int) -> Iterator[DatasetRow]:
-    """The rows of `rows` that shard `index` of `shards` scores (streamed)."""
     return (row for row in rows if shard_of(row.id, shards) == index)
+
+
+def shard_rows(platform: Any, snapshot: Snapshot, index: int, shards: int) -> Iterator[DatasetRow]:
+    """The snapshot's rows of shard `index`, streamed: selected by the database where the backend can
+    (`iter_shard_rows`: the local backend on SQLite and PostgreSQL), else every row paged through and the
+    other shards' skipped (Braintrust, Keywords AI)."""
+    select = getattr(platform, "iter_shard_rows", None)
+    if select is not None:
+        return select(snapshot.dataset, version=snapshot.version, index=index, shards=shards)
+    return rows_of_shard(platform.iter_rows(snapshot.dataset, version=snapshot.version), index, shards)
 
 
 def eval_run_key(context: StepContext, suite: EvalSuite) -> str:
@@ -169,7 +176,7 @@ def run_shard(context: StepContext, suite: EvalSuite, index: int) -> dict[str, i
     platform = get_platform(context, suite.resource_key)
     snapshot, prompt = load_plan(context, suite)
     checkpoints = suite_checkpoints(context, suite, snapshot)
-    rows = rows_of_shard(platform.iter_rows(snapshot.dataset, version=snapshot.version), index, suite.shards)
+    rows = shard_rows(platform, snapshot, index, suite.shards)
     counts = {"results": 0, "errors": 0}
 
     def on_result(result: Any) -> None:

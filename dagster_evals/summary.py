@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformName, RowResult, ScoreSummary
-from dagster_evals.usage import UsageTotals
+from dagster_evals.report_spill import ResultSpill
+from dagster_evals.usage import TASK_SCOPE, UsageTotals
 
 # A per-row score moving by more than this counts as an improvement / regression.
 ROW_CHANGE_EPSILON = 1e-9
+LATENCY = "latency"
+JUDGE_LATENCY = "judge_latency"
+# A baseline's scores: row means by row id, or `(row id, scores)` per result (averaged per row).
+BaselineScores = Mapping[str, Mapping[str, float]] | Iterable[tuple[str, Mapping[str, float | None]]]
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -23,43 +28,77 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 class ReportBuilder:
-    """Accumulates `RowResult`s (streaming, one at a time) and builds the report at the end."""
+    """Accumulates `RowResult`s (streaming, one at a time) and builds the report at the end.
+
+    Memory stays bounded however many rows the eval has: counts and sums are kept as numbers, and the
+    per-row values (scores for the per-row means and the baseline diffs, rows seen and errored,
+    latencies for the percentiles) go to a temporary SQLite file (see `dagster_evals.report_spill`). The
+    report is exact and equals one computed from in-memory lists. `build` ends the builder.
+
+    Example:
+        >>> from dagster_evals.models import RowResult
+        >>> builder = ReportBuilder(["exact_match"])
+        >>> builder.add(RowResult(row_id="q1", scores={"exact_match": 1.0}, latency_s=0.1))
+        >>> builder.add(RowResult(row_id="q2", scores={"exact_match": 0.0}, latency_s=0.3))
+        >>> report = builder.build(id="r", name="r", platform="local", dataset=None, dataset_version=None,
+        ...                        rows_in_snapshot=2, trial_count=1, duration_s=1.0)
+        >>> report.scores["exact_match"].mean, report.rows_scored, report.metrics["latency_p50_ms"]
+        (0.5, 2, 100.0)
+    """
 
     def __init__(self, scorer_names: Iterable[str]) -> None:
         self.scorer_names = list(scorer_names)
-        self._row_scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self._spill = ResultSpill()
         self._scorer_errors: dict[str, int] = defaultdict(int)
-        self._rows_with_error: set[str] = set()
-        self._rows_seen: set[str] = set()
         self._task_errors = 0
         self._scorer_error_count = 0
-        self._latencies: list[float] = []
         self._usage = UsageTotals()
+        self._judge_latencies = 0
 
     def add(self, result: RowResult) -> None:
-        self._rows_seen.add(result.row_id)
         if result.usage:
-            self._usage.add(result.usage, result.error)
+            self._usage.add(self._spill_judge_latencies(result.usage), result.error)
         if result.latency_s is not None and result.error is None:
-            self._latencies.append(result.latency_s)
+            self._spill.add_sample(LATENCY, result.latency_s)
+        self._spill.add_row(result.row_id, result.error is not None or bool(result.scorer_errors))
         if result.error is not None:
             self._task_errors += 1
-            self._rows_with_error.add(result.row_id)
             return
-        for name, value in result.scores.items():
-            if value is not None:
-                self._row_scores[result.row_id][name].append(value)
+        self._spill.add_scores("current", result.row_id, result.scores)
         for name in result.scorer_errors:
             self._scorer_errors[name] += 1
             self._scorer_error_count += 1
-            self._rows_with_error.add(result.row_id)
+
+    def _spill_judge_latencies(self, row_usage: dict[str, Any]) -> dict[str, Any]:
+        """The row's usage without its per-call latencies; the judges' go to the spill (for percentiles)."""
+        scopes = row_usage.get("scopes")
+        if not scopes:
+            return row_usage
+        stripped: dict[str, Any] = {}
+        for name, values in scopes.items():
+            if name != TASK_SCOPE:
+                for latency in values.get("latencies_s") or ():
+                    self._spill.add_sample(JUDGE_LATENCY, float(latency))
+                    self._judge_latencies += 1
+            stripped[name] = {k: v for k, v in values.items() if k != "latencies_s"}
+        return {**row_usage, "scopes": stripped}
+
+    def add_baseline(self, row_scores: BaselineScores) -> None:
+        """The baseline's scores: row means by row id, or `(row id, scores)` per result (one per trial,
+        averaged per row). Streamed to the spill, never held in memory; call before `build`."""
+        items: Iterable[tuple[str, Mapping[str, float | None]]] = (
+            row_scores.items() if isinstance(row_scores, Mapping) else row_scores  # type: ignore[assignment]
+        )
+        for row_id, scores in items:
+            self._spill.add_scores("baseline", row_id, scores)
+
+    def iter_row_means(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """`(row id, {scorer: mean score over trials})`, streamed, rows in the order they were first scored."""
+        return self._spill.row_means("current")
 
     def row_means(self) -> dict[str, dict[str, float]]:
-        """Mean score per row and scorer (averaged over trials)."""
-        return {
-            row_id: {name: sum(vals) / len(vals) for name, vals in scores.items() if vals}
-            for row_id, scores in self._row_scores.items()
-        }
+        """Mean score per row and scorer (averaged over trials), as one dict (holds every row)."""
+        return dict(self.iter_row_means())
 
     def build_for(
         self, request: EvalRequest, *, id: str, platform: PlatformName, duration_s: float, **fields: Any
@@ -91,67 +130,77 @@ class ReportBuilder:
         duration_s: float,
         baseline_id: str | None = None,
         baseline_name: str | None = None,
-        baseline_row_scores: Mapping[str, Mapping[str, float]] | None = None,
+        baseline_row_scores: BaselineScores | None = None,
         url: str | None = None,
         project_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
     ) -> EvalReport:
-        row_means = self.row_means()
+        try:
+            return self._build(
+                baseline_row_scores,
+                id=id, name=name, platform=platform, dataset=dataset, dataset_version=dataset_version,
+                rows_in_snapshot=rows_in_snapshot, trial_count=trial_count, baseline_id=baseline_id,
+                baseline_name=baseline_name, url=url, project_url=project_url,
+                metadata=dict(metadata or {}), tags=list(tags), duration_s=duration_s,
+            )  # fmt: skip
+        finally:
+            self._spill.close()
+
+    def _build(
+        self, baseline_row_scores: BaselineScores | None, *, duration_s: float, **fields: Any
+    ) -> EvalReport:
+        if baseline_row_scores:
+            self.add_baseline(baseline_row_scores)
+        compared = self._spill.has_scores("baseline")
+        means = self._spill.scorer_means("current", self.scorer_names)
+        base_means = self._spill.scorer_means("baseline", self.scorer_names) if compared else {}
+        changes = self._spill.changes(ROW_CHANGE_EPSILON) if compared else {}
         summaries: dict[str, ScoreSummary] = {}
         for scorer in self.scorer_names:
-            values = [scores[scorer] for scores in row_means.values() if scorer in scores]
-            mean = sum(values) / len(values) if values else None
-            baseline_mean = improvements = regressions = None
-            if baseline_row_scores:
-                base_values = [s[scorer] for s in baseline_row_scores.values() if scorer in s]
-                baseline_mean = sum(base_values) / len(base_values) if base_values else None
-                improvements = regressions = 0
-                for row_id, scores in row_means.items():
-                    before = baseline_row_scores.get(row_id, {}).get(scorer)
-                    if before is None or scorer not in scores:
-                        continue
-                    if scores[scorer] > before + ROW_CHANGE_EPSILON:
-                        improvements += 1
-                    elif scores[scorer] < before - ROW_CHANGE_EPSILON:
-                        regressions += 1
+            mean, count = means[scorer]
+            baseline_mean = base_means[scorer][0] if compared else None
+            improvements, regressions = changes.get(scorer, (0, 0))
             summaries[scorer] = ScoreSummary(
                 name=scorer,
                 mean=mean,
-                count=len(values),
+                count=count,
                 errors=self._scorer_errors.get(scorer, 0),
                 baseline_mean=baseline_mean,
                 diff=(mean - baseline_mean) if mean is not None and baseline_mean is not None else None,
-                improvements=improvements or 0,
-                regressions=regressions or 0,
+                improvements=improvements,
+                regressions=regressions,
             )
         metrics: dict[str, float] = {"duration_s": round(duration_s, 4)}
-        p50 = percentile(self._latencies, 0.5)
-        p95 = percentile(self._latencies, 0.95)
+        p50 = self._spill.percentile(LATENCY, 0.5)
+        p95 = self._spill.percentile(LATENCY, 0.95)
         if p50 is not None and p95 is not None:
             metrics["latency_p50_ms"] = round(p50 * 1000, 3)
             metrics["latency_p95_ms"] = round(p95 * 1000, 3)
-        rows_errored = len(self._rows_with_error)
+        rows_seen, rows_errored = self._spill.row_counts()
         return EvalReport(
-            id=id,
-            name=name,
-            platform=platform,
             status="completed",
-            dataset=dataset,
-            dataset_version=dataset_version,
-            rows_in_snapshot=rows_in_snapshot,
-            trial_count=trial_count,
-            rows_scored=len(self._rows_seen) - rows_errored,
+            rows_scored=rows_seen - rows_errored,
             rows_errored=rows_errored,
             task_errors=self._task_errors,
             scorer_errors=self._scorer_error_count,
             scores=summaries,
             metrics=metrics,
-            baseline_id=baseline_id,
-            baseline_name=baseline_name,
-            url=url,
-            project_url=project_url,
-            metadata=dict(metadata or {}),
-            tags=list(tags),
-            usage=self._usage.report(),
+            usage=self._usage_report(),
+            **fields,
         )
+
+    def _usage_report(self) -> dict[str, Any]:
+        """The usage totals, with the judge-call latency percentiles read from the spill."""
+        report = self._usage.report()
+        if not report or not self._judge_latencies:
+            return report
+        p50 = self._spill.percentile(JUDGE_LATENCY, 0.5)
+        p95 = self._spill.percentile(JUDGE_LATENCY, 0.95)
+        budget = report.pop("budget_message", None)
+        if p50 is not None and p95 is not None:
+            report["judge_latency_p50_ms"] = round(p50 * 1000, 3)
+            report["judge_latency_p95_ms"] = round(p95 * 1000, 3)
+        if budget:
+            report["budget_message"] = budget
+        return report

@@ -120,6 +120,11 @@ class EvalPlatform(ABC):
         """Per-row mean scores of a report, for row-level baseline comparison (empty if unsupported)."""
         return {}
 
+    def iter_report_row_scores(self, report_id: str) -> Iterator[tuple[str, dict[str, float]]]:
+        """`(row id, scores)` of each scored (not errored) result of a report, streamed: one per trial,
+        or one per row already averaged over its trials. `report_row_scores` averages these per row."""
+        yield from self.report_row_scores(report_id).items()
+
     # -- prompts ----------------------------------------------------------------------------------
     @abstractmethod
     def list_prompt_versions(

@@ -45,6 +45,7 @@ from dagster_evals.backends.braintrust.models import (
 )
 from dagster_evals.errors import PlatformError
 from dagster_evals.http import HttpClient
+from dagster_evals.seen_ids import SeenIds
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -178,19 +179,19 @@ class BraintrustClient:
     ) -> Iterator[dict[str, Any]]:
         """Every event of an object, page by page (newest first), each id once."""
         cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            request = FetchEventsRequest(limit=page_size, **_params(cursor=cursor, version=version))
-            page = self._fetch(path, request)
-            for event in page.events:
-                event_id = str(event.get("id"))
-                if event_id in seen:
-                    continue
-                seen.add(event_id)
-                yield event
-            if not page.events or not page.cursor:
-                return
-            cursor = page.cursor
+        seen = SeenIds()  # on disk past a bound: memory stays flat in the event count
+        try:
+            while True:
+                request = FetchEventsRequest(limit=page_size, **_params(cursor=cursor, version=version))
+                page = self._fetch(path, request)
+                for event in page.events:
+                    if seen.add(str(event.get("id"))):
+                        yield event
+                if not page.events or not page.cursor:
+                    return
+                cursor = page.cursor
+        finally:
+            seen.close()
 
     def iter_dataset_events(
         self, dataset_id: str, *, version: str | None = None, page_size: int = DEFAULT_FETCH_LIMIT

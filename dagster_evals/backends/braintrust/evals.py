@@ -169,11 +169,11 @@ class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets)
         scorers = resolve_local_scorers(request.scorers)
         snapshot = request.snapshot
         project = self.project(snapshot.dataset.project)
+        builder = ReportBuilder([s.name for s in scorers])
         baseline_name = None
-        baseline_scores: dict[str, dict[str, float]] = {}
         if request.baseline_id:
             baseline_name = self.client.get_experiment(request.baseline_id).name
-            baseline_scores = self.report_row_scores(request.baseline_id)
+            builder.add_baseline(self.iter_report_row_scores(request.baseline_id))  # streamed to disk
         fields = {
             "project_id": project.id,
             "name": request.name,
@@ -192,7 +192,6 @@ class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets)
         fields["metadata"] = token_metadata(fields["metadata"], token)  # type: ignore[arg-type]
         create = api.CreateExperiment(**fields)  # type: ignore[arg-type]
         experiment = self.create_experiment_once(create, project, token, progress)
-        builder = ReportBuilder([s.name for s in scorers])
         encoded: deque[tuple[str, bytes]] = deque()
         total = snapshot.row_count * request.trial_count
         counts = {"sent": 0}
@@ -231,7 +230,6 @@ class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets)
             platform="braintrust",
             duration_s=stats.duration_s,
             baseline_name=baseline_name,
-            baseline_row_scores=baseline_scores or None,
             url=summary.experiment_url,
             project_url=summary.project_url,
         )

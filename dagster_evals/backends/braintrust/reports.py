@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.launch import RUN_TOKEN_KEY
@@ -13,6 +14,7 @@ from dagster_evals.models import (
     EvalReport,
     ScoreSummary,
 )
+from dagster_evals.report_spill import ResultSpill
 
 logger = logging.getLogger("dagster_evals.braintrust")
 
@@ -28,37 +30,35 @@ class BraintrustReports(BraintrustSession):
         Scores are read from the whole trace (child `score` spans included) and scorer failures from the
         root's `metadata.scorer_errors`, so the error budget sees them (see `traces.py`).
         """
-        per_row: dict[str, dict[str, list[float]]] = {}
-        errored: set[str] = set()
-        task_errors = scorer_errors = 0
-        trials: dict[str, int] = {}
-        for trace in traces(self.client.iter_experiment_events(experiment.id)):
-            key = trace.key
-            trials[key] = trials.get(key, 0) + 1
-            if trace.task_error:
-                task_errors += 1
-                errored.add(key)
-                continue
-            if trace.failed_scorers:
+        spill = ResultSpill()  # per-row values on disk: memory stays flat in the experiment's size
+        try:
+            task_errors = scorer_errors = 0
+            for trace in traces(self.client.iter_experiment_events(experiment.id)):
+                key = trace.key
+                spill.add_row(key, trace.task_error or bool(trace.failed_scorers))
+                if trace.task_error:
+                    task_errors += 1
+                    continue
                 scorer_errors += len(trace.failed_scorers)
-                errored.add(key)
-            for name, value in trace.mean_scores().items():
-                per_row.setdefault(key, {}).setdefault(name, []).append(value)
+                spill.add_scores("current", key, trace.mean_scores())
+            counts = spill.scorer_means("current", list(summary.scores or {}))
+            rows_seen, rows_errored = spill.row_counts()
+            trial_count = spill.max_results_per_row() or 1
+        finally:
+            spill.close()
         scores = {}
         for name, remote in (summary.scores or {}).items():
-            count = sum(1 for s in per_row.values() if name in s)
             has_diff = remote.diff is not None
             scores[name] = ScoreSummary(
                 name=name,
                 mean=remote.score,
-                count=count,
+                count=counts[name][1],
                 baseline_mean=remote.score - remote.diff if remote.diff is not None else None,
                 diff=remote.diff,
                 improvements=remote.improvements if has_diff else 0,
                 regressions=remote.regressions if has_diff else 0,
             )
         metrics = {name: m.metric for name, m in (summary.metrics or {}).items()}
-        rows_seen = len(trials)
         return EvalReport(
             id=experiment.id,
             name=experiment.name,
@@ -66,9 +66,9 @@ class BraintrustReports(BraintrustSession):
             dataset=None,
             dataset_version=experiment.dataset_version,
             rows_in_snapshot=max(rows_hint, rows_seen),
-            trial_count=max(trials.values(), default=1),
-            rows_scored=rows_seen - len(errored),
-            rows_errored=len(errored),
+            trial_count=trial_count,
+            rows_scored=rows_seen - rows_errored,
+            rows_errored=rows_errored,
             task_errors=task_errors,
             scorer_errors=scorer_errors,
             scores=scores,
@@ -96,9 +96,14 @@ class BraintrustReports(BraintrustSession):
     def report_row_scores(self, report_id: str) -> dict[str, dict[str, float]]:
         """Per dataset row, the mean of each score over its trials, read from every span of each trace."""
         sums: dict[str, dict[str, list[float]]] = {}
-        for trace in traces(self.client.iter_experiment_events(report_id)):
-            if trace.task_error:
-                continue
-            for name, value in trace.mean_scores().items():
-                sums.setdefault(trace.key, {}).setdefault(name, []).append(value)
+        for key, scores in self.iter_report_row_scores(report_id):
+            for name, value in scores.items():
+                sums.setdefault(key, {}).setdefault(name, []).append(value)
         return {row: {n: sum(v) / len(v) for n, v in s.items()} for row, s in sums.items()}
+
+    def iter_report_row_scores(self, report_id: str) -> Iterator[tuple[str, dict[str, float]]]:
+        """`(dataset row, mean of each score over the trace's spans)` of each trace without a task error,
+        streamed."""
+        for trace in traces(self.client.iter_experiment_events(report_id)):
+            if not trace.task_error:
+                yield trace.key, trace.mean_scores()

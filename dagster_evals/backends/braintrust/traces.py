@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from dagster_evals.row_index import SpillFile
+
+# Events written to the spill file at a time.
+SPILL_BATCH = 2_000
 
 
 @dataclass
@@ -58,21 +63,93 @@ def is_root(event: dict[str, Any]) -> bool:
     return not event.get("span_parents")
 
 
-def traces(events: Iterable[dict[str, Any]]) -> list[Trace]:
-    """Group events by `root_span_id` (an event without one is its own trace), oldest root first."""
-    by_root: dict[str, Trace] = {}
-    for event in events:
-        root_id = str(event.get("root_span_id") or event.get("span_id") or event.get("id"))
-        trace = by_root.setdefault(root_id, Trace())
-        if is_root(event):
-            trace.root = event
-            errors = (event.get("metadata") or {}).get("scorer_errors")
-            if isinstance(errors, dict | list):
-                trace.failed_scorers.update(str(name) for name in errors)
-        for name, value in (event.get("scores") or {}).items():
-            if value is None or not isinstance(value, int | float) or math.isnan(value):
-                trace.failed_scorers.add(name)
-            else:
-                trace.scores.setdefault(name, []).append(float(value))
-    # A scorer that failed on one span but scored on another still counts as failed once.
-    return [t for t in by_root.values() if t.root is not None]
+def _compact_root(event: dict[str, Any]) -> dict[str, Any]:
+    """What a `Trace` reads from its root span, without the input/output payloads (except an input that
+    is the row's key because it has no `origin.id`)."""
+    root: dict[str, Any] = {}
+    origin = event.get("origin") or {}
+    if origin.get("id"):
+        root["origin"] = {"id": origin["id"]}
+    elif "input" in event:
+        root["input"] = event["input"]
+    if event.get("error"):
+        root["error"] = event["error"]
+    if "output" in event:
+        root["output"] = None
+    end = (event.get("metrics") or {}).get("end")
+    if end is not None:
+        root["metrics"] = {"end": end}
+    return root
+
+
+def _spans(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str], dict[str, float]]:
+    """An event as `(compact root or None, scorers it says failed, valid scores)`."""
+    root = None
+    failed: list[str] = []
+    if is_root(event):
+        root = _compact_root(event)
+        errors = (event.get("metadata") or {}).get("scorer_errors")
+        if isinstance(errors, dict | list):
+            failed.extend(str(name) for name in errors)
+    scores: dict[str, float] = {}
+    for name, value in (event.get("scores") or {}).items():
+        if value is None or not isinstance(value, int | float) or math.isnan(value):
+            failed.append(name)
+        else:
+            scores[name] = float(value)
+    return root, failed, scores
+
+
+def traces(events: Iterable[dict[str, Any]]) -> Iterator[Trace]:
+    """Group events by `root_span_id` (an event without one is its own trace), oldest root first.
+
+    Streamed in bounded memory: each event is reduced to what a `Trace` needs and written to a temporary
+    SQLite file (`row_index.SpillFile`), which gives the events back grouped by trace.
+    """
+    spill = SpillFile()
+    try:
+        conn = spill.conn
+        conn.execute(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, root_id TEXT NOT NULL, root TEXT, failed TEXT, "
+            "scores TEXT)"
+        )
+        batch: list[tuple[str, str | None, str, str]] = []
+
+        def write() -> None:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events (root_id, root, failed, scores) VALUES (?, ?, ?, ?)", batch)
+            conn.execute("COMMIT")
+            batch.clear()
+
+        for event in events:
+            root_id = str(event.get("root_span_id") or event.get("span_id") or event.get("id"))
+            root, failed, scores = _spans(event)
+            batch.append(
+                (root_id, None if root is None else json.dumps(root), json.dumps(failed), json.dumps(scores))
+            )
+            if len(batch) >= SPILL_BATCH:
+                write()
+        if batch:
+            write()
+        query = (
+            "SELECT e.root_id, e.root, e.failed, e.scores FROM events e JOIN "
+            "(SELECT root_id, MIN(seq) AS first FROM events GROUP BY root_id) f ON f.root_id = e.root_id "
+            "ORDER BY f.first, e.seq"
+        )
+        current: str | None = None
+        trace = Trace()
+        for root_id, root, failed, scores in spill.fetch(query):
+            if root_id != current:
+                if trace.root is not None:
+                    yield trace
+                current, trace = str(root_id), Trace()
+            if root is not None:
+                trace.root = json.loads(str(root))
+            trace.failed_scorers.update(json.loads(str(failed)))
+            for name, value in json.loads(str(scores)).items():
+                trace.scores.setdefault(name, []).append(value)
+        # A scorer that failed on one span but scored on another still counts as failed once.
+        if trace.root is not None:
+            yield trace
+    finally:
+        spill.close()

@@ -38,6 +38,8 @@ from dagster_evals.scorers import Scorer, resolve_local_scorers
 from dagster_evals.summary import ReportBuilder
 
 EXISTING_OUTPUT_TASKS = frozenset({"existing_output", "logs"})
+# Results buffered (in bulk requests of `batch_size`) before they are written to the eval dataset.
+RESULT_BATCHES = 10
 
 
 def split_scorers(specs: Iterable[Any]) -> tuple[list[str], list[Scorer]]:
@@ -90,7 +92,8 @@ class EvalOps:
         baseline = baseline_rows = None
         if request.baseline_id:
             baseline = self.get_eval_report(request.baseline_id)
-            baseline_rows = self.report_row_scores(request.baseline_id) or None
+            # streamed into the report builder's spill when the report is built
+            baseline_rows = self.iter_report_row_scores(request.baseline_id)
         task = request.task
         if task is None or (
             isinstance(task, PlatformFunction)
@@ -131,7 +134,17 @@ class EvalOps:
             "evaluators": slugs,
         }
         progress(f"writing outputs to eval dataset {eval_dataset.id} ({request.name!r})")
+        # Results are written as they come, a buffer at a time, so memory is bounded by the buffer.
         logs: dict[str, DatasetLogInput] = {}
+        self._insert_failures.clear()
+
+        def write() -> None:
+            if not logs:
+                return
+            keys = list(logs)
+            certain = self._insert(eval_dataset.id, keys, [logs[k] for k in keys], progress, "results")
+            self._reconcile(eval_dataset.id, RESULT_KEY, dict.fromkeys(keys), logs, not certain, progress)
+            logs.clear()
 
         def on_result(result: RowResult) -> None:
             key = f"{result.row_id}#{result.trial}"
@@ -156,12 +169,11 @@ class EvalOps:
                 metadata=metadata,
                 metrics={"latency": round(result.latency_s or 0.0, 6)},
             )
+            if len(logs) >= self.batch_size * RESULT_BATCHES:
+                write()
 
         stats = run_request_locally(request, self.iter_rows(snapshot.dataset), scorers, on_result)
-        keys = list(logs)
-        self._insert_failures.clear()
-        certain = self._insert(eval_dataset.id, keys, [logs[k] for k in keys], progress, "results")
-        self._reconcile(eval_dataset.id, RESULT_KEY, dict.fromkeys(keys), logs, not certain, progress)
+        write()
         present = self.client.count_dataset_logs(eval_dataset.id)
         if present != stats.pairs:
             raise CountMismatchError(
@@ -290,11 +302,27 @@ class EvalOps:
         info, logs = self._eval_dataset_logs(dataset_id)
         if info is None:
             return {}
+        sums: dict[str, dict[str, list[float]]] = {}
+        for row_id, scores in self._iter_row_scores(info, keys, logs):
+            for name, value in scores.items():
+                sums.setdefault(row_id, {}).setdefault(name, []).append(value)
+        return {row: {n: sum(v) / len(v) for n, v in s.items()} for row, s in sums.items()}
+
+    def iter_report_row_scores(self: Any, report_id: str) -> Iterator[tuple[str, dict[str, float]]]:
+        """`(row id, scores)` of each result without a task error of a report run with a Python task,
+        streamed page by page from its dedicated dataset (nothing for reports over existing logs)."""
+        dataset_id, keys = split_report_id(report_id)
+        info, logs = self._eval_dataset_logs(dataset_id)
+        if info is not None:
+            yield from self._iter_row_scores(info, keys, logs)
+
+    def _iter_row_scores(self: Any, info: dict[str, Any], keys: list[str],
+                         logs: Iterator[DatasetLog]) -> Iterator[tuple[str, dict[str, float]]]:  # fmt: skip
         slugs = list(info.get("evaluators", [])) if keys else []
-        builder = ReportBuilder([*info.get("scorers", []), *slugs])
         for log in logs:
-            builder.add(self.row_result(log, slugs))
-        return builder.row_means()
+            result = self.row_result(log, slugs)
+            if result.error is None:
+                yield result.row_id, {n: v for n, v in result.scores.items() if v is not None}
 
 
 def _apply_baseline(report: EvalReport, baseline: EvalReport | None) -> EvalReport:

@@ -30,6 +30,7 @@ from dagster_evals.backends.local.store import (
 )
 from dagster_evals.errors import ConfigError, InputError, NotFoundError
 from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
+from dagster_evals.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
 HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
@@ -105,17 +106,35 @@ class LocalDatasets(EvalPlatform):
         )
 
     def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
+        return self._iter_rows(dataset, version, None)
+
+    def iter_shard_rows(
+        self, dataset: DatasetRef, *, version: str | None = None, index: int, shards: int
+    ) -> Iterator[DatasetRow]:
+        """The rows of shard `index` of `shards` (see `dagster_evals.shard_key`), selected by the database:
+        the other shards' rows never leave it."""
+        return self._iter_rows(dataset, version, (index, shards))
+
+    def _iter_rows(
+        self, dataset: DatasetRef, version: str | None, shard: tuple[int, int] | None
+    ) -> Iterator[DatasetRow]:
         at = self._resolve_version(dataset, version)
         c = dataset_rows.c
+        dialect = self.engine.dialect.name
+        visible = self._visible_at(dataset, at)
+        if shard is not None:
+            visible = visible & shard_filter(dialect, c.row_id, *shard)
         last_id = ""
         while True:
             query = (
                 sa.select(c.row_id, c.content_hash, c.input, c.expected, c.metadata, c.tags)
-                .where(self._visible_at(dataset, at) & (c.row_id > last_id))
+                .where(visible & (c.row_id > last_id))
                 .order_by(c.row_id)
                 .limit(PAGE_SIZE)
             )
             with self.engine.connect() as conn:
+                if shard is not None and dialect == "sqlite":
+                    register_sqlite_function(conn.connection.driver_connection)
                 page = conn.execute(query).all()
             for r in page:
                 yield DatasetRow(

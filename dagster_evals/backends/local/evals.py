@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 from dagster_evals.backends.base import ProgressFn, _quiet
-from dagster_evals.backends.local.datasets import LocalDatasets, loads
+from dagster_evals.backends.local.datasets import PAGE_SIZE, LocalDatasets, loads
 from dagster_evals.backends.local.store import experiment_rows, experiments, insert, write_transaction
 from dagster_evals.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
@@ -31,12 +32,12 @@ class LocalEvals(LocalDatasets):
         except NotFoundError as exc:
             raise pinned_dataset_gone(exc, snapshot.dataset.name) from None
         project = snapshot.dataset.project or self.default_project
-        baseline_scores: dict[str, dict[str, float]] = {}
+        builder = ReportBuilder([s.name for s in scorers])
         baseline_name = None
         if request.baseline_id:
             baseline = self.get_eval_report(request.baseline_id)
             baseline_name = baseline.name
-            baseline_scores = self.report_row_scores(request.baseline_id)
+            builder.add_baseline(self.iter_report_row_scores(request.baseline_id))  # streamed to disk
         experiment_id = uuid.uuid4().hex
         with write_transaction(self.engine) as conn:
             conn.execute(
@@ -53,7 +54,6 @@ class LocalEvals(LocalDatasets):
                     created_at=utcnow().isoformat(),
                 )
             )
-        builder = ReportBuilder([s.name for s in scorers])
         pending: list[RowResult] = []
         total = snapshot.row_count * request.trial_count
         done = {"n": 0}
@@ -83,7 +83,6 @@ class LocalEvals(LocalDatasets):
             platform="local",
             duration_s=stats.duration_s,
             baseline_name=baseline_name,
-            baseline_row_scores=baseline_scores or None,
         )
         with write_transaction(self.engine) as conn:
             conn.execute(
@@ -137,15 +136,42 @@ class LocalEvals(LocalDatasets):
         return EvalReport.model_validate_json(found)
 
     def report_row_scores(self, report_id: str) -> dict[str, dict[str, float]]:
-        c = experiment_rows.c
-        query = sa.select(c.row_id, c.scores).where((c.experiment_id == report_id) & c.error.is_(None))
         sums: dict[str, dict[str, list[float]]] = {}
-        with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                for name, value in json.loads(r.scores).items():
-                    if value is not None:
-                        sums.setdefault(r.row_id, {}).setdefault(name, []).append(float(value))
+        for row_id, scores in self.iter_report_row_scores(report_id):
+            for name, value in scores.items():
+                sums.setdefault(row_id, {}).setdefault(name, []).append(value)
         return {row: {n: sum(v) / len(v) for n, v in scores.items()} for row, scores in sums.items()}
+
+    def iter_report_row_scores(self, report_id: str) -> Iterator[tuple[str, dict[str, float]]]:
+        """`(row id, scores)` of each result of the report without a task error, by row id and trial,
+        read `PAGE_SIZE` results per query."""
+        c = experiment_rows.c
+        for r in self._report_pages(sa.select(c.row_id, c.trial, c.scores), report_id, c.error.is_(None)):
+            scores = {n: float(v) for n, v in json.loads(r.scores).items() if v is not None}
+            yield r.row_id, scores
+
+    def _report_pages(
+        self, query: Any, report_id: str, where: sa.ColumnElement[bool] | None = None
+    ) -> Iterator[Any]:
+        """The report's result rows selected by `query`, by (row id, trial), a page per query (keyset)."""
+        c = experiment_rows.c
+        after: tuple[str, int] | None = None
+        condition = c.experiment_id == report_id
+        if where is not None:
+            condition = condition & where
+        while True:
+            page_query = query.where(condition)
+            if after is not None:
+                page_query = page_query.where(
+                    (c.row_id > after[0]) | ((c.row_id == after[0]) & (c.trial > after[1]))
+                )
+            page_query = page_query.order_by(c.row_id, c.trial).limit(PAGE_SIZE)
+            with self.engine.connect() as conn:
+                page = conn.execute(page_query).all()
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            after = (page[-1].row_id, page[-1].trial)
 
     def list_eval_reports(self, *, project: str | None = None, limit: int = 100) -> list[EvalReport]:
         """Finished eval reports of a project, newest first."""
@@ -160,12 +186,8 @@ class LocalEvals(LocalDatasets):
             return [EvalReport.model_validate_json(text) for text in conn.execute(query).scalars()]
 
     def iter_report_rows(self, report_id: str) -> Iterator[RowResult]:
-        """Every row result of an eval report."""
-        c = experiment_rows.c
-        query = sa.select(experiment_rows).where(c.experiment_id == report_id).order_by(c.row_id, c.trial)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        for r in rows:
+        """Every row result of an eval report, by row id and trial, read a page at a time."""
+        for r in self._report_pages(sa.select(experiment_rows), report_id):
             yield RowResult(
                 row_id=r.row_id,
                 trial=r.trial,
