@@ -92,6 +92,7 @@ class SessionSender:
         self._closer: AsyncIterator[None] | None = None
         self._proxy_env: tuple[str | None, ...] = ()
         self._proxies: dict[str, Proxy] = {}
+        self._urls: dict[str, URL] = {}
 
     def proxy_for(self, url: str) -> Proxy:
         """The proxy (and its credentials) the environment names for `url`, or `(None, None)`."""
@@ -124,9 +125,12 @@ class SessionSender:
         """POST `body` to `url`; the answer's status, headers (as sent, minus body framing) and body."""
         session = await self._open()
         proxy, proxy_auth = self.proxy_for(url)
+        parsed = self._urls.get(url)
+        if parsed is None:  # parsed once per endpoint path, not per call
+            parsed = self._urls[url] = URL(url)
         try:
             async with session.post(
-                url, data=body, headers=list(headers), proxy=proxy, proxy_auth=proxy_auth
+                parsed, data=body, headers=list(headers), proxy=proxy, proxy_auth=proxy_auth
             ) as response:
                 content = await response.read()
                 status = response.status
