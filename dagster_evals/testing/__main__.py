@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rate-limit", type=int, default=60, help="keywordsai: requests per minute (0: no limit)"
     )
-    parser.add_argument("--latency", type=float, default=0.0, help="openai: seconds from a request's arrival to its answer")
+    parser.add_argument("--latency", type=float, default=0.0, help="openai: seconds every answer waits")
     args = parser.parse_args(argv)
     fake: FakeAPI
     if args.platform == "braintrust":

@@ -12,8 +12,8 @@ cited in `wire.py`):
 - `Authorization: Bearer <key>`; anything else → 401 `invalid_api_key`. Unknown or missing request fields
   → 400 naming the field. Over `rate_limit_per_minute` (a sliding window), or for each scripted
   `fail_next`, → 429 `rate_limit_exceeded` with `Retry-After`.
-- Every answer is sent `latency_s` after its request arrived; `requests` counts calls per route;
-  `peak_in_flight` records the most requests served at once; `bodies` keeps every accepted request body.
+- `latency_s` delays every answer; `requests` counts calls per route; `peak_in_flight` records the most
+  requests served at once; `bodies` keeps every accepted request body.
 
 Examples:
     .. code-block:: python
@@ -32,7 +32,6 @@ import base64
 import hashlib
 import json
 import struct
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,8 +56,6 @@ from dagster_evals.testing.openai.replies import (
 from dagster_evals.testing.server import ServerThread
 
 DEFAULT_MODERATION_TERMS = {"kill": "violence", "idiot": "harassment"}
-# Where a request's arrival time is kept in its ASGI scope.
-_ARRIVED = "dagster_evals.openai_fake.arrived"
 MODEL_NAMES = ("gpt-4o-mini", "gpt-4o", "gpt-5-mini", "text-embedding-3-small", "omni-moderation-latest")
 
 
@@ -67,8 +64,7 @@ class OpenAIFake(FakeAPI):
 
     Args:
         api_key: The key the fake accepts (`None`: any bearer key).
-        latency_s: Seconds from a request's arrival to its answer, the fake's own work included (never
-            blocks other requests).
+        latency_s: Seconds every answer waits before it is sent (never blocks other requests).
         rate_limit_per_minute: Requests accepted per sliding minute; None for no limit.
         retry_after_s: The `Retry-After` seconds of a 429.
         moderation_terms: word → moderation category flagged when a text contains the word.
@@ -176,10 +172,6 @@ class OpenAIFake(FakeAPI):
         except ValueError:
             raise wire.OpenAIError(400, "We could not parse the JSON body of your request.") from None
 
-    async def handle(self, request: Request) -> Response:
-        request.scope[_ARRIVED] = time.monotonic()
-        return await super().handle(request)
-
     async def respond(self, call: Call, result: Any) -> Response:
         self.count(call)
         if call.request.method == "GET":
@@ -189,16 +181,12 @@ class OpenAIFake(FakeAPI):
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            response = JSONResponse(result, headers={"x-request-id": "req_" + _digest(result)[:24]})
             if self.latency_s:
-                # The answer leaves `latency_s` after its request arrived: the fake's own work is part of
-                # the latency, as a real endpoint's processing is part of its answer time.
-                waited = time.monotonic() - call.request.scope.get(_ARRIVED, time.monotonic())
-                await asyncio.sleep(max(0.0, self.latency_s - waited))
+                await asyncio.sleep(self.latency_s)
         finally:
             with self.lock:
                 self.in_flight -= 1
-        return response
+        return JSONResponse(result, headers={"x-request-id": "req_" + _digest(result)[:24]})
 
     def _reply(self, body: dict[str, Any], messages: list[dict[str, Any]], response_format: Any) -> Reply:
         text = prompt_text(messages)
