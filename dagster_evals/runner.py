@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from dagster_evals import usage
+from dagster_evals import bounded_calls, usage
 from dagster_evals.errors import ConfigError
 from dagster_evals.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
@@ -87,12 +87,8 @@ def _format_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-class _TimedOut(Exception):
-    pass
-
-
-class _Cancelled(Exception):
-    pass
+_TimedOut = bounded_calls.TimedOut
+_Cancelled = bounded_calls.Cancelled
 
 
 CANCELLED_ERROR = "RunCancelled: the run was cancelled while this row was running"
@@ -152,28 +148,19 @@ class _Runner:
         output = self.task(*args, **kwargs)
         return output, time.perf_counter() - started
 
-    async def _bounded(self, future: asyncio.Future[Any], timeout: float | None) -> Any:
-        """The future's result; `_TimedOut` after `timeout` seconds, `_Cancelled` when the run is cancelled."""
-        waiters: set[asyncio.Future[Any]] = {future}
-        if self._cancelled is not None:
-            waiters.add(self._cancelled)
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if future in done:
-            return future.result()
-        future.cancel()
-        if self._cancelled is not None and self._cancelled.done():
-            raise _Cancelled
-        raise _TimedOut
+    async def _bounded(self, call: bounded_calls.Call, timeout: float | None) -> Any:
+        """The call's result; `_TimedOut` after `timeout` seconds, `_Cancelled` when the run is cancelled."""
+        return await bounded_calls.bounded(call, timeout, self._cancelled)
 
     async def _run_task(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
         if self.processes is not None:
             return await self._run_task_in_process(row, trial)
         if not self.task_is_async:
-            call = asyncio.wrap_future(self.threads.submit(self._timed_sync_task, row, trial))
+            call = bounded_calls.in_thread(self.threads, self._timed_sync_task, row, trial)
             return await self._bounded(call, self.row_timeout_s)
         args, kwargs = self._task_call(row, trial)
         started = time.perf_counter()
-        output = await self._bounded(asyncio.ensure_future(self.task(*args, **kwargs)), self.row_timeout_s)
+        output = await self._bounded(bounded_calls.in_task(self.task(*args, **kwargs)), self.row_timeout_s)
         return output, time.perf_counter() - started
 
     async def _run_task_in_process(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
@@ -183,7 +170,7 @@ class _Runner:
         started = time.perf_counter()
         healthy = False
         try:
-            call = asyncio.wrap_future(self.threads.submit(worker.call, args, kwargs))
+            call = bounded_calls.in_thread(self.threads, worker.call, args, kwargs)
             output = await self._bounded(call, self.row_timeout_s)
             healthy = True
             return output, time.perf_counter() - started
@@ -200,9 +187,9 @@ class _Runner:
             args = (row.input, output, row.expected, row.metadata)
             with usage.scope(scorer.name):  # model calls a scorer makes count under its name
                 if scorer.is_async:
-                    call = asyncio.ensure_future(scorer.score_async(*args))
+                    call = bounded_calls.in_task(scorer.score_async(*args))
                 else:
-                    call = asyncio.wrap_future(self.threads.submit(scorer.score, *args))
+                    call = bounded_calls.in_thread(self.threads, scorer.score, *args)
             try:
                 scores[scorer.name] = await self._bounded(call, self.scorer_timeout_s)
             except _TimedOut:

@@ -53,6 +53,31 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+Headers = list[tuple[str, str]]
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the endpoint: status, headers (minus body framing), body and latency of the attempt."""
+
+    status: int
+    headers: RawHeaders
+    content: bytes
+    latency_s: float
+    request: httpx.Request | None = None
+
+    def response(self, request: httpx.Request | None = None) -> httpx.Response:
+        """The answer as an `httpx.Response` (for error messages and `Retry-After`)."""
+        return httpx.Response(
+            self.status,
+            headers=self.headers,
+            content=self.content,
+            request=request or self.request,
+            extensions={LATENCY: self.latency_s},
+        )
+
+
 class _Pacer:
     """Async twin of `dagster_evals.http.RateLimiter`: spaces call starts evenly, honours push-backs."""
 
@@ -84,29 +109,34 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         self.settings = settings
         self.inner = inner
         self.sender = SessionSender(_ssl_context(), settings.timeout_s) if inner is None else None
+        self._timeout = {"timeout": httpx.Timeout(settings.timeout_s).as_dict()}
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)
         self.pacer = _Pacer(settings.requests_per_minute)
         self.policy = RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.backoff_base_s)
         self.rng = random.Random()
         self.retries = 0
 
-    async def _send(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _send(self, url: httpx.URL, headers: Headers, content: bytes) -> tuple[int, RawHeaders, bytes]:
         if self.sender is not None:
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-            return await self.sender.send(str(request.url), headers, request.content)
+            return await self.sender.send(str(url), headers, content)
         assert self.inner is not None
+        request = httpx.Request("POST", url, headers=headers, content=content, extensions=self._timeout)
         response = await self.inner.handle_async_request(request)
-        content = await response.aread()
+        body = await response.aread()
         await response.aclose()
-        headers = [
+        kept = [
             (k, v)
             for k, v in response.headers.raw
             if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
         ]
-        return response.status_code, headers, content
+        return response.status_code, kept, body
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
+    async def post(self, url: httpx.URL, headers: Headers, content: bytes) -> Answer:
+        """POST `content` under the concurrency limit and pacing, retrying what is retryable; the last answer.
+
+        A successful answer is returned as its status, body and latency only: building `httpx` request and
+        response objects for it would cost more CPU than the rest of the call's client side.
+        """
         async with self.semaphore:
             attempt = 0
             while True:
@@ -114,33 +144,37 @@ class GovernedTransport(httpx.AsyncBaseTransport):
                 started = time.perf_counter()
                 retry_after: float | None = None
                 try:
-                    status, headers, content = await self._send(request)
+                    status, raw, body = await self._send(url, headers, content)
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     if attempt >= self.policy.max_retries:
                         raise
                     reason = f"{type(exc).__name__}"
                 else:
-                    response = httpx.Response(
-                        status,
-                        headers=headers,
-                        content=content,
-                        request=request,
-                        extensions={LATENCY: time.perf_counter() - started},
-                    )
+                    latency = time.perf_counter() - started
+                    if status < 400:
+                        return Answer(status, raw, body, latency)
+                    answer = Answer(status, raw, body, latency, httpx.Request("POST", url))
                     if status not in RETRY_STATUSES or attempt >= self.policy.max_retries:
-                        return response
+                        return answer
+                    response = answer.response()
                     retry_after = parse_retry_after(response)
-                    if response.status_code == 429 and retry_after is not None:
+                    if status == 429 and retry_after is not None:
                         self.pacer.push_back(retry_after)
-                    reason = f"HTTP {response.status_code}"
+                    reason = f"HTTP {status}"
                 wait = self.policy.backoff(attempt, retry_after, self.rng)
                 logger.warning(
-                    "%s %s %s: %s; retry %d/%d in %.2fs",
-                    PLATFORM, request.method, request.url.path, reason, attempt + 1, self.policy.max_retries, wait,
+                    "%s POST %s: %s; retry %d/%d in %.2fs",
+                    PLATFORM, url.path, reason, attempt + 1, self.policy.max_retries, wait,
                 )  # fmt: skip
                 self.retries += 1
                 attempt += 1
                 await asyncio.sleep(wait)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The same, as an `httpx` transport (POST requests)."""
+        content = await request.aread()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        return (await self.post(request.url, headers, content)).response(request)
 
     async def aclose(self) -> None:
         if self.sender is not None:
@@ -165,8 +199,7 @@ class JudgeClient:
             weakref.WeakKeyDictionary()
         )
         self._urls: dict[str, httpx.URL] = {}
-        self._header_cache: httpx.Headers | None = None
-        self._timeout = httpx.Timeout(settings.timeout_s).as_dict()
+        self._header_cache: Headers | None = None
 
     def __repr__(self) -> str:
         return f"JudgeClient(base_url={self.settings.base_url!r}, model={self.settings.model!r}, api_key={REDACTED!r})"
@@ -179,17 +212,17 @@ class JudgeClient:
             transport = self._transports[loop] = GovernedTransport(self.settings, self._inner)
         return transport
 
-    def _headers(self) -> httpx.Headers:
+    def _headers(self) -> Headers:
         if self._header_cache is None:
-            headers = {
-                "Authorization": f"Bearer {self.settings.require_key()}",
-                "User-Agent": f"dagster-evals/{__version__}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-            }
+            headers = [
+                ("Authorization", f"Bearer {self.settings.require_key()}"),
+                ("User-Agent", f"dagster-evals/{__version__}"),
+                ("Accept", "application/json"),
+                ("Content-Type", "application/json"),
+            ]
             if self.settings.organization:
-                headers["OpenAI-Organization"] = self.settings.organization
-            self._header_cache = httpx.Headers(headers)
+                headers.append(("OpenAI-Organization", self.settings.organization))
+            self._header_cache = headers
         return self._header_cache
 
     async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,27 +236,21 @@ class JudgeClient:
         if url is None:
             url = self._urls[path] = httpx.URL(self.settings.base_url.rstrip("/") + "/" + path)
         content = json.dumps(dict(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        headers = self._headers().copy()
-        headers["Content-Length"] = str(len(content))
-        request = httpx.Request(
-            "POST", url, headers=headers, content=content, extensions={"timeout": self._timeout}
-        )
+        headers = [*self._headers(), ("Content-Length", str(len(content)))]
         try:
-            response = await self.transport().handle_async_request(request)
+            answer = await self.transport().post(url, headers, content)
         except httpx.HTTPError as exc:
             raise PlatformError(
                 PLATFORM, None, "POST", url.path, self.redact(f"{type(exc).__name__}: {exc}")
             ) from None
-        if response.status_code >= 400:
-            raise self._error(response, path)
+        if answer.status >= 400:
+            raise self._error(answer.response(), path)
         try:
-            answer = json.loads(response.content)
+            reply = json.loads(answer.content)
         except ValueError:
-            raise PlatformError(
-                PLATFORM, response.status_code, "POST", url.path, "malformed JSON body"
-            ) from None
-        _record(body, answer, float(response.extensions.get(LATENCY, 0.0)), self.settings.base_url)
-        return answer
+            raise PlatformError(PLATFORM, answer.status, "POST", url.path, "malformed JSON body") from None
+        _record(body, reply, answer.latency_s, self.settings.base_url)
+        return reply
 
     def _error(self, response: httpx.Response, path: str) -> PlatformError:
         endpoint = response.request.url.path if response.request is not None else f"/{path}"

@@ -44,6 +44,17 @@ _PROXY_ENV = (
     "NETRC",
 )
 Proxy = tuple[URL | None, aiohttp.BasicAuth | None]
+# The same names as `os.environ` stores them (CPython keeps its contents in `os.environ._data`).
+_PROXY_ENV_KEYS = tuple(map(getattr(os.environ, "encodekey", str), _PROXY_ENV))
+
+
+def _proxy_env() -> tuple[object, ...]:
+    """The values of the proxy variables, read straight from `os.environ`'s store: `os.environ.get` raises
+    and catches a `KeyError` per unset name, about 50 µs per judge call for these twelve names (2 µs so)."""
+    data = getattr(os.environ, "_data", None)
+    if isinstance(os.environ, os._Environ) and isinstance(data, dict):
+        return tuple(map(data.get, _PROXY_ENV_KEYS))
+    return tuple(map(os.environ.get, _PROXY_ENV))
 
 
 def _as_httpx_error(exc: BaseException) -> httpx.TransportError:
@@ -90,12 +101,13 @@ class SessionSender:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._closer: AsyncIterator[None] | None = None
-        self._proxy_env: tuple[str | None, ...] = ()
+        self._proxy_env: tuple[object, ...] = ()
         self._proxies: dict[str, Proxy] = {}
+        self._urls: dict[str, URL] = {}
 
     def proxy_for(self, url: str) -> Proxy:
         """The proxy (and its credentials) the environment names for `url`, or `(None, None)`."""
-        env = tuple(map(os.environ.get, _PROXY_ENV))
+        env = _proxy_env()
         if env != self._proxy_env:
             self._proxy_env, self._proxies = env, {}
         proxy = self._proxies.get(url)
@@ -124,9 +136,12 @@ class SessionSender:
         """POST `body` to `url`; the answer's status, headers (as sent, minus body framing) and body."""
         session = await self._open()
         proxy, proxy_auth = self.proxy_for(url)
+        parsed = self._urls.get(url)
+        if parsed is None:  # parsed once per endpoint path, not per call
+            parsed = self._urls[url] = URL(url)
         try:
             async with session.post(
-                url, data=body, headers=list(headers), proxy=proxy, proxy_auth=proxy_auth
+                parsed, data=body, headers=list(headers), proxy=proxy, proxy_auth=proxy_auth
             ) as response:
                 content = await response.read()
                 status = response.status
