@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dagster_evals.embedded_db import database_url, shared_engine
+from dagster_evals.embedded_db import create_tables, database_url, shared_engine
 from dagster_evals.models import DatasetRow, RowResult, canonical_json
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
@@ -81,7 +81,7 @@ class CheckpointStore:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
         self.engine = shared_engine(self.url)
-        metadata.create_all(self.engine, checkfirst=True)
+        create_tables(self.engine, metadata)
 
     def __repr__(self) -> str:
         return f"CheckpointStore(url={self.engine.url.render_as_string(hide_password=True)!r})"

@@ -9,11 +9,17 @@ Example:
     >>> engine = shared_engine("sqlite://")
     >>> engine.dialect.name
     'sqlite'
+    >>> metadata = sa.MetaData()
+    >>> _ = sa.Table("example", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    >>> create_tables(engine, metadata)
+    >>> sa.inspect(engine).get_table_names()
+    ['example']
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +65,21 @@ def shared_engine(url: str) -> sa.Engine:
             cursor.close()
 
     return engine
+
+
+def create_tables(engine: sa.Engine, metadata: sa.MetaData, attempts: int = 5) -> None:
+    """Create `metadata`'s missing tables, tolerating another process creating them at the same moment.
+
+    `create_all(checkfirst=True)` checks and then creates: two processes opening a fresh database at once
+    (two jobs on one `DAGSTER_HOME`, two pods on one PostgreSQL) can both see a table missing, and the second
+    `CREATE TABLE` then fails ("already exists" on SQLite, a unique violation on PostgreSQL's catalog). The
+    check is simply repeated, and finds the other process's tables. A database error that persists is raised.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dagster_evals.embedded_db import DATABASE_URL_ENV, database_url, shared_engine
+from dagster_evals.embedded_db import DATABASE_URL_ENV, create_tables, database_url, shared_engine
 
 __all__ = ["DATABASE_URL_ENV", "JudgeCache", "cache_for", "cache_key", "database_url"]
 
@@ -47,7 +47,7 @@ class JudgeCache:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or database_url()
         self.engine = shared_engine(self.url)
-        metadata.create_all(self.engine, checkfirst=True)
+        create_tables(self.engine, metadata)
 
     def __repr__(self) -> str:
         return f"JudgeCache(url={self.engine.url.render_as_string(hide_password=True)!r})"
