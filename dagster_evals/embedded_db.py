@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 DATABASE_URL_ENV = "DAGSTER_EVALS_DATABASE_URL"
@@ -79,7 +80,7 @@ def create_tables(engine: sa.Engine, metadata: sa.MetaData, attempts: int = 5) -
         try:
             metadata.create_all(engine, checkfirst=True)
             return
-        except sa.exc.DBAPIError:
+        except DBAPIError:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)

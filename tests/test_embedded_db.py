@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from dagster_evals.checkpoints import CheckpointStore
 from dagster_evals.checkpoints import metadata as checkpoint_metadata
@@ -61,7 +62,7 @@ def test_without_repeating_the_check_the_same_interleaving_fails(tmp_path: Path)
     """The interleaving above is real: a bare `create_all` loses to it."""
     url = f"sqlite:///{tmp_path / 'evals.sqlite'}"
     engine = sa.create_engine(url)
-    with another_process_creates_first(url, judge_metadata), pytest.raises(sa.exc.OperationalError):
+    with another_process_creates_first(url, judge_metadata), pytest.raises(OperationalError):
         judge_metadata.create_all(engine, checkfirst=True)
 
 
