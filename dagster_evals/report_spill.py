@@ -50,6 +50,13 @@ _SCHEMA = (
     "CREATE TABLE seen (row_id TEXT NOT NULL, errored INTEGER NOT NULL)",
     "CREATE TABLE samples (series TEXT NOT NULL, value REAL)",  # NaN is stored as NULL
 )
+# The columns of the tables written a buffer at a time, in the order of their buffered records.
+_BUFFERED_COLUMNS = {
+    "scores_current": ("row_id", "scorer", "value"),
+    "scores_baseline": ("row_id", "scorer", "value"),
+    "seen": ("row_id", "errored"),
+    "samples": ("series", "value"),
+}
 
 
 def _value(stored: Any) -> float:
@@ -63,12 +70,7 @@ class ResultSpill:
     def __init__(self) -> None:
         self._spill: SpillFile | None = None
         self._finalizer: weakref.finalize | None = None
-        self._buffers: dict[str, list[tuple[object, ...]]] = {
-            "scores_current": [],
-            "scores_baseline": [],
-            "seen": [],
-            "samples": [],
-        }
+        self._buffers: dict[str, list[tuple[object, ...]]] = {table: [] for table in _BUFFERED_COLUMNS}
         self._counts = dict.fromkeys(self._buffers, 0)
         self._lock = threading.Lock()
         self._means_done: set[str] = set()
@@ -98,12 +100,12 @@ class ResultSpill:
         buffer = self._buffers[table]
         if not buffer:
             return
-        columns = {"scores_current": 3, "scores_baseline": 3, "seen": 2, "samples": 2}[table]
-        names = {"scores_current": "(row_id, scorer, value)", "scores_baseline": "(row_id, scorer, value)",
-                 "seen": "(row_id, errored)", "samples": "(series, value)"}[table]  # fmt: skip
+        columns = _BUFFERED_COLUMNS[table]
         conn = self._conn
         conn.execute("BEGIN")
-        conn.executemany(f"INSERT INTO {table} {names} VALUES ({', '.join('?' * columns)})", buffer)
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", buffer
+        )
         conn.execute("COMMIT")
         self._buffers[table] = []
 
