@@ -14,6 +14,7 @@ processes (the multiprocess executor re-imports this module in every step proces
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
@@ -56,11 +57,15 @@ def counted_task(input: dict[str, Any], row_id: str, trial: int) -> str:
     """`a + b` (one row in `SHARD_TEST_WRONG_EVERY`, default 7, answers wrong), recording the call and killing itself on call K."""
     calls = os.environ.get("SHARD_TEST_CALLS")
     if calls:
-        with open(calls, "a", encoding="utf-8") as out:
+        with open(calls, "a+", encoding="utf-8") as out:
+            # Shard steps call at the same time: the lock makes "append, then count the lines" one step,
+            # so exactly the process that writes call K sees K (the lock dies with the killed process).
+            fcntl.flock(out, fcntl.LOCK_EX)
             out.write(f"{os.getpid()} {os.getcwd()} {row_id} {trial}\n")
-        kill_at = int(os.environ.get("SHARD_TEST_KILL_AT") or 0)
-        if kill_at and len(Path(calls).read_text(encoding="utf-8").splitlines()) == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            out.flush()
+            kill_at = int(os.environ.get("SHARD_TEST_KILL_AT") or 0)
+            if kill_at and len(Path(calls).read_text(encoding="utf-8").splitlines()) == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
     total = input["a"] + input["b"]
     every = int(os.environ.get("SHARD_TEST_WRONG_EVERY") or 7)
     return str(total + 1 if input["a"] % every == 3 % every else total)
