@@ -110,9 +110,10 @@ BENCHES = [
         [],
         ["--seconds", "1"],
         "With a fixed 200 ms answer latency a judge can score at most `max_concurrency / latency` rows/s; "
-        "`% of limit` is how close the runner, the governed judge client and autoevals' factuality judge "
-        "get (target: 95 %). `CPU ms/call` is this process's CPU per judge call: the limit needs that much "
-        "CPU time per second free for the benchmark.",
+        "`steady %` is how close the runner, the governed judge client and autoevals' factuality judge get "
+        "once the run is going (target: 95 %), `run %` the same over the whole call, its first wave (new "
+        "connections and threads), last partial wave and loop start-up included. `CPU ms/call` is this "
+        "process's CPU per judge call: the limit needs that much CPU time per second free for the benchmark.",
     ),
     Bench(
         "Sharded eval: CPU-bound scorer, 1 vs 2 shards",
