@@ -114,8 +114,8 @@ def test_row_timeout_is_an_errored_row() -> None:
             await asyncio.sleep(5)
         return str(input)
 
-    results = {r.row_id: r for r in collect(3, task, ["exact_match"], row_timeout_s=0.2)}
-    assert results["r1"].error is not None and "longer than 0.2s" in results["r1"].error
+    results = {r.row_id: r for r in collect(3, task, ["exact_match"], row_timeout_s=2)}
+    assert results["r1"].error is not None and "longer than 2s" in results["r1"].error
     assert results["r0"].error is None
 
 
@@ -180,10 +180,10 @@ def test_sync_task_past_the_row_timeout_is_a_timed_out_row_and_the_run_finishes(
 
     results: list[RowResult] = []
     stats = run_eval_locally(
-        rows(4), task, resolve_local_scorers(["exact_match"]), results.append, row_timeout_s=0.2
+        rows(4), task, resolve_local_scorers(["exact_match"]), results.append, row_timeout_s=2
     )
     by_id = {r.row_id: r for r in results}
-    assert by_id["r1"].error == "TimeoutError: the task took longer than 0.2s"
+    assert by_id["r1"].error == "TimeoutError: the task took longer than 2s"
     assert all(by_id[f"r{i}"].error is None for i in (0, 2, 3))
     assert (stats.pairs, stats.task_errors, stats.timed_out) == (4, 1, 1)
 
@@ -232,13 +232,13 @@ def test_a_wedged_scorer_is_a_scorer_error_and_the_run_finishes(kind: str) -> No
         str,
         resolve_local_scorers(["exact_match", stuck]),
         results.append,
-        scorer_timeout_s=0.2,
+        scorer_timeout_s=2,
     )
     assert len(results) == 3
     for result in results:
         assert result.error is None
         assert result.scores == {"exact_match": 1.0}
-        assert result.scorer_errors == {stuck.__name__: "TimeoutError: the scorer took longer than 0.2s"}
+        assert result.scorer_errors == {stuck.__name__: "TimeoutError: the scorer took longer than 2s"}
     assert stats.scorer_timeouts == 3
 
 
@@ -284,10 +284,10 @@ def test_process_isolation_kills_the_wedged_worker_and_runs_the_rest(tmp_path: A
 
     results: list[RowResult] = []
     stats = run_eval_locally(
-        rows(4), task, [], results.append, row_timeout_s=1, isolation="process", max_concurrency=2
+        rows(4), task, [], results.append, row_timeout_s=5, isolation="process", max_concurrency=2
     )
     by_id = {r.row_id: r for r in results}
-    assert by_id["r1"].error == "TimeoutError: the task took longer than 1s"
+    assert by_id["r1"].error == "TimeoutError: the task took longer than 5s"
     assert stats.timed_out == 1
     outputs = {by_id[f"r{i}"].output for i in (0, 2, 3)}
     assert os.getpid() not in outputs and all(isinstance(pid, int) for pid in outputs)

@@ -212,7 +212,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     assert "levenshtein mean 0.3702 is below the threshold 0.7000" in blocked.stderr
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
     with dagster_dev(
-        ["-w", "workspace.yaml"], cwd=REPO, env=env, log=home / "webserver.log", ready_s=120
+        ["-w", "workspace.yaml"], cwd=REPO, env=env, log=home / "webserver.log", ready_s=300
     ) as url:
         yield Deployment(url=url, home=home)
 
