@@ -57,7 +57,7 @@ def counted_task(input: dict[str, Any], row_id: str, trial: int) -> str:
     """`a + b` (one row in `SHARD_TEST_WRONG_EVERY`, default 7, answers wrong), recording the call and killing itself on call K."""
     calls = os.environ.get("SHARD_TEST_CALLS")
     if calls:
-        with open(calls, "a+", encoding="utf-8") as out:
+        with open(calls, "a", encoding="utf-8") as out:
             # Shard steps call at the same time: the lock makes "append, then count the lines" one step,
             # so exactly the process that writes call K sees K (the lock dies with the killed process).
             fcntl.flock(out, fcntl.LOCK_EX)
