@@ -51,6 +51,7 @@ from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source
 from dagster_evals.suite_config import validate_suite
 from dagster_evals.sync import scan_source, sync_rows
+from dagster_evals.summary import report_counts_line
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
 from dagster_evals.triggers import Trigger, find_prompt_version, resolve_trigger
 
@@ -460,13 +461,9 @@ def eval_report_result(
 ) -> dg.MaterializeResult:
     """The eval report's materialization: report metadata, gate verdict and check results."""
     report = run.report
-    scores = ", ".join(
-        f"{name}={summary.mean:.4f}" if summary.mean is not None else f"{name}=n/a"
-        for name, summary in report.scores.items()
-    )
     context.log.info(
-        f"eval report {report.id}: {scores}; {report.rows_scored}/{report.rows_in_snapshot} rows scored, "
-        f"{report.rows_errored} errored — stored in {report.url or describe_backend(platform)}"
+        f"eval report {report.id}: {report_counts_line(report)} — stored in "
+        f"{report.url or describe_backend(platform)}"
     )
     partition = context.partition_key if context.has_partition_key else None
     checks = evaluate_checks(

@@ -15,6 +15,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +42,13 @@ REDACTED = "***"
 MESSAGE_MAX_CHARS = 500
 # Keys shorter than this are not searched for in text (they would match ordinary words).
 MIN_REDACTED_KEY_CHARS = 6
+# `user:password@` in a URL, left out wherever a URL is shown.
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may appear in messages: without `user:password@`."""
+    return _URL_USERINFO.sub("", url)
 
 
 class InvalidKeyError(AuthError):
@@ -212,7 +220,7 @@ class HttpClient:
         )
 
     def __repr__(self) -> str:
-        return f"HttpClient(platform={self.platform!r}, base_url={self.base_url!r}, api_key={REDACTED!r})"
+        return f"HttpClient(platform={self.platform!r}, base_url={shown_url(self.base_url)!r}, api_key={REDACTED!r})"
 
     def redact(self, text: str) -> str:
         """`text` with the API key (as configured, and stripped) replaced by `***`."""
@@ -228,6 +236,12 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def url_of(self, path: str) -> str:
+        """The full URL a request to `path` goes to, as shown in messages (no credentials, key redacted)."""
+        if "://" in path:
+            return self.redact(shown_url(path))
+        return self.redact(shown_url(self.base_url + "/" + path.lstrip("/")))
 
     def _raise_for(self, method: str, path: str, response: httpx.Response) -> None:
         message = error_message(response, self.redact)
@@ -259,12 +273,18 @@ class HttpClient:
                 method, path, params=params, json=json_body, content=content, headers=headers
             )
         except httpx.TimeoutException as exc:
-            failure = _Retryable(f"timed out ({type(exc).__name__})")
+            failure = _Retryable(f"timed out waiting for {self.url_of(path)} ({type(exc).__name__})")
         except httpx.TransportError as exc:
-            failure = _Retryable(f"connection error ({type(exc).__name__}: {self.redact(str(exc))})")
+            failure = _Retryable(
+                f"connection error to {self.url_of(path)} ({type(exc).__name__}: {self.redact(str(exc))})"
+            )
         except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
             failure = PlatformError(
-                self.platform, None, method, path, f"{type(exc).__name__}: {self.redact(str(exc))}"
+                self.platform,
+                None,
+                method,
+                path,
+                f"cannot send to {self.url_of(path)} ({type(exc).__name__}: {self.redact(str(exc))})",
             )
         if failure is not None or response is None:
             raise failure or PlatformError(self.platform, None, method, path, "no response")

@@ -204,3 +204,23 @@ class ReportBuilder:
         if budget:
             report["budget_message"] = budget
         return report
+
+
+def report_counts_line(report: EvalReport) -> str:
+    """What was scored, by which scorer, for the run log: per scorer its mean over the rows it scored
+    and its errors, then the rows with and without an error.
+
+    Example:
+        `exact_match=0.9333 on 15/15 rows; sql=n/a on 0/15 rows (15 errors); 15 rows: 0 without errors,
+        15 with errors (task errors 0, scorer errors 15)`
+    """
+    total = report.rows_in_snapshot
+    scorers = []
+    for name, summary in report.scores.items():
+        mean = f"{summary.mean:.4f}" if summary.mean is not None else "n/a"
+        errors = f" ({summary.errors} error{'s' if summary.errors != 1 else ''})" if summary.errors else ""
+        scorers.append(f"{name}={mean} on {summary.count}/{total} rows{errors}")
+    rows = f"{total} rows: {report.rows_scored} without errors, {report.rows_errored} with errors"
+    if report.rows_errored:
+        rows += f" (task errors {report.task_errors}, scorer errors {report.scorer_errors})"
+    return "; ".join([*scorers, rows])

@@ -10,6 +10,7 @@ from pydantic import Field
 from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
+from dagster_evals.backends.urls import BRAINTRUST_API_URL_ENV, BRAINTRUST_APP_URL_ENV, resolve_base_url
 from dagster_evals.backends.braintrust.session import (
     DEFAULT_EVAL_TIMEOUT_S,
     DEFAULT_INSERT_BATCH_SIZE,
@@ -35,7 +36,10 @@ class BraintrustResource(EvalPlatformResource):
             defs = dg.Definitions(
                 resources={
                     "evals": BraintrustResource(
-                        api_key=dg.EnvVar("BRAINTRUST_API_KEY"), project="support-bot"
+                        api_key=dg.EnvVar("BRAINTRUST_API_KEY"),
+                        project="support-bot",
+                        # Optional: default $BRAINTRUST_API_URL, else https://api.braintrust.dev.
+                        api_url="https://braintrust.internal.example.com",
                     )
                 }
             )
@@ -45,8 +49,14 @@ class BraintrustResource(EvalPlatformResource):
         description="Braintrust API key; pass dg.EnvVar('BRAINTRUST_API_KEY').",
         json_schema_extra={"dagster__is_secret": True},
     )
-    api_url: str = Field(default=api.DEFAULT_API_URL, description="REST API base URL.")
-    app_url: str = Field(default=api.DEFAULT_APP_URL, description="Web app URL (for links).")
+    api_url: str | None = Field(
+        default=None,
+        description=f"REST API base URL; default: ${BRAINTRUST_API_URL_ENV}, else {api.DEFAULT_API_URL}.",
+    )
+    app_url: str | None = Field(
+        default=None,
+        description=f"Web app URL (for links); default: ${BRAINTRUST_APP_URL_ENV}, else {api.DEFAULT_APP_URL}.",
+    )
     org_name: str | None = Field(default=None, description="Organization, when the key has several.")
     project: str = Field(default=DEFAULT_PROJECT, description="Project of datasets and experiments.")
     timeout_s: float = Field(default=60.0, description="Timeout of one HTTP request, in seconds.")
@@ -73,11 +83,31 @@ class BraintrustResource(EvalPlatformResource):
     def get_platform(self) -> BraintrustPlatform:
         return cast(BraintrustPlatform, super().get_platform())
 
+    def resolved_api_url(self) -> str:
+        """The REST API base URL requests go to: `api_url`, else `$BRAINTRUST_API_URL`, else the public API."""
+        return resolve_base_url(
+            self.api_url,
+            (BRAINTRUST_API_URL_ENV,),
+            api.DEFAULT_API_URL,
+            field="api_url",
+            resource="BraintrustResource",
+        ).url
+
+    def resolved_app_url(self) -> str:
+        """The web app URL of links: `app_url`, else `$BRAINTRUST_APP_URL`, else the public app."""
+        return resolve_base_url(
+            self.app_url,
+            (BRAINTRUST_APP_URL_ENV,),
+            api.DEFAULT_APP_URL,
+            field="app_url",
+            resource="BraintrustResource",
+        ).url
+
     def connect(self) -> BraintrustPlatform:
         return BraintrustPlatform(
             api_key=self.api_key,
-            api_url=self.api_url,
-            app_url=self.app_url,
+            api_url=self.resolved_api_url(),
+            app_url=self.resolved_app_url(),
             org_name=self.org_name,
             project=self.project,
             timeout_s=self.timeout_s,

@@ -14,6 +14,7 @@ from dagster_evals.backends.keywordsai.platform import (
     DEFAULT_MAX_REQUEST_BYTES,
     KeywordsAIPlatform,
 )
+from dagster_evals.backends.urls import KEYWORDSAI_BASE_URL_ENVS, resolve_base_url, without_api_suffix
 from dagster_evals.http import RetryPolicy
 
 
@@ -27,7 +28,13 @@ class KeywordsAIResource(EvalPlatformResource):
             from dagster_evals import KeywordsAIResource
 
             defs = dg.Definitions(
-                resources={"evals": KeywordsAIResource(api_key=dg.EnvVar("KEYWORDSAI_API_KEY"))}
+                resources={
+                    "evals": KeywordsAIResource(
+                        api_key=dg.EnvVar("KEYWORDSAI_API_KEY"),
+                        # Optional: default $KEYWORDSAI_BASE_URL, else https://api.keywordsai.co.
+                        base_url="https://api.respan.ai",
+                    )
+                }
             )
     """
 
@@ -35,9 +42,11 @@ class KeywordsAIResource(EvalPlatformResource):
         description="Keywords AI API key; pass dg.EnvVar('KEYWORDSAI_API_KEY').",
         json_schema_extra={"dagster__is_secret": True},
     )
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        description="API base URL (Respan: https://api.respan.ai; a fake server in tests).",
+    base_url: str | None = Field(
+        default=None,
+        description=f"API base URL (Respan: https://api.respan.ai; a fake server in tests); default: "
+        f"${KEYWORDSAI_BASE_URL_ENVS[0]}, else ${KEYWORDSAI_BASE_URL_ENVS[1]}, else {DEFAULT_BASE_URL}. "
+        "A trailing /api (the SDKs' form) is accepted.",
     )
     app_url: str = Field(default=DEFAULT_APP_URL, description="Web app base URL, for links in metadata.")
     timeout_s: float = Field(default=30.0, description="Timeout of one HTTP request, in seconds.")
@@ -67,10 +76,22 @@ class KeywordsAIResource(EvalPlatformResource):
     def get_platform(self) -> KeywordsAIPlatform:
         return cast(KeywordsAIPlatform, super().get_platform())
 
+    def resolved_base_url(self) -> str:
+        """The API base URL requests go to: `base_url`, else `$KEYWORDSAI_BASE_URL`, else
+        `$RESPAN_BASE_URL`, else the public API; without a trailing `/api`."""
+        resolved = resolve_base_url(
+            self.base_url,
+            KEYWORDSAI_BASE_URL_ENVS,
+            DEFAULT_BASE_URL,
+            field="base_url",
+            resource="KeywordsAIResource",
+        )
+        return without_api_suffix(resolved.url)
+
     def connect(self) -> KeywordsAIPlatform:
         return KeywordsAIPlatform.connect(
             self.api_key,
-            base_url=self.base_url,
+            base_url=self.resolved_base_url(),
             timeout_s=self.timeout_s,
             retry=RetryPolicy(max_retries=self.max_retries, backoff_base_s=self.backoff_base_s),
             rate_limit_per_minute=self.rate_limit_per_minute,

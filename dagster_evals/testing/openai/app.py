@@ -130,6 +130,10 @@ class OpenAIFake(FakeAPI):
     def error(self, status: int, message: str, **extra: Any) -> ApiError:
         return wire.OpenAIError(status, message, **extra)
 
+    def not_found(self, request: Request) -> Response:
+        served = frozenset(route.path for route in self.router.routes)
+        return wire.unknown_url(request.method, request.url.path, str(request.base_url), served).response()
+
     def authenticate(self, call: Call) -> None:
         key = credential(call.request)
         if not key or (self.api_key is not None and key != self.api_key):

@@ -137,3 +137,16 @@ def responses_usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
     }
+
+
+def unknown_url(method: str, path: str, base: str, served: frozenset[str]) -> OpenAIError:
+    """The 404 of a path the API does not serve: OpenAI's `Invalid URL (METHOD /path)`, and, when the
+    path is a served one without its `/v1` prefix, the base URL to use instead (the hint comes first, so a
+    shortened message still shows it)."""
+    message = f"Invalid URL ({method} {path})"
+    if "/v1" + path in served:
+        message = (
+            f"{path} is served at /v1{path}: set OPENAI_BASE_URL (or the judge's base_url) to "
+            f"{base.rstrip('/')}/v1, with the /v1. {message}"
+        )
+    return OpenAIError(404, message)
