@@ -34,6 +34,8 @@ functions, running them), `evals.py` (`/v1/eval`); the HTTP plumbing is the shar
 - Faults: `fake.faults` is a `FaultInjector` (429, 5xx, dropped connections, truncated bodies).
 - Counters: `fake.requests` (per "METHOD /route"), `fake.events_written` (events per object kind),
   the last request bodies per route in `fake.bodies` (unless `record_bodies=False`). `GET /_fake/stats` returns the counters (fake only).
+- Links: the summaries' `project_url` / `experiment_url` / `dataset_url` open a minimal page of the fake's
+  own (HTML for a browser, JSON otherwise; `app_pages.py`).
 
 Examples:
     .. code-block:: python
@@ -55,6 +57,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dagster_evals.testing.asgi import ApiError, Call, FakeAPI, Route, compact_json, credential, decode_json
+from dagster_evals.testing.braintrust.app_pages import AppPageRoutes
 from dagster_evals.testing.braintrust.evals import EvalRoutes
 from dagster_evals.testing.braintrust.events import EventRoutes
 from dagster_evals.testing.braintrust.objects import FAKE_USER_ID
@@ -68,7 +71,7 @@ WRITE_METHODS = ("POST", "PATCH", "PUT")
 __all__ = ["FAKE_USER_ID", "BraintrustFake"]
 
 
-class BraintrustFake(EventRoutes, EvalRoutes, FakeAPI):
+class BraintrustFake(EventRoutes, EvalRoutes, AppPageRoutes, FakeAPI):
     """In-memory Braintrust API. `app` is the ASGI app (wrapped in a `FaultInjector`, `faults`)."""
 
     exact_paths = False
@@ -119,6 +122,7 @@ class BraintrustFake(EventRoutes, EvalRoutes, FakeAPI):
                 *self._function_routes(),
                 *self._insert_fetch_routes(),
                 *self._eval_routes(),
+                *self._app_page_routes(),
             ]
         )
 
