@@ -33,11 +33,20 @@ attributes:
   # The application under test, as "module:attribute" of a Python callable taking the row's input.
   # Without a task, the suite evaluates platform functions only.
   # task: my_project.bot:answer
-  # Built-in scorers ({scorers}) or "module:attribute".
+  # Built-in scorers ({scorers}), LLM judges by name
+  # (sql, factuality, closed_qa, summary, ...; they call the judge_resource below) or "module:attribute".
   scorers: [exact_match]
+  #   scorers: [exact_match, sql]
   # Minimum mean score per scorer; each becomes a blocking asset check.
   # thresholds: {{exact_match: 0.9}}
   # max_regression: 0.05
+  # The OpenAI-compatible endpoint of the LLM judges, bound under judge_resource_key (default "judge");
+  # the key is read from the api_key_env variable at run time. Without it, judges read OPENAI_API_KEY
+  # and OPENAI_BASE_URL (which ends in /v1).
+  # judge_resource:
+  #   api_key_env: OPENAI_API_KEY
+  #   base_url: https://api.openai.com/v1
+  #   model: gpt-4o-mini
   # The backend resource, bound under resource_key (default "evals"):
   resource:
     type: {backend}

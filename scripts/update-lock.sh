@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q -e ".[test,bench]"
+"$tmp/venv/bin/pip" install -q -e ".[test,bench,new-project]"
 {
   echo "# Locked test and benchmark dependencies (pip constraints). Regenerate: bash scripts/update-lock.sh"
   "$tmp/venv/bin/pip" freeze --exclude-editable | grep -v '^-e '
