@@ -50,8 +50,8 @@ from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source
 from dagster_evals.suite_config import validate_suite
-from dagster_evals.sync import scan_source, sync_rows
 from dagster_evals.summary import report_counts_line
+from dagster_evals.sync import scan_source, sync_rows
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
 from dagster_evals.triggers import Trigger, find_prompt_version, resolve_trigger
 

@@ -1,7 +1,8 @@
 """`dg scaffold defs dagster_evals.EvalSuiteComponent <name>`: a commented `defs.yaml` and sample rows.
 
-The template is valid as written (`dg check yaml` and `dg check defs` pass) and runs on the embedded
-local backend; its comments show how to point it at Braintrust or Keywords AI with env-var secrets.
+The template is valid as written (`dg check yaml` and `dg check defs` pass) on the embedded local backend,
+and runs once `task` names the application under test; its comments show LLM judges and their endpoint
+(`judge_resource`), and how to point it at Braintrust or Keywords AI with env-var secrets.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ attributes:
   #   source_asset: {{asset_key: analytics/support_tickets, loader: "my_project.rows:load_tickets"}}
   source: rows.jsonl
   key_field: id
-  # The application under test, as "module:attribute" of a Python callable taking the row's input.
-  # Without a task, the suite evaluates platform functions only.
+  # The application under test, as "module:attribute" of a Python callable taking the row's input
+  # (e.g. my_project/bot.py defining answer(question)); set it before `dg launch`. Without a task, the
+  # suite evaluates platform functions only (Braintrust functions, Keywords AI evaluators).
   # task: my_project.bot:answer
   # Built-in scorers ({scorers}), LLM judges by name
   # (sql, factuality, closed_qa, summary, ...; they call the judge_resource below) or "module:attribute".

@@ -50,6 +50,7 @@ SHARED_FIXTURE_TESTS = (
     "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails",
     "tests/test_braintrust_sdk.py::",
     "tests/test_openai_fake.py::",
+    "tests/test_first_hour.py::",
 )
 
 
@@ -216,6 +217,10 @@ def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in (
         "BRAINTRUST_API_KEY",
         "KEYWORDSAI_API_KEY",
+        "BRAINTRUST_API_URL",
+        "BRAINTRUST_APP_URL",
+        "KEYWORDSAI_BASE_URL",
+        "RESPAN_BASE_URL",
         "DAGSTER_EVALS_LOCAL_DB",
         "DAGSTER_EVALS_DATABASE_URL",
     ):

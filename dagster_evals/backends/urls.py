@@ -46,10 +46,14 @@ def resolve_base_url(
     if explicit is not None and explicit.strip():
         chosen = ResolvedUrl(explicit.strip(), field)
     else:
-        found = next(((name, os.environ[name]) for name in env_vars if os.environ.get(name, "").strip()), None)
+        found = next(
+            ((name, os.environ[name]) for name in env_vars if os.environ.get(name, "").strip()), None
+        )
         chosen = ResolvedUrl(found[1].strip(), found[0]) if found else ResolvedUrl(default, "default")
     if not chosen.url.lower().startswith(("http://", "https://")):
-        where = f"{resource}.{field}" if chosen.source == field else f"the {chosen.source} environment variable"
+        where = (
+            f"{resource}.{field}" if chosen.source == field else f"the {chosen.source} environment variable"
+        )
         raise ConfigError(
             f"{where} must be an http:// or https:// URL, got {shown_url(chosen.url)!r} "
             f"(set {resource}.{field} or {' / '.join(env_vars)})"

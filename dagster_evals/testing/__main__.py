@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--latency", type=float, default=0.0, help="openai: seconds every answer waits")
     parser.add_argument(
-        "--rules", metavar="FILE", help="openai: a YAML/JSON list of rules (pattern/contains; reply/choice/tool_call)"
+        "--rules",
+        metavar="FILE",
+        help="openai: a YAML/JSON list of rules (pattern/contains; reply/choice/tool_call)",
     )
     parser.add_argument(
         "--choice",

@@ -10,7 +10,6 @@ from pydantic import Field
 from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
-from dagster_evals.backends.urls import BRAINTRUST_API_URL_ENV, BRAINTRUST_APP_URL_ENV, resolve_base_url
 from dagster_evals.backends.braintrust.session import (
     DEFAULT_EVAL_TIMEOUT_S,
     DEFAULT_INSERT_BATCH_SIZE,
@@ -19,6 +18,7 @@ from dagster_evals.backends.braintrust.session import (
     DEFAULT_PROJECT,
     DEFAULT_REQUEST_CONCURRENCY,
 )
+from dagster_evals.backends.urls import BRAINTRUST_API_URL_ENV, BRAINTRUST_APP_URL_ENV, resolve_base_url
 from dagster_evals.http import RetryPolicy
 
 logger = logging.getLogger("dagster_evals.braintrust")

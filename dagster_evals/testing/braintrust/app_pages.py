@@ -64,14 +64,21 @@ class AppPageRoutes(ExperimentRoutes):
             }
         return self._page(request, f"Project {project.data['name']}", content)
 
-    def _experiment_page(self, request: Request, body: Any, org: str, project_name: str, name: str) -> Response:
+    def _experiment_page(
+        self, request: Request, body: Any, org: str, project_name: str, name: str
+    ) -> Response:
         with self.lock:
             project = self._app_project(org, project_name)
             experiment = self._named("experiment", project, name)
             summary = self._summary(request, experiment, None, True)
             assert experiment.store is not None
             rows = [self._row(event) for event in self._rolled_up(experiment.store)]
-        content = {"experiment": experiment.data["name"], "id": experiment.id, "summary": summary, "rows": rows}
+        content = {
+            "experiment": experiment.data["name"],
+            "id": experiment.id,
+            "summary": summary,
+            "rows": rows,
+        }
         return self._page(request, f"Experiment {experiment.data['name']}", content)
 
     def _dataset_page(self, request: Request, body: Any, org: str, project_name: str, name: str) -> Response:
@@ -91,7 +98,8 @@ class AppPageRoutes(ExperimentRoutes):
     @staticmethod
     def _links(project_url: str, section: str, objects: list[Obj]) -> list[dict[str, str]]:
         return [
-            {"name": o.data["name"], "url": f"{project_url}/{section}/{quote(o.data['name'])}"} for o in objects
+            {"name": o.data["name"], "url": f"{project_url}/{section}/{quote(o.data['name'])}"}
+            for o in objects
         ]
 
     @staticmethod
