@@ -87,7 +87,8 @@ def test_unknown_routes_answer_in_each_vendors_shape(clients: dict[str, httpx.Cl
     wrong_method = clients["keywordsai"].put("/api/datasets/list/")
     assert (wrong_method.status_code, wrong_method.json()) == (405, {"detail": 'Method "PUT" not allowed.'})
     openai = clients["openai"].get("/v1/nothing")
-    assert (openai.status_code, openai.text) == (404, "Not Found")
+    invalid_url = {"message": "Invalid URL (GET /v1/nothing)", "type": "invalid_request_error", "param": None}
+    assert (openai.status_code, openai.json()) == (404, {"error": {**invalid_url, "code": None}})
 
 
 def test_scripted_failures_and_bad_keys_answer_in_each_vendors_shape(
