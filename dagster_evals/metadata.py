@@ -24,6 +24,8 @@ from dagster_evals.usage import usage_metadata
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80
+# An error cell of `rows_to_review` keeps more: the fix is usually at the end of the message.
+ERROR_CHARS = 400
 DISPLAY_DIGITS = 6
 
 
@@ -49,9 +51,9 @@ def rounded_for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {key: display_float(v) if isinstance(v, float) else v for key, v in metadata.items()}
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, limit: int = PREVIEW_CHARS) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def sync_metadata(result: SyncResult) -> dict[str, Any]:
@@ -251,7 +253,7 @@ def row_changes_metadata(
     """
     records: list[dict[str, Any]] = []
     for row_id, error in sorted(errors.items()):
-        records.append({"row_id": row_id, "change": "errored", "scorer": "", "error": _short(error)})
+        records.append({"row_id": row_id, "change": "errored", "scorer": "", "error": _short(error, ERROR_CHARS)})
     drops: list[tuple[float, str, str, float, float]] = []
     for row_id, scores in row_scores.items():
         base = baseline_scores.get(row_id)
