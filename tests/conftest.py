@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 # the run depends on them: the longest start first, so that no worker is left with a long test at the end
 # while the other one idles. A test not listed here runs after them, in collection order.
 LONGEST: dict[str, float] = {
+    "tests/test_first_hour.py": 150.0,  # one fresh virtualenv and `dg` project for the module's tests
     "tests/test_webserver.py": 90.0,  # one `dg dev` deployment for the module's tests
     "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails": 70.0,  # idem
     "tests/test_example.py::test_example_job_runs_end_to_end_and_reports_scores": 60.0,
