@@ -253,7 +253,9 @@ def row_changes_metadata(
     """
     records: list[dict[str, Any]] = []
     for row_id, error in sorted(errors.items()):
-        records.append({"row_id": row_id, "change": "errored", "scorer": "", "error": _short(error, ERROR_CHARS)})
+        records.append(
+            {"row_id": row_id, "change": "errored", "scorer": "", "error": _short(error, ERROR_CHARS)}
+        )
     drops: list[tuple[float, str, str, float, float]] = []
     for row_id, scores in row_scores.items():
         base = baseline_scores.get(row_id)
