@@ -6,9 +6,10 @@ is a line of the README (`/path/to/dagster-evals` becomes this checkout, a fixed
 file written is a README block, and every assertion is on what the user sees: command output, run logs,
 pages served by the fakes.
 
-The venv takes about a minute to install from pip's cache on an idle machine; the module runs in about
-three minutes (each `dg launch` starts Dagster). The tests of one module share the venv and the project,
-so they run on one xdist worker (`SHARED_FIXTURE_TESTS` in conftest).
+Measured on the shared 2-core machine under heavy load (load average about 11): the virtualenv and the
+project take about 4 minutes, the four tests about 3.5 more (each `dg launch` or `dagster` command starts
+Dagster); an idle machine needs a fraction of that. The module's tests share the venv and the project, so
+they run on one xdist worker (`SHARED_FIXTURE_TESTS` in conftest) and start first (`LONGEST`).
 """
 
 from __future__ import annotations
