@@ -6,7 +6,11 @@ from typing import cast
 
 from pydantic import Field
 
-from dagster_evals.backends.base import EvalPlatformResource
+from dagster_evals.backends.base import (
+    STATE_DATABASE_HELP,
+    EvalPlatformResource,
+    state_database_from_field,
+)
 from dagster_evals.backends.keywordsai.models import DEFAULT_BASE_URL, MAX_PAGE_SIZE
 from dagster_evals.backends.keywordsai.platform import (
     DEFAULT_APP_URL,
@@ -66,6 +70,11 @@ class KeywordsAIResource(EvalPlatformResource):
 
     def get_platform(self) -> KeywordsAIPlatform:
         return cast(KeywordsAIPlatform, super().get_platform())
+
+    state_database_url: str | None = Field(default=None, description=STATE_DATABASE_HELP)
+
+    def state_database(self) -> str:
+        return state_database_from_field(self, self.state_database_url)
 
     def connect(self) -> KeywordsAIPlatform:
         return KeywordsAIPlatform.connect(

@@ -27,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from dagster_evals.embedded_db import retry_connects, retrying
 from dagster_evals.errors import ConfigError
 
 ENV_DATABASE_URL = "DAGSTER_EVALS_DATABASE_URL"
@@ -249,7 +250,9 @@ def create_engine(url: URL) -> Engine:
     writers queue on the busy timeout instead of failing on lock upgrades), WAL journal, 60 s busy timeout.
     """
     if not is_sqlite(url):
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        retry_connects(engine)  # a server restarting (or refusing for a moment) is waited for, bounded
+        return engine
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,7 +374,7 @@ def open_engine(url: URL) -> Engine:
     """An engine on `url` with the schema migrated; a clear `ConfigError` when the database is unreachable."""
     engine = create_engine(url)
     try:
-        migrate(engine)
+        retrying(lambda: migrate(engine))
     except DBAPIError as exc:  # unreachable server, bad credentials, a file that is not SQLite…
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
