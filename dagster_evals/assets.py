@@ -32,7 +32,7 @@ from dagster_evals.baselines import (
 )
 from dagster_evals.checks import check_specs, evaluate_checks
 from dagster_evals.errors import ConfigError, DagsterEvalsError
-from dagster_evals.eval_state import eval_state
+from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.git import repo_info
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.metadata import (
@@ -355,6 +355,7 @@ def run_suite_eval(
         request = request.model_copy(
             update={"checkpoints": suite_checkpoints(context, suite, request.snapshot, prune=True)}
         )
+    fail_abandoned_reports(context, platform, request.snapshot.dataset.id)
     report = platform.run_eval(request, progress=context.log.info)
     return prepared.finished(report)
 

@@ -98,6 +98,7 @@ class CheckpointStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_key"], set_={"plan": values["plan"], "created_at": values["created_at"]}
         )
+
         def save() -> None:
             with self.engine.begin() as conn:
                 conn.execute(stmt)
@@ -106,9 +107,12 @@ class CheckpointStore:
 
     def load_plan(self, run_key: str) -> dict[str, Any] | None:
         """The plan of eval run `run_key`, or None when no step stored one."""
+
         def load() -> Any:
             with self.engine.connect() as conn:
-                return conn.execute(sa.select(eval_plans.c.plan).where(eval_plans.c.run_key == run_key)).scalar()
+                return conn.execute(
+                    sa.select(eval_plans.c.plan).where(eval_plans.c.run_key == run_key)
+                ).scalar()
 
         text = retrying(load)
         return None if text is None else json.loads(text)
@@ -140,6 +144,7 @@ class CheckpointStore:
         stmt = self._insert(row_checkpoints).on_conflict_do_nothing(
             index_elements=["checkpoint_key", "row_id", "trial"]
         )
+
         def insert() -> None:
             with self.engine.begin() as conn:
                 conn.execute(stmt, values)
@@ -167,6 +172,7 @@ class CheckpointStore:
     def count(self, checkpoint_key: str) -> int:
         """Number of (row, trial) results stored under `checkpoint_key`."""
         query = sa.select(sa.func.count()).where(row_checkpoints.c.checkpoint_key == checkpoint_key)
+
         def count() -> int:
             with self.engine.connect() as conn:
                 return int(conn.execute(query).scalar_one())
@@ -179,7 +185,9 @@ class CheckpointStore:
 
         def delete() -> int:
             with self.engine.begin() as conn:
-                dropped = conn.execute(sa.delete(row_checkpoints).where(row_checkpoints.c.created_at < cutoff))
+                dropped = conn.execute(
+                    sa.delete(row_checkpoints).where(row_checkpoints.c.created_at < cutoff)
+                )
                 conn.execute(sa.delete(eval_plans).where(eval_plans.c.created_at < cutoff))
             return int(dropped.rowcount or 0)
 

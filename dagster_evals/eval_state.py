@@ -32,7 +32,7 @@ StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 
 # Executors whose steps all run on the host that launched the run (the default executor is one of these).
 SINGLE_HOST_EXECUTORS = frozenset(
-    {"in_process", "multiprocess", "multi_or_in_process", "execute_in_process_executor"}
+    {"in_process", "multiprocess", "multi_or_in_process_executor", "execute_in_process_executor"}
 )
 # Run launchers that start runs on the host of the daemon or webserver (not in a container of their own).
 SINGLE_HOST_LAUNCHERS = frozenset({"DefaultRunLauncher", "SyncInMemoryRunLauncher"})
@@ -126,3 +126,26 @@ def eval_state(context: StepContext, suite: EvalSuite) -> Iterator[None]:
 def describe(url: str) -> str:
     """The state database for logs (password hidden)."""
     return redacted_url(url)
+
+
+def fail_abandoned_reports(context: StepContext, platform: Any, dataset_id: str) -> None:
+    """Before an eval of a dataset: mark failed the backend's reports of it left `running` by a crashed
+    eval — its process is gone, or its Dagster run has ended (read from the instance) — and log each.
+
+    Only backends that keep reports themselves (the local backend) have such reports."""
+    sweep = getattr(platform, "fail_abandoned_reports", None)
+    if sweep is None:
+        return
+
+    def run_ended(run_id: str) -> str | None:
+        if run_id == context.run_id:
+            return None
+        run = context.instance.get_run_by_id(run_id)
+        if run is None or not run.is_finished:
+            return None
+        return f"its Dagster run {run_id} ended ({run.status.value}) before the report was complete"
+
+    for report_id, why in sweep(dataset_id, run_ended=run_ended):
+        context.log.warning(
+            f"eval report {report_id} was left running by a crashed eval; marked failed ({why})"
+        )

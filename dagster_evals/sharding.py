@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from dagster_evals.checkpoints import RowCheckpoints, digest
-from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
 from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
 from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
 from dagster_evals.progress import track_results
 from dagster_evals.runner import run_eval_locally

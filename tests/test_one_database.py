@@ -211,4 +211,3 @@ def test_bad_state_database_url_names_the_field(instance: dg.DagsterInstance, tm
     with pytest.raises(Exception, match=r"BraintrustResource\.state_database_url: unsupported") as raised:
         evals.state_database()
     assert "secret" not in str(raised.value)
-

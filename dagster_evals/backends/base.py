@@ -230,6 +230,8 @@ def state_database_from_field(resource: Any, value: Any) -> str:
     if value and value.strip():
         return normalize_url(value, origin=f"{type(resource).__name__}.{STATE_DATABASE_FIELD}")
     return default_database_url()
+
+
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 

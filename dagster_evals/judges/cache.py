@@ -9,6 +9,7 @@ ignored, and SQLite runs in WAL mode with a busy timeout.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -85,10 +86,8 @@ class JudgeCache:
             with self.engine.begin() as conn:
                 conn.execute(judge_cache.insert().values(**values))
 
-        try:
+        with contextlib.suppress(IntegrityError):  # another process stored the same key first: same score
             retrying(insert)
-        except IntegrityError:
-            pass  # another process stored the same key first: same inputs, same score
 
     def count(self) -> int:
         with self.engine.connect() as conn:

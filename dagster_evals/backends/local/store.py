@@ -81,6 +81,8 @@ dataset_stages = sa.Table(
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("dataset_id", sa.Text, nullable=False),
     sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text),  # the syncing process (see leases.py), and its last sign of life
+    sa.Column("heartbeat_at", sa.Text),
 )
 staged_rows = sa.Table(
     "staged_rows",
@@ -108,6 +110,9 @@ experiments = sa.Table(
     sa.Column("tags", sa.Text, nullable=False),
     sa.Column("report", sa.Text),
     sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text),  # the process running the eval (see leases.py), and its last sign of life
+    sa.Column("heartbeat_at", sa.Text),
+    sa.Column("failure", sa.Text),  # why a report is `failed` (e.g. its run crashed)
 )
 experiment_rows = sa.Table(
     "experiment_rows",
