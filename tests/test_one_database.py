@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from dagster_evals import BraintrustResource, EvalSuite, LocalEvalResource, build_eval_suite_definitions
+from dagster_evals.embedded_db import RETRY_ENV
+from dagster_evals.errors import ConfigError
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.openai import OpenAIFake, ToolCall
 from tests.conftest import (
@@ -206,8 +208,28 @@ def test_sqlite_state_on_an_executor_of_several_hosts_fails_naming_the_setting(
     assert ("resume=False" in message) == (shards == 1)
 
 
-def test_bad_state_database_url_names_the_field(instance: dg.DagsterInstance, tmp_path: Path) -> None:
-    evals = BraintrustResource(api_key=BRAINTRUST_KEY, state_database_url="mysql://u:secret@db/evals")
-    with pytest.raises(Exception, match=r"BraintrustResource\.state_database_url: unsupported") as raised:
-        evals.state_database()
-    assert "secret" not in str(raised.value)
+def test_bad_state_database_url_names_the_field(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    suite = sharded_judge_suite(write_jsonl(tmp_path / "rows.jsonl", qa_rows(4)))
+    with BraintrustFake(api_key=BRAINTRUST_KEY).serve() as server:
+        evals = BraintrustResource(
+            api_key=BRAINTRUST_KEY,
+            api_url=server.url,
+            app_url=server.url,
+            collect_git=False,
+            state_database_url="mysql://evals:hunter2@db/evals",
+        )
+        result = materialize_suite(suite, instance, evals, raise_on_error=False)
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message  # type: ignore[union-attr]
+    assert failure.step_key.endswith("__plan")
+    assert "BraintrustResource.state_database_url: unsupported database URL scheme 'mysql'" in message
+    assert "hunter2" not in message
+
+
+def test_a_bad_retry_setting_names_the_variable(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for bad in ("soon", "-1", "nan", "7200"):
+        monkeypatch.setenv(RETRY_ENV, bad)
+        with pytest.raises(
+            ConfigError, match=rf"{RETRY_ENV} must be a number of seconds from 0 to 3600, got '{bad}'"
+        ):
+            LocalEvalResource(url=postgres_url).get_platform()

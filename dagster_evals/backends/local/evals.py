@@ -59,7 +59,7 @@ class LocalEvals(LocalDatasets):
         scorers: list[Any],
         builder: ReportBuilder,
         baseline_name: str | None,
-        project: str,
+        project: str | None,
         lease: Lease,
         progress: ProgressFn,
     ) -> EvalReport:
