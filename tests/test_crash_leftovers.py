@@ -263,3 +263,37 @@ def test_a_sync_never_removes_the_stage_of_a_sync_still_running(tmp_path: Path, 
     assert sorted(r.id for r in platform.iter_rows(ds)) == ["mine", "x", "y"]
     platform.close()
     assert os.environ.get(RETRY_ENV) is None
+
+
+def test_a_stage_from_another_host_is_removed_only_once_its_heartbeat_is_stale(postgres_url: str) -> None:
+    from datetime import timedelta
+
+    from dagster_evals.backends.local.leases import OWNER_LOST_AFTER
+    from dagster_evals.models import DatasetRow, utcnow
+
+    platform = LocalPlatform(url=postgres_url)
+    ds = platform.ensure_dataset("elsewhere")
+    now = utcnow()
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        for stage, beat in (("fresh", now), ("stale", now - OWNER_LOST_AFTER - timedelta(seconds=1))):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO dataset_stages (id, dataset_id, created_at, owner, heartbeat_at) "
+                    "VALUES (:id, :ds, :at, 'worker-7|pid:[1]|4242|99', :beat)"
+                ),
+                {"id": stage, "ds": ds.id, "at": beat.isoformat(), "beat": beat.isoformat()},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO staged_rows (stage_id, row_id, removed, content_hash, input, metadata, tags) "
+                    "VALUES (:id, 'r', false, 'h', '1', '{}', '[]')"
+                ),
+                {"id": stage},
+            )
+    platform.upsert_rows(ds, [DatasetRow.build(input="x", id="x")])
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT stage_id FROM staged_rows ORDER BY stage_id")).scalars().all()
+    engine.dispose()
+    platform.close()
+    assert left == ["fresh"]  # a writer on another host that still beats keeps its stage

@@ -13,7 +13,13 @@ from sqlalchemy.exc import DBAPIError
 from dagster_evals.backends.base import ProgressFn, _quiet
 from dagster_evals.backends.local.datasets import PAGE_SIZE, LocalDatasets, loads
 from dagster_evals.backends.local.leases import Lease, owner_gone
-from dagster_evals.backends.local.store import experiment_rows, experiments, insert, write_transaction
+from dagster_evals.backends.local.store import (
+    experiment_rows,
+    experiments,
+    in_memory,
+    insert,
+    write_transaction,
+)
 from dagster_evals.embedded_db import retrying
 from dagster_evals.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
@@ -43,7 +49,8 @@ class LocalEvals(LocalDatasets):
             builder.add_baseline(self.iter_report_row_scores(request.baseline_id))  # streamed to disk
         self.fail_abandoned_reports(snapshot.dataset.id)
         experiment_id = uuid.uuid4().hex
-        lease = Lease(experiment_id, lambda now: self._touch_report(experiment_id, now))
+        touch = None if in_memory(self.engine.url) else lambda now: self._touch_report(experiment_id, now)
+        lease = Lease(experiment_id, touch)
         try:
             report = self._run_recorded(request, scorers, builder, baseline_name, project, lease, progress)
         except BaseException as exc:

@@ -99,22 +99,25 @@ class Lease:
     """This process's claim on a staged sync or a running report: active here until `release()`, with its
     heartbeat refreshed by `touch` (a function writing `utcnow()` to the record) every `HEARTBEAT_EVERY`."""
 
-    def __init__(self, lease_id: str, touch: Callable[[str], None]) -> None:
+    def __init__(self, lease_id: str, touch: Callable[[str], None] | None) -> None:
         self.id = lease_id
         self.owner = this_process()
         self._touch = touch
         self._stop = threading.Event()
         with _active_lock:
             _active.add(lease_id)
-        self._thread = threading.Thread(
-            target=self._beat, name=f"dagster-evals-lease-{lease_id[:8]}", daemon=True
-        )
-        self._thread.start()
+        if touch is not None:  # None: an in-memory database, which no other process sees
+            thread = threading.Thread(
+                target=self._beat, name=f"dagster-evals-lease-{lease_id[:8]}", daemon=True
+            )
+            thread.start()
 
     def _beat(self) -> None:
+        touch = self._touch
+        assert touch is not None
         while not self._stop.wait(HEARTBEAT_EVERY.total_seconds()):
             try:
-                self._touch(utcnow().isoformat())
+                touch(utcnow().isoformat())
             except (
                 Exception
             ):  # a database blip: the next beat tries again; the writer itself will fail loudly

@@ -18,7 +18,13 @@ from sqlalchemy.engine import Connection
 
 from dagster_evals.backends.base import ProgressFn, StagedSync, _quiet
 from dagster_evals.backends.local.leases import Lease, owner_gone
-from dagster_evals.backends.local.store import dataset_stages, insert, staged_rows, write_transaction
+from dagster_evals.backends.local.store import (
+    dataset_stages,
+    in_memory,
+    insert,
+    staged_rows,
+    write_transaction,
+)
 from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
 
 if TYPE_CHECKING:
@@ -38,7 +44,7 @@ class LocalStagedSync(StagedSync):
         self.local = platform
         self.dataset = dataset
         self.stage_id = uuid.uuid4().hex
-        self.lease = Lease(self.stage_id, self._heartbeat)
+        self.lease = Lease(self.stage_id, None if in_memory(platform.engine.url) else self._heartbeat)
         self.removed_stages: list[tuple[str, str]] = []  # (stage id, why its sync is known gone)
         now = utcnow()
         try:

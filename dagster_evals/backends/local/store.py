@@ -240,6 +240,11 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def in_memory(url: URL) -> bool:
+    """Whether `url` is an in-memory SQLite database (seen by this process only)."""
+    return is_sqlite(url) and sqlite_path(url) is None
+
+
 def sqlite_path(url: URL) -> Path | None:
     """The SQLite file of a `sqlite:///…` URL (None for in-memory databases and other engines)."""
     if not is_sqlite(url) or not url.database or url.database == ":memory:":
