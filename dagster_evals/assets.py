@@ -32,6 +32,7 @@ from dagster_evals.baselines import (
 )
 from dagster_evals.checks import check_specs, evaluate_checks
 from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.git import repo_info
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.metadata import (
@@ -355,6 +356,7 @@ def run_suite_eval(
         request = request.model_copy(
             update={"checkpoints": suite_checkpoints(context, suite, request.snapshot, prune=True)}
         )
+    fail_abandoned_reports(context, platform, request.snapshot.dataset.id)
     report = platform.run_eval(request, progress=context.log.info)
     return prepared.finished(report)
 
@@ -446,7 +448,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     )
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
-        with bind_judge(context, suite.judge_resource_key):
+        with bind_judge(context, suite.judge_resource_key), eval_state(context, suite):
             run = run_suite_eval(context, suite, platform)
         return eval_report_result(context, suite, platform, run)
 

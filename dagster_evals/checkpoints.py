@@ -4,9 +4,9 @@ A re-executed run (Dagster's "re-execute from failure") and the steps of a shard
 already scored under the same eval-run key and replay them instead of calling the task again, so a killed
 run resumes where it stopped and a sharded eval's combine step builds its report without re-scoring.
 
-Two tables, created when missing, in the embedded database (the same URL rules as the judge cache:
-`$DAGSTER_EVALS_DATABASE_URL` — e.g. PostgreSQL shared by every pod — else `dagster_evals.sqlite` in the
-Dagster instance's directory, `$DAGSTER_HOME`, else `./.dagster_evals/local.sqlite`):
+Two tables, created when missing, in the eval state database (see `dagster_evals.embedded_db`: the database
+named on the eval's resource — `LocalEvalResource.url`, or `state_database_url` on the Braintrust and
+Keywords AI resources —, else `$DAGSTER_EVALS_DATABASE_URL`, else `$DAGSTER_HOME/dagster_evals.sqlite`):
 
 - `dagster_evals_eval_plans`: what one eval run evaluates (snapshot, prompt version, report name), written by
   the first step and read by the others, keyed by the eval-run key;
@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dagster_evals.embedded_db import create_tables, database_url, shared_engine
+from dagster_evals.embedded_db import create_tables, database_url, redacted_url, retrying, shared_engine
 from dagster_evals.models import DatasetRow, RowResult, canonical_json
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
@@ -84,7 +84,7 @@ class CheckpointStore:
         create_tables(self.engine, metadata)
 
     def __repr__(self) -> str:
-        return f"CheckpointStore(url={self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"CheckpointStore(url={redacted_url(self.url)!r})"
 
     def _insert(self, table: sa.Table) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -98,13 +98,23 @@ class CheckpointStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_key"], set_={"plan": values["plan"], "created_at": values["created_at"]}
         )
-        with self.engine.begin() as conn:
-            conn.execute(stmt)
+
+        def save() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(stmt)
+
+        retrying(save)
 
     def load_plan(self, run_key: str) -> dict[str, Any] | None:
         """The plan of eval run `run_key`, or None when no step stored one."""
-        with self.engine.connect() as conn:
-            text = conn.execute(sa.select(eval_plans.c.plan).where(eval_plans.c.run_key == run_key)).scalar()
+
+        def load() -> Any:
+            with self.engine.connect() as conn:
+                return conn.execute(
+                    sa.select(eval_plans.c.plan).where(eval_plans.c.run_key == run_key)
+                ).scalar()
+
+        text = retrying(load)
         return None if text is None else json.loads(text)
 
     # -- checkpoints ------------------------------------------------------------------------------
@@ -134,36 +144,54 @@ class CheckpointStore:
         stmt = self._insert(row_checkpoints).on_conflict_do_nothing(
             index_elements=["checkpoint_key", "row_id", "trial"]
         )
-        with self.engine.begin() as conn:
-            conn.execute(stmt, values)
+
+        def insert() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, values)
+
+        retrying(insert)  # safe to repeat: a (row, trial) already stored is skipped
 
     def read(self, checkpoint_key: str, row_ids: Iterable[str]) -> dict[tuple[str, int], RowResult]:
         """The stored results of these rows (every trial), by (row id, trial)."""
         c = row_checkpoints.c
         ids = sorted(set(row_ids))
-        found: dict[tuple[str, int], RowResult] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), LOOKUP_CHUNK):
-                query = sa.select(c.row_id, c.trial, c.result).where(
-                    (c.checkpoint_key == checkpoint_key) & c.row_id.in_(ids[start : start + LOOKUP_CHUNK])
-                )
-                for row in conn.execute(query):
-                    found[(row.row_id, row.trial)] = RowResult.model_validate_json(row.result)
-        return found
+
+        def lookup() -> dict[tuple[str, int], RowResult]:
+            found: dict[tuple[str, int], RowResult] = {}
+            with self.engine.connect() as conn:
+                for start in range(0, len(ids), LOOKUP_CHUNK):
+                    query = sa.select(c.row_id, c.trial, c.result).where(
+                        (c.checkpoint_key == checkpoint_key) & c.row_id.in_(ids[start : start + LOOKUP_CHUNK])
+                    )
+                    for row in conn.execute(query):
+                        found[(row.row_id, row.trial)] = RowResult.model_validate_json(row.result)
+            return found
+
+        return retrying(lookup)
 
     def count(self, checkpoint_key: str) -> int:
         """Number of (row, trial) results stored under `checkpoint_key`."""
         query = sa.select(sa.func.count()).where(row_checkpoints.c.checkpoint_key == checkpoint_key)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+
+        def count() -> int:
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+
+        return retrying(count)
 
     def prune(self, older_than: timedelta = RETENTION) -> int:
         """Drop plans and checkpoints written before `older_than` ago; returns the checkpoints dropped."""
         cutoff = (datetime.now(UTC) - older_than).isoformat()
-        with self.engine.begin() as conn:
-            dropped = conn.execute(sa.delete(row_checkpoints).where(row_checkpoints.c.created_at < cutoff))
-            conn.execute(sa.delete(eval_plans).where(eval_plans.c.created_at < cutoff))
-        return int(dropped.rowcount or 0)
+
+        def delete() -> int:
+            with self.engine.begin() as conn:
+                dropped = conn.execute(
+                    sa.delete(row_checkpoints).where(row_checkpoints.c.created_at < cutoff)
+                )
+                conn.execute(sa.delete(eval_plans).where(eval_plans.c.created_at < cutoff))
+            return int(dropped.rowcount or 0)
+
+        return retrying(delete)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -146,6 +146,14 @@ def print_reports(location: str, project: str, limit: int) -> int:
     platform = _open_existing(location, project)
     try:
         reports = platform.list_eval_reports(limit=limit)
+        unfinished = platform.list_unfinished_reports(limit=limit)
+        for rep in unfinished:  # running now, or failed before its report was built (e.g. a crash)
+            reason = f": {rep['failure']}" if rep["failure"] else ""
+            print(
+                f"report {rep['id']} ({rep['name']}) created {rep['created_at'][:19]} is {rep['status']}{reason}"
+            )
+        if unfinished:
+            print()
         if not reports:
             print(f"no eval reports in {platform.url} (project {project!r})", file=sys.stderr)
             return 1

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from dagster_evals.checks import check_specs
+from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
@@ -57,7 +58,7 @@ def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
         **_op_kwargs(suite),
     )
     def _shard(context) -> None:
-        with bind_judge(context, suite.judge_resource_key):
+        with bind_judge(context, suite.judge_resource_key), eval_state(context, suite):
             run_shard(context, suite, index)
 
     return _shard
@@ -89,7 +90,8 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
         request = prepared.request.model_copy(
             update={"snapshot": snapshot, "prompt": prompt, "checkpoints": checkpoints}
         )
-        with bind_judge(context, suite.judge_resource_key):
+        fail_abandoned_reports(context, platform, snapshot.dataset.id)
+        with bind_judge(context, suite.judge_resource_key), eval_state(context, suite):
             report = platform.run_eval(request, progress=context.log.info)
         rescored = checkpoints.recorded
         if rescored:

@@ -12,22 +12,21 @@ With `EvalSuite(shards=N)` (N > 1) the eval report asset is graph-backed:
   asset checks.
 
 Steps hand each other nothing through the IO manager (their edges are `Nothing`): state goes through the
-embedded database (`DAGSTER_EVALS_DATABASE_URL`, PostgreSQL when steps run on several machines), keyed by
-the root run id, the asset key and the partition, so re-executing a failed run from failure reuses it.
+suite's state database (`dagster_evals.eval_state`: the database named on its resource, PostgreSQL when
+steps run on several machines), keyed by the root run id, the asset key and the partition, so re-executing
+a failed run from failure reuses it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from dagster_evals.checkpoints import CheckpointStore, RowCheckpoints, digest, store_for
-from dagster_evals.embedded_db import DATABASE_URL_ENV
+from dagster_evals.checkpoints import RowCheckpoints, digest
 from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
 from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
 from dagster_evals.progress import track_results
 from dagster_evals.runner import run_eval_locally
@@ -89,23 +88,12 @@ def checkpoint_key(run_key: str, suite: EvalSuite, snapshot: Snapshot) -> str:
     )
 
 
-def checkpoint_store(context: StepContext) -> CheckpointStore:
-    """The embedded database of this step: `$DAGSTER_EVALS_DATABASE_URL`, else `dagster_evals.sqlite` in the
-    Dagster instance's directory (`$DAGSTER_HOME`), else `./.dagster_evals/local.sqlite`."""
-    if os.environ.get(DATABASE_URL_ENV):
-        return store_for()
-    root = getattr(context.instance, "root_directory", None)
-    if root:
-        return store_for(f"sqlite:///{Path(root) / 'dagster_evals.sqlite'}")
-    return store_for()
-
-
 def suite_checkpoints(
     context: StepContext, suite: EvalSuite, snapshot: Snapshot, *, prune: bool = False
 ) -> RowCheckpoints:
     """The checkpoints of this step's eval run (see `dagster_evals.checkpoints`); with `prune`, first drop
     the checkpoints of eval runs past the retention period."""
-    store = checkpoint_store(context)
+    store = checkpoint_store(context, suite)
     if prune:
         store.prune()
     return store.checkpoints(checkpoint_key(eval_run_key(context, suite), suite, snapshot))
@@ -143,7 +131,7 @@ def save_plan(
     context: StepContext, suite: EvalSuite, snapshot: Snapshot, prompt: PromptVersion | None
 ) -> None:
     """Store what the eval of this run evaluates, for the shard and combine steps."""
-    store = checkpoint_store(context)
+    store = checkpoint_store(context, suite)
     store.prune()
     plan = {
         "snapshot": snapshot.model_dump(mode="json"),
@@ -155,13 +143,13 @@ def save_plan(
 
 def load_plan(context: StepContext, suite: EvalSuite) -> tuple[Snapshot, PromptVersion | None]:
     """The snapshot and prompt version the plan step of this run pinned."""
-    store = checkpoint_store(context)
+    store = checkpoint_store(context, suite)
     plan = store.load_plan(eval_run_key(context, suite))
     if plan is None:
         raise DagsterEvalsError(
             f"no eval plan for {suite.eval_report_key.to_user_string()} in run "
-            f"{context.run.root_run_id or context.run_id}: its plan step did not run against this database "
-            f"({store!r}); every step of a sharded eval must use the same DAGSTER_EVALS_DATABASE_URL"
+            f"{context.run.root_run_id or context.run_id}: its plan step did not store one in this step's "
+            f"state database; {missing_plan_hint(context, suite, store)}"
         )
     prompt = plan.get("prompt")
     return Snapshot.model_validate(plan["snapshot"]), (

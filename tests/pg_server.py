@@ -4,8 +4,9 @@
 `initdb` refuses to run as root, so under root the server runs as the `postgres` user (`runuser`). When the
 server cannot start, tests that need it are skipped locally and fail when `CI=true`.
 
-Fixtures: `postgres_server` (session), `postgres_url` (a fresh, empty database per test) and
-`database_url` (parametrized: the same test on SQLite and on PostgreSQL).
+Fixtures: `postgres_server` (session), `postgres_url` (a fresh, empty database per test),
+`database_url` (parametrized: the same test on SQLite and on PostgreSQL) and `private_postgres` (a server
+of the test's own, which it may `crash()` and `restart()`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ ENGINES = ("sqlite", "postgresql")
 
 
 class PostgresServer:
-    """One throwaway cluster: trust auth on 127.0.0.1 only, durability off (tests only)."""
+    """One throwaway cluster: trust auth on 127.0.0.1 only, durability off unless `survives_crashes`
+    (tests only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, survives_crashes: bool = False) -> None:
+        self.survives_crashes = survives_crashes
         self.root = Path(tempfile.mkdtemp(prefix="dagster-evals-pg-"))
         self.data = self.root / "data"
         self.port = 0
@@ -39,6 +42,15 @@ class PostgresServer:
         if self.as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    def _options(self) -> str:
+        """Server options. Without `survives_crashes`, commits return before their WAL is written
+        (`synchronous_commit=off`), which a `crash()` may lose; the OS never crashes here, so fsync is off."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c full_page_writes=off -c max_connections=300"
+        )
+        return options if self.survives_crashes else options + " -c synchronous_commit=off"
 
     def start(self) -> None:
         if not (BIN / "initdb").exists():
@@ -53,17 +65,36 @@ class PostgresServer:
         error = ""
         for _ in range(5):  # another worker may take the port between choosing and binding it
             self.port = free_port()
-            options = (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-            )
             done = self._run(
-                "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-o",
+                self._options(),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
             )
             if done.returncode == 0:
                 return
             error = done.stderr.strip() or done.stdout.strip()
         raise RuntimeError(f"pg_ctl start failed: {error}\n{self.log()}")
+
+    def crash(self) -> None:
+        """Stop the server at once, as a crash would (`pg_ctl stop -m immediate`): connections are cut, and
+        the next start runs crash recovery. Its data and port are kept for `restart`."""
+        done = self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        if done.returncode:
+            raise RuntimeError(f"pg_ctl stop failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def restart(self) -> None:
+        """Start the server again on the same port, after `crash` (waits until it accepts connections)."""
+        done = self._run(
+            "pg_ctl", "-D", str(self.data), "-o", self._options(), "-l", str(self.root / "log"), "-w", "start"
+        )
+        if done.returncode:
+            raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def log(self) -> str:
         try:
@@ -106,6 +137,24 @@ def postgres_server() -> Iterator[PostgresServer]:
     except Exception as exc:
         server.stop()
         message = f"cannot start a PostgreSQL server for the tests: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, that it may crash and restart (committed data survives)."""
+    server = PostgresServer(survives_crashes=True)
+    try:
+        server.start()
+    except Exception as exc:
+        server.stop()
+        message = f"cannot start a PostgreSQL server for the test: {exc}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -22,8 +22,9 @@ __all__ = ["env"]  # the fixture, used by name
 KILL_AT = 90  # of 150 rows: the step dies at 60 %
 
 
-def checkpointed(instance: dg.DagsterInstance) -> int:
-    store = CheckpointStore(f"sqlite:///{Path(instance.root_directory) / 'dagster_evals.sqlite'}")
+def checkpointed(url: str) -> int:
+    """Row trials checkpointed in the database named on the suite's resource (it holds the eval's state)."""
+    store = CheckpointStore(url)
     try:
         with store.engine.connect() as conn:
             return int(
@@ -47,7 +48,7 @@ def killed_then_resumed(
         assert not first.success
         first_id = first.run_id
     assert len(calls(env["SHARD_TEST_CALLS"])) >= KILL_AT
-    kept = checkpointed(instance)
+    kept = checkpointed(env["SHARD_TEST_DB"])
     Path(env["SHARD_TEST_CALLS"]).unlink()
     monkeypatch.delenv("SHARD_TEST_KILL_AT")
     options = dg.ReexecutionOptions.from_failure(first_id, instance)
@@ -90,6 +91,15 @@ def test_a_killed_eval_resumes_where_it_stopped(
     assert comparable(resumed) == comparable(expected)
     assert rows_of(platform, resumed.id) == rows_of(uninterrupted_platform, expected.id)
     assert checks_of(instance, resumed_id) == expected_checks
+
+    # The killed step's report (an unsharded eval's; shards record none) was marked failed by the resumed
+    # eval, with the reason; no report is left running.
+    statuses = [(r["status"], r["failure"] or "") for r in platform.list_unfinished_reports()]
+    if shards == 1:
+        [(status, failure)] = statuses
+        assert status == "failed" and failure.startswith("abandoned: the process that ran it (pid ")
+    else:
+        assert statuses == []
 
 
 def test_the_runner_replays_checkpointed_rows_and_scores_only_the_others(tmp_path: Path) -> None:

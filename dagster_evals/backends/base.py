@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
+from dagster_evals.errors import ConfigError
 from dagster_evals.models import (
     DatasetRef,
     DatasetRow,
@@ -207,6 +208,30 @@ def rows_digest(rows: Iterable[DatasetRow]) -> tuple[int, str]:
 
 
 SECRET_FIELDS = frozenset({"api_key"})
+STATE_DATABASE_FIELD = "state_database_url"
+STATE_DATABASE_HELP = (
+    "Database of eval plans, row checkpoints and the judge cache: sqlite:///path/file.sqlite or "
+    "postgresql+psycopg://user:password@host/db (shared by every step when steps run on several hosts). "
+    "Default: $DAGSTER_EVALS_DATABASE_URL, else $DAGSTER_HOME/dagster_evals.sqlite."
+)
+
+
+def state_database_from_field(resource: Any, value: Any) -> str:
+    """The state database a hosted platform's resource names in `state_database_url` (`value`), else the
+    default (see `EvalPlatformResource.state_database`)."""
+    from dagster_evals.embedded_db import default_database_url, normalize_url
+
+    if isinstance(value, dg.EnvVar):  # a resource used outside a run keeps the unresolved EnvVar
+        value = value.get_value()
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"{type(resource).__name__}.{STATE_DATABASE_FIELD} must be a database URL, got {type(value).__name__}"
+        )
+    if value and value.strip():
+        return normalize_url(value, origin=f"{type(resource).__name__}.{STATE_DATABASE_FIELD}")
+    return default_database_url()
+
+
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
@@ -227,6 +252,18 @@ class EvalPlatformResource(dg.ConfigurableResource):
     def connect(self) -> EvalPlatform:
         """A new platform client configured from this resource."""
         raise NotImplementedError
+
+    def state_database(self) -> str:
+        """The URL of the database that eval plans, row checkpoints and the judge cache of this resource's
+        suites are kept in (see `dagster_evals.embedded_db`); default: `$DAGSTER_EVALS_DATABASE_URL`, else
+        `$DAGSTER_HOME/dagster_evals.sqlite`."""
+        from dagster_evals.embedded_db import default_database_url
+
+        return default_database_url()
+
+    def state_setting(self) -> str:
+        """The setting that names `state_database()`, for error messages."""
+        return f"the {STATE_DATABASE_FIELD} field of {type(self).__name__} (or $DAGSTER_EVALS_DATABASE_URL)"
 
     def get_platform(self) -> EvalPlatform:
         if self._platform is None:

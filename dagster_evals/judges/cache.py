@@ -1,7 +1,7 @@
 """The judge cache: identical (scorer, model, judge prompt, arguments) → the stored score.
 
-One table, `dagster_evals_judge_cache`, in the embedded database: `$DAGSTER_EVALS_DATABASE_URL` (any
-SQLAlchemy URL, e.g. PostgreSQL shared by several pods), else the SQLite file
+One table, `dagster_evals_judge_cache`, in the eval state database (see `dagster_evals.embedded_db`): the
+database named on the eval step's resource, else `$DAGSTER_EVALS_DATABASE_URL`, else the SQLite file
 `$DAGSTER_HOME/dagster_evals.sqlite`, else `./.dagster_evals/local.sqlite`. Several processes may read and
 write it at once: rows are only ever inserted (a key's score never changes), a duplicate insert is
 ignored, and SQLite runs in WAL mode with a busy timeout.
@@ -9,6 +9,7 @@ ignored, and SQLite runs in WAL mode with a busy timeout.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -18,7 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dagster_evals.embedded_db import DATABASE_URL_ENV, create_tables, database_url, shared_engine
+from dagster_evals.embedded_db import (
+    DATABASE_URL_ENV,
+    create_tables,
+    database_url,
+    redacted_url,
+    retrying,
+    shared_engine,
+)
 
 __all__ = ["DATABASE_URL_ENV", "JudgeCache", "cache_for", "cache_key", "database_url"]
 
@@ -50,13 +58,16 @@ class JudgeCache:
         create_tables(self.engine, metadata)
 
     def __repr__(self) -> str:
-        return f"JudgeCache(url={self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"JudgeCache(url={redacted_url(self.url)!r})"
 
     def get(self, key: str) -> tuple[float | None, dict[str, Any]] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(judge_cache.c.score, judge_cache.c.details).where(judge_cache.c.key == key)
-            ).first()
+        def lookup() -> Any:
+            with self.engine.connect() as conn:
+                return conn.execute(
+                    sa.select(judge_cache.c.score, judge_cache.c.details).where(judge_cache.c.key == key)
+                ).first()
+
+        row = retrying(lookup)
         if row is None:
             return None
         return row.score, json.loads(row.details or "{}")
@@ -70,11 +81,13 @@ class JudgeCache:
             "details": json.dumps(details, default=str),
             "created_at": datetime.now(UTC).isoformat(),
         }
-        try:
+
+        def insert() -> None:
             with self.engine.begin() as conn:
                 conn.execute(judge_cache.insert().values(**values))
-        except IntegrityError:
-            pass  # another process stored the same key first: same inputs, same score
+
+        with contextlib.suppress(IntegrityError):  # another process stored the same key first: same score
+            retrying(insert)
 
     def count(self) -> int:
         with self.engine.connect() as conn:

@@ -218,6 +218,7 @@ class Judge:
         """Score one row: a cached score, or one judge run on the endpoint."""
         from autoevals.score import Score
 
+        from dagster_evals.embedded_db import judge_cache_allowed
         from dagster_evals.judges.cache import cache_for, cache_key  # SQLAlchemy: imported on first use
 
         args = self.arguments(input, output, expected, metadata)
@@ -225,7 +226,7 @@ class Judge:
         model = self._model(settings)
         with usage.scope(self.name):
             key = None
-            if settings.cache:
+            if settings.cache and judge_cache_allowed():
                 key = cache_key(
                     {
                         "scorer": self.name,

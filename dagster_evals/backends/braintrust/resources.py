@@ -7,7 +7,11 @@ from typing import cast
 
 from pydantic import Field
 
-from dagster_evals.backends.base import EvalPlatformResource
+from dagster_evals.backends.base import (
+    STATE_DATABASE_HELP,
+    EvalPlatformResource,
+    state_database_from_field,
+)
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
 from dagster_evals.backends.braintrust.session import (
@@ -82,6 +86,11 @@ class BraintrustResource(EvalPlatformResource):
 
     def get_platform(self) -> BraintrustPlatform:
         return cast(BraintrustPlatform, super().get_platform())
+
+    state_database_url: str | None = Field(default=None, description=STATE_DATABASE_HELP)
+
+    def state_database(self) -> str:
+        return state_database_from_field(self, self.state_database_url)
 
     def resolved_api_url(self) -> str:
         """The REST API base URL requests go to: `api_url`, else `$BRAINTRUST_API_URL`, else the public API."""

@@ -6,7 +6,11 @@ from typing import cast
 
 from pydantic import Field
 
-from dagster_evals.backends.base import EvalPlatformResource
+from dagster_evals.backends.base import (
+    STATE_DATABASE_HELP,
+    EvalPlatformResource,
+    state_database_from_field,
+)
 from dagster_evals.backends.keywordsai.models import DEFAULT_BASE_URL, MAX_PAGE_SIZE
 from dagster_evals.backends.keywordsai.platform import (
     DEFAULT_APP_URL,
@@ -75,6 +79,11 @@ class KeywordsAIResource(EvalPlatformResource):
 
     def get_platform(self) -> KeywordsAIPlatform:
         return cast(KeywordsAIPlatform, super().get_platform())
+
+    state_database_url: str | None = Field(default=None, description=STATE_DATABASE_HELP)
+
+    def state_database(self) -> str:
+        return state_database_from_field(self, self.state_database_url)
 
     def resolved_base_url(self) -> str:
         """The API base URL requests go to: `base_url`, else `$KEYWORDSAI_BASE_URL`, else

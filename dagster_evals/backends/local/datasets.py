@@ -9,7 +9,7 @@ only ever see published versions, so no one observes a half-written sync.
 from __future__ import annotations
 
 import json
-import time
+import logging
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from datetime import timedelta
@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dagster_evals.backends.base import EvalPlatform, ProgressFn, StagedSync, _quiet
+from dagster_evals.backends.base import EvalPlatform, ProgressFn, _quiet
+from dagster_evals.backends.local.staging import LocalStagedSync
 from dagster_evals.backends.local.store import (
     dataset_rows,
     dataset_stages,
@@ -29,12 +30,14 @@ from dagster_evals.backends.local.store import (
     write_transaction,
 )
 from dagster_evals.errors import ConfigError, InputError, NotFoundError
-from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
+from dagster_evals.models import DatasetRef, DatasetRow, utcnow
 from dagster_evals.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
 HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
-ABANDONED_STAGE_AFTER = timedelta(days=1)  # stages of a crashed sync are dropped by a later sync
+# A stage without a recorded owner (written by an earlier version) is dropped by a later sync after this.
+ABANDONED_STAGE_AFTER = timedelta(days=1)
+logger = logging.getLogger("dagster_evals.local")
 
 
 def loads(text: str | None) -> Any:
@@ -301,93 +304,3 @@ class LocalDatasets(EvalPlatform):
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
-
-
-class LocalStagedSync(StagedSync):
-    """One sync's writes, staged in `staged_rows` batch by batch and published as one version."""
-
-    atomic = True
-
-    def __init__(self, platform: LocalDatasets, dataset: DatasetRef) -> None:
-        self.local = platform
-        self.dataset = dataset
-        self.stage_id = uuid.uuid4().hex
-        now = utcnow()
-        with write_transaction(platform.engine) as conn:
-            platform._published_version(conn, dataset)  # the dataset must exist
-            abandoned = sa.select(dataset_stages.c.id).where(
-                (dataset_stages.c.dataset_id == dataset.id)
-                & (dataset_stages.c.created_at < (now - ABANDONED_STAGE_AFTER).isoformat())
-            )
-            conn.execute(sa.delete(staged_rows).where(staged_rows.c.stage_id.in_(abandoned)))
-            conn.execute(sa.delete(dataset_stages).where(dataset_stages.c.id.in_(abandoned)))
-            conn.execute(
-                sa.insert(dataset_stages).values(
-                    id=self.stage_id, dataset_id=dataset.id, created_at=now.isoformat()
-                )
-            )
-
-    def _stage(self, values: list[dict[str, Any]]) -> None:
-        with write_transaction(self.local.engine) as conn:
-            stmt = insert(conn, staged_rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["stage_id", "row_id"],
-                set_={
-                    k: stmt.excluded[k]
-                    for k in ("removed", "content_hash", "input", "expected", "metadata", "tags")
-                },
-            )
-            conn.execute(stmt, values)
-
-    def upsert_rows(
-        self, rows: Sequence[DatasetRow], *, replace: Collection[str] = (), progress: ProgressFn = _quiet
-    ) -> int:
-        size = self.local.batch_size
-        started = time.monotonic()
-        transactions = 0
-        for start in range(0, len(rows), size):
-            batch = rows[start : start + size]
-            self._stage(
-                [
-                    {
-                        "stage_id": self.stage_id,
-                        "row_id": row.id,
-                        "removed": False,
-                        "content_hash": row.content_hash,
-                        "input": canonical_json(row.input),
-                        "expected": None if row.expected is None else canonical_json(row.expected),
-                        "metadata": canonical_json(row.metadata),
-                        "tags": canonical_json(row.tags),
-                    }
-                    for row in batch
-                ]
-            )
-            transactions += 1
-            done = start + len(batch)
-            if len(rows) > size:
-                elapsed = time.monotonic() - started
-                eta = elapsed / done * (len(rows) - done)
-                progress(f"staged {done}/{len(rows)} rows ({elapsed:.1f}s elapsed, ETA {eta:.1f}s)")
-        return transactions
-
-    def delete_rows(self, row_ids: Collection[str]) -> int:
-        ids = list(row_ids)
-        empty = dict.fromkeys(("content_hash", "input", "expected", "metadata", "tags"))
-        size = self.local.batch_size
-        for start in range(0, len(ids), size):
-            self._stage(
-                [
-                    {"stage_id": self.stage_id, "row_id": row_id, "removed": True, **empty}
-                    for row_id in ids[start : start + size]
-                ]
-            )
-        return (len(ids) + size - 1) // size
-
-    def publish(self) -> int:
-        self.version = self.local._publish(self.dataset, self.stage_id)
-        return 1
-
-    def discard(self) -> None:
-        with write_transaction(self.local.engine) as conn:
-            conn.execute(sa.delete(staged_rows).where(staged_rows.c.stage_id == self.stage_id))
-            conn.execute(sa.delete(dataset_stages).where(dataset_stages.c.id == self.stage_id))

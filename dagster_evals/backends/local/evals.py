@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from dagster_evals.backends.base import ProgressFn, _quiet
 from dagster_evals.backends.local.datasets import PAGE_SIZE, LocalDatasets, loads
-from dagster_evals.backends.local.store import experiment_rows, experiments, insert, write_transaction
+from dagster_evals.backends.local.leases import Lease, owner_gone
+from dagster_evals.backends.local.store import (
+    experiment_rows,
+    experiments,
+    in_memory,
+    insert,
+    write_transaction,
+)
+from dagster_evals.embedded_db import retrying
 from dagster_evals.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
 from dagster_evals.runner import run_request_locally
@@ -38,7 +47,33 @@ class LocalEvals(LocalDatasets):
             baseline = self.get_eval_report(request.baseline_id)
             baseline_name = baseline.name
             builder.add_baseline(self.iter_report_row_scores(request.baseline_id))  # streamed to disk
+        self.fail_abandoned_reports(snapshot.dataset.id)
         experiment_id = uuid.uuid4().hex
+        touch = None if in_memory(self.engine.url) else lambda now: self._touch_report(experiment_id, now)
+        lease = Lease(experiment_id, touch)
+        try:
+            report = self._run_recorded(request, scorers, builder, baseline_name, project, lease, progress)
+        except BaseException as exc:
+            self._mark_failed(experiment_id, f"{type(exc).__name__}: {str(exc)[:500]}")
+            raise
+        finally:
+            lease.release()
+        return report
+
+    def _run_recorded(
+        self,
+        request: EvalRequest,
+        scorers: list[Any],
+        builder: ReportBuilder,
+        baseline_name: str | None,
+        project: str | None,
+        lease: Lease,
+        progress: ProgressFn,
+    ) -> EvalReport:
+        """The eval under report `lease.id`: recorded `running`, each result stored, then `completed`."""
+        snapshot = request.snapshot
+        experiment_id = lease.id
+        now = utcnow().isoformat()
         with write_transaction(self.engine) as conn:
             conn.execute(
                 sa.insert(experiments).values(
@@ -51,7 +86,9 @@ class LocalEvals(LocalDatasets):
                     status="running",
                     metadata=canonical_json(request.metadata),
                     tags=canonical_json(request.tags),
-                    created_at=utcnow().isoformat(),
+                    created_at=now,
+                    owner=lease.owner,
+                    heartbeat_at=now,
                 )
             )
         pending: list[RowResult] = []
@@ -84,13 +121,75 @@ class LocalEvals(LocalDatasets):
             duration_s=stats.duration_s,
             baseline_name=baseline_name,
         )
+
+        def complete() -> None:
+            with write_transaction(self.engine) as conn:
+                conn.execute(
+                    sa.update(experiments)
+                    .where(experiments.c.id == experiment_id)
+                    .values(status="completed", report=report.model_dump_json(), failure=None)
+                )
+
+        retrying(complete)  # the same update twice is the same update
+        return report
+
+    def _touch_report(self, experiment_id: str, now: str) -> None:
         with write_transaction(self.engine) as conn:
             conn.execute(
                 sa.update(experiments)
-                .where(experiments.c.id == experiment_id)
-                .values(status="completed", report=report.model_dump_json())
+                .where((experiments.c.id == experiment_id) & (experiments.c.status == "running"))
+                .values(heartbeat_at=now)
             )
-        return report
+
+    def _mark_failed(self, experiment_id: str, why: str) -> bool:
+        """Record a running report as failed with `why`; False when the database cannot be reached now
+        (a later eval of the dataset then finds it abandoned)."""
+        try:
+            with write_transaction(self.engine) as conn:
+                done = conn.execute(
+                    sa.update(experiments)
+                    .where((experiments.c.id == experiment_id) & (experiments.c.status == "running"))
+                    .values(status="failed", failure=why)
+                )
+            return bool(done.rowcount)
+        except DBAPIError:
+            return False
+
+    def fail_abandoned_reports(
+        self, dataset_id: str, run_ended: Callable[[str], str | None] | None = None
+    ) -> list[tuple[str, str]]:
+        """Mark failed (with the reason) the `running` reports of this dataset whose eval is known dead:
+        its process is gone (see `leases`), or `run_ended(dagster_run_id)` says its Dagster run ended.
+        Returns (report id, reason) of each report marked."""
+        c = experiments.c
+        query = sa.select(c.id, c.owner, c.heartbeat_at, c.created_at, c.metadata).where(
+            (c.dataset_id == dataset_id) & (c.status == "running")
+        )
+        with self.engine.connect() as conn:
+            running = conn.execute(query).all()
+        marked = []
+        for report in running:
+            why = owner_gone(report.id, report.owner, report.heartbeat_at or report.created_at)
+            run_id = loads(report.metadata).get("dagster_run_id") if report.metadata else None
+            if why is None and run_ended is not None and isinstance(run_id, str):
+                why = run_ended(run_id)
+            if why is not None and self._mark_failed(report.id, f"abandoned: {why}"):
+                marked.append((report.id, f"abandoned: {why}"))
+        return marked
+
+    def list_unfinished_reports(
+        self, *, project: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Reports without a result, newest first: `running` ones and `failed` ones with the reason."""
+        c = experiments.c
+        query = (
+            sa.select(c.id, c.name, c.status, c.failure, c.created_at)
+            .where((c.project == (project or self.default_project)) & c.report.is_(None))
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def _store_results(self, experiment_id: str, batch: list[RowResult]) -> None:
         """One transaction per batch; a result stored twice (same row and trial) is overwritten."""
@@ -110,13 +209,17 @@ class LocalEvals(LocalDatasets):
             }
             for r in batch
         ]
-        with write_transaction(self.engine) as conn:
-            stmt = insert(conn, experiment_rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["experiment_id", "row_id", "trial"],
-                set_={name: stmt.excluded[name] for name in ROW_FIELDS},
-            )
-            conn.execute(stmt, values)
+
+        def store() -> None:
+            with write_transaction(self.engine) as conn:
+                stmt = insert(conn, experiment_rows)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["experiment_id", "row_id", "trial"],
+                    set_={name: stmt.excluded[name] for name in ROW_FIELDS},
+                )
+                conn.execute(stmt, values)
+
+        retrying(store)  # an upsert: safe to repeat after a lost connection
 
     def get_eval_report(self, report_id: str) -> EvalReport:
         """A finished report by id (or by name: the newest report of that name)."""

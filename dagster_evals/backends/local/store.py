@@ -27,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from dagster_evals.embedded_db import retry_connects, retrying
 from dagster_evals.errors import ConfigError
 
 ENV_DATABASE_URL = "DAGSTER_EVALS_DATABASE_URL"
@@ -80,6 +81,8 @@ dataset_stages = sa.Table(
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("dataset_id", sa.Text, nullable=False),
     sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text),  # the syncing process (see leases.py), and its last sign of life
+    sa.Column("heartbeat_at", sa.Text),
 )
 staged_rows = sa.Table(
     "staged_rows",
@@ -107,6 +110,9 @@ experiments = sa.Table(
     sa.Column("tags", sa.Text, nullable=False),
     sa.Column("report", sa.Text),
     sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text),  # the process running the eval (see leases.py), and its last sign of life
+    sa.Column("heartbeat_at", sa.Text),
+    sa.Column("failure", sa.Text),  # why a report is `failed` (e.g. its run crashed)
 )
 experiment_rows = sa.Table(
     "experiment_rows",
@@ -234,6 +240,11 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def in_memory(url: URL) -> bool:
+    """Whether `url` is an in-memory SQLite database (seen by this process only)."""
+    return is_sqlite(url) and sqlite_path(url) is None
+
+
 def sqlite_path(url: URL) -> Path | None:
     """The SQLite file of a `sqlite:///…` URL (None for in-memory databases and other engines)."""
     if not is_sqlite(url) or not url.database or url.database == ":memory:":
@@ -249,7 +260,9 @@ def create_engine(url: URL) -> Engine:
     writers queue on the busy timeout instead of failing on lock upgrades), WAL journal, 60 s busy timeout.
     """
     if not is_sqlite(url):
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        retry_connects(engine)  # a server restarting (or refusing for a moment) is waited for, bounded
+        return engine
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,7 +384,7 @@ def open_engine(url: URL) -> Engine:
     """An engine on `url` with the schema migrated; a clear `ConfigError` when the database is unreachable."""
     engine = create_engine(url)
     try:
-        migrate(engine)
+        retrying(lambda: migrate(engine))
     except DBAPIError as exc:  # unreachable server, bad credentials, a file that is not SQLite…
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
