@@ -147,6 +147,8 @@ class ScoreSummary(_Model):
     mean: float | None
     count: int
     errors: int = 0
+    # Results where the scorer returned None: skipped by design, neither in `mean` nor in `errors`.
+    skipped: int = 0
     baseline_mean: float | None = None
     diff: float | None = None
     improvements: int = 0
