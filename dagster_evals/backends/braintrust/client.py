@@ -12,6 +12,7 @@ import httpx
 from dagster_evals.backends.braintrust.eval_models import (
     CreateFunction,
     CreatePrompt,
+    EvalStreamCutShort,
     EvalStreamResult,
     Function,
     InvokeFunction,
@@ -290,6 +291,9 @@ class BraintrustClient:
                 summary = summary_from_event(event.data)
         if summary is None:
             names = ", ".join(e.event for e in events) or "none"
+            start = next((e for e in events if e.event == "start"), None)
+            if start is not None:  # the run started: the caller waits for it rather than start another
+                raise EvalStreamCutShort(summary_from_event(start.data), names)
             raise PlatformError(
                 "braintrust",
                 response.status_code,

@@ -25,6 +25,7 @@ from dagster_evals.backends.braintrust.models import (
     Parent,
     RepoInfo,
 )
+from dagster_evals.errors import PlatformError
 
 FunctionType = Literal[
     "llm",
@@ -184,6 +185,18 @@ class EvalStreamResult(BtResponse):
 
     events: list[SseEvent]
     summary: ExperimentSummary
+
+
+class EvalStreamCutShort(PlatformError):
+    """A streamed `POST /v1/eval` sent its `start` event (the run exists) but ended without a summary or an
+    error: the run may still be going. `started` is the summary the `start` event carried."""
+
+    def __init__(self, started: ExperimentSummary, events: str) -> None:
+        super().__init__(
+            "braintrust", None, "POST", "/v1/eval",
+            f"the event stream ended after `start` without a summary event (events: {events})",
+        )  # fmt: skip
+        self.started = started
 
 
 # -- prompts and functions -------------------------------------------------------------------------
