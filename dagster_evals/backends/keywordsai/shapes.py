@@ -1,0 +1,76 @@
+"""What a Keywords AI server was seen to accept where the published sources disagree, remembered per server
+(base URL) for the life of the process.
+
+- Dataset-log metadata filters. The datasets workflow removes logs with
+  `{"filters": {"metadata.custom_identifier": ...}}` (the seed workflow page, "Delete logs"), while the
+  filters reference spells custom metadata `metadata__<key>`
+  (Keywords-AI/docs@71815dd53e0a88e37d8fe3308b8f9635ebf6b850:apis/observe/logs/logs-list-endpoint.mdx). A
+  spelling the server does not honour is taken as an unknown field and matches nothing, silently: a removal
+  would remove nothing and the wait after it would see nothing left, and a listing would report rows
+  missing that are there. So before the first filter on logs that should match, the matching logs are
+  counted with `metadata.<key>`, then with `metadata__<key>`; the first spelling that matches is remembered
+  (one count request, once per server). While neither matches (the values are not on the dataset yet)
+  nothing is remembered and `metadata.<key>` is used.
+- `eval-reports/create`'s evaluators: `evaluator_slugs` or `evaluator_ids`, whichever the server accepted
+  (see `eval_runs.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Literal
+
+from dagster_evals.backends.keywordsai.client import KeywordsAIClient
+from dagster_evals.backends.keywordsai.models import where
+
+MetadataSyntax = Literal["dotted", "double_underscore"]
+METADATA_SYNTAXES: tuple[MetadataSyntax, ...] = ("dotted", "double_underscore")
+logger = logging.getLogger("dagster_evals.keywordsai")
+
+
+def metadata_field(key: str, syntax: MetadataSyntax) -> str:
+    """The filter field of metadata `key` in `syntax`: `metadata.<key>` or `metadata__<key>`."""
+    return f"metadata.{key}" if syntax == "dotted" else f"metadata__{key}"
+
+
+class ServerShapes:
+    """The shapes one Keywords AI server accepts, as far as they were seen (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.metadata_syntax: MetadataSyntax | None = None
+        self.evaluator_field: str | None = None  # "evaluator_slugs" or "evaluator_ids", once one worked
+
+    def metadata_field(self, key: str) -> str:
+        """The filter field of `key` in the spelling known to work (`metadata.<key>` until one is known)."""
+        return metadata_field(key, self.metadata_syntax or "dotted")
+
+    def metadata_field_for(
+        self, client: KeywordsAIClient, dataset_id: str, key: str, values: Sequence[str]
+    ) -> str:
+        """The filter field of `key` for logs of `dataset_id` expected to hold some of `values`: the
+        remembered spelling, else the first that matches any of them (remembered from then on)."""
+        if self.metadata_syntax is not None or not values:
+            return self.metadata_field(key)
+        for syntax in METADATA_SYNTAXES:
+            field = metadata_field(key, syntax)
+            if client.count_dataset_logs(dataset_id, filters=where(field, "in", list(values))) > 0:
+                if syntax != "dotted":
+                    logger.info(
+                        "Keywords AI matched no dataset log with metadata.%s; metadata__%s matches: using it",
+                        key, key,
+                    )  # fmt: skip
+                self.metadata_syntax = syntax
+                return field
+        return self.metadata_field(key)
+
+
+_servers: dict[str, ServerShapes] = {}
+_servers_lock = threading.Lock()
+
+
+def server_shapes(base_url: str) -> ServerShapes:
+    """The shapes learned about the server at `base_url` (shared by every platform on it in the process)."""
+    with _servers_lock:
+        return _servers.setdefault(base_url.rstrip("/"), ServerShapes())
