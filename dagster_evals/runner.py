@@ -28,7 +28,13 @@ from dagster_evals.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.progress import track_results
 from dagster_evals.scorers import Scorer
-from dagster_evals.timeouts import DEFAULT_SCORER_TIMEOUT_S, ScorerBound, ScorerTimeout, scorer_bound
+from dagster_evals.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: importable from here too)
+    DEFAULT_SCORER_BOUND,
+    DEFAULT_SCORER_TIMEOUT_S,
+    ScorerBound,
+    ScorerTimeout,
+    scorer_bound,
+)
 
 TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
 DEFAULT_MAX_CONCURRENCY = 10
@@ -103,7 +109,7 @@ class _Runner:
         row_timeout_s: float | None,
         prompt: Any = None,
         *,
-        scorer_timeout: ScorerBound = ScorerBound(DEFAULT_SCORER_TIMEOUT_S),
+        scorer_timeout: ScorerBound = DEFAULT_SCORER_BOUND,
         isolation: Isolation = "thread",
         cancel: threading.Event | None = None,
         checkpoints: Checkpoints | None = None,

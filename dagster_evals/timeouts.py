@@ -23,7 +23,12 @@ def check_timeout(name: str, value: object) -> None:
     """Raise a `ConfigError` naming `name` unless `value` is None or a finite number of seconds above 0."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(
             f"{name} must be a positive number of seconds (or None for no limit), got {value!r}"
         )
@@ -44,6 +49,9 @@ class ScorerBound:
                 f"row timeout, at most {DEFAULT_SCORER_TIMEOUT_S:g}s; set scorer_timeout_s to change it)"
             )
         return text
+
+
+DEFAULT_SCORER_BOUND = ScorerBound(DEFAULT_SCORER_TIMEOUT_S)
 
 
 def scorer_bound(scorer_timeout_s: ScorerTimeout, row_timeout_s: float | None) -> ScorerBound:

@@ -118,4 +118,9 @@ def test_braintrust_none_scores_from_a_platform_eval_are_skipped_not_scorer_erro
         assert (read.scorer_errors, read.rows_errored, read.rows_scored) == (0, 0, ROWS)
         # Inline code scores under the name Braintrust gives inline functions.
         summary = read.scores["inline_code"]
-        assert (summary.mean, summary.count, summary.skipped, summary.errors) == (1.0, ROWS // 2, ROWS // 2, 0)
+        assert (summary.mean, summary.count, summary.skipped, summary.errors) == (
+            1.0,
+            ROWS // 2,
+            ROWS // 2,
+            0,
+        )

@@ -109,7 +109,9 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         self.settings = settings
         self.inner = inner
         self.sender = (
-            SessionSender(_ssl_context(), settings.timeout_s, settings.max_answer_bytes) if inner is None else None
+            SessionSender(_ssl_context(), settings.timeout_s, settings.max_answer_bytes)
+            if inner is None
+            else None
         )
         self._timeout = {"timeout": httpx.Timeout(settings.timeout_s).as_dict()}
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)

@@ -73,6 +73,8 @@ async def read_capped(chunks: AsyncIterator[bytes], status: int, limit: int | No
             raise AnswerTooLarge(status, limit, size)
         parts.append(chunk)
     return b"".join(parts)
+
+
 # The same names as `os.environ` stores them (CPython keeps its contents in `os.environ._data`).
 _PROXY_ENV_KEYS = tuple(map(getattr(os.environ, "encodekey", str), _PROXY_ENV))
 
