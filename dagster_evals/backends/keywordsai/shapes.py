@@ -7,10 +7,11 @@
   (Keywords-AI/docs@71815dd53e0a88e37d8fe3308b8f9635ebf6b850:apis/observe/logs/logs-list-endpoint.mdx). A
   spelling the server does not honour is taken as an unknown field and matches nothing, silently: a removal
   would remove nothing and the wait after it would see nothing left, and a listing would report rows
-  missing that are there. So before the first filter on logs that should match, the matching logs are
-  counted with `metadata.<key>`, then with `metadata__<key>`; the first spelling that matches is remembered
-  (one count request, once per server). While neither matches (the values are not on the dataset yet)
-  nothing is remembered and `metadata.<key>` is used.
+  missing that are there. So before the first metadata filter, a log known to be there is counted with
+  `metadata.<key>`, then with `metadata__<key>`: the dataset's first log, when it carries the key, else
+  the values the caller expects to match. The first spelling that matches is remembered (a few requests,
+  once per server). While nothing can be matched (no log carries the key yet) nothing is remembered and
+  `metadata.<key>` is used.
 - `eval-reports/create`'s evaluators: `evaluator_slugs` or `evaluator_ids`, whichever the server accepted
   (see `eval_runs.py`).
 """
@@ -51,18 +52,24 @@ class ServerShapes:
     ) -> str:
         """The filter field of `key` for logs of `dataset_id` expected to hold some of `values`: the
         remembered spelling, else the first that matches any of them (remembered from then on)."""
-        if self.metadata_syntax is not None or not values:
+        if self.metadata_syntax is not None:
             return self.metadata_field(key)
-        for syntax in METADATA_SYNTAXES:
-            field = metadata_field(key, syntax)
-            if client.count_dataset_logs(dataset_id, filters=where(field, "in", list(values))) > 0:
-                if syntax != "dotted":
-                    logger.info(
-                        "Keywords AI matched no dataset log with metadata.%s; metadata__%s matches: using it",
-                        key, key,
-                    )  # fmt: skip
-                self.metadata_syntax = syntax
-                return field
+        first = client.dataset_logs_page(dataset_id, page_size=1).results
+        present = (first[0].metadata or {}).get(key) if first else None
+        probes = [[present]] if isinstance(present, str) else []
+        if values:
+            probes.append(list(values))
+        for probe in probes:
+            for syntax in METADATA_SYNTAXES:
+                field = metadata_field(key, syntax)
+                if client.count_dataset_logs(dataset_id, filters=where(field, "in", probe)) > 0:
+                    if syntax != "dotted":
+                        logger.info(
+                            "Keywords AI matched no dataset log with metadata.%s; metadata__%s matches: using it",
+                            key, key,
+                        )  # fmt: skip
+                    self.metadata_syntax = syntax
+                    return field
         return self.metadata_field(key)
 
 
