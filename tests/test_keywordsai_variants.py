@@ -4,7 +4,7 @@ the fake (see `dagster_evals.testing.keywordsai.filters` and `.evals`):
 - dataset-log metadata filters honoured as `metadata.<key>` only, `metadata__<key>` only, or both: a sync
   that removes and replaces rows leaves exactly the source rows, and the spelling that worked is reused;
 - `eval-reports/create` taking `evaluator_slugs` only, `evaluator_ids` only, or both: the eval runs, with one
-  refused create at most, and the accepted form is sent first from then on;
+  refused create at most per run;
 - a new eval run missing from the listing for its first polls: pending, not an error.
 
 Each runs through `dg.materialize` against the fake over real HTTP.
@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from dagster_evals import EvalSuite, PlatformFunction
+from dagster_evals import DatasetRow, EvalSuite, PlatformFunction
 from tests.conftest import (
     add_task,
     failure_text,
@@ -74,17 +74,33 @@ def test_a_sync_removes_and_replaces_rows_whichever_metadata_filter_spelling_the
                 if row["id"] == f"q{changed}":
                     row["expected"] = f"changed-{round_}"
             write_jsonl(source, rows)
-            before = fake.requests[LOG_LISTS]
             result = materialize_suite(s, instance, resource, selection=[s.dataset_key], raise_on_error=False)
             assert result.success, failure_text(result)
             synced = materialization(result, s.dataset_key)
             assert (synced["rows_removed"], synced["rows_updated"]) == (1, 1)
             assert stored(fake, "kwv") == {r["id"]: r["expected"] for r in rows}
-            if round_ == 0:
-                first_round_lists = fake.requests[LOG_LISTS] - before
-            else:
-                # The spelling that worked was remembered: the second round probes nothing.
-                assert fake.requests[LOG_LISTS] - before < first_round_lists
+
+
+@pytest.mark.parametrize("syntax", ["dotted", "double_underscore"])
+def test_the_spelling_that_matched_is_remembered_by_the_platform(syntax: str) -> None:
+    fake = keywordsai_fake(metadata_syntax=syntax, delete_lag=0)
+    with fake.serve() as server:
+        platform = keywordsai_resource(server.url).get_platform()
+        dataset = platform.ensure_dataset("kwr")
+        rows = [DatasetRow.build(input=i, expected=str(i), id=f"r{i}") for i in range(4)]
+        platform.upsert_rows(dataset, rows)
+        lists = []
+        for row_id in ("r0", "r1"):
+            before = fake.requests[LOG_LISTS]
+            platform.delete_rows(dataset, [row_id])
+            lists.append(fake.requests[LOG_LISTS] - before)
+        assert platform.count_rows(dataset) == 2
+        assert sorted(log["metadata"]["dagster_evals_row_id"] for log in fake.dataset_logs(dataset.id)) == [
+            "r2",
+            "r3",
+        ]
+    # The first removal found the spelling (a look at one log, then counts); the second only waits.
+    assert lists[1] < lists[0]
 
 
 @pytest.mark.parametrize(
@@ -102,8 +118,8 @@ def test_an_eval_report_starts_whichever_evaluator_form_the_server_takes(
             assert result.success, failure_text(result)
             report = materialization(result, s.eval_report_key)
             assert report["score/exact_match_eval"] == pytest.approx(0.75)
-            # Slugs first: refused once where only ids are taken; the accepted form is sent first afterwards.
-            assert sum(fake.requests[c] for c in CREATES) == (2 if accepts == "ids" else 1) + run
+            # Slugs first, refused once per run where only ids are taken; then the ids.
+            assert sum(fake.requests[c] for c in CREATES) == (2 if accepts == "ids" else 1) * (run + 1)
     assert sum(len(reports) for reports in fake.reports.values()) == 2, "an eval run started twice"
 
 

@@ -36,7 +36,7 @@ from dagster_evals.backends.keywordsai.models import (
     RequestLog,
 )
 from dagster_evals.backends.keywordsai.prompts import PromptOps
-from dagster_evals.backends.keywordsai.shapes import server_shapes
+from dagster_evals.backends.keywordsai.shapes import ServerShapes
 from dagster_evals.errors import ConfigError
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import DatasetRef
@@ -111,7 +111,7 @@ class KeywordsAIPlatform(DatasetOps, EvalRunOps, EvalOps, PromptOps, EvalPlatfor
         self._foreign_ids: dict[str, set[str]] = {}
         self._insert_failures: Counter[str] = Counter()
         self._evaluator_slugs: dict[str, str] = {}
-        self._shapes = server_shapes(client.http.base_url)  # what it accepts where the sources disagree
+        self._shapes = ServerShapes()  # what the server accepts where the sources disagree
         self._rng = random.Random()
 
     @classmethod

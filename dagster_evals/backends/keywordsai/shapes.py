@@ -1,5 +1,6 @@
-"""What a Keywords AI server was seen to accept where the published sources disagree, remembered per server
-(base URL) for the life of the process.
+"""What a Keywords AI server was seen to accept where the published sources disagree, remembered by one
+platform (one resource's connection, e.g. for a run): learnt again by the next, so a server that changes is
+followed, at the cost of a few requests.
 
 - Dataset-log metadata filters. The datasets workflow removes logs with
   `{"filters": {"metadata.custom_identifier": ...}}` (the seed workflow page, "Delete logs"), while the
@@ -10,7 +11,7 @@
   missing that are there. So before the first metadata filter, a log known to be there is counted with
   `metadata.<key>`, then with `metadata__<key>`: the dataset's first log, when it carries the key, else
   the values the caller expects to match. The first spelling that matches is remembered (a few requests,
-  once per server). While nothing can be matched (no log carries the key yet) nothing is remembered and
+  once per platform). While nothing can be matched (no log carries the key yet) nothing is remembered and
   `metadata.<key>` is used.
 - `eval-reports/create`'s evaluators: `evaluator_slugs` or `evaluator_ids`, whichever the server accepted
   (see `eval_runs.py`).
@@ -19,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -71,13 +71,3 @@ class ServerShapes:
                     self.metadata_syntax = syntax
                     return field
         return self.metadata_field(key)
-
-
-_servers: dict[str, ServerShapes] = {}
-_servers_lock = threading.Lock()
-
-
-def server_shapes(base_url: str) -> ServerShapes:
-    """The shapes learned about the server at `base_url` (shared by every platform on it in the process)."""
-    with _servers_lock:
-        return _servers.setdefault(base_url.rstrip("/"), ServerShapes())
