@@ -91,6 +91,7 @@ class EvalSuite:
         key_field: Top-level field holding each row's stable key; default: ids derived from row content.
         row_timeout_s: Longest one task call may take; a row past it is recorded as timed out.
         scorer_timeout_s: Longest one scorer call may take; past it the row records a scorer error.
+            Default `"auto"`: the row timeout when set, at most 300 s (None: no limit).
         isolation: `"process"` runs each call of a sync task in a worker process that is killed when the
             call times out (for tasks that can wedge a thread); default `"thread"`.
         thresholds: Minimum mean score per scorer name; each becomes an asset check.
@@ -132,7 +133,7 @@ class EvalSuite:
     trial_count: int = 1
     max_concurrency: int | None = 10
     row_timeout_s: float | None = 60.0
-    scorer_timeout_s: float | None = 300.0
+    scorer_timeout_s: float | Literal["auto"] | None = "auto"
     isolation: Literal["thread", "process"] = "thread"
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_regression: float | Mapping[str, float] | None = None

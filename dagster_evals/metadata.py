@@ -137,13 +137,14 @@ def report_markdown(report: EvalReport) -> str:
         f"{report.rows_scored}/{report.rows_in_snapshot} rows scored, {report.rows_errored} errored"
         + (f", baseline {md_escape(base)}" if base else ", no baseline"),
         "",
-        "| scorer | mean | baseline | diff | improved rows | regressed rows | scorer errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| scorer | mean | baseline | diff | improved rows | regressed rows | scorer errors | skipped |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for summary in report.scores.values():
         lines.append(
             f"| {md_escape(summary.name)} | {_fmt(summary.mean)} | {_fmt(summary.baseline_mean)} | "
-            f"{_fmt(summary.diff, signed=True)} | {summary.improvements} | {summary.regressions} | {summary.errors} |"
+            f"{_fmt(summary.diff, signed=True)} | {summary.improvements} | {summary.regressions} | {summary.errors} | "
+            f"{summary.skipped} |"
         )
     return "\n".join(lines)
 
@@ -183,6 +184,9 @@ def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dic
     for name, summary in report.scores.items():
         if summary.diff is not None:
             metadata[f"diff/{name}"] = float(summary.diff)
+    for name, summary in report.scores.items():
+        if summary.skipped:  # results the scorer skipped (returned None): not in its mean, not errors
+            metadata[f"skipped/{name}"] = summary.skipped
     metadata.update(
         {
             "report_id": report.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,6 +147,8 @@ class ScoreSummary(_Model):
     mean: float | None
     count: int
     errors: int = 0
+    # Results where the scorer returned None: skipped by design, neither in `mean` nor in `errors`.
+    skipped: int = 0
     baseline_mean: float | None = None
     diff: float | None = None
     improvements: int = 0
@@ -205,7 +207,8 @@ class EvalRequest(BaseModel):
     trial_count: int = Field(default=1, ge=1)
     max_concurrency: int | None = Field(default=10, ge=1)
     row_timeout_s: float | None = Field(default=None, gt=0)
-    scorer_timeout_s: float | None = Field(default=300.0, gt=0)
+    # "auto": the row timeout when set, at most 300 s (see dagster_evals.timeouts).
+    scorer_timeout_s: Annotated[float, Field(gt=0)] | Literal["auto"] | None = "auto"
     isolation: Literal["thread", "process"] = "thread"
     baseline_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

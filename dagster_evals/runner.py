@@ -28,10 +28,16 @@ from dagster_evals.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.progress import track_results
 from dagster_evals.scorers import Scorer
+from dagster_evals.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: importable from here too)
+    DEFAULT_SCORER_BOUND,
+    DEFAULT_SCORER_TIMEOUT_S,
+    ScorerBound,
+    ScorerTimeout,
+    scorer_bound,
+)
 
 TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
 DEFAULT_MAX_CONCURRENCY = 10
-DEFAULT_SCORER_TIMEOUT_S = 300.0
 ISOLATIONS = ("thread", "process")
 Isolation = Literal["thread", "process"]
 # How often a run checks its cancel event.
@@ -103,7 +109,7 @@ class _Runner:
         row_timeout_s: float | None,
         prompt: Any = None,
         *,
-        scorer_timeout_s: float | None = DEFAULT_SCORER_TIMEOUT_S,
+        scorer_timeout: ScorerBound = DEFAULT_SCORER_BOUND,
         isolation: Isolation = "thread",
         cancel: threading.Event | None = None,
         checkpoints: Checkpoints | None = None,
@@ -117,7 +123,7 @@ class _Runner:
         self.scorers = scorers
         self.max_concurrency = max_concurrency
         self.row_timeout_s = row_timeout_s
-        self.scorer_timeout_s = scorer_timeout_s
+        self.scorer_timeout = scorer_timeout
         self.cancel = cancel
         self.checkpoints = checkpoints
         self.in_flight = 0
@@ -191,10 +197,10 @@ class _Runner:
                 else:
                     call = bounded_calls.in_thread(self.threads, scorer.score, *args)
             try:
-                scores[scorer.name] = await self._bounded(call, self.scorer_timeout_s)
+                scores[scorer.name] = await self._bounded(call, self.scorer_timeout.seconds)
             except _TimedOut:
                 self.scorer_timeouts += 1
-                errors[scorer.name] = f"TimeoutError: the scorer took longer than {self.scorer_timeout_s}s"
+                errors[scorer.name] = self.scorer_timeout.timeout_error()
             except _Cancelled:
                 raise
             except Exception as exc:
@@ -344,13 +350,6 @@ def _pairs(rows: Iterable[DatasetRow], trial_count: int) -> Iterator[tuple[Datas
             yield row, trial
 
 
-def _check_timeout(name: str, value: float | None) -> None:
-    if value is not None and (not isinstance(value, int | float) or not value > 0 or value != value):
-        raise ConfigError(
-            f"{name} must be a positive number of seconds (or None for no limit), got {value!r}"
-        )
-
-
 def run_eval_locally(
     rows: Iterable[DatasetRow],
     task: Callable[..., Any],
@@ -361,7 +360,7 @@ def run_eval_locally(
     max_concurrency: int | None = DEFAULT_MAX_CONCURRENCY,
     row_timeout_s: float | None = None,
     prompt: Any = None,
-    scorer_timeout_s: float | None = DEFAULT_SCORER_TIMEOUT_S,
+    scorer_timeout_s: ScorerTimeout = "auto",
     isolation: Isolation = "thread",
     cancel: threading.Event | None = None,
     checkpoints: Checkpoints | None = None,
@@ -383,7 +382,7 @@ def run_eval_locally(
         row_timeout_s: Longest a task call may take (None: no limit); a row past it is an errored row.
         prompt: The prompt version under evaluation, passed to tasks that take `prompt`.
         scorer_timeout_s: Longest one scorer call may take (None: no limit); past it the scorer's entry in
-            the row's `scorer_errors` says so.
+            the row's `scorer_errors` says so. `"auto"` (default): `row_timeout_s` when set, at most 300 s.
         isolation: `"thread"` (default) or `"process"`: run each task call in a worker process that is
             killed when the call times out (inputs and outputs must pickle).
         cancel: Set this event to stop the run: no new row starts, rows in flight are recorded as
@@ -407,8 +406,7 @@ def run_eval_locally(
     concurrency = max_concurrency or 1000
     if concurrency < 1:
         raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-    _check_timeout("row_timeout_s", row_timeout_s)
-    _check_timeout("scorer_timeout_s", scorer_timeout_s)
+    scorer_timeout = scorer_bound(scorer_timeout_s, row_timeout_s)  # checks both settings
     if isolation not in ISOLATIONS:
         raise ConfigError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
     runner = _Runner(
@@ -417,7 +415,7 @@ def run_eval_locally(
         concurrency,
         row_timeout_s,
         prompt,
-        scorer_timeout_s=scorer_timeout_s,
+        scorer_timeout=scorer_timeout,
         isolation=isolation,
         cancel=cancel,
         checkpoints=checkpoints,

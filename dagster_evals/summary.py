@@ -50,6 +50,7 @@ class ReportBuilder:
         self.scorer_names = list(scorer_names)
         self._spill = ResultSpill()
         self._scorer_errors: dict[str, int] = defaultdict(int)
+        self._skipped: dict[str, int] = defaultdict(int)
         self._task_errors = 0
         self._scorer_error_count = 0
         self._usage = UsageTotals()
@@ -65,6 +66,9 @@ class ReportBuilder:
             self._task_errors += 1
             return
         self._spill.add_scores("current", result.row_id, result.scores)
+        for name, value in result.scores.items():
+            if value is None and name not in result.scorer_errors:  # the scorer skipped this row
+                self._skipped[name] += 1
         for name in result.scorer_errors:
             self._scorer_errors[name] += 1
             self._scorer_error_count += 1
@@ -166,6 +170,7 @@ class ReportBuilder:
                 mean=mean,
                 count=count,
                 errors=self._scorer_errors.get(scorer, 0),
+                skipped=self._skipped.get(scorer, 0),
                 baseline_mean=baseline_mean,
                 diff=(mean - baseline_mean) if mean is not None and baseline_mean is not None else None,
                 improvements=improvements,

@@ -93,6 +93,62 @@ def test_an_eval_launch_applied_after_the_client_gave_up_leaves_one_experiment(f
     assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_an_eval_launch_whose_experiment_carries_no_run_token_is_sent_once(fake, server, stream) -> None:
+    """The fault option `eval_drops_metadata`: the experiment `/v1/eval` creates carries none of the
+    request's metadata, so the run token never shows. The launch lands after the client gave up, later than
+    the settle window: the experiment found by name and dataset is the evidence, and nothing is resent."""
+    fake.eval_drops_metadata = True
+    bt = platform(server, timeout_s=0.5, launch_settle_s=1, stream_evals=stream)
+    request = request_over_a_snapshot(bt, "tokenless-eval")
+    fake.hold_evals = threading.Event()
+    polls = {"n": 0}
+
+    def apply_the_held_launch_after_a_few_looks(route: str, args: list[str], body: Any) -> None:
+        if route == "GET /v1/experiment" and fake.hold_evals is not None:
+            polls["n"] += 1
+            if polls["n"] == 3:
+                fake.hold_evals.set()
+
+    fake.after_request = apply_the_held_launch_after_a_few_looks
+    report = bt.run_eval(request)
+    assert fake.requests["POST /v1/eval"] == 1, "the launch was sent again while its run could still start"
+    [experiment] = experiments(fake)
+    assert report.id == experiment["id"] and experiment["metadata"] is None
+    assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
+
+
+def test_an_eval_without_the_run_token_on_its_experiment_is_found_by_its_reported_name(fake, server) -> None:
+    fake.eval_drops_metadata = True
+    bt = platform(server)
+    report = bt.run_eval(request_over_a_snapshot(bt, "tokenless-ok"))
+    assert fake.requests["POST /v1/eval"] == 1
+    [experiment] = experiments(fake)
+    assert report.id == experiment["id"] and (report.rows_scored, report.rows_errored) == (ROWS, 0)
+
+
+def test_a_streamed_launch_that_ends_after_its_start_event_waits_for_that_run(fake) -> None:
+    """The stream says the run started (`start`), then ends without a summary: the run is waited for on the
+    experiment the `start` event named, never launched again."""
+
+    async def without_summary_events(scope: Any, receive: Any, send: Any) -> None:
+        async def filtered(message: Any) -> None:
+            if message["type"] == "http.response.body" and message.get("body", b"").startswith(
+                b"event: summary"
+            ):
+                return
+            await send(message)
+
+        await fake.app(scope, receive, filtered if scope.get("path") == "/v1/eval" else send)
+
+    with ServerThread(without_summary_events) as server:
+        bt = platform(server, stream_evals=True, launch_settle_s=1)
+        report = bt.run_eval(request_over_a_snapshot(bt, "cut-stream"))
+    assert fake.requests["POST /v1/eval"] == 1
+    [experiment] = experiments(fake)
+    assert report.id == experiment["id"] and (report.rows_scored, report.rows_errored) == (ROWS, 0)
+
+
 def odd_is_broken(input: Any) -> Any:
     return {"value": float("nan")} if int(input) % 2 else str(input)
 

@@ -35,7 +35,7 @@ import httpx
 from dagster_evals import usage
 from dagster_evals.errors import AuthError, PlatformError, RateLimitedError
 from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
-from dagster_evals.judges.sessions import SessionSender
+from dagster_evals.judges.sessions import AnswerTooLarge, SessionSender, read_capped
 from dagster_evals.judges.settings import JudgeSettings
 from dagster_evals.version import __version__
 
@@ -108,7 +108,11 @@ class GovernedTransport(httpx.AsyncBaseTransport):
     def __init__(self, settings: JudgeSettings, inner: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.inner = inner
-        self.sender = SessionSender(_ssl_context(), settings.timeout_s) if inner is None else None
+        self.sender = (
+            SessionSender(_ssl_context(), settings.timeout_s, settings.max_answer_bytes)
+            if inner is None
+            else None
+        )
         self._timeout = {"timeout": httpx.Timeout(settings.timeout_s).as_dict()}
         self.semaphore = asyncio.Semaphore(settings.max_concurrency)
         self.pacer = _Pacer(settings.requests_per_minute)
@@ -122,8 +126,12 @@ class GovernedTransport(httpx.AsyncBaseTransport):
         assert self.inner is not None
         request = httpx.Request("POST", url, headers=headers, content=content, extensions=self._timeout)
         response = await self.inner.handle_async_request(request)
-        body = await response.aread()
-        await response.aclose()
+        try:
+            body = await read_capped(
+                response.aiter_bytes(), response.status_code, self.settings.max_answer_bytes
+            )
+        finally:
+            await response.aclose()
         kept = [
             (k, v)
             for k, v in response.headers.raw
@@ -239,6 +247,16 @@ class JudgeClient:
         headers = [*self._headers(), ("Content-Length", str(len(content)))]
         try:
             answer = await self.transport().post(url, headers, content)
+        except AnswerTooLarge as exc:
+            raise PlatformError(
+                PLATFORM,
+                exc.status,
+                "POST",
+                url.path,
+                f"the answer is larger than max_answer_bytes ({exc.limit:,} bytes); stopped reading after "
+                f"{exc.bytes_read:,} bytes. Raise max_answer_bytes on the judge endpoint if such answers are "
+                "expected",
+            ) from None
         except httpx.HTTPError as exc:
             raise PlatformError(
                 PLATFORM, None, "POST", url.path, self.redact(f"{type(exc).__name__}: {exc}")

@@ -12,6 +12,7 @@ from pydantic import Field
 from dagster_evals.judges.settings import (
     API_KEY_ENV,
     DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MODEL,
     JudgeSettings,
 )
@@ -60,6 +61,10 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     max_retries: int = Field(default=5, description="Retries of 408/429/5xx (Retry-After honoured).")
     cache: bool = Field(default=True, description="Reuse stored scores for identical judge calls.")
     max_cost_usd: float | None = Field(default=None, description="Budget per run in USD.")
+    max_answer_bytes: int = Field(
+        default=DEFAULT_MAX_ANSWER_BYTES,
+        description="Largest answer read, in bytes (default 16 MiB); a larger one is the row's error.",
+    )
     api_key_env: str = Field(
         default=API_KEY_ENV,
         description="Env var holding the key when api_key is unset; named in auth error messages.",
@@ -83,6 +88,7 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             cache=self.cache,
             max_cost_usd=self.max_cost_usd,
+            max_answer_bytes=self.max_answer_bytes,
             api_key_env=self.api_key.env_var_name
             if isinstance(self.api_key, dg.EnvVar)
             else self.api_key_env,

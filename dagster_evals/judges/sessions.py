@@ -9,6 +9,11 @@ on a worker thread per request (which costs more CPU than the rest of the reques
 the given SSL context (by default `httpx.create_ssl_context()`, which reads `SSL_CERT_FILE` /
 `SSL_CERT_DIR`).
 
+An answer larger than the sender's `max_answer_bytes` (decoded size) is never held whole: reading stops
+as soon as the limit is passed (or before reading at all, when an unencoded `Content-Length` already says
+so), the connection is dropped rather than drained, and `AnswerTooLarge` is raised (not retried: the same
+request would get the same answer).
+
 Failures surface as `httpx` exceptions (`ConnectError`, `ConnectTimeout`, `ReadTimeout`, `ProxyError`,
 `RemoteProtocolError`, `ReadError`), so the governed transport retries them like any other transport's.
 Their text is built from the aiohttp error's own message only and they are raised outside the handler, so
@@ -44,6 +49,32 @@ _PROXY_ENV = (
     "NETRC",
 )
 Proxy = tuple[URL | None, aiohttp.BasicAuth | None]
+# Bytes read from an answer at a time while checking its size.
+_READ_CHUNK = 256 * 1024
+
+
+class AnswerTooLarge(Exception):
+    """An answer passed the size limit; reading it stopped after `bytes_read` bytes."""
+
+    def __init__(self, status: int, limit: int, bytes_read: int) -> None:
+        super().__init__(f"answer over {limit} bytes (stopped after {bytes_read})")
+        self.status = status
+        self.limit = limit
+        self.bytes_read = bytes_read
+
+
+async def read_capped(chunks: AsyncIterator[bytes], status: int, limit: int | None) -> bytes:
+    """The whole body from `chunks`, or `AnswerTooLarge` as soon as it passes `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise AnswerTooLarge(status, limit, size)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 # The same names as `os.environ` stores them (CPython keeps its contents in `os.environ._data`).
 _PROXY_ENV_KEYS = tuple(map(getattr(os.environ, "encodekey", str), _PROXY_ENV))
 
@@ -94,9 +125,16 @@ class SessionSender:
     Args:
         ssl_context: The context that verifies HTTPS endpoints (None: aiohttp's default verification).
         timeout_s: Per-attempt timeout: connecting, and the whole answer.
+        max_answer_bytes: Largest answer body read (decoded); a larger one raises `AnswerTooLarge`.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, timeout_s: float | None = 60.0) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout_s: float | None = 60.0,
+        max_answer_bytes: int | None = None,
+    ) -> None:
+        self.max_answer_bytes = max_answer_bytes
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -143,14 +181,27 @@ class SessionSender:
             async with session.post(
                 parsed, data=body, headers=list(headers), proxy=proxy, proxy_auth=proxy_auth
             ) as response:
-                content = await response.read()
                 status = response.status
                 raw = response.raw_headers
+                content = await self._read(response)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             error = _as_httpx_error(exc)
         else:
             return status, [(k, v) for k, v in raw if k.lower() not in _WIRE_HEADERS], content
         raise error  # outside the handler: the aiohttp error (and its request) is not chained
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_answer_bytes
+        if limit is None:
+            return await response.read()
+        length = response.content_length
+        try:
+            if length is not None and length > limit and not response.headers.get("Content-Encoding"):
+                raise AnswerTooLarge(response.status, limit, 0)
+            return await read_capped(response.content.iter_chunked(_READ_CHUNK), response.status, limit)
+        except AnswerTooLarge:
+            response.close()  # drop the connection: draining the rest would read what the cap refuses
+            raise
 
     async def aclose(self) -> None:
         """Close the session and its connections (a later `send` opens a new one)."""

@@ -21,6 +21,9 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 ORG_ENV = "OPENAI_ORG_ID"
 MODEL_ENV = "DAGSTER_EVALS_JUDGE_MODEL"
 CACHE_ENV = "DAGSTER_EVALS_JUDGE_CACHE"
+# A judge, embedding or moderation answer is a few KiB; 16 MiB leaves room for large embedding batches.
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MIN_MAX_ANSWER_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class JudgeSettings:
         max_retries: Retries of 408/429/5xx and connection errors (Retry-After honoured).
         cache: Whether judge scores are cached (see `dagster_evals.judges.cache`).
         max_cost_usd: Budget per run; once spent, rows not yet run are recorded as not run.
+        max_answer_bytes: Largest answer body read (decoded); reading stops past it and the call fails
+            with an error naming the setting (the row's error, or the scorer's entry in `scorer_errors`).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -57,8 +62,15 @@ class JudgeSettings:
     cache: bool = True
     max_cost_usd: float | None = None
     api_key_env: str = API_KEY_ENV
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
 
     def __post_init__(self) -> None:
+        limit = self.max_answer_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < MIN_MAX_ANSWER_BYTES:
+            raise ConfigError(
+                f"judge max_answer_bytes must be a whole number of bytes, at least {MIN_MAX_ANSWER_BYTES}, "
+                f"got {limit!r}"
+            )
         if self.max_concurrency < 1:
             raise ConfigError(f"judge max_concurrency must be at least 1, got {self.max_concurrency}")
         if self.requests_per_minute is not None and self.requests_per_minute <= 0:

@@ -19,8 +19,8 @@ from dagster_evals.backends.braintrust.eval_models import (
     PatchPrompt,
     Prompt,
     RunEval,
+    eval_stream_result,
     parse_sse,
-    summary_from_event,
 )
 from dagster_evals.backends.braintrust.models import (
     DEFAULT_FETCH_LIMIT,
@@ -281,23 +281,7 @@ class BraintrustClient:
         response: httpx.Response = self.http.post(
             "/v1/eval", json=body.body(), headers={"Accept": "text/event-stream"}, parse_json=False
         )
-        events = parse_sse(response.text)
-        summary: ExperimentSummary | None = None
-        for event in events:
-            if event.event == "error":
-                raise PlatformError("braintrust", response.status_code, "POST", "/v1/eval", event.data)
-            if event.event == "summary":
-                summary = summary_from_event(event.data)
-        if summary is None:
-            names = ", ".join(e.event for e in events) or "none"
-            raise PlatformError(
-                "braintrust",
-                response.status_code,
-                "POST",
-                "/v1/eval",
-                f"the event stream ended without a summary event (events: {names})",
-            )
-        return EvalStreamResult(events=events, summary=summary)
+        return eval_stream_result(parse_sse(response.text), response.status_code)
 
     # -- prompts -----------------------------------------------------------------------------------
     def create_prompt(self, body: CreatePrompt) -> Prompt:

@@ -25,6 +25,7 @@ from dagster_evals.backends.braintrust.models import (
     Parent,
     RepoInfo,
 )
+from dagster_evals.errors import PlatformError
 
 FunctionType = Literal[
     "llm",
@@ -184,6 +185,37 @@ class EvalStreamResult(BtResponse):
 
     events: list[SseEvent]
     summary: ExperimentSummary
+
+
+class EvalStreamCutShort(PlatformError):
+    """A streamed `POST /v1/eval` sent its `start` event (the run exists) but ended without a summary or an
+    error: the run may still be going. `started` is the summary the `start` event carried."""
+
+    def __init__(self, started: ExperimentSummary, events: str) -> None:
+        super().__init__(
+            "braintrust", None, "POST", "/v1/eval",
+            f"the event stream ended after `start` without a summary event (events: {events})",
+        )  # fmt: skip
+        self.started = started
+
+
+def eval_stream_result(events: list[SseEvent], status: int) -> EvalStreamResult:
+    """The events of a streamed `POST /v1/eval` with their final summary; an `error` event raises
+    `PlatformError`, a stream that ended after `start` without a summary `EvalStreamCutShort`."""
+    summary: ExperimentSummary | None = None
+    for event in events:
+        if event.event == "error":
+            raise PlatformError("braintrust", status, "POST", "/v1/eval", event.data)
+        if event.event == "summary":
+            summary = summary_from_event(event.data)
+    if summary is None:
+        names = ", ".join(e.event for e in events) or "none"
+        start = next((e for e in events if e.event == "start"), None)
+        if start is not None:  # the run started: the caller waits for it rather than start another
+            raise EvalStreamCutShort(summary_from_event(start.data), names)
+        message = f"the event stream ended without a summary event (events: {names})"
+        raise PlatformError("braintrust", status, "POST", "/v1/eval", message)
+    return EvalStreamResult(events=events, summary=summary)
 
 
 # -- prompts and functions -------------------------------------------------------------------------

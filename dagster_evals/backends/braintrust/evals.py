@@ -17,6 +17,7 @@ from dagster_evals.backends.braintrust.datasets import BraintrustDatasets
 from dagster_evals.backends.braintrust.finite import finite_result
 from dagster_evals.backends.braintrust.launch import (
     BraintrustLaunches,
+    LaunchedEval,
     ambiguous,
     new_run_token,
     token_metadata,
@@ -133,6 +134,7 @@ class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets)
         body = api.RunEval(**fields)
         progress(f"launching Braintrust eval {request.name!r} over dataset version {snapshot.version}")
         retried = {"ambiguous": False}
+        launch = LaunchedEval(token, request.name, snapshot.dataset.id, snapshot.version, time.time())
 
         def send() -> api.ExperimentSummary:
             try:
@@ -141,23 +143,13 @@ class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets)
                 retried["ambiguous"] = retried["ambiguous"] or ambiguous(exc)
                 raise
 
-        launched = self._at_most_once(send, project, token, "POST /v1/eval", progress)
+        launched = self.launch_eval_once(send, project, launch, progress)
         expected = snapshot.row_count * request.trial_count
         if isinstance(launched, api.Experiment):
             experiment = launched
             self.wait_until_finished(experiment, expected, progress)
         else:
-            found = self.experiments_with_token(project, token)
-            named = [e for e in found if e.name == launched.experiment_name]
-            if not named:
-                raise NotFoundError(
-                    "braintrust",
-                    404,
-                    "GET",
-                    "/v1/experiment",
-                    f"the eval reported experiment {launched.experiment_name!r} but it is not listed",
-                )
-            experiment = named[0]
+            experiment = self.experiment_of_summary(project, launch, launched)
         if retried["ambiguous"]:
             self.drop_duplicates(project, token, experiment, progress)
         summary = self.client.summarize_experiment(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 
 from dagster_evals.backends.braintrust import models as api
@@ -28,11 +29,13 @@ class BraintrustReports(BraintrustSession):
         """An `EvalReport` of an experiment on Braintrust, from its summary and every span of its rows.
 
         Scores are read from the whole trace (child `score` spans included) and scorer failures from the
-        root's `metadata.scorer_errors`, so the error budget sees them (see `traces.py`).
+        root's `metadata.scorer_errors`, so the error budget sees them; a `None` score is a skipped
+        evaluation, counted per scorer in `ScoreSummary.skipped` (see `traces.py`).
         """
         spill = ResultSpill()  # per-row values on disk: memory stays flat in the experiment's size
         try:
             task_errors = scorer_errors = 0
+            skipped: Counter[str] = Counter()
             for trace in traces(self.client.iter_experiment_events(experiment.id)):
                 key = trace.key
                 spill.add_row(key, trace.task_error or bool(trace.failed_scorers))
@@ -40,6 +43,7 @@ class BraintrustReports(BraintrustSession):
                     task_errors += 1
                     continue
                 scorer_errors += len(trace.failed_scorers)
+                skipped.update(trace.skipped)
                 spill.add_scores("current", key, trace.mean_scores())
             counts = spill.scorer_means("current", list(summary.scores or {}))
             rows_seen, rows_errored = spill.row_counts()
@@ -53,6 +57,7 @@ class BraintrustReports(BraintrustSession):
                 name=name,
                 mean=remote.score,
                 count=counts[name][1],
+                skipped=skipped[name],
                 baseline_mean=remote.score - remote.diff if remote.diff is not None else None,
                 diff=remote.diff,
                 improvements=remote.improvements if has_diff else 0,

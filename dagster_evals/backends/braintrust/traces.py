@@ -7,8 +7,14 @@ How Braintrust's own eval frameworks log a row (and so `POST /v1/eval` runs and 
 `span_attributes.type == "score"` carrying `scores` (braintrust SDK 0.48.1 `braintrust/framework.py`,
 `await_or_run_scorer` and the `scorer_errors` block of `run_evaluator_internal`; the JS SDK's
 `runEvaluatorInternal` in braintrustdata/braintrust-sdk-javascript `js/src/framework.ts` does the same).
-dagster-evals' own local runs log scores on the root span, with `None` for a failed scorer. Both are read:
-scores come from every span of the trace, scorer errors from `metadata.scorer_errors` and `None` scores.
+dagster-evals' own local runs log scores on the root span, a failed scorer as `None` plus its entry in
+`metadata.scorer_errors`. Both are read: scores come from every span of the trace, scorer errors from
+`metadata.scorer_errors` and from values that are not numbers (NaN, text).
+
+A `None` score is a skipped evaluation, not a failure: "If the score is None, the evaluation is considered
+to be skipped" (braintrustdata/braintrust-sdk@211f450c27be7a94935b42d9c6a6c416820e5853:
+py/src/braintrust/score.py, `Score.score`). A skipped scorer is kept out of the mean and out of the error
+budget and counted apart (`Trace.skipped_scorers`, `ScoreSummary.skipped`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Trace:
     root: dict[str, Any] | None = None
     scores: dict[str, list[float]] = field(default_factory=dict)
     failed_scorers: set[str] = field(default_factory=set)
+    skipped_scorers: set[str] = field(default_factory=set)
 
     @property
     def key(self) -> str:
@@ -55,6 +62,11 @@ class Trace:
 
     def mean_scores(self) -> dict[str, float]:
         return {name: sum(v) / len(v) for name, v in self.scores.items() if v}
+
+    @property
+    def skipped(self) -> set[str]:
+        """Scorers that skipped this row: only `None` on every span, and not reported as failed."""
+        return {n for n in self.skipped_scorers if n not in self.failed_scorers and not self.scores.get(n)}
 
 
 def is_root(event: dict[str, Any]) -> bool:
@@ -82,10 +94,13 @@ def _compact_root(event: dict[str, Any]) -> dict[str, Any]:
     return root
 
 
-def _spans(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str], dict[str, float]]:
-    """An event as `(compact root or None, scorers it says failed, valid scores)`."""
+def _spans(
+    event: dict[str, Any],
+) -> tuple[dict[str, Any] | None, list[str], dict[str, float], list[str]]:
+    """An event as `(compact root or None, scorers it says failed, valid scores, scorers that skipped)`."""
     root = None
     failed: list[str] = []
+    skipped: list[str] = []
     if is_root(event):
         root = _compact_root(event)
         errors = (event.get("metadata") or {}).get("scorer_errors")
@@ -93,11 +108,13 @@ def _spans(event: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str], dic
             failed.extend(str(name) for name in errors)
     scores: dict[str, float] = {}
     for name, value in (event.get("scores") or {}).items():
-        if value is None or not isinstance(value, int | float) or math.isnan(value):
+        if value is None:
+            skipped.append(name)
+        elif not isinstance(value, int | float) or math.isnan(value):
             failed.append(name)
         else:
             scores[name] = float(value)
-    return root, failed, scores
+    return root, failed, scores, skipped
 
 
 def traces(events: Iterable[dict[str, Any]]) -> Iterator[Trace]:
@@ -111,34 +128,35 @@ def traces(events: Iterable[dict[str, Any]]) -> Iterator[Trace]:
         conn = spill.conn
         conn.execute(
             "CREATE TABLE events (seq INTEGER PRIMARY KEY, root_id TEXT NOT NULL, root TEXT, failed TEXT, "
-            "scores TEXT)"
+            "scores TEXT, skipped TEXT)"
         )
-        batch: list[tuple[str, str | None, str, str]] = []
+        batch: list[tuple[str, str | None, str, str, str]] = []
 
         def write() -> None:
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO events (root_id, root, failed, scores) VALUES (?, ?, ?, ?)", batch)
+            conn.executemany(
+                "INSERT INTO events (root_id, root, failed, scores, skipped) VALUES (?, ?, ?, ?, ?)", batch
+            )
             conn.execute("COMMIT")
             batch.clear()
 
         for event in events:
             root_id = str(event.get("root_span_id") or event.get("span_id") or event.get("id"))
-            root, failed, scores = _spans(event)
-            batch.append(
-                (root_id, None if root is None else json.dumps(root), json.dumps(failed), json.dumps(scores))
-            )
+            root, failed, scores, skipped = _spans(event)
+            encoded_root = None if root is None else json.dumps(root)
+            batch.append((root_id, encoded_root, json.dumps(failed), json.dumps(scores), json.dumps(skipped)))
             if len(batch) >= SPILL_BATCH:
                 write()
         if batch:
             write()
         query = (
-            "SELECT e.root_id, e.root, e.failed, e.scores FROM events e JOIN "
+            "SELECT e.root_id, e.root, e.failed, e.scores, e.skipped FROM events e JOIN "
             "(SELECT root_id, MIN(seq) AS first FROM events GROUP BY root_id) f ON f.root_id = e.root_id "
             "ORDER BY f.first, e.seq"
         )
         current: str | None = None
         trace = Trace()
-        for root_id, root, failed, scores in spill.fetch(query):
+        for root_id, root, failed, scores, skipped in spill.fetch(query):
             if root_id != current:
                 if trace.root is not None:
                     yield trace
@@ -146,6 +164,7 @@ def traces(events: Iterable[dict[str, Any]]) -> Iterator[Trace]:
             if root is not None:
                 trace.root = json.loads(str(root))
             trace.failed_scorers.update(json.loads(str(failed)))
+            trace.skipped_scorers.update(json.loads(str(skipped)))
             for name, value in json.loads(str(scores)).items():
                 trace.scores.setdefault(name, []).append(value)
         # A scorer that failed on one span but scored on another still counts as failed once.

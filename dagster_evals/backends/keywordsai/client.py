@@ -185,16 +185,29 @@ class KeywordsAIClient:
         self.http.delete(f"/api/datasets/{dataset_id}/logs/{log_id}/")
 
     # -- eval runs ------------------------------------------------------------------------------------------
-    def create_eval_report(self, dataset_id: str, evaluator_slugs: Sequence[str]) -> RunEvalResponse:
+    def create_eval_report(
+        self,
+        dataset_id: str,
+        evaluator_slugs: Sequence[str] = (),
+        *,
+        evaluator_ids: Sequence[str] | None = None,
+    ) -> RunEvalResponse:
         """`POST /api/datasets/{dataset_id}/eval-reports/create` with `{"evaluator_slugs": [...]}` (DOCS
-        eval-reports-create.mdx and the seed workflow; SPEC run_eval_on_dataset sends `evaluator_ids` to
-        `create/`). Either response shape parses."""
-        body = self.http.post(
-            f"/api/datasets/{dataset_id}/eval-reports/create",
-            json={"evaluator_slugs": list(evaluator_slugs)},
-            idempotent=False,
-        )
-        return RunEvalResponse.model_validate(body or {})
+        eval-reports-create.mdx and the seed workflow), or with `evaluator_ids` given, `POST
+        .../eval-reports/create/` with `{"evaluator_ids": [...]}` (SPEC run_eval_on_dataset). Either
+        response shape parses."""
+        if evaluator_ids is not None:
+            path, body = (
+                f"/api/datasets/{dataset_id}/eval-reports/create/",
+                {"evaluator_ids": list(evaluator_ids)},
+            )
+        else:
+            path, body = (
+                f"/api/datasets/{dataset_id}/eval-reports/create",
+                {"evaluator_slugs": list(evaluator_slugs)},
+            )
+        answer = self.http.post(path, json=body, idempotent=False)
+        return RunEvalResponse.model_validate(answer or {})
 
     def iter_eval_tasks(self, dataset_id: str, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[EvalTask]:
         """`GET /api/datasets/{dataset_id}/eval-reports/list/` (DOCS eval-reports-list.mdx; SPEC

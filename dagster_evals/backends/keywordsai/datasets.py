@@ -10,6 +10,8 @@ Writes and the platform's timing:
 - Removing logs by filter is asynchronous ("…being removed in the background"): every removal is
   followed by a bounded poll until the removed logs are no longer listed, so the count check that
   follows a sync sees the settled dataset.
+- Metadata filters are spelled as the server was seen to honour them (`shapes.py`): a spelling
+  it ignores would match nothing, and a removal would silently remove nothing.
 - Changed rows are written first and their old versions removed afterwards (by row id and old hash),
   so a row is never missing from the dataset mid-sync.
 """
@@ -28,6 +30,7 @@ from dagster_evals.backends.base import ProgressFn, _quiet, rows_digest
 from dagster_evals.backends.keywordsai.client import KeywordsAIClient
 from dagster_evals.backends.keywordsai.models import CreateDatasetRequest, DatasetLogInput, where
 from dagster_evals.backends.keywordsai.rows import HASH_KEY, ROW_ID_KEY, log_from_row, row_from_log
+from dagster_evals.backends.keywordsai.shapes import ServerShapes
 from dagster_evals.errors import (
     ConfigError,
     CountMismatchError,
@@ -74,6 +77,7 @@ class DatasetOps:
     max_reconcile_rounds: int
     max_create_attempts: int
     _foreign_ids: dict[str, set[str]]
+    _shapes: ServerShapes
     _insert_failures: Counter[str]
     _ref: Callable[[str, str], DatasetRef]
 
@@ -190,6 +194,9 @@ class DatasetOps:
         count, digest = rows_digest(self.iter_rows(dataset))
         return Snapshot(dataset=dataset, version=version_of(digest), row_count=count, digest=digest)
 
+    def _metadata_field(self, dataset_id: str, key: str, values: Sequence[str]) -> str:
+        return self._shapes.metadata_field_for(self.client, dataset_id, key, values)
+
     # -- removing ---------------------------------------------------------------------------------------
     def _wait_gone(self, dataset_id: str, filters: Mapping[str, Any]) -> None:
         """Poll until no log matches `filters` (removal runs in the background), at most
@@ -214,9 +221,11 @@ class DatasetOps:
         """Remove these rows and wait until they are no longer listed."""
         ids = sorted(set(row_ids))
         foreign = self._foreign_ids.get(dataset.id, set())
-        for field, chosen in ((f"metadata.{ROW_ID_KEY}", [i for i in ids if i not in foreign]),
-                              ("unique_id", [i for i in ids if i in foreign])):  # fmt: skip
+        for key, chosen in ((ROW_ID_KEY, [i for i in ids if i not in foreign]),
+                            (None, [i for i in ids if i in foreign])):  # fmt: skip
             for chunk in chunks(chosen):
+                # Rows being removed are on the dataset: their filter must match them.
+                field = "unique_id" if key is None else self._metadata_field(dataset.id, key, chunk)
                 filters = where(field, "in", list(chunk))
                 self.client.remove_dataset_logs(dataset.id, filters=filters)
                 self._wait_gone(dataset.id, filters)
@@ -286,7 +295,7 @@ class DatasetOps:
         """`{key value: [(log id, stored hash), ...]}` of the logs holding these keys."""
         found: dict[str, list[tuple[str, Any]]] = {}
         for chunk in chunks(sorted(wanted)):
-            filters = where(f"metadata.{key}", "in", list(chunk))
+            filters = where(self._metadata_field(dataset_id, key, chunk), "in", list(chunk))
             for log in self.client.iter_dataset_logs(dataset_id, filters=filters, page_size=self.page_size):
                 meta = log.metadata or {}
                 found.setdefault(str(meta.get(key)), []).append((log.log_id, meta.get(HASH_KEY)))

@@ -3,6 +3,14 @@
 An eval run is one or more tasks (one per evaluator in the generated client's shape, one run in the
 docs' shape; see `models.EvalTask`). Its id here is `<dataset id>:<task id>[,<task id>…]`. A start
 whose response was lost is looked for (new tasks with the same evaluators) before being sent again.
+
+Where the published sources disagree, both are handled rather than one guessed:
+- `eval-reports/create` names the evaluators as `evaluator_slugs` (DOCS eval-reports-create.mdx, the seed
+  workflow) or `evaluator_ids` (SPEC run_eval_on_dataset). Slugs are sent first; a 400 (the request was
+  refused, so nothing started) is answered by sending the ids once, and the form that worked is used from
+  then on.
+- A run just created may not be listed yet: until `eval_timeout_s` passes, a run missing from the listing
+  is pending, not gone.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from typing import Any, TypeVar
 
 from dagster_evals.backends.base import ProgressFn
 from dagster_evals.backends.keywordsai.client import KeywordsAIClient
-from dagster_evals.backends.keywordsai.models import DatasetLog, EvalTask
+from dagster_evals.backends.keywordsai.models import DatasetLog, EvalTask, RunEvalResponse
 from dagster_evals.backends.keywordsai.rows import (
     ERROR_KEY,
     LATENCY_KEY,
@@ -22,7 +30,8 @@ from dagster_evals.backends.keywordsai.rows import (
     SCORES_KEY,
     TRIAL_KEY,
 )
-from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
+from dagster_evals.backends.keywordsai.shapes import ServerShapes
+from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError, PlatformError
 from dagster_evals.models import EvalReport, RowResult, ScoreSummary
 
 T = TypeVar("T")
@@ -46,6 +55,7 @@ class EvalRunOps:
     eval_poll_interval_s: float
     eval_poll_max_interval_s: float
     _evaluator_slugs: dict[str, str]
+    _shapes: ServerShapes
     _create_once: Callable[..., Any]
 
     def _check_evaluators(self, slugs: Sequence[str]) -> None:
@@ -90,10 +100,51 @@ class EvalRunOps:
             return [t.key for t in fresh] if fresh and covered >= set(slugs) else None
 
         keys = self._create_once(
-            lambda: [t.key for t in self.client.create_eval_report(dataset_id, slugs).tasks()], started_by_us
+            lambda: [t.key for t in self._create_report(dataset_id, slugs).tasks()], started_by_us
         )
         progress(f"started eval run {','.join(keys)} with evaluators {', '.join(slugs)}")
         return keys
+
+    def _create_report(self, dataset_id: str, slugs: list[str]) -> RunEvalResponse:
+        """`eval-reports/create` naming the evaluators in the form this server takes (see the module
+        docstring): a 400 for one form, before either is known to work, sends the other once."""
+        forms = ["evaluator_slugs", "evaluator_ids"]
+        if self._shapes.evaluator_field == "evaluator_ids":
+            forms.reverse()
+        refused: list[PlatformError] = []
+        for form in forms:
+            try:
+                if form == "evaluator_ids":
+                    answer = self.client.create_eval_report(
+                        dataset_id, evaluator_ids=self._evaluator_ids(slugs)
+                    )
+                else:
+                    answer = self.client.create_eval_report(dataset_id, slugs)
+            except PlatformError as exc:
+                if exc.status != 400 or self._shapes.evaluator_field is not None:
+                    raise
+                refused.append(exc)
+                continue
+            self._shapes.evaluator_field = form
+            return answer
+        first, second = refused
+        raise PlatformError(
+            "keywordsai", 400, "POST", first.endpoint,
+            f"refused the evaluators both as evaluator_slugs ({first.platform_message}) and as evaluator_ids "
+            f"({second.platform_message})",
+        )  # fmt: skip
+
+    def _evaluator_ids(self, slugs: Sequence[str]) -> list[str]:
+        """The evaluator ids of these slugs (from the evaluator listing `_check_evaluators` read)."""
+        ids = {slug: eid for eid, slug in self._evaluator_slugs.items() if eid != "__listed__"}
+        if not all(slug in ids for slug in slugs):
+            for evaluator in self.client.iter_evaluators(page_size=self.page_size):
+                self._evaluator_slugs[evaluator.id] = evaluator.evaluator_slug
+                ids[evaluator.evaluator_slug] = evaluator.id
+        missing = [slug for slug in slugs if slug not in ids]
+        if missing:
+            raise ConfigError(f"Keywords AI has no evaluator {', '.join(map(repr, missing))}")
+        return [ids[slug] for slug in slugs]
 
     def wait_for_eval_run(self, dataset_id: str, keys: Sequence[str], progress: ProgressFn) -> list[EvalTask]:
         """Poll the dataset's eval runs with backoff until every task is final; raise `EvalRunFailed`
@@ -104,11 +155,19 @@ class EvalRunOps:
         last: list[str] = []
         while True:
             tasks = self.find_tasks(dataset_id, keys)
-            if not tasks:
-                raise NotFoundError(
-                    "keywordsai", 404, "GET", f"/api/datasets/{dataset_id}/eval-reports/list/",
-                    f"eval run {report_id} is not among the dataset's eval runs",
-                )  # fmt: skip
+            if len(tasks) < len(set(keys)):  # not listed yet (a run just created): pending until the deadline
+                if time.monotonic() >= deadline:
+                    raise NotFoundError(
+                        "keywordsai", 404, "GET", f"/api/datasets/{dataset_id}/eval-reports/list/",
+                        f"eval run {report_id} is not among the dataset's eval runs {self.eval_timeout_s:.0f}s "
+                        "after it was started (eval_timeout_s)",
+                    )  # fmt: skip
+                if last != ["not listed yet"]:
+                    progress(f"eval run {report_id} is not listed by Keywords AI yet; waiting as pending")
+                    last = ["not listed yet"]
+                time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+                interval = min(interval * 1.5, self.eval_poll_max_interval_s)
+                continue
             failed = [t for t in tasks if t.state == "failed"]
             if failed:
                 reasons = "; ".join(

@@ -36,6 +36,7 @@ from dagster_evals.backends.keywordsai.models import (
     RequestLog,
 )
 from dagster_evals.backends.keywordsai.prompts import PromptOps
+from dagster_evals.backends.keywordsai.shapes import ServerShapes
 from dagster_evals.errors import ConfigError
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import DatasetRef
@@ -110,6 +111,7 @@ class KeywordsAIPlatform(DatasetOps, EvalRunOps, EvalOps, PromptOps, EvalPlatfor
         self._foreign_ids: dict[str, set[str]] = {}
         self._insert_failures: Counter[str] = Counter()
         self._evaluator_slugs: dict[str, str] = {}
+        self._shapes = ServerShapes()  # what the server accepts where the sources disagree
         self._rng = random.Random()
 
     @classmethod

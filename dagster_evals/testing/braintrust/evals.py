@@ -84,7 +84,7 @@ class EvalRoutes(ExperimentRoutes, FunctionRoutes):
             project_id=project.id,
             name=req.experiment_name or req.name or "eval",
             ensure_new=True,
-            metadata=req.metadata,
+            metadata=None if self.eval_drops_metadata else req.metadata,
             tags=req.tags,
             repo_info=req.repo_info,
             base_exp_id=base_id,

@@ -31,7 +31,9 @@ functions, running them), `evals.py` (`/v1/eval`); the HTTP plumbing is the shar
 
 - Errors: `{"error": message}` with 400 (malformed JSON, unknown/missing fields, wrong types), 401 (bad
   or missing key), 404 (unknown id or route), 413 (request over `max_request_bytes`).
-- Faults: `fake.faults` is a `FaultInjector` (429, 5xx, dropped connections, truncated bodies).
+- Faults: `fake.faults` is a `FaultInjector` (429, 5xx, dropped connections, truncated bodies);
+  `fake.hold_evals` holds `POST /v1/eval` requests until released (a request that lands late);
+  `fake.eval_drops_metadata` makes `/v1/eval` create its experiment without the request's `metadata`.
 - Counters: `fake.requests` (per "METHOD /route"), `fake.events_written` (events per object kind),
   the last request bodies per route in `fake.bodies` (unless `record_bodies=False`). `GET /_fake/stats` returns the counters (fake only).
 - Links: the summaries' `project_url` / `experiment_url` / `dataset_url` open a minimal page of the fake's
@@ -110,6 +112,11 @@ class BraintrustFake(EventRoutes, EvalRoutes, AppPageRoutes, FakeAPI):
         # When set, `POST /v1/eval` waits for this event before it takes effect (a request applied late,
         # after the client gave up).
         self.hold_evals: threading.Event | None = None
+        # A fault option: `POST /v1/eval` creates its experiment without the request's `metadata`, so a
+        # client's run token in it never shows on the experiment (the spec's `RunEval.metadata` exists, but
+        # nothing published says it is copied onto the experiment); the experiment's name, dataset and
+        # creation time are the evidence left.
+        self.eval_drops_metadata = False
         # Called after each request is handled, with ("METHOD /route", path arguments, body): tests use it
         # to interleave another client's write at an exact point.
         self.after_request: Callable[[str, list[str], Any], None] | None = None

@@ -39,6 +39,7 @@ class ObjectRoutes:
     repeat_page_boundary: bool
     eval_row_hook: Callable[[int], None] | None
     hold_evals: threading.Event | None
+    eval_drops_metadata: bool
     _xact: int
     _seq: int
 

@@ -42,6 +42,7 @@ class DatasetRoutes:
     request_logs: list[dict[str, Any]]
     pending_deletes: list[tuple[int, str, list[str]]]
     delete_lag: int
+    metadata_syntax: Any
     _served: int
     _seq: int
     lock: Any
@@ -245,7 +246,8 @@ class DatasetRoutes:
         field = sort_by.lstrip("-")
         if field not in LOG_SORT_FIELDS:
             raise self.error(400, f"sort_by: unknown field {field!r}")
-        logs = [log for log in self.logs[dataset_id].values() if matches(log, filters)]
+        syntax = self.metadata_syntax
+        logs = [log for log in self.logs[dataset_id].values() if matches(log, filters, syntax=syntax)]
         logs.sort(key=lambda log: log[field], reverse=sort_by.startswith("-"))
         page = self._page(request, logs, default_size=10)
         page["results"] = [self._render_log(log) for log in page["results"]]
@@ -264,7 +266,11 @@ class DatasetRoutes:
         if body.get("is_deleting_all_logs"):
             doomed = list(logs)
         elif body.get("filters"):
-            doomed = [log_id for log_id, log in logs.items() if matches(log, body["filters"])]
+            doomed = [
+                log_id
+                for log_id, log in logs.items()
+                if matches(log, body["filters"], syntax=self.metadata_syntax)
+            ]
         else:
             raise self.error(400, "filters: pass filters, or set is_deleting_all_logs to true")
         # logs-remove.mdx: removal happens in the background.

@@ -7,6 +7,13 @@ Eval runs come in two published shapes, and the fake serves either (`eval_report
   `_created_tasks_item.py`) and list_dataset_eval_runs_response_results_item.py: one task per evaluator
   `{task_id, name, dataset_id, evaluator_slug, status, started_at, completed_at, error_message,
   evaluated_logs_count, score}`.
+
+The sources also disagree on how `eval-reports/create` names the evaluators, and the fake accepts either or
+both (`eval_report_evaluators`): `"slugs"` — `{"evaluator_slugs": [...]}` (the docs page and the datasets
+workflow: `payload = {"evaluator_slugs": ["char_count_eval"]}`); `"ids"` — `{"evaluator_ids": [...]}`
+(the generated client's `run_eval_on_dataset`); a request in the other form is refused with 400. A new run
+may also be listed only some polls after its create (`eval_report_list_lag`: list requests that do not show
+it yet), as an eventually consistent listing would.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class EvalRoutes:
     prompt_versions: dict[str, list[dict[str, Any]]]
     eval_statuses: list[str]
     eval_report_shape: str
+    eval_report_evaluators: str
+    eval_report_list_lag: int
     hold_evals: bool
     fail_next_evals: int
     lock: Any
@@ -43,6 +52,11 @@ class EvalRoutes:
         by_id = {e.id: e for e in self.evaluators.values()}
         slugs = body.get("evaluator_slugs")
         ids = body.get("evaluator_ids")
+        accepted = self.eval_report_evaluators
+        if accepted == "slugs" and slugs is None:
+            raise self.error(400, "evaluator_slugs: This field is required.")
+        if accepted == "ids" and ids is None:
+            raise self.error(400, "evaluator_ids: This field is required.")
         if (slugs is None) == (ids is None):
             raise self.error(400, "evaluator_ids: pass evaluator_ids (or evaluator_slugs), not both")
         wanted = list(slugs if slugs is not None else ids)
@@ -64,6 +78,7 @@ class EvalRoutes:
                 for s in wanted
             ],
             "step": 0,
+            "unlisted_polls": self.eval_report_list_lag,
             "error": None,
             "summary": {},
         }
@@ -138,9 +153,13 @@ class EvalRoutes:
 
     def _list_reports(self, request: Request, body: Any, dataset_id: str) -> tuple[int, Any]:
         self._dataset(dataset_id)
-        reports = self.reports.get(dataset_id, [])
-        for report in reports:
+        reports = []
+        for report in self.reports.get(dataset_id, []):
+            if report.get("unlisted_polls", 0) > 0:  # not listed yet
+                report["unlisted_polls"] -= 1
+                continue
             self._advance(report)
+            reports.append(report)
         if self.eval_report_shape == "docs":
             items = [self._render_docs(r) for r in reports]
         else:

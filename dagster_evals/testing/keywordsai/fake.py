@@ -44,7 +44,7 @@ from dagster_evals.testing.keywordsai.datasets import DatasetRoutes
 from dagster_evals.testing.keywordsai.errors import KeywordsAIError
 from dagster_evals.testing.keywordsai.evals import EvalRoutes
 from dagster_evals.testing.keywordsai.evaluators import FakeEvaluator, builtin_evaluators
-from dagster_evals.testing.keywordsai.filters import FilterError
+from dagster_evals.testing.keywordsai.filters import METADATA_SYNTAXES, FilterError, MetadataSyntax
 from dagster_evals.testing.keywordsai.spec import SpecError, check_body, check_query, endpoint
 
 MAX_PAGE_SIZE = 100
@@ -72,6 +72,11 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes, FakeAPI):
         eval_statuses: Statuses an eval run steps through, one per poll; the last one is final.
         eval_report_shape: `"spec"` (tasks per evaluator, the generated client) or `"docs"`.
         delete_lag: Requests the fake serves after an accepted log removal before the logs disappear.
+        metadata_syntax: The dataset-log metadata filter spelling honoured: `"both"`, `"dotted"`
+            (`metadata.<key>` only) or `"double_underscore"` (`metadata__<key>` only); see `filters.py`.
+        eval_report_evaluators: What `eval-reports/create` accepts: `"both"`, `"slugs"`
+            (`evaluator_slugs` only, as the docs) or `"ids"` (`evaluator_ids` only, as the spec).
+        eval_report_list_lag: List requests after a create that do not show the new run yet.
     """
 
     serialized = True
@@ -89,7 +94,17 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes, FakeAPI):
         eval_statuses: Iterable[str] = ("pending", "running", "completed"),
         eval_report_shape: Literal["spec", "docs"] = "spec",
         delete_lag: int = 2,
+        metadata_syntax: MetadataSyntax = "both",
+        eval_report_evaluators: Literal["both", "slugs", "ids"] = "both",
+        eval_report_list_lag: int = 0,
     ) -> None:
+        if metadata_syntax not in METADATA_SYNTAXES:
+            raise ValueError(f"metadata_syntax must be one of {', '.join(METADATA_SYNTAXES)}")
+        if eval_report_evaluators not in ("both", "slugs", "ids"):
+            raise ValueError("eval_report_evaluators must be one of both, slugs, ids")
+        self.metadata_syntax = metadata_syntax
+        self.eval_report_evaluators = eval_report_evaluators
+        self.eval_report_list_lag = eval_report_list_lag
         self.api_keys = set(api_keys)
         self.rate_limit_per_minute = rate_limit_per_minute
         self.minute_s = minute_s

@@ -6,6 +6,11 @@ Keywords-AI/docs@71815dd53e0a88e37d8fe3308b8f9635ebf6b850:apis/observe/logs/logs
 (operators, `metadata__<key>`, unknown fields treated as custom metadata) and
 apis/evaluate/datasets/logs-remove.mdx / the datasets workflow page (dataset-log filters such as
 `metadata.custom_identifier`).
+
+The two sources spell a dataset-log metadata filter differently, and nothing published says which the
+server honours, so the fake serves each (`metadata_syntax`): `"dotted"` honours only `metadata.<key>` (the
+datasets workflow's delete example), `"double_underscore"` only `metadata__<key>` (the filters reference),
+`"both"` either. A spelling the server does not honour is an unknown field: it matches nothing, silently.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+MetadataSyntax = Literal["both", "dotted", "double_underscore"]
+METADATA_SYNTAXES: tuple[MetadataSyntax, ...] = ("both", "dotted", "double_underscore")
 
 OPERATORS = {
     "", "eq", "iexact", "in", "not", "icontains", "contains", "startswith", "endswith",
@@ -33,9 +41,13 @@ class FilterError(Exception):
     """A filter the API rejects (400)."""
 
 
-def _lookup(record: Mapping[str, Any], field: str, *, request_log: bool) -> Any:
+def _lookup(record: Mapping[str, Any], field: str, *, request_log: bool, syntax: MetadataSyntax) -> Any:
     if field.startswith("metadata__"):
+        if syntax == "dotted" and not request_log:
+            return record.get(field)  # an unknown field
         return (record.get("metadata") or {}).get(field[len("metadata__") :])
+    if field.startswith("metadata.") and syntax == "double_underscore" and not request_log:
+        return record.get(field)  # an unknown field
     if request_log:
         if field in KNOWN_LOG_FIELDS:
             return record.get(field)
@@ -74,8 +86,14 @@ def _compare(op: str, actual: Any, value: Any) -> bool:
     return {"gt": actual > first, "gte": actual >= first, "lt": actual < first, "lte": actual <= first}[op]
 
 
-def matches(record: Mapping[str, Any], filters: Mapping[str, Any], *, request_log: bool = False) -> bool:
-    """Every clause matches (clauses are joined with AND)."""
+def matches(
+    record: Mapping[str, Any],
+    filters: Mapping[str, Any],
+    *,
+    request_log: bool = False,
+    syntax: MetadataSyntax = "both",
+) -> bool:
+    """Every clause matches (clauses are joined with AND); `syntax`: the metadata spelling honoured."""
     for field, clause in filters.items():
         if isinstance(clause, Mapping) and "value" in clause:
             op, value = clause.get("operator") or "", clause.get("value")
@@ -84,7 +102,7 @@ def matches(record: Mapping[str, Any], filters: Mapping[str, Any], *, request_lo
         if op not in OPERATORS:
             raise FilterError(f"filters: unsupported operator {op!r} for field {field!r}")
         try:
-            ok = _compare(op, _lookup(record, field, request_log=request_log), value)
+            ok = _compare(op, _lookup(record, field, request_log=request_log, syntax=syntax), value)
         except TypeError:
             raise FilterError(f"filters: cannot compare field {field!r} with {value!r}") from None
         if not ok:
