@@ -12,7 +12,6 @@ Settings (environment variables, handed to every step process through the job's 
   step that dies again after Dask retries it; unlike `SHARD_TEST_KILL_AT`, meant for one step at a time).
 """
 
-
 import dataclasses
 import os
 import signal

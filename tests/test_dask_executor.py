@@ -25,16 +25,20 @@ from typing import Any
 import dagster as dg
 import pytest
 
+pytest.importorskip("dagster_dask")
+pytest.importorskip("dagster_postgres")
+
 from dagster_evals.backends.local.platform import LocalPlatform
 from tests import dask_defs, sharding_defs
 from tests.conftest import qa_rows, write_jsonl
 from tests.pg_server import PostgresServer
 from tests.test_sharding import calls, checks_of, comparable, report_of, rows_of
 
-pytest.importorskip("dagster_dask")
-pytest.importorskip("dagster_postgres")
+# One cluster for the module: its tests run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("dask_cluster")
 
 DASK = Path(sys.executable).parent / "dask"
+REPO = Path(__file__).resolve().parent.parent
 WORKERS = 2
 STARTUP_TIMEOUT_S = 90
 # The dagster.yaml of the README's "Scaling out on a cluster": run and event storage in PostgreSQL, no
@@ -73,7 +77,12 @@ class DaskCluster:
         log = (self.root / f"{name}.log").open("wb")
         self.processes.append(
             subprocess.Popen(
-                [str(DASK), *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [str(DASK), *args],
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         )
 
@@ -86,14 +95,23 @@ class DaskCluster:
         }
         self._spawn(
             "scheduler",
-            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
             scheduler_env,
             self.root / "scheduler",
         )
         for directory in self.worker_dirs:
             home = directory / "dagster_home"
             home.mkdir(parents=True)
-            worker_env = {**self.env, "DAGSTER_HOME": str(home)}
+            worker_env = {**self.env, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
             self._spawn(
                 directory.name,
                 [
@@ -105,8 +123,10 @@ class DaskCluster:
                     "--no-dashboard",
                     "--local-directory", str(directory / "dask"),
                     "--death-timeout", "60",
-                    # Imported before the worker joins (and again when it is restarted after a kill).
-                    "--preload", "dagster_evals",
+                    # The code location, imported before the worker joins (and again when it is
+                    # restarted after a kill), as a worker image with the code installed would.
+                    "--preload", "tests.dask_defs",
+                    "--preload", "dagster_postgres",
                 ],
                 worker_env,
                 directory / "cwd",
@@ -126,32 +146,35 @@ class DaskCluster:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.root.glob("*.log")))
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        """Kill every process of the cluster (each in its own process group: a nanny with its worker)."""
+        for process in self.processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in reversed(self.processes):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
+        for process in self.processes:
+            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def deployment(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def deployment(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """The cluster, the Dagster instance (dagster-postgres) and the eval database, for the module."""
     root = tmp_path_factory.mktemp("dask")
     instance_db = postgres_server.create_database().rsplit("/", 1)[1]
     evals_url = postgres_server.create_database()
     home = root / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML.format(url=dagster_postgres_url(postgres_server, instance_db)))
+    (home / "dagster.yaml").write_text(
+        DAGSTER_YAML.format(url=dagster_postgres_url(postgres_server, instance_db))
+    )
     base_env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("SHARD_TEST_", "DAGSTER_", "PYTEST_")) and key != "DAGSTER_EVALS_DATABASE_URL"
     }
-    cluster = DaskCluster(root, {**base_env, "DAGSTER_EVALS_DATABASE_URL": evals_url, "DAGSTER_DISABLE_TELEMETRY": "1"})
+    cluster = DaskCluster(
+        root, {**base_env, "DAGSTER_EVALS_DATABASE_URL": evals_url, "DAGSTER_DISABLE_TELEMETRY": "1"}
+    )
     try:
         cluster.start()
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -206,9 +229,7 @@ def materialized(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 
 
 def step_starts(instance: dg.DagsterInstance, run_id: str) -> Counter[str]:
-    return Counter(
-        str(e.step_key) for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
-    )
+    return Counter(str(e.step_key) for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START))
 
 
 def gate_refusal(instance: dg.DagsterInstance, run_id: str) -> str:
