@@ -8,6 +8,8 @@ Settings (environment variables, handed to every step process through the job's 
   `SHARD_TEST_CALLS`, `SHARD_TEST_KILL_AT`, `SHARD_TEST_WRONG_EVERY`, `SHARD_TEST_CONCURRENCY`, ...);
 - `SHARD_TEST_EXECUTOR`: `dask` (default), `multiprocess` or `in_process`;
 - `SHARD_TEST_DELAY_S`: seconds every task call sleeps (so checkpoints are flushed while a shard runs);
+- `SHARD_TEST_RELEASE_FAILS`: `release_approved` fails after its gate passed (a failure of the release
+  itself, for re-executing it from failure);
 - `SHARD_TEST_KILLS_AT`: comma-separated call numbers at which the task SIGKILLs its own process (for a
   step that dies again after Dask retries it; unlike `SHARD_TEST_KILL_AT`, meant for one step at a time).
 """
@@ -46,6 +48,8 @@ def slow_counted_task(input: dict[str, Any], row_id: str, trial: int) -> str:
 @dg.asset(deps=[REPORT], description="Guarded: refuses unless the report's blocking checks passed.")
 def release_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     approval = require_passing_gates(context, REPORT)
+    if os.environ.get("SHARD_TEST_RELEASE_FAILS"):
+        raise RuntimeError("the release step failed after its gate passed")
     return dg.MaterializeResult(metadata={"approved": True, **approval.metadata})
 
 

@@ -133,6 +133,55 @@ def test_each_partition_needs_its_own_passing_checks(tmp_path: Path, instance) -
     assert "completeness was evaluated in this run only for partition v1, not 'v2'" in refusal(mixed)
 
 
+def test_a_release_reexecuted_from_failure_reads_the_checks_of_the_run_it_reexecutes(
+    tmp_path: Path, instance, monkeypatch
+) -> None:
+    from tests import dask_defs
+
+    for name, value in {
+        "SHARD_TEST_SOURCE": str(write_jsonl(tmp_path / "rows.jsonl", qa_rows(12))),
+        "SHARD_TEST_DB": f"sqlite:///{tmp_path / 'evals.sqlite'}",
+        "SHARD_TEST_EXECUTOR": "in_process",
+        "SHARD_TEST_RELEASE_FAILS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with dg.execute_job(dask_defs.reconstructable_release_job(), instance, raise_on_error=False) as first:
+        assert not first.success
+        parent = first.run_id
+    assert "release_approved" not in {e.asset_key.path[-1] for e in first.get_asset_materialization_events()}
+
+    # Only the release step runs again; its gate passed in the run it re-executes.
+    monkeypatch.delenv("SHARD_TEST_RELEASE_FAILS")
+    options = dg.ReexecutionOptions.from_failure(parent, instance)
+    with dg.execute_job(
+        dask_defs.reconstructable_release_job(), instance, reexecution_options=options, raise_on_error=False
+    ) as second:
+        assert second.success, [e.message for e in second.all_events if e.is_failure]
+        steps = {e.step_key for e in second.all_events if e.is_step_start}
+        assert steps == {"release_approved"}
+        [release] = [
+            e.materialization
+            for e in second.get_asset_materialization_events()
+            if e.materialization.asset_key == dg.AssetKey("release_approved")
+        ]
+        assert release.metadata["gate_run_id"].value == parent
+
+
+def test_a_partitioned_report_needs_a_partition(tmp_path: Path, instance) -> None:
+    versions = dg.DynamicPartitionsDefinition(name="versions")
+    suite = suite_over(tmp_path, partitions_def=versions)
+
+    @dg.asset(deps=[suite.eval_report_key])
+    def ship(context: dg.AssetExecutionContext) -> None:
+        require_passing_gates(context, suite.eval_report_key)
+
+    result = run(suite, instance, tmp_path, ship, selection="ship")
+    assert refusal(result) == (
+        "require_passing_gates: eval report evals/arith/eval_report is partitioned but ship runs without a "
+        "partition: pass partition=<key>"
+    )
+
+
 def test_bad_arguments_are_one_clear_error(tmp_path: Path, instance) -> None:
     suite = suite_over(tmp_path)
     result = run(suite, instance, tmp_path, gated(suite, checks=["threshold_levenshtein"]))
