@@ -27,10 +27,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluation,
-    AssetCheckEvaluationPlanned,
-)
 
 from dagster_evals.errors import ConfigError, DagsterEvalsError
 
@@ -197,27 +193,55 @@ def _events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType
             yield event.event_specific_data
 
 
+@dataclass(frozen=True)
+class _RunEvaluations:
+    """The last evaluation of each (check, partition) of the report recorded by one run."""
+
+    run_id: str
+    partition_tag: str | None
+    by_check: Mapping[tuple[str, str | None], dg.AssetCheckEvaluation]
+
+    def find(self, check: str, partition: str | None) -> dg.AssetCheckEvaluation | None:
+        """The evaluation of `check` for `partition`; a check declared without partitions counts for the
+        partition its run was launched for."""
+        found = self.by_check.get((check, partition))
+        if found is None and partition is not None and self.partition_tag == partition:
+            found = self.by_check.get((check, None))
+        return found
+
+
 def _evaluations(
     instance: dg.DagsterInstance, run: dg.DagsterRun, report_key: dg.AssetKey
-) -> tuple[dict[tuple[str, str | None], tuple[AssetCheckEvaluation, str]], set[str]]:
-    """The latest evaluation of each (check, partition) of the report in this run's re-execution lineage
-    (with the run that recorded it), and the checks this run planned."""
-    latest: dict[tuple[str, str | None], tuple[AssetCheckEvaluation, str]] = {}
+) -> tuple[list[_RunEvaluations], set[str]]:
+    """The report's evaluations in this run's re-execution lineage (this run first), and the checks this
+    run planned."""
+    lineage: list[_RunEvaluations] = []
     for lineage_run in _run_lineage(instance, run):
-        run_partition = lineage_run.tags.get(PARTITION_TAG)
-        found: dict[tuple[str, str | None], tuple[AssetCheckEvaluation, str]] = {}
+        by_check: dict[tuple[str, str | None], dg.AssetCheckEvaluation] = {}
         for evaluation in _events(instance, lineage_run.run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-            if isinstance(evaluation, AssetCheckEvaluation) and evaluation.asset_key == report_key:
-                partition = evaluation.partition if evaluation.partition is not None else run_partition
-                found[(evaluation.check_name, partition)] = (evaluation, lineage_run.run_id)  # later wins
-        for key, value in found.items():
-            latest.setdefault(key, value)  # a newer run of the lineage wins over the run it re-executes
+            if isinstance(evaluation, dg.AssetCheckEvaluation) and evaluation.asset_key == report_key:
+                by_check[(evaluation.check_name, evaluation.partition)] = evaluation  # the later one wins
+        lineage.append(_RunEvaluations(lineage_run.run_id, lineage_run.tags.get(PARTITION_TAG), by_check))
     planned = {
-        planned.check_name
-        for planned in _events(instance, run.run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
-        if isinstance(planned, AssetCheckEvaluationPlanned) and planned.asset_key == report_key
+        str(getattr(event, "check_name", ""))
+        for event in _events(instance, run.run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
+        if getattr(event, "asset_key", None) == report_key
     }
-    return latest, planned
+    return lineage, planned
+
+
+def _latest(
+    lineage: list[_RunEvaluations], planned: set[str], check: str, partition: str | None
+) -> tuple[dg.AssetCheckEvaluation, str] | None:
+    """The newest evaluation of `check` for `partition` in the lineage, with its run. A check this run
+    planned counts only if this run evaluated it (an older run's result does not stand in for it)."""
+    for position, run in enumerate(lineage):
+        found = run.find(check, partition)
+        if found is not None:
+            return found, run.run_id
+        if position == 0 and check in planned:
+            return None
+    return None
 
 
 def _last_elsewhere(instance: dg.DagsterInstance, report_key: dg.AssetKey, check: str) -> str:
@@ -280,8 +304,8 @@ def require_passing_gates(
     declared = _declared(context, report_key)
     instance = context.instance
     run = context.run
-    latest, planned = _evaluations(instance, run, report_key)
-    evaluated = {name: bool(evaluation.blocking) for (name, _), (evaluation, _) in latest.items()}
+    lineage, planned = _evaluations(instance, run, report_key)
+    evaluated = {name: bool(e.blocking) for entry in lineage for (name, _), e in entry.by_check.items()}
     required = _required_checks(context, report_key, declared, evaluated, checks)
     partitions = _partitions(context, report_key, declared, partition)
 
@@ -295,7 +319,7 @@ def require_passing_gates(
     used_runs: set[str] = set()
     for check in required:
         for wanted in partitions:
-            found = latest.get((check, wanted))
+            found = _latest(lineage, planned, check, wanted)
             if found is not None:
                 evaluation, run_id = found
                 if evaluation.passed:
@@ -306,7 +330,9 @@ def require_passing_gates(
                         f"{check} FAILED{_for(wanted)}: {evaluation.description or 'no description'}"
                     )
                 continue
-            others = sorted(str(p) for (name, p) in latest if name == check)
+            others = sorted(
+                {p or "(no partition)" for entry in lineage for (name, p) in entry.by_check if name == check}
+            )
             if others:
                 problems.append(
                     f"{check} was evaluated in this run only for partition {', '.join(others)}, not {wanted!r}"
