@@ -53,6 +53,7 @@ from dagster_evals import (  # noqa: E402
     build_release_sensor,
     judge,
     prompt_task,
+    require_passing_gates,
     rubric_judges_from_yaml,
 )
 from example.llm_endpoint import STARTER_PROMPT, example_endpoint  # noqa: E402
@@ -168,8 +169,11 @@ llm_suite = EvalSuite(
     kinds={"evals"},
 )
 def release_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    # Refuses unless the report's blocking checks passed in this run, on any executor (even dagster-dask,
+    # which runs the dependents of a failed step).
+    approval = require_passing_gates(context, support_bot_suite.eval_report_key)
     context.log.info("all blocking eval checks passed: the support bot is approved for release")
-    return dg.MaterializeResult(metadata={"approved": True})
+    return dg.MaterializeResult(metadata={"approved": True, **approval.metadata})
 
 
 @dg.asset(
@@ -180,8 +184,11 @@ def release_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     kinds={"evals"},
 )
 def version_approved(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    approval = require_passing_gates(context, versioned_suite.eval_report_key)  # this partition's checks
     context.log.info(f"{context.partition_key} passed every blocking eval check: approved")
-    return dg.MaterializeResult(metadata={"approved": True, "version": context.partition_key})
+    return dg.MaterializeResult(
+        metadata={"approved": True, "version": context.partition_key, **approval.metadata}
+    )
 
 
 @dg.asset(

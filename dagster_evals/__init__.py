@@ -44,6 +44,7 @@ from dagster_evals.models import (
     SyncResult,
 )
 from dagster_evals.prompt_task import prompt_task
+from dagster_evals.release_gate import GateApproval, GateClosedError, require_passing_gates
 from dagster_evals.resources import LocalResource
 from dagster_evals.runner import run_eval_locally
 from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
@@ -81,6 +82,8 @@ __all__ = [
     "EvalRequest",
     "EvalSuite",
     "EvalSuiteComponent",
+    "GateApproval",
+    "GateClosedError",
     "InputError",
     "IterableSource",
     "JsonlSource",
@@ -113,6 +116,7 @@ __all__ = [
     "judge",
     "load_rows",
     "prompt_task",
+    "require_passing_gates",
     "rubric_judge",
     "rubric_judges_from_yaml",
     "run_eval_locally",

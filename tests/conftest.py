@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 LONGEST: dict[str, float] = {
     "tests/test_first_hour.py": 150.0,  # one fresh virtualenv and `dg` project for the module's tests
     "tests/test_webserver.py": 90.0,  # one `dg dev` deployment for the module's tests
+    "tests/test_dask_executor.py": 100.0,  # one Dask cluster for the module's tests (xdist_group)
     "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails": 70.0,  # idem
     "tests/test_example.py::test_example_job_runs_end_to_end_and_reports_scores": 60.0,
     "tests/test_local_concurrency.py::test_a_snapshot_during_a_sync_pins_exactly_the_old_or_the_new_rows": 50.0,
