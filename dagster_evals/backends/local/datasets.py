@@ -28,7 +28,7 @@ from dagster_evals.backends.local.store import (
     staged_rows,
     write_transaction,
 )
-from dagster_evals.errors import ConfigError, InputError, NotFoundError
+from dagster_evals.errors import ConfigError, InputError, NotFoundError, SyncConflictError
 from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
 from dagster_evals.shard_key import register_sqlite_function, shard_filter
 
@@ -178,9 +178,9 @@ class LocalDatasets(EvalPlatform):
             return int(conn.execute(query).scalar_one())
 
     # -- writes: staged, then published as one version ---------------------------------------------
-    def staged_sync(self, dataset: DatasetRef) -> LocalStagedSync:
-        """Stage a sync's writes; `publish()` makes them visible as exactly one new version."""
-        return LocalStagedSync(self, dataset)
+    def staged_sync(self, dataset: DatasetRef, *, base_version: str | None = None) -> LocalStagedSync:
+        """Stage a sync's writes; `publish()` makes them one new version (only while `base_version` is current)."""
+        return LocalStagedSync(self, dataset, base_version)
 
     def upsert_rows(
         self,
@@ -234,8 +234,9 @@ class LocalDatasets(EvalPlatform):
             )
         )
 
-    def _publish(self, dataset: DatasetRef, stage_id: str) -> int | None:
-        """Apply a stage as one version in one transaction; the new version, or None when nothing changed."""
+    def _publish(self, dataset: DatasetRef, stage_id: str, base: int | None = None) -> int | None:
+        """Apply a stage as one version in one transaction; the new version, or None when nothing changed.
+        With `base`, only while `base` is still the published version (else `SyncConflictError`)."""
         d, s = dataset_rows.c, staged_rows.c
         in_stage = sa.select(staged_rows).where(
             (s.stage_id == stage_id) & (s.row_id == d.row_id) & (d.dataset_id == dataset.id)
@@ -243,7 +244,13 @@ class LocalDatasets(EvalPlatform):
         live = (d.dataset_id == dataset.id) & d.version_removed.is_(None)
         with write_transaction(self.engine) as conn:
             # The dataset row lock (PostgreSQL) / the write lock (SQLite) orders concurrent publishes.
-            version = self._published_version(conn, dataset, lock=True) + 1
+            current = self._published_version(conn, dataset, lock=True)
+            if base is not None and current != base:
+                raise SyncConflictError(
+                    f"dataset {dataset.name!r}: another sync published version {current} while this one "
+                    f"was staged against version {base}"
+                )
+            version = current + 1
             removed = conn.execute(
                 sa.update(dataset_rows)
                 .where(live & in_stage.where(s.removed).exists())
@@ -308,9 +315,10 @@ class LocalStagedSync(StagedSync):
 
     atomic = True
 
-    def __init__(self, platform: LocalDatasets, dataset: DatasetRef) -> None:
+    def __init__(self, platform: LocalDatasets, dataset: DatasetRef, base_version: str | None = None) -> None:
         self.local = platform
         self.dataset = dataset
+        self.base = None if base_version is None else int(base_version)
         self.stage_id = uuid.uuid4().hex
         now = utcnow()
         with write_transaction(platform.engine) as conn:
@@ -384,7 +392,8 @@ class LocalStagedSync(StagedSync):
         return (len(ids) + size - 1) // size
 
     def publish(self) -> int:
-        self.version = self.local._publish(self.dataset, self.stage_id)
+        published = self.local._publish(self.dataset, self.stage_id, self.base)
+        self.version = None if published is None else str(published)
         return 1
 
     def discard(self) -> None:
