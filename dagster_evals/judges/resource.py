@@ -59,7 +59,17 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=60.0, description="Per-attempt timeout in seconds.")
     max_retries: int = Field(default=5, description="Retries of 408/429/5xx (Retry-After honoured).")
     cache: bool = Field(default=True, description="Reuse stored scores for identical judge calls.")
-    max_cost_usd: float | None = Field(default=None, description="Budget per run in USD.")
+    max_cost_usd: float | None = Field(
+        default=None,
+        description="Budget per run in USD; a call that cannot be priced stops a run with a budget.",
+    )
+    price_per_million_input_usd: float | None = Field(
+        default=None,
+        description="USD per million input tokens, instead of the genai-prices table (give both prices).",
+    )
+    price_per_million_output_usd: float | None = Field(
+        default=None, description="USD per million output tokens, instead of the genai-prices table."
+    )
     api_key_env: str = Field(
         default=API_KEY_ENV,
         description="Env var holding the key when api_key is unset; named in auth error messages.",
@@ -83,6 +93,8 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             cache=self.cache,
             max_cost_usd=self.max_cost_usd,
+            price_per_million_input_usd=self.price_per_million_input_usd,
+            price_per_million_output_usd=self.price_per_million_output_usd,
             api_key_env=self.api_key.env_var_name
             if isinstance(self.api_key, dg.EnvVar)
             else self.api_key_env,

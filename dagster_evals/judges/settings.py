@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +22,12 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 ORG_ENV = "OPENAI_ORG_ID"
 MODEL_ENV = "DAGSTER_EVALS_JUDGE_MODEL"
 CACHE_ENV = "DAGSTER_EVALS_JUDGE_CACHE"
+
+
+def _is_money(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,13 @@ class JudgeSettings:
         timeout_s: Per-attempt timeout.
         max_retries: Retries of 408/429/5xx and connection errors (Retry-After honoured).
         cache: Whether judge scores are cached (see `dagster_evals.judges.cache`).
-        max_cost_usd: Budget per run; once spent, rows not yet run are recorded as not run.
+        max_cost_usd: Budget per run; once spent, rows not yet run are recorded as not run. With a budget,
+            a call whose cost is unknown (a model the genai-prices table does not know, and no price
+            override) stops the run the same way.
+        price_per_million_input_usd: USD per million input (prompt) tokens of this endpoint's calls; with
+            `price_per_million_output_usd`, prices calls instead of the genai-prices table (a self-hosted,
+            fine-tuned or newer model). Give both or neither.
+        price_per_million_output_usd: USD per million output (completion) tokens.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -57,14 +70,28 @@ class JudgeSettings:
     cache: bool = True
     max_cost_usd: float | None = None
     api_key_env: str = API_KEY_ENV
+    price_per_million_input_usd: float | None = None
+    price_per_million_output_usd: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ConfigError(f"judge max_concurrency must be at least 1, got {self.max_concurrency}")
         if self.requests_per_minute is not None and self.requests_per_minute <= 0:
             raise ConfigError(f"judge requests_per_minute must be positive, got {self.requests_per_minute}")
-        if self.max_cost_usd is not None and self.max_cost_usd < 0:
-            raise ConfigError(f"max_cost_usd must be 0 or more, got {self.max_cost_usd}")
+        if self.max_cost_usd is not None and not _is_money(self.max_cost_usd):
+            raise ConfigError(f"max_cost_usd must be a finite number of 0 or more, got {self.max_cost_usd!r}")
+        prices = (self.price_per_million_input_usd, self.price_per_million_output_usd)
+        if (prices[0] is None) != (prices[1] is None) or not all(p is None or _is_money(p) for p in prices):
+            raise ConfigError(
+                "price_per_million_input_usd and price_per_million_output_usd must both be finite numbers of 0 "
+                f"or more (USD per million tokens), or both None; got {prices[0]!r} and {prices[1]!r}"
+            )
+
+    @property
+    def price_per_million(self) -> tuple[float, float] | None:
+        """(input, output) USD per million tokens when the endpoint overrides the price table, else None."""
+        a, b = self.price_per_million_input_usd, self.price_per_million_output_usd
+        return None if a is None or b is None else (float(a), float(b))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> JudgeSettings:
