@@ -191,7 +191,8 @@ def _sync_once(
     """Diff against the current version, send the difference, publish it only if that version is still
     current (on a platform that stages), then verify the count of the version published."""
     index = scanned.index
-    base = platform.current_version(dataset)
+    # Where publishing is a compare-and-swap, the diff is pinned to the version it must still be current.
+    base = platform.current_version(dataset) if platform.compare_and_swap_syncs else None
     index.load_present(platform.iter_row_hashes(dataset, version=base))
     added, changed, removed = index.plan()
     total = scanned.rows_total
@@ -215,7 +216,7 @@ def _sync_once(
             raise
         if stage.atomic:
             progress("published the sync as one new version")
-        version = (stage.version or base) if stage.atomic else None
+        version = (stage.version or base) if stage.atomic else None  # None: the latest
 
     # Counted at the version this sync published (or found current), not at whatever a later sync made.
     count = platform.count_rows(dataset, version=version)

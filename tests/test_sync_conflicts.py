@@ -93,7 +93,7 @@ def test_a_stage_diffed_against_a_replaced_version_publishes_nothing(database_ur
     stale = platform.staged_sync(dataset, base_version="1")
     stale.upsert_rows([DatasetRow.build(input="stale", id="b")])
     sync_rows(platform, dataset, [DatasetRow.build(input="two", id="a")])  # version 2 by another sync
-    with pytest.raises(SyncConflictError, match="another sync published version 2 .* against version 1"):
+    with pytest.raises(SyncConflictError, match=r"another sync published version 2 .* against version 1"):
         stale.publish()
     stale.discard()
     assert platform.current_version(dataset) == "2"

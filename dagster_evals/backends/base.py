@@ -37,6 +37,9 @@ class EvalPlatform(ABC):
 
     platform: PlatformName
     default_project: str | None = None
+    # Whether `staged_sync(..., base_version=)` publishes only while that version is current (then a sync
+    # diffs against a pinned version and rebases when outrun). APIs that write straight through cannot.
+    compare_and_swap_syncs = False
 
     # -- datasets ---------------------------------------------------------------------------------
     @abstractmethod

@@ -2,8 +2,8 @@
 
 A row is visible at version v when it was added at or before v and not removed at or before v, so a
 snapshot pins a version and reads exactly the rows it had, whatever happens to the dataset later. Writes
-are staged first (`staged_rows`) and published in one transaction that adds exactly one version; readers
-only ever see published versions, so no one observes a half-written sync.
+are staged first (`staged_rows`) and published in one transaction that adds exactly one version (only
+while the version a sync diffed against is current); readers never observe a half-written sync.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class LocalDatasets(EvalPlatform):
 
     engine: Engine
     batch_size: int
+    compare_and_swap_syncs = True
 
     def ensure_dataset(
         self, name: str, *, project: str | None = None, description: str | None = None
@@ -235,8 +236,7 @@ class LocalDatasets(EvalPlatform):
         )
 
     def _publish(self, dataset: DatasetRef, stage_id: str, base: int | None = None) -> int | None:
-        """Apply a stage as one version in one transaction; the new version, or None when nothing changed.
-        With `base`, only while `base` is still the published version (else `SyncConflictError`)."""
+        """Apply a stage as one version, only while `base` (if given) is current; the new version or None."""
         d, s = dataset_rows.c, staged_rows.c
         in_stage = sa.select(staged_rows).where(
             (s.stage_id == stage_id) & (s.row_id == d.row_id) & (d.dataset_id == dataset.id)
