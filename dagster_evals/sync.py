@@ -33,6 +33,10 @@ from dagster_evals.sources import RowSource, duplicate_keys_error, empty_source_
 SYNC_CHUNK_ROWS = 5_000  # rows read, checked and sent at a time
 DELETE_CHUNK_IDS = 10_000  # ids removed per call to the platform
 SYNC_ATTEMPTS = 3  # diffs against a version another sync replaced before this one could publish
+UNGUARDED_SYNC = (
+    "writes a sync straight through, so two syncs of one dataset at once mix their rows: if another sync "
+    "of this dataset ran at the same time, run them one at a time (e.g. EvalSuite(pool=...)) and sync again"
+)
 T = TypeVar("T")
 RowCheck = Callable[[Sequence[DatasetRow]], None]
 
@@ -221,9 +225,11 @@ def _sync_once(
     # Counted at the version this sync published (or found current), not at whatever a later sync made.
     count = platform.count_rows(dataset, version=version)
     if count != total:
+        # Without a compare-and-swap, another sync of this dataset at the same time writes into this one's.
+        hint = "" if platform.compare_and_swap_syncs else f"; {dataset.platform} {UNGUARDED_SYNC}"
         raise CountMismatchError(
             f"dataset {dataset.name!r} on {dataset.platform} holds {count} rows after the sync, "
-            f"but the source has {total} (sent {to_write}, removed {removed})",
+            f"but the source has {total} (sent {to_write}, removed {removed}){hint}",
             metadata={"rows_on_platform": count, "rows_in_source": total},
         )
     return SyncResult(

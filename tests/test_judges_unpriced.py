@@ -89,7 +89,7 @@ def test_a_price_override_meters_the_unknown_model_against_the_budget(
 )
 def test_a_half_or_negative_price_override_is_refused(prices: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="price_per_million_input_usd and price_per_million_output_usd"):
-        OpenAIJudgeResource(api_key=KEY, **prices).settings()
+        OpenAIJudgeResource(api_key=KEY, **prices)
 
 
 def test_the_moved_usage_report_names_still_import_with_a_warning() -> None:

@@ -5,6 +5,7 @@ winner's version instead of publishing its stale diff on top of it. No version e
 from __future__ import annotations
 
 import multiprocessing
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,50 @@ def test_a_stage_diffed_against_a_replaced_version_publishes_nothing(database_ur
     assert platform.current_version(dataset) == "2"
     assert [(r.id, r.input) for r in platform.iter_rows(dataset)] == [("a", "two")]
     platform.close()
+
+
+# -- platforms that write a sync straight through -----------------------------------------------------------
+def test_on_braintrust_two_syncs_at_once_fail_their_count_check_saying_why(tmp_path: Path) -> None:
+    """Braintrust has no conditional write, so the race cannot be prevented there; the sync that sees the
+    mixed rows fails its count check and says that another sync of the dataset may have run at once."""
+    import threading
+
+    from dagster_evals import BraintrustResource
+    from dagster_evals.errors import CountMismatchError
+    from dagster_evals.testing.braintrust import BraintrustFake
+
+    fake = BraintrustFake(api_key="bt-conflict-key")
+    with fake.serve() as server:
+        opts = {"api_key": "bt-conflict-key", "api_url": server.url, "project": "p", "backoff_base_s": 0.01}
+        seed = BraintrustResource(**opts).get_platform()
+        sync_rows(seed, seed.ensure_dataset("contested"), [DatasetRow.build(input="seed", id="seed")])
+        barrier = threading.Barrier(2, timeout=60)
+        errors: list[str] = []
+
+        def sync(name: str, size: int) -> None:
+            platform = BraintrustResource(**opts).get_platform()
+            first = {"send": True}
+
+            def progress(message: str) -> None:
+                if message.startswith("sending ") and first["send"]:
+                    first["send"] = False
+                    barrier.wait()
+
+            path = source_file(tmp_path, name, size)
+            try:
+                dataset = platform.ensure_dataset("contested")
+                sync_rows(platform, dataset, JsonlSource(path, key_field="id"), progress=progress)
+            except CountMismatchError as exc:
+                errors.append(str(exc))
+            finally:
+                platform.close()
+
+        threads = [threading.Thread(target=sync, args=item) for item in (("small", 30), ("large", 60))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        seed.close()
+    assert errors, "at least the sync that finished last sees the other's rows"
+    assert all(re.search(r"holds \d+ rows after the sync, but the source has (30|60) ", e) for e in errors)
+    assert all("braintrust writes a sync straight through" in e and "pool=" in e for e in errors), errors

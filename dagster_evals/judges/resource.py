@@ -7,13 +7,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dagster_evals.judges.settings import (
     API_KEY_ENV,
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_MODEL,
     JudgeSettings,
+    check_prices,
 )
 
 
@@ -78,6 +79,12 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, ("***" if name == "api_key" and value else value)
+
+    @model_validator(mode="after")
+    def _check_prices(self) -> OpenAIJudgeResource:
+        """A price override is checked when the resource is built (code location load), not at run time."""
+        check_prices(self.price_per_million_input_usd, self.price_per_million_output_usd)
+        return self
 
     def settings(self) -> JudgeSettings:
         """The resolved `JudgeSettings` (environment fallbacks applied)."""

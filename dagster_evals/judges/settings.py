@@ -30,6 +30,16 @@ def _is_money(value: object) -> bool:
     )
 
 
+def check_prices(per_million_input: object, per_million_output: object) -> None:
+    """Both prices finite and at least 0 (USD per million tokens), or both None; else a `ConfigError`."""
+    prices = (per_million_input, per_million_output)
+    if (prices[0] is None) != (prices[1] is None) or not all(p is None or _is_money(p) for p in prices):
+        raise ConfigError(
+            "price_per_million_input_usd and price_per_million_output_usd must both be finite numbers of 0 "
+            f"or more (USD per million tokens), or both None; got {prices[0]!r} and {prices[1]!r}"
+        )
+
+
 @dataclass(frozen=True)
 class JudgeSettings:
     """An OpenAI-compatible endpoint and how to call it. The API key never appears in a repr.
@@ -80,12 +90,7 @@ class JudgeSettings:
             raise ConfigError(f"judge requests_per_minute must be positive, got {self.requests_per_minute}")
         if self.max_cost_usd is not None and not _is_money(self.max_cost_usd):
             raise ConfigError(f"max_cost_usd must be a finite number of 0 or more, got {self.max_cost_usd!r}")
-        prices = (self.price_per_million_input_usd, self.price_per_million_output_usd)
-        if (prices[0] is None) != (prices[1] is None) or not all(p is None or _is_money(p) for p in prices):
-            raise ConfigError(
-                "price_per_million_input_usd and price_per_million_output_usd must both be finite numbers of 0 "
-                f"or more (USD per million tokens), or both None; got {prices[0]!r} and {prices[1]!r}"
-            )
+        check_prices(self.price_per_million_input_usd, self.price_per_million_output_usd)
 
     @property
     def price_per_million(self) -> tuple[float, float] | None:
