@@ -50,7 +50,7 @@ from dagster_evals.row_review import rows_to_review
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source
-from dagster_evals.suite_config import validate_suite
+from dagster_evals.suite_config import check_scorer_names, validate_suite
 from dagster_evals.summary import report_counts_line
 from dagster_evals.sync import scan_source, sync_rows
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
@@ -168,6 +168,7 @@ class EvalSuite:
         validate_dagster_fields(self)
         validate_sharding(self)
         names = self.scorer_names
+        check_scorer_names(self.name, names)
         unknown = sorted(set(self.thresholds) - set(names))
         if unknown:
             raise ConfigError(

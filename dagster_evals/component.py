@@ -34,8 +34,10 @@ Scaffold one with `dg scaffold defs dagster_evals.EvalSuiteComponent support_bot
 
 Every plain field of `EvalSuite` is an attribute (the list is read from `EvalSuite`, so new suite fields
 show up here with their descriptions); `source`, `task`, `scorers`, `partitions` and `translation` take the
-YAML forms above. `dg check yaml` refuses a threshold or regression limit on a built-in scorer the suite
-does not use.
+YAML forms above. Attributes are typed strictly: `true`/`false` are not numbers, strings are not booleans
+or numbers (`dg check yaml` names the file and line); a value out of range, a threshold on a scorer the
+suite does not have, or a task that is not a callable fail `dg check defs` with one error naming the
+file and the field.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ import re
 import types
 import typing
 from collections import abc
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -86,6 +87,17 @@ def import_object(reference: str, what: str) -> Any:
             raise ConfigError(f"{what} {reference!r}: module {module_name!r} has no attribute {attribute!r}")
         target = getattr(target, part)
     return target
+
+
+def _import_task(reference: str) -> Any:
+    """The callable `module:attribute` names; anything else is a `ConfigError` saying what it is instead."""
+    task = import_object(reference, "task")
+    if not callable(task):
+        raise ConfigError(
+            f"task {reference!r} is a {type(task).__name__}, not a callable: point at a function taking the "
+            "row's input, e.g. 'my_project.bot:answer'"
+        )
+    return task
 
 
 def _arg_descriptions(doc: str) -> dict[str, str]:
@@ -151,7 +163,13 @@ def _yaml_suite_fields() -> dict[str, Any]:
     return fields
 
 
-SuiteFields = pydantic.create_model("SuiteFields", __base__=dg.Model, **_yaml_suite_fields())
+class StrictModel(dg.Model):
+    """Attributes validated strictly: YAML `true`/`false` are not numbers, and strings are not booleans."""
+
+    model_config = pydantic.ConfigDict(strict=True)
+
+
+SuiteFields = pydantic.create_model("SuiteFields", __base__=StrictModel, **_yaml_suite_fields())
 SUITE_FIELD_NAMES = tuple(SuiteFields.model_fields)
 
 
@@ -221,34 +239,20 @@ class YamlTranslator(DagsterEvalsTranslator):
         return self.translation(super().get_asset_spec(props), props)
 
 
-def _scorer_limits_schema() -> dict[str, Any]:
-    """JSON-schema rules: a threshold / regression limit on a built-in scorer needs that scorer."""
-    rules: list[dict[str, Any]] = []
-    for name in sorted(BUILTIN_SCORERS):
-        for limits in ("thresholds", "max_regression"):
-            rules.append(
-                {
-                    "if": {
-                        "required": [limits],
-                        "properties": {limits: {"type": "object", "required": [name]}},
-                    },
-                    "then": {"properties": {"scorers": {"contains": {"const": name}}}},
-                }
-            )
-    builtin = sorted(BUILTIN_SCORERS)
-    names_only = {"anyOf": [{"type": "object", "propertyNames": {"enum": builtin}}, {"type": "string"}]}
-    rules.append(
-        {
-            "if": {"required": ["scorers"], "properties": {"scorers": {"items": {"enum": builtin}}}},
-            "then": {
-                "properties": {
-                    "thresholds": names_only,
-                    "max_regression": {"anyOf": [names_only, {"type": ["number", "null"]}]},
-                }
-            },
-        }
-    )
-    return {"allOf": rules}
+@functools.cache
+def _strict_attributes(model: type[pydantic.BaseModel]) -> type[pydantic.BaseModel]:
+    """Dagster's attributes model, validated strictly, and with the suite's fields taking their own type
+    only: Dagster lets every field also be a string (for `{{ }}` templates), which would accept `"no"` for
+    a bool and report two errors for one wrong value."""
+    own = {
+        name: (info.annotation, info)
+        for name, info in SuiteFields.model_fields.items()
+        if name in model.model_fields and info.annotation is not str
+    }
+    strict = pydantic.create_model(model.__name__, __base__=model, **own)  # type: ignore[call-overload]
+    strict.model_config["strict"] = True
+    strict.model_rebuild(force=True)
+    return strict
 
 
 @dg.scaffold_with(EvalSuiteScaffolder)
@@ -303,12 +307,7 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
     @classmethod
     def get_model_cls(cls) -> type[pydantic.BaseModel] | None:
         model = super().get_model_cls()
-        if model is None:
-            return None
-        extra = model.model_config.get("json_schema_extra")
-        merged = {**(extra if isinstance(extra, Mapping) else {}), **_scorer_limits_schema()}
-        model.model_config["json_schema_extra"] = merged
-        return model
+        return None if model is None else _strict_attributes(model)
 
     def build_suite(self, folder: Path) -> EvalSuite:
         """The `EvalSuite` these attributes declare; relative paths are read from `folder`."""
@@ -337,14 +336,23 @@ class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ign
         return EvalSuite(
             **plain,
             source=source,
-            task=import_object(self.task, "task") if self.task else None,
+            task=_import_task(self.task) if self.task else None,
             scorers=scorers,
             partitions_def=dg.DynamicPartitionsDefinition(name=self.partitions) if self.partitions else None,
             translator=YamlTranslator(self.translation) if self.translation is not None else None,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        suite = self.build_suite(Path(context.path))
+        folder = Path(context.path)
+        try:
+            return self._build_defs(folder)
+        except ConfigError as exc:
+            where = next((folder / n for n in ("defs.yaml", "defs.yml") if (folder / n).exists()), folder)
+            suite = "" if exc.message.startswith("suite ") else f"suite {dict(self)['name']!r}: "
+            raise ConfigError(f"{where}: {suite}{exc.message}") from None
+
+    def _build_defs(self, folder: Path) -> dg.Definitions:
+        suite = self.build_suite(folder)
         resources: dict[str, Any] = {}
         if self.resource is not None:
             resource = self.resource.build()

@@ -36,6 +36,14 @@ class CountMismatchError(DagsterEvalsError):
     """After a sync or an eval, the counts on the platform do not match what was sent."""
 
 
+class SyncConflictError(DagsterEvalsError):
+    """Another sync published a new version of the dataset while this one was being staged.
+
+    Raised by a stage's `publish()` when the version the sync diffed against is no longer current; nothing
+    of the losing sync is published. `dagster_evals.sync` rebases and retries on it.
+    """
+
+
 class PlatformError(DagsterEvalsError):
     """The platform answered with an error. Carries the status, the endpoint and the platform's message."""
 

@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_evals.models import DatasetRow, EvalReport, Snapshot, SyncResult
-from dagster_evals.usage import usage_metadata
+from dagster_evals.usage_report import usage_metadata
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80

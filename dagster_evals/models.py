@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
+
 PlatformName = Literal["local", "braintrust", "keywordsai"]
 
 
@@ -204,8 +206,8 @@ class EvalRequest(BaseModel):
     snapshot: Snapshot
     task: Any
     scorers: list[Any]
-    trial_count: int = Field(default=1, ge=1)
-    max_concurrency: int | None = Field(default=10, ge=1)
+    trial_count: int = Field(default=1, ge=1, le=MAX_TRIAL_COUNT)
+    max_concurrency: int | None = Field(default=10, ge=1, le=MAX_CONCURRENCY_LIMIT)
     row_timeout_s: float | None = Field(default=None, gt=0)
     # "auto": the row timeout when set, at most 300 s (see dagster_evals.timeouts).
     scorer_timeout_s: Annotated[float, Field(gt=0)] | Literal["auto"] | None = "auto"

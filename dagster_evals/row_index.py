@@ -24,6 +24,28 @@ FETCH_BATCH = 1_000
 CACHE_KIB = 16 * 1024  # SQLite page cache of one index
 
 
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: bytes a file name held that are not UTF-8 (decoded by Python as lone
+    surrogates, e.g. `os.listdir` on Linux) are shown as `\\xff` escapes.
+
+    Examples:
+        >>> printable(os.fsdecode(b"rows-\\xff.jsonl"))
+        'rows-\\\\xff.jsonl'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode(
+            "utf-8", "surrogateescape" if _escaped_bytes_only(text) else "backslashreplace"
+        ).decode("utf-8", "backslashreplace")
+    return text
+
+
+def _escaped_bytes_only(text: str) -> bool:
+    """Whether every surrogate in `text` stands for one undecodable byte (U+DC80..U+DCFF)."""
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
+
+
 class SpillFile:
     """A temporary SQLite database for one operation; the file is removed on `close()`."""
 
@@ -167,7 +189,8 @@ class SyncIndex(SpillFile):
 
     def add_source(self, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
         """Record (id, hash, place) rows in read order; returns `(id, first place, this place)` for each
-        row whose id was already recorded."""
+        row whose id was already recorded. Places are stored (and returned) as `printable` text."""
+        rows = [(row_id, row_hash, printable(place)) for row_id, row_hash, place in rows]
         conn = self.conn
         conn.execute("BEGIN")
         before = conn.total_changes

@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from dagster_evals import bounded_calls, usage
+from dagster_evals import bounded_calls, usage, worker_pool
 from dagster_evals.errors import ConfigError
 from dagster_evals.isolation import DaemonThreads, ProcessWorkers
+from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT, check_bound
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.progress import track_results
 from dagster_evals.scorers import Scorer
@@ -35,8 +36,8 @@ from dagster_evals.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: i
     ScorerTimeout,
     scorer_bound,
 )
+from dagster_evals.task_call import task_kwargs_names
 
-TASK_ARGS = ("input", "expected", "metadata", "row_id", "trial", "prompt")
 DEFAULT_MAX_CONCURRENCY = 10
 ISOLATIONS = ("thread", "process")
 Isolation = Literal["thread", "process"]
@@ -76,18 +77,6 @@ class Checkpoints(Protocol):
     def flush(self) -> None: ...
 
 
-def _task_kwargs_names(task: Callable[..., Any]) -> tuple[str, ...] | None:
-    """Names of the row fields the task accepts, or None when it takes the input positionally."""
-    try:
-        params = inspect.signature(task).parameters
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return TASK_ARGS
-    named = tuple(a for a in TASK_ARGS if a in params)
-    return named if named else None
-
-
 def _format_error(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:2000]
@@ -118,7 +107,7 @@ class _Runner:
             raise ConfigError(f"the task must be a Python callable to run locally, got {type(task).__name__}")
         self.task = task
         self.task_is_async = inspect.iscoroutinefunction(task) and isolation == "thread"
-        self.task_params = _task_kwargs_names(task)
+        self.task_params = task_kwargs_names(task)
         self.prompt = prompt
         self.scorers = scorers
         self.max_concurrency = max_concurrency
@@ -296,27 +285,23 @@ class _Runner:
 
         usage.set_run(self.meter)
 
-        async def worker() -> None:
-            while not self._is_cancelled():
-                item = next(items, None)
-                if item is None:
-                    return
-                if isinstance(item, RowResult):  # scored by an earlier attempt: replayed as stored
-                    counts["replayed"] += 1
-                    result = item
-                # Once the run's cost budget is spent, every later row is recorded as not run.
-                elif self.meter.exhausted:
-                    result = self._not_run(*item)
-                else:
-                    result = await self.run_one(*item)
-                    self._keep(result)
-                counts["pairs"] += 1
-                if result.error is not None:
-                    counts["errors"] += 1
-                on_result(result)
+        async def handle(item: tuple[DatasetRow, int] | RowResult) -> None:
+            if isinstance(item, RowResult):  # scored by an earlier attempt: replayed as stored
+                counts["replayed"] += 1
+                result = item
+            # Once the run's cost budget is spent, every later row is recorded as not run.
+            elif self.meter.exhausted:
+                result = self._not_run(*item)
+            else:
+                result = await self.run_one(*item)
+                self._keep(result)
+            counts["pairs"] += 1
+            if result.error is not None:
+                counts["errors"] += 1
+            on_result(result)
 
-        try:
-            await asyncio.gather(*(worker() for _ in range(self.max_concurrency)))
+        try:  # no more workers than pending pairs, however high max_concurrency is
+            await worker_pool.drain(items, handle, self.max_concurrency, self._is_cancelled)
         finally:
             if self.checkpoints is not None:
                 self.checkpoints.flush()
@@ -377,8 +362,9 @@ def run_eval_locally(
         task: The application under test.
         scorers: Resolved scorers (see `resolve_local_scorers`).
         on_result: Called once per (row, trial) that ran, timed-out and cancelled ones included.
-        trial_count: Times each row is run.
-        max_concurrency: Most (row, trial) pairs in flight at once.
+        trial_count: Times each row is run (1 to `MAX_TRIAL_COUNT`, 1000).
+        max_concurrency: Most (row, trial) pairs in flight at once (1 to `MAX_CONCURRENCY_LIMIT`, 1000; None:
+            the limit); never more workers are started than there are pairs to run.
         row_timeout_s: Longest a task call may take (None: no limit); a row past it is an errored row.
         prompt: The prompt version under evaluation, passed to tasks that take `prompt`.
         scorer_timeout_s: Longest one scorer call may take (None: no limit); past it the scorer's entry in
@@ -401,11 +387,10 @@ def run_eval_locally(
         >>> results[0].scores, stats.task_errors
         ({'exact_match': 1.0}, 0)
     """
-    if trial_count < 1:
-        raise ConfigError(f"trial_count must be at least 1, got {trial_count}")
-    concurrency = max_concurrency or 1000
-    if concurrency < 1:
-        raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+    check_bound("trial_count", trial_count, MAX_TRIAL_COUNT)
+    concurrency = check_bound(
+        "max_concurrency", max_concurrency or MAX_CONCURRENCY_LIMIT, MAX_CONCURRENCY_LIMIT
+    )
     scorer_timeout = scorer_bound(scorer_timeout_s, row_timeout_s)  # checks both settings
     if isolation not in ISOLATIONS:
         raise ConfigError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")

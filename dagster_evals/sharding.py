@@ -27,6 +27,7 @@ import dagster as dg
 from dagster_evals.checkpoints import RowCheckpoints, digest
 from dagster_evals.errors import ConfigError, DagsterEvalsError
 from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
+from dagster_evals.limits import MAX_SHARDS
 from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
 from dagster_evals.progress import track_results
 from dagster_evals.runner import run_eval_locally
@@ -102,8 +103,10 @@ def suite_checkpoints(
 def validate_sharding(suite: EvalSuite) -> None:
     """`shards` is a whole number ≥ 1; more than one needs a Python task and checkpoints."""
     shards = suite.shards
-    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-        raise ConfigError(f"suite {suite.name!r}: shards must be an integer of at least 1, got {shards!r}")
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise ConfigError(
+            f"suite {suite.name!r}: shards must be an integer from 1 to {MAX_SHARDS}, got {shards!r}"
+        )
     if not isinstance(suite.resume, bool):
         raise ConfigError(f"suite {suite.name!r}: resume must be True or False, got {suite.resume!r}")
     if shards == 1:

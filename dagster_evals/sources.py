@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from dagster_evals.errors import InputError
 from dagster_evals.models import DatasetRow
+from dagster_evals.row_index import printable
 
 ROW_FIELDS = ("input", "expected", "metadata", "tags")
 # Deepest nesting of arrays/objects a row field may have: far beyond real eval data, well within what
@@ -149,27 +150,28 @@ def row_from_mapping(record: Any, where: str, key_field: str | None) -> DatasetR
 def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """The file's lines (numbered from 1, line endings kept), each decoded as UTF-8 on its own so that an
     undecodable byte is reported with its line."""
+    shown = printable(str(path))
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise InputError(f"{path}: source file not found") from None
+        raise InputError(f"{shown}: source file not found") from None
     except OSError as exc:
-        raise InputError(f"{path}: the source file cannot be read ({exc.strerror})") from None
+        raise InputError(f"{shown}: the source file cannot be read ({exc.strerror})") from None
     if stat.S_ISDIR(mode):
         raise InputError(
-            f"{path}: the source is a directory, not a file; point at a .jsonl or .csv file in it"
+            f"{shown}: the source is a directory, not a file; point at a .jsonl or .csv file in it"
         )
     if not stat.S_ISREG(mode):
         # Opening a FIFO waits for a writer, possibly forever; a device never ends.
         kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise InputError(f"{path}: the source is {kind}; write the rows to a regular file and point at that")
+        raise InputError(f"{shown}: the source is {kind}; write the rows to a regular file and point at that")
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             try:
                 yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise InputError(
-                    f"{path}:{lineno}: the line is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                    f"{shown}:{lineno}: the line is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
                     f"{exc.start + 1}); save the file as UTF-8"
                 ) from exc
 
@@ -182,15 +184,15 @@ class JsonlSource:
     key_field: str | None = None
 
     def describe(self) -> str:
-        return str(self.path)
+        return printable(str(self.path))
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
-        path = Path(self.path)
-        for lineno, line in _text_lines(path):
+        shown = self.describe()
+        for lineno, line in _text_lines(Path(self.path)):
             text = line.rstrip("\r\n")
             if not text.strip():
                 continue
-            where = f"{path}:{lineno}"
+            where = f"{shown}:{lineno}"
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -212,7 +214,7 @@ def _csv_cell(value: str, where: str, column: str) -> Any:
     return value
 
 
-def _check_header(path: Path, fieldnames: list[str] | None) -> list[str]:
+def _check_header(path: str, fieldnames: list[str] | None) -> list[str]:
     if not fieldnames or "input" not in fieldnames:
         raise InputError(f"{path}:1: the CSV header has no 'input' column")
     first: dict[str, int] = {}
@@ -226,7 +228,7 @@ def _check_header(path: Path, fieldnames: list[str] | None) -> list[str]:
     return fieldnames
 
 
-def _csv_rows(reader: csv.DictReader[str], path: Path, header: bool = False) -> Any:
+def _csv_rows(reader: csv.DictReader[str], path: str, header: bool = False) -> Any:
     """The header (with `header`) or the next row of `reader` (None at the end); a CSV syntax error is an
     `InputError` naming the line."""
     try:
@@ -247,13 +249,13 @@ class CsvSource:
     key_field: str | None = None
 
     def describe(self) -> str:
-        return str(self.path)
+        return printable(str(self.path))
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
-        path = Path(self.path)
+        path = self.describe()
         if csv.field_size_limit() < CSV_FIELD_LIMIT:
             csv.field_size_limit(CSV_FIELD_LIMIT)
-        reader = csv.DictReader(line for _, line in _text_lines(path))
+        reader = csv.DictReader(line for _, line in _text_lines(Path(self.path)))
         columns = len(_check_header(path, _csv_rows(reader, path, header=True)))
         while (cells := _csv_rows(reader, path)) is not None:
             where = f"{path}:{reader.line_num}"

@@ -18,6 +18,7 @@ import dagster as dg
 from dagster_evals.baselines import BASELINE_MODES
 from dagster_evals.checks import validate_thresholds
 from dagster_evals.errors import ConfigError
+from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite
@@ -80,6 +81,39 @@ def _check_optional_str(name: str, field: str, value: Any) -> None:
         raise _fail(name, field, "must be a non-empty string or None", value)
 
 
+def _check_task(name: str, task: Any) -> None:
+    """A task is None, a `PlatformFunction`, or a callable taking the row's input (or row fields by name)."""
+    from dagster_evals.models import PlatformFunction
+    from dagster_evals.task_call import task_call_problem
+
+    if task is None or isinstance(task, PlatformFunction):
+        return
+    if not callable(task):
+        raise _fail(
+            name,
+            "task",
+            "must be a callable taking the row's input (or a PlatformFunction, or None); "
+            f"this is a {type(task).__name__}",
+            task,
+        )
+    problem = task_call_problem(task)
+    if problem is not None:
+        raise _fail(name, "task", f"cannot be called as a task ({problem})", task)
+
+
+def check_scorer_names(name: str, names: Sequence[str]) -> None:
+    """Every scorer of a suite has its own name: scores, thresholds and checks are keyed by it."""
+    seen: set[str] = set()
+    for scorer in names:
+        if scorer in seen:
+            raise ConfigError(
+                f"suite {name!r}: scorers name {scorer!r} twice; each scorer needs its own name (scores, "
+                "thresholds and checks are keyed by it): drop the repeat, or give a custom scorer another "
+                "name"
+            )
+        seen.add(scorer)
+
+
 def validate_suite(suite: EvalSuite) -> None:
     """Raise a `ConfigError` naming the suite and the field for the first invalid field of `suite`."""
     name = suite.name
@@ -97,17 +131,24 @@ def validate_suite(suite: EvalSuite) -> None:
         raise ConfigError(f"suite {name!r} needs at least one scorer")
     for field in ("key_field", "dataset_name", "project", "description", "group_name"):
         _check_optional_str(name, field, getattr(suite, field))
-    if not _is_int(suite.trial_count) or suite.trial_count < 1:
-        raise _fail(name, "trial_count", "must be an integer of at least 1", suite.trial_count)
+    if not _is_int(suite.trial_count) or not 1 <= suite.trial_count <= MAX_TRIAL_COUNT:
+        raise _fail(name, "trial_count", f"must be an integer from 1 to {MAX_TRIAL_COUNT}", suite.trial_count)
     if suite.max_concurrency is not None and (
-        not _is_int(suite.max_concurrency) or suite.max_concurrency < 1
+        not _is_int(suite.max_concurrency) or not 1 <= suite.max_concurrency <= MAX_CONCURRENCY_LIMIT
     ):
         raise _fail(
-            name, "max_concurrency", "must be an integer of at least 1 (or None)", suite.max_concurrency
+            name,
+            "max_concurrency",
+            f"must be an integer from 1 to {MAX_CONCURRENCY_LIMIT} (or None)",
+            suite.max_concurrency,
         )
-    timeout = suite.row_timeout_s
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-        raise _fail(name, "row_timeout_s", "must be a finite number of seconds above 0 (or None)", timeout)
+    for field in ("row_timeout_s", "scorer_timeout_s"):
+        timeout = getattr(suite, field)
+        if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+            raise _fail(name, field, "must be a finite number of seconds above 0 (or None)", timeout)
+    if suite.isolation not in ("thread", "process"):
+        raise _fail(name, "isolation", "must be 'thread' or 'process'", suite.isolation)
+    _check_task(name, suite.task)
     validate_thresholds(suite.thresholds, name)
     _check_regression(name, suite.max_regression)
     if not _is_int(suite.max_errored_rows) or suite.max_errored_rows < 0:

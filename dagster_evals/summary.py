@@ -8,7 +8,8 @@ from typing import Any
 
 from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformName, RowResult, ScoreSummary
 from dagster_evals.report_spill import ResultSpill
-from dagster_evals.usage import TASK_SCOPE, UsageTotals
+from dagster_evals.usage import TASK_SCOPE
+from dagster_evals.usage_report import UsageTotals
 
 # A per-row score moving by more than this counts as an improvement / regression.
 ROW_CHANGE_EPSILON = 1e-9

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from dagster_evals.backends.base import EvalPlatform, ProgressFn, StagedSync, _quiet
-from dagster_evals.errors import CountMismatchError, InputError
+from dagster_evals.errors import CountMismatchError, InputError, SyncConflictError
 from dagster_evals.models import DatasetRef, DatasetRow, SyncResult
 from dagster_evals.progress import _COUNT, ProgressReporter
 from dagster_evals.row_index import SyncIndex
@@ -32,6 +32,11 @@ from dagster_evals.sources import RowSource, duplicate_keys_error, empty_source_
 
 SYNC_CHUNK_ROWS = 5_000  # rows read, checked and sent at a time
 DELETE_CHUNK_IDS = 10_000  # ids removed per call to the platform
+SYNC_ATTEMPTS = 3  # diffs against a version another sync replaced before this one could publish
+UNGUARDED_SYNC = (
+    "writes a sync straight through, so two syncs of one dataset at once mix their rows: if another sync "
+    "of this dataset ran at the same time, run them one at a time (e.g. EvalSuite(pool=...)) and sync again"
+)
 T = TypeVar("T")
 RowCheck = Callable[[Sequence[DatasetRow]], None]
 
@@ -144,7 +149,10 @@ def sync_rows(
     `rows` may be rows in memory, a `RowSource` (read twice: once to validate and diff, once to send) or a
     source already checked by `scan_source`. The writes go through `platform.staged_sync(dataset)`: on a
     platform that stages (the local backend), the whole sync becomes visible as one new version when it is
-    published, or not at all.
+    published, or not at all. Publishing is a compare-and-swap: when another sync published a version
+    after this one read the dataset, nothing is published, and the sync diffs again against the new
+    version and resends (up to `SYNC_ATTEMPTS` times; then `SyncConflictError`, the dataset left exactly at
+    the other sync's version).
 
     Examples:
         >>> from dagster_evals import LocalPlatform
@@ -166,14 +174,37 @@ def sync_rows(
 def _sync(
     platform: EvalPlatform, dataset: DatasetRef, scanned: ScannedSource, progress: ProgressFn, chunk_rows: int
 ) -> SyncResult:
+    for attempt in range(1, SYNC_ATTEMPTS + 1):
+        try:
+            return _sync_once(platform, dataset, scanned, progress, chunk_rows)
+        except SyncConflictError as exc:
+            if attempt == SYNC_ATTEMPTS:
+                raise SyncConflictError(
+                    f"{exc.message}; gave up after {SYNC_ATTEMPTS} attempts, each outrun by another sync. "
+                    "Nothing of this sync was published: the dataset holds the other sync's rows. Run the "
+                    "syncs of one dataset one at a time (e.g. a Dagster concurrency pool)",
+                    metadata={"attempts": SYNC_ATTEMPTS},
+                ) from None
+            progress(f"{exc.message}; diffing again against it (attempt {attempt + 1} of {SYNC_ATTEMPTS})")
+    raise AssertionError("unreachable")
+
+
+def _sync_once(
+    platform: EvalPlatform, dataset: DatasetRef, scanned: ScannedSource, progress: ProgressFn, chunk_rows: int
+) -> SyncResult:
+    """Diff against the current version, send the difference, publish it only if that version is still
+    current (on a platform that stages), then verify the count of the version published."""
     index = scanned.index
-    index.load_present(platform.iter_row_hashes(dataset))
+    # Where publishing is a compare-and-swap, the diff is pinned to the version it must still be current.
+    base = platform.current_version(dataset) if platform.compare_and_swap_syncs else None
+    index.load_present(platform.iter_row_hashes(dataset, version=base))
     added, changed, removed = index.plan()
     total = scanned.rows_total
     to_write = added + changed
     requests = 0
+    version = base
     if to_write or removed:
-        stage = platform.staged_sync(dataset)
+        stage = platform.staged_sync(dataset, base_version=base)
         try:
             if to_write:
                 progress(f"sending {to_write} of {total} rows ({added} new, {changed} changed)")
@@ -189,17 +220,21 @@ def _sync(
             raise
         if stage.atomic:
             progress("published the sync as one new version")
+        version = (stage.version or base) if stage.atomic else None  # None: the latest
 
-    count = platform.count_rows(dataset)
+    # Counted at the version this sync published (or found current), not at whatever a later sync made.
+    count = platform.count_rows(dataset, version=version)
     if count != total:
+        # Without a compare-and-swap, another sync of this dataset at the same time writes into this one's.
+        hint = "" if platform.compare_and_swap_syncs else f"; {dataset.platform} {UNGUARDED_SYNC}"
         raise CountMismatchError(
             f"dataset {dataset.name!r} on {dataset.platform} holds {count} rows after the sync, "
-            f"but the source has {total} (sent {to_write}, removed {removed})",
+            f"but the source has {total} (sent {to_write}, removed {removed}){hint}",
             metadata={"rows_on_platform": count, "rows_in_source": total},
         )
     return SyncResult(
         dataset=dataset,
-        version=platform.current_version(dataset),
+        version=version if version is not None else platform.current_version(dataset),
         rows_total=total,
         added=added,
         updated=changed,

@@ -3,7 +3,8 @@
 Every call through a judge client (`dagster_evals.judges`) or a prompt-version task is recorded against
 the row being run and the *scope* making it: a scorer's name, or `task`. The runner collects a row's usage
 on its `RowResult.usage`; the report builder sums it per report and per scope. Cost comes from the
-`genai-prices` table when it knows the model (calls of unknown models count as `unpriced_calls`).
+`genai-prices` table when it knows the model, or from a price override (`price_per_million_input_usd` /
+`price_per_million_output_usd` on the judge endpoint); other calls count as `unpriced_calls`.
 
 A task that calls a model itself (the `openai` SDK, or any OpenAI-compatible HTTP API) is metered by
 sending its calls through `metered_http_client()` / `metered_async_http_client()`, or by passing each
@@ -11,7 +12,8 @@ answer to `record_answer`. Sync and async tasks alike: a sync task runs in a thr
 context (`dagster_evals.isolation.DaemonThreads`).
 
 A run's budget (`max_cost_usd` on a judge or prompt task, or `DAGSTER_EVALS_MAX_COST_USD`) stops the run
-cleanly once spent: rows already in flight finish, every later row is recorded as not run.
+cleanly once spent: rows already in flight finish, every later row is recorded as not run. With a budget,
+an unpriced call stops the run the same way: its cost is unknown, so it never counts as free.
 
 Example:
     .. code-block:: python
@@ -119,22 +121,43 @@ class RowUsage:
 
 
 class RunMeter:
-    """Money spent by one run, against an optional budget."""
+    """Money spent by one run, against an optional budget.
+
+    With a budget, a call that cannot be priced (a model the price table does not know, and no price
+    override) stops the run like a spent budget: its cost is unknown, so it never counts as free.
+    """
 
     def __init__(self, max_cost_usd: float | None = None) -> None:
         self.max_cost_usd = max_cost_usd
         self.spent_usd = 0.0
+        self.unpriced_model: str | None = None
         self._lock = threading.Lock()
 
     def add(self, cost: float) -> None:
         with self._lock:
             self.spent_usd += cost
 
+    def add_unpriced(self, model: str | None) -> None:
+        """Record a call whose cost is unknown; with a budget, no further row starts."""
+        with self._lock:
+            if self.unpriced_model is None:
+                self.unpriced_model = model or "(no model named)"
+
     @property
     def exhausted(self) -> bool:
-        return self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd
+        if self.max_cost_usd is None:
+            return False
+        return self.unpriced_model is not None or self.spent_usd >= self.max_cost_usd
 
     def stop_message(self) -> str:
+        if self.unpriced_model is not None and self.spent_usd < (self.max_cost_usd or 0.0):
+            return (
+                f"{NOT_RUN_PREFIX}a call to model {self.unpriced_model!r} could not be priced (the "
+                f"genai-prices table does not know it), so the run's cost budget max_cost_usd="
+                f"{self.max_cost_usd:g} cannot be kept (${self.spent_usd:.6f} spent on priced calls); set "
+                "price_per_million_input_usd and price_per_million_output_usd on the judge endpoint "
+                "(OpenAIJudgeResource), or set max_cost_usd to None"
+            )
         return (
             f"{NOT_RUN_PREFIX}the run's cost budget max_cost_usd={self.max_cost_usd:g} was reached "
             f"(${self.spent_usd:.6f} spent); raise max_cost_usd or set it to None to score every row"
@@ -192,9 +215,19 @@ def record_call(
     completion_tokens: int,
     latency_s: float,
     api_url: str | None = None,
+    price_per_million: tuple[float, float] | None = None,
 ) -> None:
-    """Record one model call against the current row, scope and run."""
-    cost = cost_usd(model, prompt_tokens, completion_tokens, api_url) if model else None
+    """Record one model call against the current row, scope and run.
+
+    `price_per_million` (USD per million input and output tokens) prices the call instead of the
+    genai-prices table; without it, a model the table does not know is an unpriced call.
+    """
+    if price_per_million is not None:
+        cost: float | None = (
+            prompt_tokens * price_per_million[0] + completion_tokens * price_per_million[1]
+        ) / 1e6
+    else:
+        cost = cost_usd(model, prompt_tokens, completion_tokens, api_url) if model else None
     row = _row.get()
     if row is not None:
         row.add(
@@ -210,6 +243,8 @@ def record_call(
     run = _run.get()
     if run is not None and cost:
         run.add(cost)
+    elif run is not None and cost is None:
+        run.add_unpriced(model)
 
 
 def record_answer(
@@ -219,6 +254,7 @@ def record_answer(
     model: str | None = None,
     *,
     require_usage: bool = True,
+    price_per_million: tuple[float, float] | None = None,
 ) -> bool:
     """Record one OpenAI-compatible answer (a JSON dict, or an `openai` SDK object) by its `usage` and
     `model`: chat completions and embeddings (`prompt_tokens` / `completion_tokens`) or responses
@@ -241,7 +277,7 @@ def record_answer(
     prompt = int(raw.get("prompt_tokens", raw.get("input_tokens", 0)) or 0)
     completion = int(raw.get("completion_tokens", raw.get("output_tokens", 0)) or 0)
     name = answer.get("model") or model
-    record_call(str(name) if name else None, prompt, completion, latency_s, api_url)
+    record_call(str(name) if name else None, prompt, completion, latency_s, api_url, price_per_million)
     return True
 
 
@@ -312,6 +348,8 @@ def absorb(row_usage: dict[str, Any]) -> None:
             row.add(name, **values)
         if run is not None and values.get("cost_usd"):
             run.add(float(values["cost_usd"]))
+        if run is not None and values.get("unpriced_calls"):
+            run.add_unpriced(None)
 
 
 def record_cache_hit() -> None:
@@ -325,87 +363,20 @@ def not_run_usage() -> dict[str, Any]:
     return {"not_run": True}
 
 
-class UsageTotals:
-    """Sums the `RowResult.usage` of a run into the report's `usage` (see `report`)."""
-
-    def __init__(self) -> None:
-        self.scopes: dict[str, ScopeUsage] = {}
-        self.rows_not_run = 0
-        self.budget_message: str | None = None
-
-    def add(self, row_usage: dict[str, Any], error: str | None = None) -> None:
-        if row_usage.get("not_run"):
-            self.rows_not_run += 1
-            self.budget_message = error
-            return
-        for name, values in row_usage.get("scopes", {}).items():
-            self.scopes.setdefault(name, ScopeUsage()).merge(values)
-
-    def report(self) -> dict[str, Any]:
-        """`{"total": {...}, "scopes": {name: {...}}, "judge_latency_p50_ms", "judge_latency_p95_ms",
-        "rows_not_run", "budget_message"}`; empty when the run made no model call and ran every row."""
-        from dagster_evals.summary import percentile
-
-        if not self.scopes and not self.rows_not_run:
-            return {}
-        total = ScopeUsage()
-        judge_latencies: list[float] = []
-        for name, scope_usage in self.scopes.items():
-            total.merge(scope_usage.as_dict())
-            if name != TASK_SCOPE:
-                judge_latencies.extend(scope_usage.latencies_s)
-
-        def plain(s: ScopeUsage) -> dict[str, Any]:
-            values = s.as_dict()
-            values.pop("latencies_s")
-            values["cost_usd"] = round(values["cost_usd"], 8)
-            return values
-
-        result: dict[str, Any] = {
-            "total": plain(total),
-            "scopes": {name: plain(s) for name, s in sorted(self.scopes.items())},
-            "rows_not_run": self.rows_not_run,
-        }
-        p50, p95 = percentile(judge_latencies, 0.5), percentile(judge_latencies, 0.95)
-        if p50 is not None and p95 is not None:
-            result["judge_latency_p50_ms"] = round(p50 * 1000, 3)
-            result["judge_latency_p95_ms"] = round(p95 * 1000, 3)
-        if self.budget_message:
-            result["budget_message"] = self.budget_message
-        return result
+_MOVED = {"UsageTotals", "usage_metadata"}
 
 
-def usage_metadata(report_usage: dict[str, Any]) -> dict[str, Any]:
-    """Flat materialization metadata (numbers, plotted over time) of a report's `usage`.
+def __getattr__(name: str) -> Any:
+    """`UsageTotals` and `usage_metadata` moved to `dagster_evals.usage_report` (deprecated aliases)."""
+    if name in _MOVED:
+        import warnings
 
-    Keys: `tokens/prompt`, `tokens/completion`, `tokens/total`, `cost_usd`, `model_calls`,
-    `judge/cache_hits`, `judge/latency_p50_ms`, `judge/latency_p95_ms`, `rows_not_run`, and per scope
-    (`task` or a scorer name) `tokens/<scope>/<prompt|completion|total>`, `cost_usd/<scope>`,
-    `model_calls/<scope>`, `judge/cache_hits/<scope>`; `budget_stop` (text) when the budget stopped the run.
-    """
-    if not report_usage:
-        return {}
-    total = report_usage.get("total", {})
-    metadata: dict[str, Any] = {
-        "tokens/prompt": int(total.get("prompt_tokens", 0)),
-        "tokens/completion": int(total.get("completion_tokens", 0)),
-        "tokens/total": int(total.get("total_tokens", 0)),
-        "cost_usd": float(total.get("cost_usd", 0.0)),
-        "model_calls": int(total.get("calls", 0)),
-        "judge/cache_hits": int(total.get("cache_hits", 0)),
-        "rows_not_run": int(report_usage.get("rows_not_run", 0)),
-    }
-    for key in ("judge_latency_p50_ms", "judge_latency_p95_ms"):
-        if key in report_usage:
-            metadata[f"judge/{key.removeprefix('judge_')}"] = float(report_usage[key])
-    for name, values in report_usage.get("scopes", {}).items():
-        metadata[f"tokens/{name}/prompt"] = int(values.get("prompt_tokens", 0))
-        metadata[f"tokens/{name}/completion"] = int(values.get("completion_tokens", 0))
-        metadata[f"tokens/{name}/total"] = int(values.get("total_tokens", 0))
-        metadata[f"cost_usd/{name}"] = float(values.get("cost_usd", 0.0))
-        metadata[f"model_calls/{name}"] = int(values.get("calls", 0))
-        if name != TASK_SCOPE:
-            metadata[f"judge/cache_hits/{name}"] = int(values.get("cache_hits", 0))
-    if report_usage.get("budget_message"):
-        metadata["budget_stop"] = str(report_usage["budget_message"])
-    return metadata
+        from dagster_evals import usage_report
+
+        warnings.warn(
+            f"dagster_evals.usage.{name} moved: import dagster_evals.usage_report.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(usage_report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

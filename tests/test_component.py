@@ -198,23 +198,34 @@ def test_dg_scaffold_declares_the_chosen_backend_with_an_env_var_secret(dg_proje
 
 
 @pytest.mark.parametrize(
-    ("edit", "pointer"),
+    ("edit", "message"),
     [
-        ("  thresholds: {levenshtein: 0.9}\n", "does not contain items matching"),
-        ("  thresholds: {levenshtien: 0.9}\n", "levenshtien"),
-        ("  max_regression: {json_diff: 0.1}\n", "does not contain items matching"),
+        (
+            "  thresholds: {levenshtein: 0.9}\n",
+            "thresholds name unknown scorer(s) levenshtein; the suite's scorers are exact_match",
+        ),
+        (
+            "  thresholds: {levenshtien: 0.9}\n",
+            "thresholds name unknown scorer(s) levenshtien; the suite's scorers are exact_match",
+        ),
+        (
+            "  max_regression: {json_diff: 0.1}\n",
+            "max_regression names unknown scorer(s) json_diff; the suite's scorers are exact_match",
+        ),
     ],
     ids=["builtin-not-in-scorers", "typo", "regression-limit"],
 )
-def test_dg_check_yaml_catches_a_limit_on_an_unknown_scorer(
-    dg_project: Path, edit: str, pointer: str
+def test_dg_check_defs_names_a_limit_on_an_unknown_scorer_and_lists_the_scorers(
+    dg_project: Path, edit: str, message: str
 ) -> None:
     assert dg_cli(dg_project, "scaffold", "defs", "dagster_evals.EvalSuiteComponent", "s").returncode == 0
     path = dg_project / "src" / "proj" / "defs" / "s" / "defs.yaml"
     path.write_text(path.read_text() + edit)
-    checked = dg_cli(dg_project, "check", "yaml")
+    checked = dg_cli(dg_project, "check", "defs")
+    output = checked.stdout + checked.stderr
     assert checked.returncode != 0
-    assert pointer in checked.stdout + checked.stderr
+    assert f"{path}: suite 's': {message}" in output, output
+    assert "does not contain items matching" not in output
 
 
 # -- resource, translation and sensors declared in YAML ---------------------------------------------

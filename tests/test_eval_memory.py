@@ -22,7 +22,8 @@ from dagster_evals.row_review import rank_drops
 from dagster_evals.sharding import shard_of, shard_rows
 from dagster_evals.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from dagster_evals.usage import TASK_SCOPE, UsageTotals
+from dagster_evals.usage import TASK_SCOPE
+from dagster_evals.usage_report import UsageTotals
 from tests.conftest import (
     keywordsai_fake,
     keywordsai_resource,

@@ -185,7 +185,7 @@ def test_shards_need_a_python_task(tmp_path: Path) -> None:
     remote = PlatformFunction(platform="braintrust", name="task", spec={"function_id": "f"})
     with pytest.raises(ConfigError, match="shards=2 needs a Python task"):
         EvalSuite(name="s", source=source, task=remote, scorers=["exact_match"], shards=2)
-    with pytest.raises(ConfigError, match="shards must be an integer of at least 1, got 0"):
+    with pytest.raises(ConfigError, match="shards must be an integer from 1 to 100, got 0"):
         EvalSuite(name="s", source=source, task=str, scorers=["exact_match"], shards=0)
     with pytest.raises(ConfigError, match="needs resume=True"):
         EvalSuite(name="s", source=source, task=str, scorers=["exact_match"], shards=2, resume=False)

@@ -38,6 +38,9 @@ class EvalPlatform(ABC):
 
     platform: PlatformName
     default_project: str | None = None
+    # Whether `staged_sync(..., base_version=)` publishes only while that version is current (then a sync
+    # diffs against a pinned version and rebases when outrun). APIs that write straight through cannot.
+    compare_and_swap_syncs = False
 
     # -- datasets ---------------------------------------------------------------------------------
     @abstractmethod
@@ -89,12 +92,13 @@ class EvalPlatform(ABC):
     def current_version(self, dataset: DatasetRef) -> str:
         """The id of the dataset's latest version."""
 
-    def staged_sync(self, dataset: DatasetRef) -> StagedSync:
+    def staged_sync(self, dataset: DatasetRef, *, base_version: str | None = None) -> StagedSync:
         """Where a sync sends its writes; `publish()` makes them visible.
 
         The default writes straight through (each request is visible once the platform applies it), which
         is all an API without a staging area offers. A platform that can stage writes overrides this so a
-        sync is published as one version or not at all.
+        sync is published as one version or not at all, and, given `base_version` (the version the sync
+        diffed against), publishes only while that version is still current (`SyncConflictError` if not).
         """
         return StagedSync(self, dataset)
 
@@ -177,6 +181,7 @@ class StagedSync:
     """
 
     atomic = False
+    version: str | None = None  # the version `publish()` created, where the platform says
 
     def __init__(self, platform: EvalPlatform, dataset: DatasetRef) -> None:
         self.platform = platform

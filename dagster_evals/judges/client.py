@@ -191,9 +191,16 @@ class GovernedTransport(httpx.AsyncBaseTransport):
             await self.inner.aclose()
 
 
-def _record(request: Mapping[str, Any], answer: Any, latency_s: float, api_url: str) -> None:
+def _record(request: Mapping[str, Any], answer: Any, latency_s: float, settings: JudgeSettings) -> None:
     model = request.get("model")
-    usage.record_answer(answer, latency_s, api_url, model=str(model) if model else None, require_usage=False)
+    usage.record_answer(
+        answer,
+        latency_s,
+        settings.base_url,
+        model=str(model) if model else None,
+        require_usage=False,
+        price_per_million=settings.price_per_million,
+    )
 
 
 class JudgeClient:
@@ -267,7 +274,7 @@ class JudgeClient:
             reply = json.loads(answer.content)
         except ValueError:
             raise PlatformError(PLATFORM, answer.status, "POST", url.path, "malformed JSON body") from None
-        _record(body, reply, answer.latency_s, self.settings.base_url)
+        _record(body, reply, answer.latency_s, self.settings)
         return reply
 
     def _error(self, response: httpx.Response, path: str) -> PlatformError:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dagster_evals.judges.settings import (
     API_KEY_ENV,
@@ -15,6 +15,7 @@ from dagster_evals.judges.settings import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MODEL,
     JudgeSettings,
+    check_prices,
 )
 
 
@@ -60,7 +61,17 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=60.0, description="Per-attempt timeout in seconds.")
     max_retries: int = Field(default=5, description="Retries of 408/429/5xx (Retry-After honoured).")
     cache: bool = Field(default=True, description="Reuse stored scores for identical judge calls.")
-    max_cost_usd: float | None = Field(default=None, description="Budget per run in USD.")
+    max_cost_usd: float | None = Field(
+        default=None,
+        description="Budget per run in USD; a call that cannot be priced stops a run with a budget.",
+    )
+    price_per_million_input_usd: float | None = Field(
+        default=None,
+        description="USD per million input tokens, instead of the genai-prices table (give both prices).",
+    )
+    price_per_million_output_usd: float | None = Field(
+        default=None, description="USD per million output tokens, instead of the genai-prices table."
+    )
     max_answer_bytes: int = Field(
         default=DEFAULT_MAX_ANSWER_BYTES,
         description="Largest answer read, in bytes (default 16 MiB); a larger one is the row's error.",
@@ -73,6 +84,12 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, ("***" if name == "api_key" and value else value)
+
+    @model_validator(mode="after")
+    def _check_prices(self) -> OpenAIJudgeResource:
+        """A price override is checked when the resource is built (code location load), not at run time."""
+        check_prices(self.price_per_million_input_usd, self.price_per_million_output_usd)
+        return self
 
     def settings(self) -> JudgeSettings:
         """The resolved `JudgeSettings` (environment fallbacks applied)."""
@@ -89,6 +106,8 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
             cache=self.cache,
             max_cost_usd=self.max_cost_usd,
             max_answer_bytes=self.max_answer_bytes,
+            price_per_million_input_usd=self.price_per_million_input_usd,
+            price_per_million_output_usd=self.price_per_million_output_usd,
             api_key_env=self.api_key.env_var_name
             if isinstance(self.api_key, dg.EnvVar)
             else self.api_key_env,

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,6 +27,22 @@ DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MIN_MAX_ANSWER_BYTES = 1024
 
 
+def _is_money(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )
+
+
+def check_prices(per_million_input: object, per_million_output: object) -> None:
+    """Both prices finite and at least 0 (USD per million tokens), or both None; else a `ConfigError`."""
+    prices = (per_million_input, per_million_output)
+    if (prices[0] is None) != (prices[1] is None) or not all(p is None or _is_money(p) for p in prices):
+        raise ConfigError(
+            "price_per_million_input_usd and price_per_million_output_usd must both be finite numbers of 0 "
+            f"or more (USD per million tokens), or both None; got {prices[0]!r} and {prices[1]!r}"
+        )
+
+
 @dataclass(frozen=True)
 class JudgeSettings:
     """An OpenAI-compatible endpoint and how to call it. The API key never appears in a repr.
@@ -43,7 +60,13 @@ class JudgeSettings:
         timeout_s: Per-attempt timeout.
         max_retries: Retries of 408/429/5xx and connection errors (Retry-After honoured).
         cache: Whether judge scores are cached (see `dagster_evals.judges.cache`).
-        max_cost_usd: Budget per run; once spent, rows not yet run are recorded as not run.
+        max_cost_usd: Budget per run; once spent, rows not yet run are recorded as not run. With a budget,
+            a call whose cost is unknown (a model the genai-prices table does not know, and no price
+            override) stops the run the same way.
+        price_per_million_input_usd: USD per million input (prompt) tokens of this endpoint's calls; with
+            `price_per_million_output_usd`, prices calls instead of the genai-prices table (a self-hosted,
+            fine-tuned or newer model). Give both or neither.
+        price_per_million_output_usd: USD per million output (completion) tokens.
         max_answer_bytes: Largest answer body read (decoded); reading stops past it and the call fails
             with an error naming the setting (the row's error, or the scorer's entry in `scorer_errors`).
     """
@@ -63,6 +86,8 @@ class JudgeSettings:
     max_cost_usd: float | None = None
     api_key_env: str = API_KEY_ENV
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    price_per_million_input_usd: float | None = None
+    price_per_million_output_usd: float | None = None
 
     def __post_init__(self) -> None:
         limit = self.max_answer_bytes
@@ -75,8 +100,15 @@ class JudgeSettings:
             raise ConfigError(f"judge max_concurrency must be at least 1, got {self.max_concurrency}")
         if self.requests_per_minute is not None and self.requests_per_minute <= 0:
             raise ConfigError(f"judge requests_per_minute must be positive, got {self.requests_per_minute}")
-        if self.max_cost_usd is not None and self.max_cost_usd < 0:
-            raise ConfigError(f"max_cost_usd must be 0 or more, got {self.max_cost_usd}")
+        if self.max_cost_usd is not None and not _is_money(self.max_cost_usd):
+            raise ConfigError(f"max_cost_usd must be a finite number of 0 or more, got {self.max_cost_usd!r}")
+        check_prices(self.price_per_million_input_usd, self.price_per_million_output_usd)
+
+    @property
+    def price_per_million(self) -> tuple[float, float] | None:
+        """(input, output) USD per million tokens when the endpoint overrides the price table, else None."""
+        a, b = self.price_per_million_input_usd, self.price_per_million_output_usd
+        return None if a is None or b is None else (float(a), float(b))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> JudgeSettings:

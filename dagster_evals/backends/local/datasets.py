@@ -2,8 +2,8 @@
 
 A row is visible at version v when it was added at or before v and not removed at or before v, so a
 snapshot pins a version and reads exactly the rows it had, whatever happens to the dataset later. Writes
-are staged first (`staged_rows`) and published in one transaction that adds exactly one version; readers
-only ever see published versions, so no one observes a half-written sync.
+are staged first (`staged_rows`) and published in one transaction that adds exactly one version (only
+while the version a sync diffed against is current); readers never observe a half-written sync.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dagster_evals.backends.local.store import (
     staged_rows,
     write_transaction,
 )
-from dagster_evals.errors import ConfigError, InputError, NotFoundError
+from dagster_evals.errors import ConfigError, InputError, NotFoundError, SyncConflictError
 from dagster_evals.models import DatasetRef, DatasetRow, utcnow
 from dagster_evals.shard_key import register_sqlite_function, shard_filter
 
@@ -49,6 +49,7 @@ class LocalDatasets(EvalPlatform):
 
     engine: Engine
     batch_size: int
+    compare_and_swap_syncs = True
 
     def ensure_dataset(
         self, name: str, *, project: str | None = None, description: str | None = None
@@ -181,9 +182,9 @@ class LocalDatasets(EvalPlatform):
             return int(conn.execute(query).scalar_one())
 
     # -- writes: staged, then published as one version ---------------------------------------------
-    def staged_sync(self, dataset: DatasetRef) -> LocalStagedSync:
-        """Stage a sync's writes; `publish()` makes them visible as exactly one new version."""
-        return LocalStagedSync(self, dataset)
+    def staged_sync(self, dataset: DatasetRef, *, base_version: str | None = None) -> LocalStagedSync:
+        """Stage a sync's writes; `publish()` makes them one new version (only while `base_version` is current)."""
+        return LocalStagedSync(self, dataset, base_version)
 
     def upsert_rows(
         self,
@@ -237,8 +238,8 @@ class LocalDatasets(EvalPlatform):
             )
         )
 
-    def _publish(self, dataset: DatasetRef, stage_id: str) -> int | None:
-        """Apply a stage as one version in one transaction; the new version, or None when nothing changed."""
+    def _publish(self, dataset: DatasetRef, stage_id: str, base: int | None = None) -> int | None:
+        """Apply a stage as one version, only while `base` (if given) is current; the new version or None."""
         d, s = dataset_rows.c, staged_rows.c
         in_stage = sa.select(staged_rows).where(
             (s.stage_id == stage_id) & (s.row_id == d.row_id) & (d.dataset_id == dataset.id)
@@ -246,7 +247,13 @@ class LocalDatasets(EvalPlatform):
         live = (d.dataset_id == dataset.id) & d.version_removed.is_(None)
         with write_transaction(self.engine) as conn:
             # The dataset row lock (PostgreSQL) / the write lock (SQLite) orders concurrent publishes.
-            version = self._published_version(conn, dataset, lock=True) + 1
+            current = self._published_version(conn, dataset, lock=True)
+            if base is not None and current != base:
+                raise SyncConflictError(
+                    f"dataset {dataset.name!r}: another sync published version {current} while this one "
+                    f"was staged against version {base}"
+                )
+            version = current + 1
             removed = conn.execute(
                 sa.update(dataset_rows)
                 .where(live & in_stage.where(s.removed).exists())

@@ -40,9 +40,10 @@ class LocalStagedSync(StagedSync):
 
     atomic = True
 
-    def __init__(self, platform: LocalDatasets, dataset: DatasetRef) -> None:
+    def __init__(self, platform: LocalDatasets, dataset: DatasetRef, base_version: str | None = None) -> None:
         self.local = platform
         self.dataset = dataset
+        self.base = None if base_version is None else int(base_version)
         self.stage_id = uuid.uuid4().hex
         self.lease = Lease(self.stage_id, None if in_memory(platform.engine.url) else self._heartbeat)
         self.removed_stages: list[tuple[str, str]] = []  # (stage id, why its sync is known gone)
@@ -129,7 +130,8 @@ class LocalStagedSync(StagedSync):
         return (len(ids) + size - 1) // size
 
     def publish(self) -> int:
-        self.version = self.local._publish(self.dataset, self.stage_id)
+        published = self.local._publish(self.dataset, self.stage_id, self.base)
+        self.version = None if published is None else str(published)
         self.lease.release()
         return 1
 
