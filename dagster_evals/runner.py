@@ -29,6 +29,7 @@ from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT, check_b
 from dagster_evals.models import DatasetRow, EvalRequest, RowResult
 from dagster_evals.progress import track_results
 from dagster_evals.scorers import Scorer
+from dagster_evals.task_call import task_kwargs_names
 from dagster_evals.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: importable from here too)
     DEFAULT_SCORER_BOUND,
     DEFAULT_SCORER_TIMEOUT_S,
@@ -36,7 +37,6 @@ from dagster_evals.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: i
     ScorerTimeout,
     scorer_bound,
 )
-from dagster_evals.task_call import task_kwargs_names
 
 DEFAULT_MAX_CONCURRENCY = 10
 ISOLATIONS = ("thread", "process")
