@@ -52,4 +52,4 @@ def test_example_release_job_runs_unchanged_on_postgresql(postgres_url: str, tmp
         assert scored == (36,)
         assert conn.execute("SELECT COUNT(*) FROM staged_rows").fetchone() == (0,)
         revision = conn.execute("SELECT version_num FROM dagster_evals_schema_version").fetchone()
-        assert revision == ("0002",)
+        assert revision == ("0003",)
