@@ -136,7 +136,11 @@ def render_html(
         '<div class="controls"><input id="filter" type="search" placeholder="filter rows (any text)"> '
         '<select id="status"><option value="all">all rows</option><option value="errored">errored</option>'
         '<option value="below">below 1</option>'
-        + ('<option value="regressed">regressed</option><option value="missing">missing</option>' if compared else "")
+        + (
+            '<option value="regressed">regressed</option><option value="missing">missing</option>'
+            if compared
+            else ""
+        )
         + '</select> <span id="count"></span></div>\n<table id="rows"><thead><tr>'
     )
     head = ["row", "status", "input", "expected", "output"]

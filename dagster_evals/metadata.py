@@ -20,7 +20,6 @@ from typing import Any
 import dagster as dg
 
 from dagster_evals.models import DatasetRow, EvalReport, Snapshot, SyncResult
-from dagster_evals.usage import usage_metadata
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80
@@ -157,7 +156,8 @@ def report_markdown(report: EvalReport, *, baseline_note: str | None = None) -> 
         against = f", {md_escape(baseline_note)}" if baseline_note else ", no baseline"
     lines = [
         f"**{md_escape(report.name)}** on {report.platform} — dataset version {report.dataset_version}, "
-        f"{report.rows_scored}/{report.rows_in_snapshot} rows scored, {report.rows_errored} errored" + against,
+        f"{report.rows_scored}/{report.rows_in_snapshot} rows scored, {report.rows_errored} errored"
+        + against,
         "",
         "| scorer | mean | baseline | diff | improved rows | regressed rows | scorer errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
