@@ -187,6 +187,8 @@ def eval_report_metadata(
     usage = usage_metadata(report.usage)
     plotted.update({new: usage[old] for old, new in PLOTTED_USAGE.items() if old in usage})
     metadata: dict[str, Any] = {**rounded_for_display(plotted)}
+    if usage.get("budget_stop"):
+        metadata["budget_stop"] = usage["budget_stop"]
     metadata["summary"] = dg.MetadataValue.md(report_markdown(report, baseline_note=run.baseline.note))
     if review is not None:
         metadata["rows_to_review"] = dg.MetadataValue.md(review_markdown(report, review))
@@ -253,7 +255,7 @@ def report_details(
     extra_metrics = {k: v for k, v in report.metrics.items() if k not in PLOTTED_METRICS}
     if extra_metrics:
         details["metrics"] = extra_metrics
-    unplotted_usage = {k: v for k, v in usage.items() if k not in PLOTTED_USAGE}
+    unplotted_usage = {k: v for k, v in usage.items() if k not in PLOTTED_USAGE and k != "budget_stop"}
     if unplotted_usage:
         details["usage"] = unplotted_usage
     prompt = run.trigger.prompt

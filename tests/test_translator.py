@@ -231,9 +231,9 @@ def test_eager_automation_reruns_the_eval_on_a_new_prompt_version_and_records_li
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     result = defs.resolve_job_def("bot_eval_job").execute_in_process(instance=instance)
     report = materialization(result, evals.eval_report_key)
-    assert report["prompt_slug"] == "bot_system"  # the observed version is the one evaluated
-    assert report["lineage/prompt_version"] == 1
-    assert report["lineage/dataset_version"] == 1
+    assert report["details"]["prompt"]["slug"] == "bot_system"  # the observed version is the one evaluated
+    assert report["prompt_version"] == "1"
+    assert report["dataset_version"] == "1"
     settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert settled.get_num_requested(evals.eval_report_key) == 0
     platform.push_prompt_version("bot_system", {"text": "add two numbers"})
@@ -279,9 +279,8 @@ def test_the_example_lineage_suite_runs_from_upstream_asset_and_observed_prompt(
         .execute_in_process(instance=instance)
     )
     report = materialization(result, dg.AssetKey(["evals", "support_bot_lineage", "eval_report"]))
-    assert (report["prompt_slug"], report["prompt_version"]) == ("support_bot_system", "1")
-    assert report["lineage/prompt_version"] == 1
-    assert report["lineage/dataset_version"] == 1
+    assert (report["details"]["prompt"]["slug"], report["prompt_version"]) == ("support_bot_system", "1")
+    assert report["dataset_version"] == "1"
 
 
 def test_releases_are_an_observable_asset_whose_data_version_is_the_newest_tag(
