@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.cli.local import DB_HELP, URL_HELP, location, open_existing
@@ -60,7 +61,7 @@ def open_platform(args: argparse.Namespace) -> EvalPlatform:
     api_key = os.environ.get(key_var, "").strip()
     if not api_key:
         raise ConfigError(f"--platform {name} needs an API key: set {key_var}")
-    options: dict[str, str] = {"api_key": api_key}
+    options: dict[str, Any] = {"api_key": api_key}
     if os.environ.get(url_var, "").strip():
         options[url_field] = os.environ[url_var].strip()
     if name == "braintrust":

@@ -109,7 +109,7 @@ def row_line(row: ReviewedRow, base: ReviewedRow | None, scorers: list[str]) -> 
 
 def rows_command(args: argparse.Namespace, platform: EvalPlatform, out: TextIO | None = None) -> int:
     """Print the rows of a report that pass the filters; exit 1 when none does."""
-    out = out or sys.stdout
+    stream: TextIO = out or sys.stdout
     report = get_report(platform, args.report)
     baseline_id = args.baseline or report.baseline_id
     if args.regressed and baseline_id is None:
@@ -128,9 +128,9 @@ def rows_command(args: argparse.Namespace, platform: EvalPlatform, out: TextIO |
             entry = row.as_dict()
             if base is not None:
                 entry["baseline"] = base.scores
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            stream.write(json.dumps(entry, ensure_ascii=False) + "\n")
         else:
-            out.write(row_line(row, base, scorers) + "\n")
+            stream.write(row_line(row, base, scorers) + "\n")
         shown += 1
         if args.limit is not None and shown >= args.limit:
             break
@@ -183,49 +183,49 @@ def diff_lines(a: EvalReport, b: EvalReport, pairs: Iterator[tuple[ReviewedRow |
 
 def diff_command(args: argparse.Namespace, platform: EvalPlatform, out: TextIO | None = None) -> int:
     """Compare two reports row by row: the scorers' means, then each row that changed."""
-    out = out or sys.stdout
+    stream: TextIO = out or sys.stdout
     a = get_report(platform, args.report_a)
     b = get_report(platform, args.report_b)
     counts: dict[str, int] = {}
     if not args.json:
-        out.write(f"{a.id} ({a.name}) → {b.id} ({b.name})\n")
+        stream.write(f"{a.id} ({a.name}) → {b.id} ({b.name})\n")
         for name in dict.fromkeys([*a.scores, *b.scores]):
             mean_a = a.scores[name].mean if name in a.scores else None
             mean_b = b.scores[name].mean if name in b.scores else None
             diff = mean_b - mean_a if mean_a is not None and mean_b is not None else None
-            out.write(
+            stream.write(
                 f"  {name}: {format_number(mean_a)} → {format_number(mean_b)} ({format_number(diff, signed=True)})\n"
             )
     for text, entry in diff_lines(a, b, paired_rows(platform, a.id, b.id, FULL_CHARS), args.all):
         change = str(entry["change"])
         counts[change] = counts.get(change, 0) + 1
-        out.write((json.dumps(entry, ensure_ascii=False) if args.json else text) + "\n")
+        stream.write((json.dumps(entry, ensure_ascii=False) if args.json else text) + "\n")
     if not args.json:
         summary = ", ".join(f"{n} {c}" for c, n in sorted(counts.items())) or "no row changed"
-        out.write(f"rows: {summary}\n")
+        stream.write(f"rows: {summary}\n")
     return 0
 
 
 def report_command(args: argparse.Namespace, platform: EvalPlatform, out: TextIO | None = None) -> int:
     """Print the reports named by id (any backend)."""
-    out = out or sys.stdout
+    stream: TextIO = out or sys.stdout
     for report_id in args.report_ids:
         report = get_report(platform, report_id)
-        out.write(f"report {report.id}  created {report.created_at:%Y-%m-%d %H:%M:%S} UTC\n")
-        out.write(report_markdown(report) + "\n")
+        stream.write(f"report {report.id}  created {report.created_at:%Y-%m-%d %H:%M:%S} UTC\n")
+        stream.write(report_markdown(report) + "\n")
         if report.url:
-            out.write(f"\n{report.url}\n")
-        out.write("\n")
+            stream.write(f"\n{report.url}\n")
+        stream.write("\n")
     return 0
 
 
 def html_command(args: argparse.Namespace, platform: EvalPlatform, out: TextIO | None = None) -> int:
     """Write a report's static HTML page (every row, beside its baseline)."""
-    out = out or sys.stdout
+    stream: TextIO = out or sys.stdout
     from dagster_evals.html_report import reports_dir, write_report_file
 
     report = get_report(platform, args.report)
     path = Path(args.out) if args.out else reports_dir(platform) / f"{report.id}.html"
     written = write_report_file(platform, report, path)
-    out.write(f"wrote {written} rows to {path}\n")
+    stream.write(f"wrote {written} rows to {path}\n")
     return 0
