@@ -28,7 +28,7 @@ RUN_FIELDS = {
     "rows_to_review",
 }
 # The parts of `details` that name the run.
-RUN_DETAILS = {"report_name", "dataset", "metrics"}
+RUN_DETAILS = {"report_name", "dataset", "metrics", "shards"}
 
 
 def comparable(metadata: dict[str, Any]) -> dict[str, Any]:
