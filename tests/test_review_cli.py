@@ -161,3 +161,39 @@ def test_the_installed_command_writes_the_html_report(tmp_path: Path, instance: 
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
     assert "Says 5; the reference says 4." in page and "http" not in page.split("<body>")[0]
     assert LocalPlatform(f"sqlite:///{db}").get_eval_report(report).baseline_id is not None
+
+
+def test_reports_and_rows_are_read_from_braintrust_with_the_resources_variables(
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dagster_evals.testing.braintrust import BraintrustFake
+    from tests.test_braintrust_platform import KEY, REPORT_KEY, resource, suite_for
+
+    source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10, wrong={1, 2}))
+    with BraintrustFake(api_key=KEY).serve() as server:
+        report = materialize_suite(suite_for(source), instance, resource(server))
+        [mat] = [
+            e.materialization
+            for e in report.get_asset_materialization_events()
+            if e.materialization.asset_key == REPORT_KEY
+        ]
+        report_id = str(mat.metadata["report_id"].value)
+        monkeypatch.setenv("BRAINTRUST_API_KEY", KEY)
+        monkeypatch.setenv("BRAINTRUST_API_URL", server.url)
+        monkeypatch.setenv("DAGSTER_EVALS_PLATFORM", "braintrust")
+
+        code, out, _ = run(capsys, "report", report_id)
+        assert code == 0 and f"report {report_id}" in out
+        assert "| exact_match | 0.8 |" in out and "/experiments/arith-" in out  # the table and its link
+        code, out, _ = run(capsys, "rows", report_id, "--scorer", "exact_match", "--below", "1")
+        assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["q1", "q2"]
+        assert "exact_match=0" in out
+
+        code, _, err = run(capsys, "report", "no-such-experiment")
+        assert code == 2 and "no eval report 'no-such-experiment' on braintrust" in err
+        # Without an id there is no "latest" to pick on a platform.
+        code, _, err = run(capsys, "report")
+        assert code == 2 and "name the reports to print" in err
