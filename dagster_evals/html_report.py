@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from dagster_evals.backends.base import EvalPlatform
 
 REPORTS_DIR_ENV = "DAGSTER_EVALS_REPORTS_DIR"
+# Rows written to one page at most (a browser table past this is unusable; `dagster-evals rows` lists all).
+MAX_ROWS = 20_000
+# Characters of one value on the page.
+PAGE_CHARS = 2_000
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1f24}
@@ -115,9 +119,11 @@ def render_html(
     out: TextIO,
     *,
     baseline: EvalReport | None = None,
+    max_rows: int | None = None,
 ) -> int:
-    """Write the page of `report` (rows paired with the baseline's, as `paired_rows` gives them) to `out`;
-    returns the number of rows written."""
+    """Write the page of `report` (rows paired with the baseline's, as `paired_rows` gives them) to `out`,
+    at most `max_rows` of them (default `MAX_ROWS`); returns the number of rows written."""
+    limit = MAX_ROWS if max_rows is None else max_rows
     scorers = list(report.scores) or []
     compared = baseline is not None
     title = f"Eval report {report.name}"
@@ -155,7 +161,11 @@ def render_html(
         head.append("baseline reasons / errors")
     out.write("".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>\n<tbody>\n")
     written = 0
+    cut = False
     for row, base in rows:
+        if written >= limit:
+            cut = True
+            break
         shown = row or base
         assert shown is not None
         status = _statuses(row, base)
@@ -180,8 +190,13 @@ def render_html(
             cells.append(_td(_reasons(base) if base is not None else "(not in the baseline)"))
         out.write(f'<tr class="{status}" data-status="{status}">' + "".join(cells) + "</tr>\n")
         written += 1
+    out.write("</tbody></table>\n")
+    if cut:
+        out.write(
+            f"<p>Only the first {written} rows are on this page; list every row with "
+            f"<code>dagster-evals rows {html.escape(report.id)}</code>.</p>\n"
+        )
     out.write(
-        "</tbody></table>\n"
         f'<script type="application/json" id="report-data">{_json_for_script(report)}</script>\n'
         f"<script>{_SCRIPT}</script>\n</body></html>\n"
     )
@@ -200,7 +215,7 @@ def write_report_file(platform: EvalPlatform, report: EvalReport, path: Path) ->
     partial = path.with_name(path.name + ".partial")
     with partial.open("w", encoding="utf-8") as out:
         written = render_html(
-            report, paired_rows(platform, report.id, report.baseline_id), out, baseline=baseline
+            report, paired_rows(platform, report.id, report.baseline_id, PAGE_CHARS), out, baseline=baseline
         )
     partial.replace(path)  # a reader never sees half a page
     return written

@@ -109,8 +109,12 @@ def review_markdown(report: EvalReport, review: Review) -> str:
     ]
     if review.to_review:
         lines += _rows_table(review.to_review, scorers, review.has_outputs)
+    elif review.rows_total == 0 and report.rows_scored + report.rows_errored > 0:
+        lines.append(f"{report.platform} gave no per-row results for this report.")
     else:
         lines.append("Every row scored 1 on every scorer.")
+    if not review.has_outputs and report.rows_errored:
+        lines += ["", f"{report.rows_errored} errored rows are listed on {report.platform} (not here)."]
     if review.compared:
         lines += [
             "",

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from autoevals.score import Score
 
-from dagster_evals import EvalSuite, LocalEvalResource
+from dagster_evals import EvalSuite, LocalEvalResource, html_report
 from tests.conftest import materialize_suite, write_jsonl
 
 CHROMIUM = "/usr/bin/chromium"
@@ -132,6 +132,18 @@ def test_the_page_holds_every_row_beside_the_baseline_and_nothing_from_the_netwo
         and "error: RuntimeError: the model refused" in rows["r5"]["reasons / errors"]
     )
     assert rows["r0"]["_"] == "ok" and rows["r0"]["input"] == '{"n": 0}' and rows["r0"]["expected"] == "0"
+
+
+def test_a_page_holds_at_most_max_rows_and_says_how_to_list_the_rest(
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(html_report, "MAX_ROWS", 4)
+    path, metadata = html_of_two_runs(tmp_path, instance)
+    page = Page()
+    text = path.read_text(encoding="utf-8")
+    page.feed(text)
+    assert [r["cells"][0] for r in page.rows] == ["r0", "r1", "r2", "r3"]
+    assert f"list every row with <code>dagster-evals rows {metadata['report_id']}</code>" in text
 
 
 # -- the page in a real browser -------------------------------------------------------------------------
