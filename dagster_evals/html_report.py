@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dagster_evals.metadata import format_number, report_markdown
+from dagster_evals.metadata import format_number
 from dagster_evals.models import EvalReport
 from dagster_evals.review import ReviewedRow, paired_rows
 
@@ -43,6 +43,7 @@ th,td{border:1px solid #d0d7de;padding:4px 6px;vertical-align:top;text-align:lef
 th{background:#f6f8fa;cursor:pointer;position:sticky;top:0}
 td.num{text-align:right;white-space:nowrap}td.text{max-width:28em;white-space:pre-wrap;word-break:break-word}
 tr.errored{background:#ffebe9}tr.regressed td.num.fell{background:#fff8c5}
+table.summary{width:auto;margin-bottom:1em}table.summary th{cursor:default;position:static}
 .controls{margin:1em 0}.controls input{width:24em}pre{white-space:pre-wrap}
 """
 
@@ -138,7 +139,7 @@ def render_html(
             else "; no baseline"
         )
         + "</p>\n"
-        f"<pre>{html.escape(report_markdown(report))}</pre>\n"
+        f"{_summary(report)}\n"
         '<div class="controls"><input id="filter" type="search" placeholder="filter rows (any text)"> '
         '<select id="status"><option value="all">all rows</option><option value="errored">errored</option>'
         '<option value="below">below 1</option>'
@@ -201,6 +202,34 @@ def render_html(
         f"<script>{_SCRIPT}</script>\n</body></html>\n"
     )
     return written
+
+
+def _summary(report: EvalReport) -> str:
+    """The per-scorer means, baseline means and diffs as a small table, with the row counts above it."""
+    head = ["scorer", "mean", "baseline", "diff", "improved rows", "regressed rows", "scorer errors"]
+    rows = "".join(
+        "<tr>"
+        + f"<td>{html.escape(s.name)}</td>"
+        + "".join(
+            f'<td class="num">{html.escape(text)}</td>'
+            for text in (
+                format_number(s.mean),
+                format_number(s.baseline_mean),
+                format_number(s.diff, signed=True),
+                str(s.improvements),
+                str(s.regressions),
+                str(s.errors),
+            )
+        )
+        + "</tr>"
+        for s in report.scores.values()
+    )
+    counts = (
+        f"<p>dataset version {html.escape(str(report.dataset_version))}: {report.rows_scored} of "
+        f"{report.rows_in_snapshot} rows scored, {report.rows_errored} errored</p>"
+    )
+    heading = "".join(f"<th>{h}</th>" for h in head)
+    return f'{counts}<table class="summary"><thead><tr>{heading}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def _json_for_script(report: EvalReport) -> str:

@@ -66,7 +66,7 @@ def html_of_two_runs(tmp_path: Path, instance: dg.DagsterInstance) -> tuple[Path
 
 
 class Page(HTMLParser):
-    """The tags, the table's header and body cells, and every URL-bearing attribute of a page."""
+    """The tags, the rows table's header and body cells, and every URL-bearing attribute of a page."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,11 +76,16 @@ class Page(HTMLParser):
         self.rows: list[dict[str, Any]] = []
         self._cell: list[str] | None = None
         self._in_head = False
+        self._in_rows = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         found = dict(attrs)
         self.urls += [str(found[a]) for a in ("src", "href", "action") if found.get(a)]
+        if tag == "table":
+            self._in_rows = found.get("id") == "rows"
+        if not self._in_rows:
+            return
         if tag == "thead":
             self._in_head = True
         elif tag == "tr" and not self._in_head:
@@ -89,6 +94,8 @@ class Page(HTMLParser):
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in_rows = False
         if tag == "thead":
             self._in_head = False
         elif tag in ("th", "td") and self._cell is not None:
