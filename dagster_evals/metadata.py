@@ -187,16 +187,3 @@ def exact_scores(report: EvalReport) -> dict[str, dict[str, float]]:
         }
         for name, summary in report.scores.items()
     }
-
-
-def as_number(version: str | None) -> int | float | None:
-    """A version as a number when it is one (`"3"` → 3, `"1.5"` → 1.5), else None."""
-    if version is None:
-        return None
-    try:
-        number = float(version)
-    except (TypeError, ValueError):
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return int(number) if number.is_integer() else number
