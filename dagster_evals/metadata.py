@@ -66,7 +66,7 @@ def rounded_for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
     Example:
         >>> rounded_for_display({"score/em": 2 / 3, "rows": 3, "ok": True})
-        {'score/em': 0.666667, 'rows': 3, 'ok': True}
+        {'score/em': 0.6667, 'rows': 3, 'ok': True}
     """
     return {key: display_float(v) if isinstance(v, float) else v for key, v in metadata.items()}
 

@@ -181,3 +181,13 @@ def test_the_table_says_how_many_rows_it_leaves_out(
     table = report["rows_to_review"].value
     assert table.startswith(f"**Rows to review: {REVIEW_ROWS} of {REVIEW_ROWS + 3}**")
     assert sum(1 for line in table.splitlines() if line.startswith("| q")) == REVIEW_ROWS
+
+
+def test_the_documented_examples_run() -> None:
+    import doctest
+
+    from dagster_evals import metadata, review, scorers, translator
+
+    for module in (metadata, review, scorers, translator):
+        outcome = doctest.testmod(module)
+        assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
