@@ -191,3 +191,46 @@ def test_the_documented_examples_run() -> None:
     for module in (metadata, review, scorers, translator):
         outcome = doctest.testmod(module)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
+
+
+def test_an_llm_judges_rationale_reaches_the_report_also_from_its_cache(
+    tmp_path: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster_evals.testing.openai import OpenAIFake, ToolCall
+
+    fake = OpenAIFake(api_key="sk-review-key-123456")
+    fake.add_rule(
+        contains="[Expert]: 4\n", reply=ToolCall("select_choice", {"reasons": "Same.", "choice": "C"})
+    )
+    fake.add_rule(
+        contains="[Expert]:",
+        reply=ToolCall(
+            "select_choice", {"reasons": "The submission says 4; the expert disagrees.", "choice": "D"}
+        ),
+    )
+    rows = [{"id": f"r{i}", "input": f"What is 2 + {i}?", "expected": str(2 + i)} for i in range(3)]
+    suite = EvalSuite(
+        name="judged", source=write_jsonl(tmp_path / "rows.jsonl", rows), key_field="id",
+        task=lambda input: "4", scorers=["factuality"], baseline=None,
+    )  # fmt: skip
+    defs = dg.Definitions.merge(
+        build_eval_suite_definitions(suite),
+        dg.Definitions(resources={"evals": LocalResource(path=str(tmp_path / "e.sqlite"))}),
+    )
+    # The report of a suite with an LLM judge carries the `openai` kind.
+    assert "openai" in defs.resolve_asset_graph().get(suite.eval_report_key).kinds
+    with fake.serve() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url(server))
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-review-key-123456")
+        monkeypatch.setenv("DAGSTER_EVALS_DATABASE_URL", f"sqlite:///{tmp_path / 'cache.sqlite'}")
+        for _ in range(2):  # the second run is served from the judge cache
+            job = defs.resolve_job_def("judged_eval_job")
+            table = report_of(job.execute_in_process(instance=instance, raise_on_error=False))[
+                "rows_to_review"
+            ].value
+            assert table.startswith("**Rows to review: 2 of 2**")
+            assert (
+                "| r0 | What is 2 + 0? | 4 | 2 | 0 | factuality: The submission says 4; the expert disagrees. |"
+                in table
+            )
+    assert fake.requests["POST /v1/chat/completions"] == 3
