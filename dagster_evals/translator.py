@@ -187,7 +187,9 @@ class DagsterEvalsTranslator:
     """Turns the props of each asset of an eval suite into its `AssetSpec`.
 
     Defaults: keys `evals/<suite>/{dataset,dataset_snapshot,eval_report,prompt}` (or the suite's
-    `key_prefix`), group = the suite's `group_name` or name, kinds `{"evals", <backend>}`, the suite's
+    `key_prefix`), group = the suite's `group_name` or name, kinds `{"evals", <backend>}` (plus `openai` on
+    the eval report of a suite with LLM judges or a `prompt_task()`), description: the suite's
+    `description` on the eval report, a generic one elsewhere, the suite's
     `owners`, `asset_tags`, `code_version` and `automation_condition` (the latter on the dataset, snapshot
     and report, not on the observed prompt), and lineage: dataset ← upstream asset (an `AssetSource`),
     snapshot ← dataset, report ← snapshot (+ prompt when the suite names one).
