@@ -182,7 +182,7 @@ def test_prompt_versions_on_the_platform_run_once_each_with_lineage(
 def assert_lineage_on_platform(fake: BraintrustFake | KeywordsAIFake, report: dict[str, Any]) -> None:
     """The other side: the platform names the prompt version the run evaluated, and the Dagster run."""
     recorded = recorded_on_platform(fake, str(report["report_id"]))
-    partition = f"{report['prompt_slug']}@{report['prompt_version']}"
+    partition = f"{report['details']['prompt']['slug']}@{report['prompt_version']}"
     assert report["partition"] == partition
     assert recorded["name"] == report["details"]["report_name"] and partition in recorded["name"]
     if isinstance(fake, BraintrustFake):
