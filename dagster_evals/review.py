@@ -15,6 +15,7 @@ list cut back to `limit` as the results stream past.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -232,9 +233,13 @@ def review_report(platform: EvalPlatform, report: EvalReport, limit: int = REVIE
     review.rows_to_review = worst.seen
     for row_id, pairs in wanted.items():
         row = found.get(row_id) or ReviewedRow(row_id=row_id)
-        row.baseline = {scorer: before for scorer, (before, _) in pairs.items()}
-        row.scores = {**row.scores, **{scorer: now for scorer, (_, now) in pairs.items()}}
-        review.regressed.append(row)
+        review.regressed.append(
+            dataclasses.replace(
+                row,
+                baseline={scorer: before for scorer, (before, _) in pairs.items()},
+                scores={**row.scores, **{scorer: now for scorer, (_, now) in pairs.items()}},
+            )
+        )
     return review
 
 
