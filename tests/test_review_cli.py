@@ -197,3 +197,27 @@ def test_reports_and_rows_are_read_from_braintrust_with_the_resources_variables(
         # Without an id there is no "latest" to pick on a platform.
         code, _, err = run(capsys, "report")
         assert code == 2 and "name the reports to print" in err
+
+
+def test_a_keywords_ai_report_is_read_with_its_variables(
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.conftest import KEYWORDSAI_KEY, keywordsai_fake, keywordsai_resource
+
+    source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(4, wrong={1}))
+    suite = EvalSuite(name="kw_bot", source=source, task=answer, scorers=["exact_match"], key_field="id")
+    with keywordsai_fake().serve() as server:
+        result = materialize_suite(suite, instance, keywordsai_resource(server.url))
+        [mat] = result.asset_materializations_for_node("evals__kw_bot__eval_report")
+        report_id = str(mat.metadata["report_id"].value)
+        monkeypatch.setenv("KEYWORDSAI_API_KEY", KEYWORDSAI_KEY)
+        monkeypatch.setenv("KEYWORDSAI_BASE_URL", server.url)
+        code, out, err = run(capsys, "report", report_id, "--platform", "keywordsai")
+        assert code == 0, err
+        assert f"report {report_id}" in out and "| exact_match | 0.75 |" in out
+        code, out, err = run(capsys, "rows", report_id, "--platform", "keywordsai", "--below", "1")
+        assert code == 0, err
+        assert [line.split()[:3] for line in out.splitlines()] == [["q1", "scored", "exact_match=0"]]
