@@ -157,13 +157,20 @@ def collapse_rows(results: Iterable[RowResult], chars: int = SHORT_CHARS) -> Ite
 
 def report_rows(platform: EvalPlatform, report_id: str) -> Iterator[RowResult]:
     """Every result of a report, a row's trials together: with input/output/expected where the platform
-    keeps them (`iter_report_rows`), else the scored results' scores only."""
+    keeps them (`iter_report_rows`), else each scored row's scores averaged over its trials (grouped in a
+    `ResultSpill`, since a platform may return a row's trials apart)."""
     iter_report_rows = getattr(platform, "iter_report_rows", None)
     if iter_report_rows is not None:
         yield from iter_report_rows(report_id)
         return
-    for row_id, scores in platform.iter_report_row_scores(report_id):
-        yield RowResult(row_id=row_id, scores=dict(scores))
+    spill = ResultSpill()
+    try:
+        for row_id, scores in platform.iter_report_row_scores(report_id):
+            spill.add_scores("current", row_id, scores)
+        for row_id, means in spill.row_means("current"):
+            yield RowResult(row_id=row_id, scores=dict(means))
+    finally:
+        spill.close()
 
 
 @dataclass

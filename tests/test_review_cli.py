@@ -174,7 +174,8 @@ def test_reports_and_rows_are_read_from_braintrust_with_the_resources_variables(
 
     source = write_jsonl(tmp_path / "rows.jsonl", qa_rows(10, wrong={1, 2}))
     with BraintrustFake(api_key=KEY).serve() as server:
-        report = materialize_suite(suite_for(source), instance, resource(server))
+        # Two trials a row: Braintrust returns them as separate traces, the CLI lists each row once.
+        report = materialize_suite(suite_for(source, trial_count=2), instance, resource(server))
         [mat] = [
             e.materialization
             for e in report.get_asset_materialization_events()
