@@ -4,8 +4,8 @@ What the Dagster UI shows for a report, in order:
 
 - plotted numbers (they vary from run to run): `score/<scorer>`, `diff/<scorer>` (with a baseline),
   `rows_scored`, `rows_errored`, `rows_in_snapshot`, `rows_regressed` (rows, not (row, scorer) pairs),
-  `duration_s`, `latency_p50_ms`, `latency_p95_ms`, and with model calls `tokens_total`, `cost_usd`,
-  `model_calls`;
+  `duration_s`, `latency_p50_ms`, `latency_p95_ms` (and a platform's own metrics), and with model calls
+  `tokens_total`, `cost_usd`, `model_calls`;
 - reading: `summary` (per-scorer table), `rows_to_review` (the worst rows and the regressed rows with their
   input, output, expected value, scores and reasons, each headed "N of M"), `html_report` (every row, local
   backend), `experiment_url` (the platform's own view);
@@ -47,7 +47,6 @@ StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 
 # Plotted usage entries (the per-scope breakdown goes to `details`).
 PLOTTED_USAGE = {"tokens/total": "tokens_total", "cost_usd": "cost_usd", "model_calls": "model_calls"}
-PLOTTED_METRICS = ("duration_s", "latency_p50_ms", "latency_p95_ms")
 
 
 def gate_verdict(checks: Sequence[dg.AssetCheckResult]) -> tuple[bool, list[str]]:
@@ -187,7 +186,8 @@ def eval_report_metadata(
     )
     if review is not None and review.compared:
         plotted["rows_regressed"] = review.rows_regressed
-    plotted.update({k: float(report.metrics[k]) for k in PLOTTED_METRICS if k in report.metrics})
+    # Timings and the platform's own numbers (e.g. Braintrust's duration and token metrics) vary per run.
+    plotted.update({name: float(value) for name, value in report.metrics.items()})
     usage = usage_metadata(report.usage)
     plotted.update({new: usage[old] for old, new in PLOTTED_USAGE.items() if old in usage})
     metadata: dict[str, Any] = {**rounded_for_display(plotted)}
@@ -256,9 +256,6 @@ def report_details(
         details["pairs_regressed"] = review.pairs_regressed
     if report.project_url:
         details["project_url"] = report.project_url
-    extra_metrics = {k: v for k, v in report.metrics.items() if k not in PLOTTED_METRICS}
-    if extra_metrics:
-        details["metrics"] = extra_metrics
     unplotted_usage = {k: v for k, v in usage.items() if k not in PLOTTED_USAGE and k != "budget_stop"}
     if unplotted_usage:
         details["usage"] = unplotted_usage
