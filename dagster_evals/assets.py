@@ -31,22 +31,14 @@ from dagster_evals.baselines import (
     resolve_baseline,
 )
 from dagster_evals.checks import check_specs, evaluate_checks
-from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.errors import ConfigError
 from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.git import repo_info
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
-from dagster_evals.metadata import (
-    PREVIEW_ROWS,
-    ROW_TABLE_LIMIT,
-    lineage_metadata,
-    report_metadata,
-    row_changes_metadata,
-    snapshot_metadata,
-    sync_metadata,
-)
+from dagster_evals.metadata import PREVIEW_ROWS, snapshot_metadata, sync_metadata
 from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
-from dagster_evals.row_review import rows_to_review
+from dagster_evals.report_metadata import eval_report_metadata, observed_prompt_version
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source
@@ -231,15 +223,6 @@ def get_platform(
 def snapshot_upstream_metadata(upstream: Upstream) -> dict[str, Any]:
     """Which upstream materialization a step read, for its own metadata."""
     return {"pinned_from": upstream.source, "pinned_from_run_id": upstream.run_id}
-
-
-def gate_metadata(checks: Sequence[dg.AssetCheckResult]) -> dict[str, Any]:
-    """`gate_passed` plus a one-line verdict naming the failed checks, per materialization (and partition)."""
-    failed = [str(check.check_name) for check in checks if not check.passed]
-    return {
-        "gate_passed": not failed,
-        "gate": "passed" if not failed else "FAILED: " + ", ".join(failed),
-    }
 
 
 def require_partition_key(
@@ -462,8 +445,10 @@ def eval_report_result(
     suite: EvalSuite,
     platform: EvalPlatform,
     run: SuiteEvalRun,
+    *,
+    extra_details: dict[str, Any] | None = None,
 ) -> dg.MaterializeResult:
-    """The eval report's materialization: report metadata, gate verdict and check results."""
+    """The eval report's materialization: report metadata (see `report_metadata`) and check results."""
     report = run.report
     context.log.info(
         f"eval report {report.id}: {report_counts_line(report)} — stored in "
@@ -479,21 +464,7 @@ def eval_report_result(
         baseline=run.baseline,
         partition=partition,
     )
-    metadata = {
-        **report_metadata(report, run.snapshot),
-        **run.trigger.metadata(),
-        **report_lineage(context, suite, report, run.trigger),
-        **report_rows_to_review(context, suite, report),
-        "dataset_asset": dg.MetadataValue.asset(suite.dataset_key),
-        "dagster_run_id": context.run_id,
-        "snapshot_version": run.snapshot.version,
-        "snapshot_data_version": run.snapshot.digest,
-        **{f"snapshot_{k}": v for k, v in snapshot_upstream_metadata(run.snapshot_upstream).items()},
-        "baseline": run.baseline.note,
-        **gate_metadata(checks),
-    }
-    if partition is not None:
-        metadata["partition"] = partition
+    metadata = eval_report_metadata(context, suite, platform, run, checks, extra_details=extra_details)
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
@@ -583,51 +554,6 @@ def lineage_assets(suite: EvalSuite) -> list[dg.AssetsDefinition]:
     from dagster_evals.sensors import build_prompt_asset
 
     return [build_prompt_asset(suite)]
-
-
-def observed_prompt_version(instance: dg.DagsterInstance, suite: EvalSuite) -> str | None:
-    """The prompt version last observed on the suite's prompt asset, or None."""
-    if suite.prompt is None:
-        return None
-    key = suite_asset_spec(suite, "prompt").key
-    record = instance.get_latest_data_version_record(key, is_source=True)
-    if record is None or record.asset_observation is None:
-        return None
-    return record.asset_observation.tags.get("dagster/data_version")
-
-
-def report_lineage(
-    context: dg.AssetExecutionContext | dg.OpExecutionContext,
-    suite: EvalSuite,
-    report: EvalReport,
-    trigger: Trigger,
-) -> dict[str, Any]:
-    """Which dataset version, prompt version and git commit produced a report, as `lineage/*` metadata."""
-    prompt_version = trigger.prompt.version if trigger.prompt is not None else None
-    if prompt_version is None:
-        prompt_version = observed_prompt_version(context.instance, suite)
-    git_sha = trigger.release.commit if trigger.release is not None and trigger.release.commit else None
-    if git_sha is None and suite.git_repo is not None:
-        git_sha = (repo_info(suite.git_repo) or {}).get("commit")
-    return lineage_metadata(
-        dataset_version=report.dataset_version, prompt_version=prompt_version, git_sha=git_sha
-    )
-
-
-def report_rows_to_review(
-    context: dg.AssetExecutionContext | dg.OpExecutionContext, suite: EvalSuite, report: EvalReport
-) -> dict[str, Any]:
-    """The `rows_to_review` table (errored rows, then the biggest drops against the baseline), if any."""
-    if not report.rows_errored and not any(s.regressions for s in report.scores.values()):
-        return {}
-    platform = get_platform(context, suite.resource_key)
-    try:  # streamed: memory bounded by the table's length, not the report's rows
-        review = rows_to_review(platform, report, ROW_TABLE_LIMIT)
-    except DagsterEvalsError as exc:
-        context.log.warning(f"could not list the rows to review on {platform.platform}: {exc}")
-        return {}
-    table = row_changes_metadata(report, review.row_scores, review.baseline_scores, review.errors)
-    return {**table, "rows_regressed": review.regressed} if table else {}
 
 
 def with_observed_prompt(

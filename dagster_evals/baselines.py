@@ -54,11 +54,21 @@ class Baseline:
         note: Why there is (or is not) a baseline, for logs and the `no_regression` check.
         failure: Set when a baseline was recorded but cannot be read: the `no_regression` check fails
             with this message.
+        run_id: The Dagster run that produced the baseline report, when known.
     """
 
     report_id: str | None
     note: str
     failure: str | None = None
+    run_id: str | None = None
+
+
+def recorded_platform(metadata: Mapping[str, Any]) -> Any:
+    """The platform a report materialization names: in its `details` entry (since 0.2), else top-level."""
+    details = metadata.get("details")
+    if isinstance(details, Mapping) and details.get("platform"):
+        return details["platform"]
+    return metadata.get("platform")
 
 
 def plain_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,7 +121,7 @@ def _candidates(
     for metadata in found:
         if mode == BASELINE_LAST_PASSING and metadata.get("gate_passed") is not True:
             continue
-        if metadata.get("platform") == platform and metadata.get("report_id"):
+        if recorded_platform(metadata) == platform and metadata.get("report_id"):
             yield metadata
 
 
@@ -135,7 +145,16 @@ def resolve_baseline(
         return Baseline(None, "baseline comparison is off (baseline=None)")
     if mode not in BASELINE_MODES:
         try:
-            return Baseline(platform.get_eval_report(mode).id, f"pinned baseline {mode}")
+            pinned = platform.get_eval_report(mode).id
+            run_id = next(
+                (
+                    str(m["_run_id"])
+                    for m in itertools.islice(report_records(context.instance, key), BASELINE_LOOKBACK)
+                    if m.get("report_id") == pinned
+                ),
+                None,
+            )
+            return Baseline(pinned, f"pinned baseline {mode}", run_id=run_id)
         except NotFoundError as exc:
             raise DagsterEvalsError(
                 f"suite {suite_name!r}: the pinned baseline {mode!r} does not exist on {platform.platform} "
@@ -171,7 +190,7 @@ def resolve_baseline(
         note = f"baseline {report_id} ({mode})"
         if skipped:
             note += f"; skipped missing baseline(s) {', '.join(skipped)} (allow_missing_baseline=True)"
-        return Baseline(report_id, note)
+        return Baseline(report_id, note, run_id=str(metadata["_run_id"]) if metadata.get("_run_id") else None)
     if not skipped:
         what = "passing report" if mode == BASELINE_LAST_PASSING else "report"
         return Baseline(None, f"no baseline yet: no earlier {what} of this suite on {platform.platform}")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from dagster_evals.errors import ConfigError
-from dagster_evals.metadata import rounded_for_display
+from dagster_evals.metadata import format_number, rounded_for_display
 from dagster_evals.models import EvalReport
 
 if TYPE_CHECKING:
@@ -72,30 +72,36 @@ def check_threshold(report: EvalReport, scorer: str, minimum: float) -> tuple[bo
         return False, f"scorer {scorer!r} scored no row", {"threshold": minimum}
     passed = summary.mean >= minimum
     verb = "meets" if passed else "is below"
-    text = f"{scorer} mean {summary.mean:.4f} {verb} the threshold {minimum:.4f}"
+    text = f"{scorer} mean {format_number(summary.mean)} {verb} the threshold {format_number(minimum)}"
     return passed, text, {"score": summary.mean, "threshold": minimum}
 
 
 def check_regression(
     report: EvalReport, max_drop: Mapping[str, float], baseline: Baseline | None = None
-) -> tuple[bool, str, dict[str, float]]:
+) -> tuple[bool, str, dict[str, Any]]:
     """Pass when no scorer's mean dropped by more than its allowed amount against the baseline.
 
-    Fails closed when a baseline was recorded but could not be read (`baseline.failure`).
+    Fails closed when a baseline was recorded but could not be read (`baseline.failure`). The metadata
+    names the baseline (`baseline_id`, and `baseline_run` as a run link when known) and, per scorer, the
+    diff and the allowed drop (`allowed_drop/<scorer>`), so the run log shows why it passed or failed.
     """
+    metadata: dict[str, Any] = {f"allowed_drop/{scorer}": float(limit) for scorer, limit in max_drop.items()}
     if baseline is not None and baseline.failure:
-        return False, baseline.failure, {}
+        return False, baseline.failure, metadata
     if report.baseline_id is None:
-        return True, baseline.note if baseline is not None else "no baseline to compare with yet", {}
+        note = baseline.note if baseline is not None else "no baseline to compare with yet"
+        return True, note, metadata
+    metadata["baseline_id"] = report.baseline_id
+    if baseline is not None and baseline.run_id:
+        metadata["baseline_run"] = dg.MetadataValue.dagster_run(baseline.run_id)
     failures: list[str] = []
-    metadata: dict[str, float] = {}
     for scorer, summary in report.scores.items():
         if scorer not in max_drop or summary.diff is None:
             continue
         metadata[f"diff/{scorer}"] = summary.diff
         if summary.diff < -max_drop[scorer]:
             failures.append(
-                f"{scorer} dropped {-summary.diff:.4f} (allowed {max_drop[scorer]:.4f}; "
+                f"{scorer} dropped {format_number(-summary.diff)} (allowed {format_number(max_drop[scorer])}; "
                 f"{summary.regressions} rows regressed)"
             )
     base = report.baseline_name or report.baseline_id
@@ -199,7 +205,7 @@ def evaluate_checks(
     metadata names it (the check's execution history lists every partition together); with partitioned
     check specs Dagster also records the result against that partition.
     """
-    outcomes: list[tuple[str, tuple[bool, str, dict[str, float]]]] = [
+    outcomes: list[tuple[str, tuple[bool, str, Mapping[str, Any]]]] = [
         (threshold_check_name(scorer), check_threshold(report, scorer, minimum))
         for scorer, minimum in thresholds.items()
     ]

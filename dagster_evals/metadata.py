@@ -4,10 +4,10 @@ Numbers are emitted as plain floats/ints so the Dagster UI plots them across mat
 per scorer (`score/<scorer>`), plus counts, duration and latency percentiles.
 
 The UI prints a float entry exactly as stored (a mean over 36 rows reads `0.7827160493827161`), so float
-entries are stored rounded to `DISPLAY_DIGITS` significant digits: far below what a plot can show, and far
-below what a mean over a sample means. Gates never read these entries (they decide on the report's exact
-means); the exact means, baseline means and diffs stay in the report's `scores_full_precision` JSON entry
-and on the platform.
+entries are stored rounded to `DISPLAY_DIGITS` significant digits, and every table and description prints
+numbers by the same rule (`format_number`): one rounding rule wherever a number is shown. Gates never read
+these entries (they decide on the report's exact means); the exact means, baseline means and diffs stay in
+the report's `details` JSON entry (`scores_exact`) and on the platform.
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ from typing import Any
 import dagster as dg
 
 from dagster_evals.models import DatasetRow, EvalReport, Snapshot, SyncResult
-from dagster_evals.usage_report import usage_metadata
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 80
-# An error cell of `rows_to_review` keeps more: the fix is usually at the end of the message.
-ERROR_CHARS = 400
-DISPLAY_DIGITS = 6
+DISPLAY_DIGITS = 4
 
 
 def display_float(value: float, digits: int = DISPLAY_DIGITS) -> float:
@@ -34,11 +31,34 @@ def display_float(value: float, digits: int = DISPLAY_DIGITS) -> float:
 
     Example:
         >>> display_float(2 / 3), display_float(1234.56789), display_float(0.000123456789)
-        (0.666667, 1234.57, 0.000123457)
+        (0.6667, 1235.0, 0.0001235)
     """
     if value != value or value in (float("inf"), float("-inf")):
         return value
     return float(f"{value:.{digits}g}")
+
+
+def format_number(value: float | int | None, *, signed: bool = False, usd: bool = False) -> str:
+    """A number as every table and description prints it: `display_float`'s rounding, `–` for None,
+    `+` on a signed diff, `$` on a cost in USD.
+
+    Example:
+        >>> format_number(2 / 3), format_number(-1 / 30, signed=True), format_number(0.00123456, usd=True)
+        ('0.6667', '-0.03333', '$0.001235')
+        >>> format_number(1.0), format_number(None), format_number(12)
+        ('1', '–', '12')
+    """
+    if value is None:
+        return "–"
+    if isinstance(value, int):  # bools too
+        text = str(value)
+    else:
+        text = f"{display_float(float(value)):.{DISPLAY_DIGITS}g}"
+        if "e" in text:
+            text = f"{display_float(float(value)):.{DISPLAY_DIGITS + 8}f}".rstrip("0").rstrip(".")
+    if signed and not text.startswith("-"):
+        text = "+" + text
+    return f"${text}" if usd else text
 
 
 def rounded_for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,7 +66,7 @@ def rounded_for_display(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
     Example:
         >>> rounded_for_display({"score/em": 2 / 3, "rows": 3, "ok": True})
-        {'score/em': 0.666667, 'rows': 3, 'ok': True}
+        {'score/em': 0.6667, 'rows': 3, 'ok': True}
     """
     return {key: display_float(v) if isinstance(v, float) else v for key, v in metadata.items()}
 
@@ -114,9 +134,7 @@ def _version_number(key: str, version: Any) -> dict[str, int]:
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return format_number(value, signed=signed)
 
 
 _MARKDOWN_SPECIAL = "\\`*[]<>|"
@@ -129,13 +147,17 @@ def md_escape(text: str) -> str:
     return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in flat)
 
 
-def report_markdown(report: EvalReport) -> str:
-    """Markdown table of per-scorer means and diffs against the baseline."""
+def report_markdown(report: EvalReport, *, baseline_note: str | None = None) -> str:
+    """Markdown table of per-scorer means and diffs against the baseline (numbers by `format_number`)."""
     base = report.baseline_name or report.baseline_id
+    if base:
+        against = f", baseline {md_escape(base)}"
+    else:
+        against = f", {md_escape(baseline_note)}" if baseline_note else ", no baseline"
     lines = [
         f"**{md_escape(report.name)}** on {report.platform} — dataset version {report.dataset_version}, "
         f"{report.rows_scored}/{report.rows_in_snapshot} rows scored, {report.rows_errored} errored"
-        + (f", baseline {md_escape(base)}" if base else ", no baseline"),
+        + against,
         "",
         "| scorer | mean | baseline | diff | improved rows | regressed rows | scorer errors | skipped |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -146,74 +168,10 @@ def report_markdown(report: EvalReport) -> str:
             f"{_fmt(summary.diff, signed=True)} | {summary.improvements} | {summary.regressions} | {summary.errors} | "
             f"{summary.skipped} |"
         )
+    cost = (report.usage.get("total") or {}).get("cost_usd") if report.usage else None
+    if cost is not None:
+        lines += ["", f"Model cost: {format_number(float(cost), usd=True)} (USD)"]
     return "\n".join(lines)
-
-
-def report_metadata(report: EvalReport, snapshot: Snapshot | None = None) -> dict[str, Any]:
-    """Metadata of an eval report materialization, `score/*` first (the UI lists and plots in this order).
-
-    Float entries are rounded to `DISPLAY_DIGITS` significant digits (what the UI shows and plots); the
-    Markdown `summary` shows 4 decimals; `scores_full_precision` keeps each scorer's exact mean, baseline
-    mean and diff.
-
-    Example:
-        >>> from dagster_evals.models import EvalReport, ScoreSummary
-        >>> report = EvalReport(id="r", name="r", platform="local",
-        ...                     scores={"em": ScoreSummary(name="em", mean=2 / 3, count=3)})
-        >>> metadata = report_metadata(report)
-        >>> metadata["score/em"], metadata["scores_full_precision"].data["em"]["mean"] == 2 / 3
-        (0.666667, True)
-    """
-    metadata: dict[str, Any] = {}
-    for name, summary in report.scores.items():
-        if summary.mean is not None:
-            metadata[f"score/{name}"] = float(summary.mean)
-    metadata.update(
-        {
-            "rows_scored": report.rows_scored,
-            "rows_errored": report.rows_errored,
-            "summary": dg.MetadataValue.md(report_markdown(report)),
-        }
-    )
-    if report.url:
-        metadata["experiment_url"] = dg.MetadataValue.url(report.url)
-    if report.dataset is not None and report.dataset.url:
-        metadata["dataset_url"] = dg.MetadataValue.url(report.dataset.url)
-    if report.project_url:
-        metadata["project_url"] = dg.MetadataValue.url(report.project_url)
-    for name, summary in report.scores.items():
-        if summary.diff is not None:
-            metadata[f"diff/{name}"] = float(summary.diff)
-    for name, summary in report.scores.items():
-        if summary.skipped:  # results the scorer skipped (returned None): not in its mean, not errors
-            metadata[f"skipped/{name}"] = summary.skipped
-    metadata.update(
-        {
-            "report_id": report.id,
-            "report_name": report.name,
-            "platform": report.platform,
-            "status": report.status,
-            "rows_in_snapshot": report.rows_in_snapshot,
-            "task_errors": report.task_errors,
-            "scorer_errors": report.scorer_errors,
-            "trial_count": report.trial_count,
-        }
-    )
-    for name, value in report.metrics.items():
-        metadata[name] = float(value)
-    metadata.update(usage_metadata(report.usage))
-    if report.dataset_version is not None:
-        metadata["dataset_version"] = report.dataset_version
-        metadata.update(_version_number("dataset_version", report.dataset_version))
-    if report.dataset is not None:
-        metadata["dataset_id"] = report.dataset.id
-        metadata["dataset_name"] = report.dataset.name
-    if snapshot is not None:
-        metadata["dataset_digest"] = snapshot.digest
-    if report.baseline_id:
-        metadata["baseline_id"] = report.baseline_id
-    metadata["scores_full_precision"] = dg.MetadataValue.json(exact_scores(report))
-    return rounded_for_display(metadata)
 
 
 def exact_scores(report: EvalReport) -> dict[str, dict[str, float]]:
@@ -230,114 +188,3 @@ def exact_scores(report: EvalReport) -> dict[str, dict[str, float]]:
         }
         for name, summary in report.scores.items()
     }
-
-
-ROW_TABLE_LIMIT = 10
-
-
-def row_changes_metadata(
-    report: EvalReport,
-    row_scores: Mapping[str, Mapping[str, float]],
-    baseline_scores: Mapping[str, Mapping[str, float]],
-    errors: Mapping[str, str],
-    *,
-    limit: int = ROW_TABLE_LIMIT,
-) -> dict[str, Any]:
-    """A `rows_to_review` table: errored rows, then rows whose score dropped most against the baseline.
-
-    Each record names the row id, the scorer, the score and baseline score, the drop, the error (if any)
-    and a link to the experiment on the platform when it has a URL. Empty input gives no table.
-
-    Example:
-        >>> from dagster_evals.models import EvalReport
-        >>> report = EvalReport(id="r", name="r", platform="local")
-        >>> table = row_changes_metadata(report, {"q1": {"em": 0.0}}, {"q1": {"em": 1.0}}, {})
-        >>> [r.data["row_id"] for r in table["rows_to_review"].records]
-        ['q1']
-    """
-    records: list[dict[str, Any]] = []
-    for row_id, error in sorted(errors.items()):
-        records.append(
-            {"row_id": row_id, "change": "errored", "scorer": "", "error": _short(error, ERROR_CHARS)}
-        )
-    drops: list[tuple[float, str, str, float, float]] = []
-    for row_id, scores in row_scores.items():
-        base = baseline_scores.get(row_id)
-        if not base:
-            continue
-        for scorer, value in scores.items():
-            before = base.get(scorer)
-            if before is not None and value < before:
-                drops.append((before - value, row_id, scorer, value, before))
-    drops.sort(key=lambda d: (-d[0], d[1], d[2]))
-    for drop, row_id, scorer, value, before in drops:
-        records.append(
-            {
-                "row_id": row_id,
-                "change": "regressed",
-                "scorer": scorer,
-                "score": round(value, 4),
-                "baseline": round(before, 4),
-                "drop": round(drop, 4),
-                "error": "",
-            }
-        )
-    if not records:
-        return {}
-    shown = records[:limit]
-    columns = [
-        dg.TableColumn("row_id", "string"),
-        dg.TableColumn("change", "string"),
-        dg.TableColumn("scorer", "string"),
-        dg.TableColumn("score", "float"),
-        dg.TableColumn("baseline", "float"),
-        dg.TableColumn("drop", "float"),
-        dg.TableColumn("error", "string"),
-    ]
-    if report.url:
-        columns.append(dg.TableColumn("link", "string"))
-    table_records = [
-        dg.TableRecord(
-            {
-                **{c.name: record.get(c.name) for c in columns if c.name != "link"},
-                **({"link": report.url} if report.url else {}),
-            }
-        )
-        for record in shown
-    ]
-    return {
-        "rows_regressed": len(drops),
-        "rows_to_review": dg.MetadataValue.table(table_records, schema=dg.TableSchema(columns=columns)),
-    }
-
-
-def as_number(version: str | None) -> int | float | None:
-    """A version as a number when it is one (`"3"` → 3, `"1.5"` → 1.5), else None."""
-    if version is None:
-        return None
-    try:
-        number = float(version)
-    except (TypeError, ValueError):
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return int(number) if number.is_integer() else number
-
-
-def lineage_metadata(
-    *, dataset_version: str | None, prompt_version: str | None, git_sha: str | None
-) -> dict[str, Any]:
-    """`lineage/*` entries: dataset version, prompt version and git commit of a report (numbers as numbers).
-
-    Example:
-        >>> sorted(lineage_metadata(dataset_version="3", prompt_version=None, git_sha="abc").items())
-        [('lineage/dataset_version', 3), ('lineage/git_sha', 'abc')]
-    """
-    entries: dict[str, Any] = {}
-    for name, value in (("dataset_version", dataset_version), ("prompt_version", prompt_version)):
-        if value is not None:
-            number = as_number(value)
-            entries[f"lineage/{name}"] = number if number is not None else str(value)
-    if git_sha:
-        entries["lineage/git_sha"] = git_sha
-    return entries

@@ -131,6 +131,8 @@ class RowResult(_Model):
     output: Any = None
     scores: dict[str, float | None] = Field(default_factory=dict)
     scorer_errors: dict[str, str] = Field(default_factory=dict)
+    # Why a scorer gave its score, when it said (an LLM judge's rationale), per scorer name.
+    reasons: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
     latency_s: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -224,4 +224,5 @@ def prompt_task(
         return _output(choices[0].get("message") or {}, parsed["params"].get("response_format"), where)
 
     run_prompt.run_budget = lambda: settings().max_cost_usd  # type: ignore[attr-defined]
+    run_prompt.model_kind = "openai"  # type: ignore[attr-defined]  # the asset kind of the suite
     return run_prompt

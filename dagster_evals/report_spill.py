@@ -223,6 +223,35 @@ class ResultSpill:
         )
         return int(total or 0), [(str(r), str(s), float(v), float(b)) for r, s, v, b in top]
 
+    def regressed_rows(
+        self, epsilon: float, limit: int
+    ) -> tuple[int, int, list[tuple[str, dict[str, tuple[float, float]]]]]:
+        """Rows whose mean of some scorer fell by more than `epsilon` below the baseline's mean of the same
+        row: `(rows, (row, scorer) pairs, the `limit` rows that dropped most)`, each of those as
+        `(row id, {scorer: (baseline mean, mean)})` over every scorer both sides scored, biggest total drop
+        first (ties by row id)."""
+        self._ensure_means()
+        join = "FROM means_current c JOIN means_baseline b ON b.row_id = c.row_id AND b.scorer = c.scorer"
+        dropped = f"{join} WHERE c.mean < b.mean - ?"
+        rows, pairs = next(
+            iter(self._fetch(f"SELECT COUNT(DISTINCT c.row_id), COUNT(*) {dropped}", (epsilon,))), (0, 0)
+        )
+        top = [
+            str(row_id)
+            for row_id, _ in self._fetch(
+                f"SELECT c.row_id, SUM(b.mean - c.mean) AS fell {dropped} GROUP BY c.row_id "
+                "ORDER BY fell DESC, c.row_id LIMIT ?",
+                (epsilon, limit),
+            )
+        ]
+        found: dict[str, dict[str, tuple[float, float]]] = {row_id: {} for row_id in top}
+        if top:
+            marks = ", ".join("?" * len(top))
+            query = f"SELECT c.row_id, c.scorer, b.mean, c.mean {join} WHERE c.row_id IN ({marks}) ORDER BY c.scorer"
+            for row_id, scorer, before, now in self._fetch(query, tuple(top)):
+                found[str(row_id)][str(scorer)] = (float(before), float(now))
+        return int(rows or 0), int(pairs or 0), list(found.items())
+
     def row_counts(self) -> tuple[int, int]:
         """`(rows seen, rows with at least one errored result)`."""
         if not self._counts["seen"]:

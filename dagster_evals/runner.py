@@ -175,18 +175,21 @@ class _Runner:
 
     async def _run_scorers(
         self, row: DatasetRow, output: Any
-    ) -> tuple[dict[str, float | None], dict[str, str]]:
+    ) -> tuple[dict[str, float | None], dict[str, str], dict[str, str]]:
         scores: dict[str, float | None] = {}
         errors: dict[str, str] = {}
+        reasons: dict[str, str] = {}
         for scorer in self.scorers:
             args = (row.input, output, row.expected, row.metadata)
             with usage.scope(scorer.name):  # model calls a scorer makes count under its name
                 if scorer.is_async:
-                    call = bounded_calls.in_task(scorer.score_async(*args))
+                    call = bounded_calls.in_task(scorer.score_with_reason_async(*args))
                 else:
-                    call = bounded_calls.in_thread(self.threads, scorer.score, *args)
+                    call = bounded_calls.in_thread(self.threads, scorer.score_with_reason, *args)
             try:
-                scores[scorer.name] = await self._bounded(call, self.scorer_timeout.seconds)
+                scores[scorer.name], reason = await self._bounded(call, self.scorer_timeout.seconds)
+                if reason:
+                    reasons[scorer.name] = reason
             except _TimedOut:
                 self.scorer_timeouts += 1
                 errors[scorer.name] = self.scorer_timeout.timeout_error()
@@ -194,7 +197,7 @@ class _Runner:
                 raise
             except Exception as exc:
                 errors[scorer.name] = _format_error(exc)
-        return scores, errors
+        return scores, errors, reasons
 
     def _failed(self, row: DatasetRow, trial: int, error: str, started: float) -> RowResult:
         return RowResult(
@@ -231,7 +234,7 @@ class _Runner:
         try:
             try:
                 output, latency = await self._run_task(row, trial)
-                scores, errors = await self._run_scorers(row, output)
+                scores, errors, reasons = await self._run_scorers(row, output)
             except _TimedOut:
                 self.timed_out += 1
                 return self._failed(
@@ -250,6 +253,7 @@ class _Runner:
                 output=output,
                 scores=scores,
                 scorer_errors=errors,
+                reasons=reasons,
                 latency_s=latency,
                 metadata=dict(row.metadata),
             )

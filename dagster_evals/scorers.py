@@ -46,6 +46,32 @@ class ScoreError(ValueError):
     """A scorer returned something that is not a score."""
 
 
+REASON_KEYS = ("rationale", "reason", "explanation")
+REASON_CHARS = 2_000
+
+
+def score_reason(value: Any) -> str | None:
+    """Why a scorer gave its score, when it says: an LLM judge's rationale (autoevals keeps it in the
+    `Score`'s `metadata["rationale"]`), cut to `REASON_CHARS` characters; None otherwise.
+
+    Example:
+        >>> from autoevals.score import Score
+        >>> score_reason(Score(name="factuality", score=0.0, metadata={"rationale": "It disagrees."}))
+        'It disagrees.'
+        >>> score_reason(1.0) is None
+        True
+    """
+    metadata = getattr(value, "metadata", None)
+    if not isinstance(metadata, dict):
+        return None
+    for key in REASON_KEYS:
+        text = metadata.get(key)
+        if isinstance(text, str) and text.strip():
+            text = text.strip()
+            return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+    return None
+
+
 def coerce_score(value: Any) -> float | None:
     """Turn a scorer's return value into a float in [0, 1] or None; raise `ScoreError` otherwise."""
     if value is None:
@@ -106,18 +132,29 @@ class Scorer:
 
     def score(self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]) -> float | None:
         """Score one output (an async scorer is run to completion on a private event loop)."""
-        result = self.fn(**self._kwargs(input, output, expected, metadata))
-        if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
-        return coerce_score(result)
+        return self.score_with_reason(input, output, expected, metadata)[0]
 
     async def score_async(
         self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]
     ) -> float | None:
+        return (await self.score_with_reason_async(input, output, expected, metadata))[0]
+
+    def score_with_reason(
+        self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]
+    ) -> tuple[float | None, str | None]:
+        """The score of one output and the scorer's reason for it (see `score_reason`), if it gave one."""
+        result = self.fn(**self._kwargs(input, output, expected, metadata))
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        return coerce_score(result), score_reason(result)
+
+    async def score_with_reason_async(
+        self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]
+    ) -> tuple[float | None, str | None]:
         result = self.fn(**self._kwargs(input, output, expected, metadata))
         if inspect.isawaitable(result):
             result = await result
-        return coerce_score(result)
+        return coerce_score(result), score_reason(result)
 
 
 async def _await(awaitable: Any) -> Any:

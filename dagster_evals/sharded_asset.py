@@ -10,11 +10,18 @@ import dagster as dg
 from dagster_evals.checks import check_specs
 from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
+from dagster_evals.models import Snapshot
+from dagster_evals.shard_key import shard_of
 from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite
+
+
+def shard_step(index: int, shards: int) -> str:
+    """The node name of shard `index` (0-based) in the report's graph: `shard_1_of_3`."""
+    return f"shard_{index + 1}_of_{shards}"
 
 
 def _op_kwargs(suite: EvalSuite) -> dict[str, Any]:
@@ -51,7 +58,7 @@ def _plan_op(suite: EvalSuite, name: str, upstream: list[str]) -> dg.OpDefinitio
 
 def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
     @dg.op(
-        name=f"{name}__shard_{index + 1}_of_{suite.shards}",
+        name=f"{name}__{shard_step(index, suite.shards)}",
         ins={"plan": dg.In(dg.Nothing)},
         out=dg.Out(dg.Nothing),
         description=f"Scores shard {index + 1}/{suite.shards} of {suite.name!r}, checkpointing each row.",
@@ -98,11 +105,39 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
             context.log.warning(
                 f"{rescored} row trials were not checkpointed by the shards and were scored now"
             )
-        result = eval_report_result(context, suite, platform, prepared.finished(report))
+        shards = shard_details(context, suite, platform, snapshot)
+        result = eval_report_result(context, suite, platform, prepared.finished(report), extra_details=shards)
         yield dg.Output(None, "result", metadata=dict(result.metadata or {}))
         yield from result.check_results or ()
 
     return _combine
+
+
+def shard_details(context: Any, suite: EvalSuite, platform: Any, snapshot: Snapshot) -> dict[str, Any]:
+    """The `shards` part of the report's `details`: how many shards, and each one's rows and step time.
+
+    A shard's time is its step's in this run, else in the run this one re-executes (a shard that finished
+    there was not run again); None when neither ran it.
+    """
+    rows = [0] * suite.shards
+    for row_id, _ in platform.iter_row_hashes(snapshot.dataset, version=snapshot.version):
+        rows[shard_of(row_id, suite.shards)] += 1
+    prefix = suite.eval_report_key.to_python_identifier()
+    keys = [f"{prefix}.{shard_step(i, suite.shards)}" for i in range(suite.shards)]
+    seconds: dict[str, float] = {}
+    for run_id in dict.fromkeys(filter(None, [context.run_id, context.dagster_run.root_run_id])):
+        for stats in context.instance.get_run_step_stats(run_id, step_keys=keys):
+            if stats.step_key not in seconds and stats.start_time and stats.end_time:
+                seconds[stats.step_key] = round(stats.end_time - stats.start_time, 3)
+    return {
+        "shards": {
+            "count": suite.shards,
+            "per_shard": [
+                {"shard": f"{i + 1}/{suite.shards}", "rows": rows[i], "step_s": seconds.get(key)}
+                for i, key in enumerate(keys)
+            ],
+        }
+    }
 
 
 def build_sharded_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
@@ -121,8 +156,11 @@ def build_sharded_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
     combine = _combine_op(suite, name, check_outputs)
 
     def compose(**inputs: Any) -> dict[str, Any]:
-        planned = plan(**inputs)
-        outputs = combine(shards=[shard(plan=planned) for shard in shards])
+        # Short node names under the asset's graph: step keys `<asset>.plan`, `<asset>.shard_1_of_N`,
+        # `<asset>.combine` (the op definitions keep unique names: several suites share one job).
+        planned = plan.alias("plan")(**inputs)
+        done = [shard.alias(shard_step(i, suite.shards))(plan=planned) for i, shard in enumerate(shards)]
+        outputs = combine.alias("combine")(shards=done)
         return {"result": outputs.result, **{output: getattr(outputs, output) for output in check_outputs}}
 
     return dg.graph_multi_asset(
@@ -147,4 +185,5 @@ def build_sharded_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         },
         check_specs=specs,
         partitions_def=suite.partitions_def,
+        group_name=kwargs["group_name"],  # an AssetOut's group is not applied by graph_multi_asset
     )(compose)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import dagster as dg
@@ -36,6 +37,51 @@ ASSET_ROLES: tuple[AssetRole, ...] = ("dataset", "snapshot", "eval_report", "pro
 BACKENDS = ("local", "braintrust", "keywordsai")
 KIND = "evals"
 KIND_TAG_PREFIX = "dagster/kind/"
+# The kind of a suite whose LLM judges or prompt task call an OpenAI-compatible endpoint (the UI has its icon).
+MODEL_KIND = "openai"
+
+
+def calls_models(suite: EvalSuite) -> bool:
+    """Whether the suite's scorers include an LLM judge or its task is a `prompt_task()`.
+
+    Example:
+        >>> from dagster_evals import EvalSuite
+        >>> calls_models(EvalSuite(name="b", source="r.jsonl", task=str.upper, scorers=["factuality"]))
+        True
+        >>> calls_models(EvalSuite(name="b", source="r.jsonl", task=str.upper, scorers=["exact_match"]))
+        False
+    """
+    from dagster_evals.judges.catalog import JUDGE_NAMES
+    from dagster_evals.judges.judge import Judge
+
+    if getattr(suite.task, "model_kind", None) == MODEL_KIND:
+        return True
+    for scorer in suite.scorers:
+        if isinstance(scorer, str) and scorer in JUDGE_NAMES:
+            return True
+        fn = getattr(scorer, "fn", None)
+        if isinstance(getattr(fn, "__self__", None), Judge):
+            return True
+    return False
+
+
+def source_label(described: str, base: Path | None = None) -> str:
+    """How a suite's source shows in metadata: a file path relative to the project (the working
+    directory) when it is inside it, else the file's name; anything else as described.
+
+    Example:
+        >>> source_label("/home/ci/project/data/rows.jsonl", Path("/home/ci/project"))
+        'data/rows.jsonl'
+        >>> source_label("/mnt/shared/rows.jsonl", Path("/home/ci/project"))
+        'rows.jsonl'
+    """
+    path = Path(described)
+    if not path.is_absolute():
+        return described
+    try:
+        return path.relative_to(base or Path.cwd()).as_posix()
+    except ValueError:
+        return path.name
 
 
 @dataclass(frozen=True)
@@ -141,7 +187,9 @@ class DagsterEvalsTranslator:
     """Turns the props of each asset of an eval suite into its `AssetSpec`.
 
     Defaults: keys `evals/<suite>/{dataset,dataset_snapshot,eval_report,prompt}` (or the suite's
-    `key_prefix`), group = the suite's `group_name` or name, kinds `{"evals", <backend>}`, the suite's
+    `key_prefix`), group = the suite's `group_name` or name, kinds `{"evals", <backend>}` (plus `openai` on
+    the eval report of a suite with LLM judges or a `prompt_task()`), description: the suite's
+    `description` on the eval report, a generic one elsewhere, the suite's
     `owners`, `asset_tags`, `code_version` and `automation_condition` (the latter on the dataset, snapshot
     and report, not on the observed prompt), and lineage: dataset ← upstream asset (an `AssetSource`),
     snapshot ← dataset, report ← snapshot (+ prompt when the suite names one).
@@ -165,22 +213,25 @@ class DagsterEvalsTranslator:
         if role not in ASSET_ROLES:
             raise ConfigError(f"unknown asset role {role!r}; expected one of {', '.join(ASSET_ROLES)}")
         kinds = {KIND, props.backend} if props.backend else {KIND}
+        if role == "eval_report" and calls_models(suite):
+            kinds.add(MODEL_KIND)
         deps: list[dg.AssetKey] = []
         metadata: dict[str, Any] = {}
         source = suite.source
         if role == "dataset":
             described = as_source(source, suite.key_field)
-            description = suite.description or (
-                f"Curated rows of eval suite {suite.name!r}, read from {described.describe()}."
+            label = source_label(described.describe()) if not isinstance(source, AssetSource) else None
+            description = (
+                f"Curated rows of eval suite {suite.name!r}, read from {label or described.describe()}."
             )
-            metadata["source"] = described.describe()
+            metadata["source"] = label or described.describe()
             if isinstance(source, AssetSource):
                 deps.append(source.key)
         elif role == "snapshot":
             description = f"Pinned version of the {suite.name!r} dataset that evals run against."
             deps.append(suite.dataset_key)
         elif role == "eval_report":
-            description = (
+            description = suite.description or (
                 f"Eval report of suite {suite.name!r}: per-scorer scores over the pinned dataset snapshot."
             )
             deps.append(suite.snapshot_key)

@@ -72,7 +72,7 @@ PAGES = (
     Page(
         "eval-report",
         "/assets/evals/support_bot/eval_report",
-        ("Metadata", "score/levenshtein", "score/exact_match", "Plots", "scores_full_precision"),
+        ("Metadata", "score/levenshtein", "score/exact_match", "Plots", "rows_to_review", "details"),
     ),
     Page(
         # The check's Partitions tab: which prompt versions passed and which failed.

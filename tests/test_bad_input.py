@@ -643,4 +643,4 @@ def test_scorer_names_are_escaped_in_the_report_table(tmp_path: Path, instance: 
     cells = re.split(r"(?<!\\)\|", table[-1])[1:-1]
     assert len(cells) == 7, table[-1]
     assert cells[0].strip() == r"pipe\|star\*\`tick\`\<b\>"
-    assert cells[1].strip() == "1.0000"
+    assert cells[1].strip() == "1"

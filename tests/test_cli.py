@@ -107,7 +107,7 @@ def test_quick_start_ends_with_the_report_table(tmp_path: Path) -> None:
     assert both.returncode == 0, both.stderr
     assert both.stdout.count("| scorer | mean |") == 2
     newest = table(both.stdout)
-    assert f"baseline {recorded['report_name']}" in both.stdout.split("\n\n")[1]
+    assert f"baseline {recorded['details']['report_name']}" in both.stdout.split("\n\n")[1]
     for scorer in SCORERS:
         mean, baseline, diff = newest[scorer][:3]
         assert baseline == scores[scorer][0] and float(diff) == pytest.approx(0.0)

@@ -190,9 +190,9 @@ def test_per_pod_sqlite_files_fail_closed(deployment: Deployment) -> None:
     regressed = deployment.pod(STEPS, own_file(), BOT_QUALITY="regressed")
     assert regressed.returncode != 0
     report = latest(instance, PREFIX + "eval_report")
-    assert report["gate_passed"] is False and report["gate"] == "FAILED: no_regression"
-    assert f"baseline report {baseline['report_id']}" in report["baseline"]
-    assert "is not there on the local backend at" in report["baseline"]
+    assert report["gate_passed"] is False and report["details"]["gate"] == "FAILED: no_regression"
+    assert f"baseline report {baseline['report_id']}" in report["details"]["baseline"]
+    assert "is not there on the local backend at" in report["details"]["baseline"]
     assert materialized(instance, "release_approved") == 1  # only the first run's
 
 
@@ -209,7 +209,7 @@ def test_a_shared_backend_keeps_the_gate_closed_across_pods(deployment: Deployme
     assert [r.returncode for r in first] == [0, 0, 0, 0], output(first[-1])
     instance = deployment.instance()
     good = latest(instance, PREFIX + "eval_report")
-    assert good["gate_passed"] is True and good["baseline"].startswith("no baseline yet")
+    assert good["gate_passed"] is True and good["details"]["baseline"].startswith("no baseline yet")
     assert latest(instance, PREFIX + "dataset")["rows_sent"] == 10
 
     # A regression, each step in its own pod: the unchanged dataset is not sent again, the eval finds the
@@ -220,8 +220,11 @@ def test_a_shared_backend_keeps_the_gate_closed_across_pods(deployment: Deployme
     assert latest(instance, PREFIX + "dataset")["rows_sent"] == 0
     blocked = latest(instance, PREFIX + "eval_report")
     assert blocked["baseline_id"] == good["report_id"]
-    assert blocked["gate"] == "FAILED: no_regression" and blocked["diff/exact_match"] == pytest.approx(-0.2)
-    assert blocked["snapshot_version"] == latest(instance, PREFIX + "dataset_snapshot")["snapshot_version"]
+    assert blocked["details"]["gate"] == "FAILED: no_regression" and blocked[
+        "diff/exact_match"
+    ] == pytest.approx(-0.2)
+    snapshot = latest(instance, PREFIX + "dataset_snapshot")["snapshot_version"]
+    assert blocked["dataset_version"] == blocked["details"]["dataset"]["version"] == snapshot
 
     # Re-running the failed step does not get the regression through: a blocked report is no baseline.
     (again,) = deployment.run(lambda: backend, [PREFIX + "eval_report"], BOT_QUALITY="regressed")

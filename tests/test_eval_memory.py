@@ -16,9 +16,7 @@ import pytest
 from dagster_evals import EvalSuite, report_spill
 from dagster_evals.backends.local import datasets as local_datasets
 from dagster_evals.backends.local.platform import LocalPlatform
-from dagster_evals.metadata import row_changes_metadata
 from dagster_evals.models import DatasetRef, DatasetRow, EvalReport, EvalRequest, RowResult, ScoreSummary
-from dagster_evals.row_review import rank_drops
 from dagster_evals.sharding import shard_of, shard_rows
 from dagster_evals.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
 from dagster_evals.testing.keywordsai import KeywordsAIFake
@@ -209,17 +207,33 @@ def test_an_empty_eval_gives_the_same_empty_report() -> None:
     )
 
 
-def test_rows_to_review_ranks_the_same_drops_as_the_full_dicts() -> None:
+def test_regressed_rows_rank_the_same_rows_as_the_full_dicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_spill, "BUFFER", 17)
     current = {f"r{i}": {"em": (i % 5) / 4, "judge": (i % 7) / 6} for i in range(400)}
     baseline = {f"r{i}": {"em": (i % 3) / 2, "judge": 1.0} for i in range(0, 400, 2)}
-    report = EvalReport(id="r", name="r", platform="local")
-    errors = {"r3": "boom"}
-    expected = row_changes_metadata(report, current, baseline, errors)
-    review = rank_drops(iter(current.items()), iter(baseline.items()), 10)
-    got = row_changes_metadata(report, review.row_scores, review.baseline_scores, errors)
-    got["rows_regressed"] = review.regressed
-    assert got["rows_regressed"] == expected["rows_regressed"] > 10
-    assert got["rows_to_review"] == expected["rows_to_review"]
+    fell = {
+        row: {
+            s: (baseline[row][s], v) for s, v in scores.items() if v < baseline[row][s] - ROW_CHANGE_EPSILON
+        }
+        for row, scores in current.items()
+        if row in baseline
+    }
+    fell = {row: pairs for row, pairs in fell.items() if pairs}
+    ranked = sorted(fell, key=lambda row: (-sum(b - v for b, v in fell[row].values()), row))[:10]
+    spill = report_spill.ResultSpill()
+    try:
+        for row, scores in baseline.items():
+            spill.add_scores("baseline", row, scores)
+        for row, scores in current.items():
+            spill.add_scores("current", row, scores)
+        rows, pairs, top = spill.regressed_rows(ROW_CHANGE_EPSILON, 10)
+    finally:
+        spill.close()
+    assert (rows, pairs) == (len(fell), sum(len(p) for p in fell.values())) and rows > 10
+    assert [row for row, _ in top] == ranked
+    assert dict(top)[ranked[0]] == {
+        s: (baseline[ranked[0]][s], current[ranked[0]][s]) for s in ("em", "judge")
+    }
 
 
 # -- the eval pulls rows lazily -------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_rerunning_a_blocked_regression_is_still_blocked(tmp_path: Path, instanc
     third = run(regressed, instance, db_path)
     check = checks_of(third)["no_regression"]
     assert not check.passed, check.description
-    assert "exact_match dropped 0.2000" in check.description
+    assert "exact_match dropped 0.2" in check.description
     assert materialization(third, regressed.eval_report_key)["baseline_id"] == good["report_id"]
 
     # "previous" stays available and means the latest report, passed or not.
@@ -232,7 +232,7 @@ def test_concurrent_runs_each_evaluate_the_snapshot_they_pinned(tmp_path: Path, 
     b_report = materialization(result_b, suite_b.eval_report_key)
     assert (a_snap["row_count"], a_report["rows_in_snapshot"], b_report["rows_in_snapshot"]) == (6, 6, 9)
     assert a_report["dataset_version"] == a_snap["snapshot_version"] != b_report["dataset_version"]
-    assert a_report["snapshot_pinned_from"] == "this run"
+    assert a_report["details"]["dataset"]["pinned_from"] == "this run"
 
 
 def partitioned(source: Path, **overrides: Any) -> EvalSuite:
@@ -252,12 +252,12 @@ def test_a_failed_gate_is_visible_per_partition(tmp_path: Path, instance, db_pat
     bad = partitioned(source, task=worse_task)
     v2 = run(bad, instance, db_path, partition_key="v2")
 
-    assert materialization(v1, good.eval_report_key)["gate"] == "passed"
+    assert materialization(v1, good.eval_report_key)["details"]["gate"] == "passed"
     failed = materialization(v2, bad.eval_report_key)
     assert failed["gate_passed"] is False
-    assert failed["gate"] == "FAILED: threshold_exact_match, no_regression"
+    assert failed["details"]["gate"] == "FAILED: threshold_exact_match, no_regression"
     check = checks_of(v2)["threshold_exact_match"]
-    assert check.description.startswith("[v2] exact_match mean 0.8000 is below")
+    assert check.description.startswith("[v2] exact_match mean 0.8 is below")
     assert check.metadata["partition"].value == "v2"
     # Dagster records each check result against the partition it checked.
     assert {e.partition for e in v1.get_asset_check_evaluations()} == {"v1"}

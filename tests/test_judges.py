@@ -77,12 +77,13 @@ def test_factuality_by_name_scores_and_reports_tokens_then_rerun_is_served_from_
     # Row r2 expects "4" (C → 1.0); the other four disagree (D → 0.0).
     assert first["score/factuality"] == pytest.approx(0.2)
     assert fake.requests["POST /v1/chat/completions"] == 5
-    assert first["model_calls/factuality"] == 5
-    assert first["tokens/factuality/prompt"] > 0 and first["tokens/factuality/completion"] > 0
-    assert first["tokens/total"] == first["tokens/prompt"] + first["tokens/completion"]
+    usage = first["details"]["usage"]
+    assert first["model_calls"] == usage["model_calls/factuality"] == 5
+    assert usage["tokens/factuality/prompt"] > 0 and usage["tokens/factuality/completion"] > 0
+    assert first["tokens_total"] == usage["tokens/prompt"] + usage["tokens/completion"]
     assert first["cost_usd"] > 0  # gpt-4o-mini is in the genai-prices table
-    assert first["judge/latency_p95_ms"] >= first["judge/latency_p50_ms"] > 0
-    assert first["judge/cache_hits"] == 0
+    assert usage["judge/latency_p95_ms"] >= usage["judge/latency_p50_ms"] > 0
+    assert usage["judge/cache_hits"] == 0
     # The judge saw the row's question, the expert answer and the task's output.
     prompt = fake.bodies[0]["messages"][0]["content"]
     assert "[Question]: What is 2 + " in prompt and "[Submission]: 4" in prompt
@@ -90,7 +91,7 @@ def test_factuality_by_name_scores_and_reports_tokens_then_rerun_is_served_from_
     second = materialization(run(s, instance, db_path, raise_on_error=False), s.eval_report_key)
     assert fake.requests["POST /v1/chat/completions"] == 5  # no judge call on the re-run
     assert second["score/factuality"] == pytest.approx(0.2)
-    assert second["judge/cache_hits"] == 5 and second["model_calls"] == 0
+    assert second["details"]["usage"]["judge/cache_hits"] == 5 and second["model_calls"] == 0
 
 
 def test_cache_can_be_disabled(fake: OpenAIFake, tmp_path: Path, instance, db_path, monkeypatch) -> None:
@@ -115,7 +116,7 @@ def test_budget_stops_the_run_and_records_rows_as_not_run(
     result = run(s, instance, db_path, raise_on_error=False)
     meta = materialization(result, s.eval_report_key)
     assert fake.requests["POST /v1/chat/completions"] == 1
-    assert meta["rows_not_run"] == 5 and meta["rows_scored"] == 1
+    assert meta["details"]["usage"]["rows_not_run"] == 5 and meta["rows_scored"] == 1
     assert "max_cost_usd=1e-09 was reached" in meta["budget_stop"]
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["completeness"].passed is False
@@ -128,7 +129,7 @@ def test_auth_error_names_the_env_var_and_hides_the_key(
     s = suite(write_jsonl(tmp_path / "rows.jsonl", rows(1)))
     result = run(s, instance, db_path, raise_on_error=False)
     meta = materialization(result, s.eval_report_key)
-    assert meta["scorer_errors"] == 1
+    assert meta["details"]["scorer_errors"] == 1
     from dagster_evals.backends.local.platform import LocalPlatform
 
     (row,) = LocalPlatform(str(db_path)).iter_report_rows(str(meta["report_id"]))

@@ -53,6 +53,7 @@ def test_llm_suite_evaluates_a_pushed_prompt_version_offline(
     # The fake answers like the support bot, so factuality mirrors exact match with the expected answers.
     assert 0.6 <= meta["score/factuality"] <= 1.0
     assert meta["score/on_topic"] == 1.0
-    assert meta["model_calls/task"] == 36 and meta["model_calls/factuality"] == 36
-    assert meta["tokens/task/total"] > 0 and meta["tokens/factuality/total"] > 0 and meta["cost_usd"] > 0
+    usage = meta["details"]["usage"]
+    assert usage["model_calls/task"] == 36 and usage["model_calls/factuality"] == 36
+    assert usage["tokens/task/total"] > 0 and usage["tokens/factuality/total"] > 0 and meta["cost_usd"] > 0
     assert result.success

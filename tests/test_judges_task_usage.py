@@ -36,7 +36,9 @@ def run(suite: EvalSuite, instance: dg.DagsterInstance, db: Path) -> dict[str, A
     result = dg.materialize(
         build_eval_suite_assets(suite), instance=instance, resources={"evals": LocalResource(path=str(db))}
     )
-    return materialization(result, suite.eval_report_key)
+    metadata = materialization(result, suite.eval_report_key)
+    # The per-scope usage (`tokens/<scope>/*`, `cost_usd/<scope>`, `model_calls/<scope>`) is in `details`.
+    return {**metadata, **metadata["details"].get("usage", {})}
 
 
 def test_sync_task_calling_the_openai_sdk_reports_task_tokens_and_cost(

@@ -317,8 +317,12 @@ def test_prompt_versions_become_partitions_with_lineage_and_last_passing_baselin
     assert (v1["gate_passed"], v2["gate_passed"], v3["gate_passed"]) == (True, False, True)
     assert v2["baseline_id"] == v1["report_id"]
     assert v3["baseline_id"] == v1["report_id"]  # the last passing one, not the failed v2
-    assert (v2["prompt_slug"], v2["prompt_version"], v2["partition"]) == ("adder", "2", "adder@2")
-    assert v2["dataset_version"] and len(v2["dataset_digest"]) == 64 and v2["dagster_run_id"]
+    assert (v2["details"]["prompt"]["slug"], v2["prompt_version"], v2["partition"]) == (
+        "adder",
+        "2",
+        "adder@2",
+    )
+    assert v2["dataset_version"] and len(v2["details"]["dataset"]["digest"]) == 64 and v2["dagster_run_id"]
     stored = platform.get_eval_report(v2["report_id"])
     assert (
         stored.metadata["prompt_version"] == "2" and stored.metadata["dagster_run_id"] == v2["dagster_run_id"]
@@ -363,8 +367,8 @@ def test_previous_partition_baseline_and_pinned_baseline(tmp_path: Path, db_path
 
     # Pinned by the report's name instead of its id: the same report is the baseline, and the new report
     # compares against its scores.
-    assert r2["report_name"] and r2["report_name"] != r2["report_id"]
-    by_name = versioned_suite(source, baseline=r2["report_name"], thresholds={})
+    assert r2["details"]["report_name"] and r2["details"]["report_name"] != r2["report_id"]
+    by_name = versioned_suite(source, baseline=r2["details"]["report_name"], thresholds={})
     named = report_of(
         eval_job(by_name, resource).execute_in_process(instance=instance, partition_key="r1"), by_name
     )

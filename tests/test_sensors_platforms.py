@@ -158,7 +158,7 @@ def test_prompt_versions_on_the_platform_run_once_each_with_lineage(
     instance.add_dynamic_partitions("prompted_versions", [request.partition_key])
     report = run(request)
     assert report["score/exact_match"] == 1.0 and report["gate_passed"] is True
-    assert (report["prompt_slug"], report["partition"]) == ("adder", request.partition_key)
+    assert (report["details"]["prompt"]["slug"], report["partition"]) == ("adder", request.partition_key)
     v1 = report["prompt_version"]
     stored = platform.resource.get_platform().get_eval_report(report["report_id"])
     assert stored.rows_in_snapshot == 6
@@ -182,9 +182,9 @@ def test_prompt_versions_on_the_platform_run_once_each_with_lineage(
 def assert_lineage_on_platform(fake: BraintrustFake | KeywordsAIFake, report: dict[str, Any]) -> None:
     """The other side: the platform names the prompt version the run evaluated, and the Dagster run."""
     recorded = recorded_on_platform(fake, str(report["report_id"]))
-    partition = f"{report['prompt_slug']}@{report['prompt_version']}"
+    partition = f"{report['details']['prompt']['slug']}@{report['prompt_version']}"
     assert report["partition"] == partition
-    assert recorded["name"] == report["report_name"] and partition in recorded["name"]
+    assert recorded["name"] == report["details"]["report_name"] and partition in recorded["name"]
     if isinstance(fake, BraintrustFake):
         assert (recorded["prompt_slug"], str(recorded["prompt_version"])) == (
             "adder",
@@ -194,7 +194,7 @@ def assert_lineage_on_platform(fake: BraintrustFake | KeywordsAIFake, report: di
         assert recorded["dagster_run_id"] == report["dagster_run_id"]
         assert recorded["dataset_version"] == report["dataset_version"]
     else:
-        assert recorded["run"]["name"] == report["report_name"]
+        assert recorded["run"]["name"] == report["details"]["report_name"]
         assert recorded["run"]["dataset_version"] == report["dataset_version"]
         assert report["dataset_version"] in recorded["description"]
 

@@ -164,7 +164,9 @@ def test_sharded_report_equals_unsharded_row_by_row(env: dict[str, str], instanc
     steps = {
         e.step_key for e in instance.all_logs(sharded_run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
     }
-    assert sum(1 for s in steps if "__shard_" in (s or "")) == 3
+    assert {s for s in steps if ".shard_" in (s or "")} == {
+        f"evals__sharded__eval_report.shard_{i}_of_3" for i in (1, 2, 3)
+    }
 
 
 def test_a_failed_gate_blocks_the_sharded_report_like_the_unsharded_one(env, instance, monkeypatch) -> None:
@@ -178,6 +180,15 @@ def test_a_failed_gate_blocks_the_sharded_report_like_the_unsharded_one(env, ins
     assert checks["completeness"][0] is True
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=REPORT), limit=5).records
     assert [r.run_id for r in records] == [run_id]  # the report is recorded, the step then fails the gate
+    # The report says how its rows were split and how long each shard's step took.
+    mat = records[0].asset_materialization
+    assert mat is not None
+    shards = mat.metadata["details"].value["shards"]  # type: ignore[index]
+    assert shards["count"] == 2 and [s["shard"] for s in shards["per_shard"]] == ["1/2", "2/2"]
+    assert sum(s["rows"] for s in shards["per_shard"]) == ROWS and all(
+        s["rows"] > 0 for s in shards["per_shard"]
+    )
+    assert all(s["step_s"] > 0 for s in shards["per_shard"])
 
 
 def test_shards_need_a_python_task(tmp_path: Path) -> None:
@@ -195,12 +206,11 @@ def test_sharded_report_asset_is_one_asset_with_its_checks(env: dict[str, str]) 
     defs = sharding_defs.definitions(shards=4)
     job = defs.resolve_job_def(sharding_defs.suite(4).job_name)
     steps = sorted(node.name for node in job.graph.node_dict[REPORT.to_python_identifier()].definition.nodes)  # type: ignore[union-attr]
-    assert steps == [
-        "evals__sharded__eval_report__combine",
-        "evals__sharded__eval_report__plan",
-        *[f"evals__sharded__eval_report__shard_{i}_of_4" for i in range(1, 5)],
-    ]
+    # Step keys `<asset>.<node>`, without the asset's name repeated in the node's.
+    assert steps == ["combine", "plan", *[f"shard_{i}_of_4" for i in range(1, 5)]]
     assets = defs.resolve_asset_graph()
+    # In the suite's group like its dataset and snapshot (not `default`).
+    assert {assets.get(k).group_name for k in assets.get_all_asset_keys()} == {sharding_defs.SUITE_NAME}
     assert REPORT in assets.get_all_asset_keys()
     assert {k.name for k in assets.get(REPORT).check_keys} == {
         "threshold_exact_match",
@@ -252,7 +262,7 @@ def test_a_partitioned_yaml_suite_shards_too(tmp_path: Path, instance) -> None:
             )
             job = merged.resolve_job_def("yaml_suite_eval_job")
             assert any(
-                "__shard_2_of_2" in step
+                step == "shard_2_of_2"
                 for step in job.graph.node_dict["evals__yaml_suite__eval_report"].definition.node_dict
             )  # type: ignore[union-attr]
             instance.add_dynamic_partitions("yaml_versions", ["v1"])
@@ -267,7 +277,7 @@ def test_a_partitioned_yaml_suite_shards_too(tmp_path: Path, instance) -> None:
                 if e.materialization.asset_key.path[-1] == "eval_report"
             ]
             assert report.partition == "v1"
-            assert report.metadata["score/exact_match"].value == pytest.approx(10 / 12)
+            assert report.metadata["score/exact_match"].value == pytest.approx(10 / 12, abs=5e-5)
             assert report.metadata["partition"].value == "v1"
     finally:
         sandbox_cm.__exit__(None, None, None)

@@ -161,12 +161,12 @@ def test_eval_report_metadata_plots_scores_and_compares_with_the_previous_run(
     assert (first["rows_scored"], first["rows_errored"], first["rows_in_snapshot"]) == (10, 0, 10)
     assert first["latency_p95_ms"] >= first["latency_p50_ms"] >= 0
     assert "baseline_id" not in first
-    assert "| exact_match | 0.9000 |" in first["summary"]
+    assert "| exact_match | 0.9 |" in first["summary"]
 
     second = materialization(run(suite, instance, db_path), suite.eval_report_key)
     assert second["baseline_id"] == first["report_id"]
     assert second["diff/exact_match"] == pytest.approx(0.0)
-    assert "| exact_match | 0.9000 | 0.9000 | +0.0000 |" in second["summary"]
+    assert "| exact_match | 0.9 | 0.9 | +0 |" in second["summary"]
 
 
 def checks_of(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -194,7 +194,7 @@ def test_threshold_check_passes_and_fails_and_gates_the_release(tmp_path: Path, 
     result = run(bad, instance, bad_db, extra=[release_gate(bad)], raise_on_error=False)
     checks = checks_of(result)
     assert not checks["threshold_exact_match"].passed
-    assert "0.7000 is below the threshold 0.9000" in checks["threshold_exact_match"].description
+    assert "0.7 is below the threshold 0.9" in checks["threshold_exact_match"].description
     assert not result.success
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert "eval_report" in materialized and "release_approved" not in materialized
@@ -221,7 +221,7 @@ def test_regression_check_fails_when_a_score_drops_against_the_baseline(
     result = run(worse, instance, db_path, raise_on_error=False)
     check = checks_of(result)["no_regression"]
     assert not check.passed
-    assert "exact_match dropped 0.2000 (allowed 0.0500; 2 rows regressed)" in check.description
+    assert "exact_match dropped 0.2 (allowed 0.05; 2 rows regressed)" in check.description
     report = materialization(result, worse.eval_report_key)
     assert report["diff/exact_match"] == pytest.approx(-0.2)
 
@@ -241,7 +241,7 @@ def test_completeness_check_counts_errored_rows_against_the_allowance(
     assert not check.passed
     assert "1 rows errored (1 task errors, 0 scorer errors); at most 0 allowed" in check.description
     report = materialization(result, strict.eval_report_key)
-    assert (report["rows_scored"], report["rows_errored"], report["task_errors"]) == (9, 1, 1)
+    assert (report["rows_scored"], report["rows_errored"], report["details"]["task_errors"]) == (9, 1, 1)
 
     lenient = suite_for(source, thresholds={}, task=flaky, max_errored_rows=1)
     assert checks_of(run(lenient, instance, db_path))["completeness"].passed

@@ -231,9 +231,9 @@ def test_eager_automation_reruns_the_eval_on_a_new_prompt_version_and_records_li
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     result = defs.resolve_job_def("bot_eval_job").execute_in_process(instance=instance)
     report = materialization(result, evals.eval_report_key)
-    assert report["prompt_slug"] == "bot_system"  # the observed version is the one evaluated
-    assert report["lineage/prompt_version"] == 1
-    assert report["lineage/dataset_version"] == 1
+    assert report["details"]["prompt"]["slug"] == "bot_system"  # the observed version is the one evaluated
+    assert report["prompt_version"] == "1"
+    assert report["dataset_version"] == "1"
     settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert settled.get_num_requested(evals.eval_report_key) == 0
     platform.push_prompt_version("bot_system", {"text": "add two numbers"})
@@ -279,9 +279,8 @@ def test_the_example_lineage_suite_runs_from_upstream_asset_and_observed_prompt(
         .execute_in_process(instance=instance)
     )
     report = materialization(result, dg.AssetKey(["evals", "support_bot_lineage", "eval_report"]))
-    assert (report["prompt_slug"], report["prompt_version"]) == ("support_bot_system", "1")
-    assert report["lineage/prompt_version"] == 1
-    assert report["lineage/dataset_version"] == 1
+    assert (report["details"]["prompt"]["slug"], report["prompt_version"]) == ("support_bot_system", "1")
+    assert report["dataset_version"] == "1"
 
 
 def test_releases_are_an_observable_asset_whose_data_version_is_the_newest_tag(
@@ -313,3 +312,47 @@ def test_releases_are_an_observable_asset_whose_data_version_is_the_newest_tag(
         [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert observed_version(instance, key) == f"v1.1.0@{newer}"
+
+
+class GroupTranslator(DagsterEvalsTranslator):
+    def get_asset_spec(self, props: EvalAssetProps) -> dg.AssetSpec:
+        return super().get_asset_spec(props).replace_attributes(group_name="llm_quality")
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_the_report_has_the_suites_description_group_and_kinds_and_the_source_no_host_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shards: int
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    source = write_jsonl(tmp_path / "data" / "rows.jsonl", qa_rows(3))
+    options: dict[str, Any] = {
+        "source": source, "task": add_task, "key_field": "id", "shards": shards,
+        "description": "Nightly answer quality of the support bot.",
+    }  # fmt: skip
+    plain = EvalSuite(name="described", scorers=["exact_match"], **options)
+    judged = EvalSuite(name="judged", scorers=["exact_match", "factuality"], group_name="g", **options)
+    translated = build_eval_suite_definitions(
+        EvalSuite(name="translated", scorers=["exact_match"], **options), translator=GroupTranslator()
+    )
+    graph = dg.Definitions.merge(
+        build_eval_suite_definitions(plain),
+        build_eval_suite_definitions(judged),
+        translated,
+        dg.Definitions(resources={"evals": LocalResource(path=str(tmp_path / "e.sqlite"))}),
+    ).resolve_asset_graph()
+    report, dataset = graph.get(plain.eval_report_key), graph.get(plain.dataset_key)
+    assert report.description == "Nightly answer quality of the support bot."
+    assert dataset.description == "Curated rows of eval suite 'described', read from data/rows.jsonl."
+    assert dataset.metadata["source"] == "data/rows.jsonl"  # relative to the project, not /tmp/…
+    assert report.group_name == "described" and graph.get(judged.eval_report_key).group_name == "g"
+    assert graph.get(dg.AssetKey(["evals", "translated", "eval_report"])).group_name == "llm_quality"
+    assert set(report.kinds) == {"evals"} and set(graph.get(judged.eval_report_key).kinds) == {
+        "evals",
+        "openai",
+    }
+    assert set(graph.get(judged.dataset_key).kinds) == {"evals"}
+    elsewhere = EvalSuite(name="elsewhere", scorers=["exact_match"], **{**options, "source": source})
+    monkeypatch.chdir(tmp_path / "data")
+    spec = DagsterEvalsTranslator().get_asset_spec(EvalAssetProps(elsewhere, None, "dataset"))
+    assert spec.metadata["source"] == "rows.jsonl"

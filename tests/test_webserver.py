@@ -98,7 +98,11 @@ REPORT_QUERY = """
         __typename
         ... on FloatMetadataEntry { floatValue }
         ... on JsonMetadataEntry { jsonString }
+        ... on MarkdownMetadataEntry { mdStr }
+        ... on PipelineRunMetadataEntry { runId }
+        ... on PathMetadataEntry { path }
       }
+      runId
     }
   }
 }
@@ -209,7 +213,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     # The gate blocks the failing version under the default executor, as the README launches it.
     blocked = launch(home, "support_bot_versions_job", FAILED)
     assert blocked.returncode != 0, blocked.stderr[-3000:]
-    assert "levenshtein mean 0.3702 is below the threshold 0.7000" in blocked.stderr
+    assert "levenshtein mean 0.3702 is below the threshold 0.7" in blocked.stderr
     env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
     with dagster_dev(
         ["-w", "workspace.yaml"], cwd=REPO, env=env, log=home / "webserver.log", ready_s=300
@@ -262,19 +266,27 @@ def test_checks_and_plotted_scores_are_visible(deployment: Deployment) -> None:
         }
         assert 0.7 <= floats["score/levenshtein"] <= 1.0
         assert {"score/exact_match", "score/mentions_required_facts", "latency_p95_ms"} <= set(floats)
-        # The UI prints floats as stored: every plotted number reads with six significant digits at most ...
+        # The UI prints floats as stored: every plotted number reads with four significant digits at most ...
         for label, value in floats.items():
-            assert value == float(f"{value:.6g}"), (label, value)
-        # ... and the exact means are kept beside them.
-        [exact] = [
-            json.loads(e["jsonString"])
-            for e in mat["metadataEntries"]
-            if e["label"] == "scores_full_precision"
-        ]
+            assert value == float(f"{value:.4g}"), (label, value)
+        entries = {e["label"]: e for e in mat["metadataEntries"]}
+        # ... and the exact means are kept in the one structured entry, with the constants.
+        details = json.loads(entries["details"]["jsonString"])
+        exact = details["scores_exact"]
         for scorer, values in exact.items():
-            assert floats[f"score/{scorer}"] == float(f"{values['mean']:.6g}")
+            assert floats[f"score/{scorer}"] == float(f"{values['mean']:.4g}")
+        assert details["trial_count"] == 1 and "trial_count" not in entries
+        # Few entries, each a link or a table a reader can use.
+        assert len(entries) <= 25, sorted(entries)
+        assert entries["dagster_run_id"]["__typename"] == "PipelineRunMetadataEntry"
+        assert entries["dagster_run_id"]["runId"] == mat["runId"]
+        assert entries["rows_to_review"]["mdStr"].startswith("**Rows to review: ")
+        assert Path(entries["html_report"]["path"]).is_file()
+    newest, older = materializations
+    baseline_run = [e for e in newest["metadataEntries"] if e["label"] == "baseline_run"]
+    assert baseline_run and baseline_run[0]["runId"] == older["runId"]
     # The example's levenshtein mean has more digits than the UI shows.
-    assert any(len(repr(e["mean"])) > len(repr(float(f"{e['mean']:.6g}"))) for e in exact.values())
+    assert any(len(repr(e["mean"])) > len(repr(float(f"{e['mean']:.4g}"))) for e in exact.values())
 
 
 def test_each_partition_shows_its_own_gate_verdict(deployment: Deployment) -> None:
@@ -305,7 +317,7 @@ def test_each_partition_shows_its_own_gate_verdict(deployment: Deployment) -> No
     [failed] = graphql(deployment.url, CHECK_EXECUTIONS_QUERY, {"partition": FAILED})["assetCheckExecutions"]
     assert failed["status"] == "FAILED" and failed["partition"] == FAILED
     assert failed["evaluation"]["success"] is False
-    assert "levenshtein mean 0.3702 is below the threshold 0.7000" in failed["evaluation"]["description"]
+    assert "levenshtein mean 0.3702 is below the threshold 0.7" in failed["evaluation"]["description"]
     [passed] = graphql(deployment.url, CHECK_EXECUTIONS_QUERY, {"partition": PASSED})["assetCheckExecutions"]
     assert passed["status"] == "SUCCEEDED" and passed["evaluation"]["success"] is True
 

@@ -27,7 +27,9 @@ from dagster_evals.runner import run_request_locally
 from dagster_evals.scorers import resolve_local_scorers
 from dagster_evals.summary import ReportBuilder
 
-ROW_FIELDS = ("input", "expected", "output", "scores", "scorer_errors", "error", "latency_s", "metadata")
+ROW_FIELDS = (
+    "input", "expected", "output", "scores", "scorer_errors", "error", "latency_s", "metadata", "reasons",
+)  # fmt: skip
 
 
 class LocalEvals(LocalDatasets):
@@ -206,6 +208,7 @@ class LocalEvals(LocalDatasets):
                 "error": r.error,
                 "latency_s": r.latency_s,
                 "metadata": canonical_json(r.metadata),
+                "reasons": canonical_json(r.reasons) if r.reasons else None,
             }
             for r in batch
         ]
@@ -302,4 +305,5 @@ class LocalEvals(LocalDatasets):
                 error=r.error,
                 latency_s=r.latency_s,
                 metadata=json.loads(r.metadata),
+                reasons=json.loads(r.reasons) if r.reasons else {},
             )

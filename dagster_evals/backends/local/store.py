@@ -128,6 +128,7 @@ experiment_rows = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("latency_s", sa.Float),
     sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("reasons", sa.Text),  # {scorer: reason} (revision 0004); NULL on older rows
 )
 prompts = sa.Table(
     "prompts",

@@ -1,13 +1,13 @@
-"""`dagster-evals`: inspect and feed the embedded local backend (eval reports, prompt versions)."""
+"""The CLI's commands on the embedded local backend: which database, latest reports, pushing a prompt,
+and launching a release's eval on a running deployment."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 
-from dagster_evals.backends.local.platform import DEFAULT_PROJECT, LocalPlatform
+from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.backends.local.store import (
     ENV_DATABASE_URL,
     parse_database_url,
@@ -19,6 +19,8 @@ from dagster_evals.backends.local.store import (
 from dagster_evals.errors import ConfigError
 from dagster_evals.metadata import report_markdown
 
+__all__ = ["DB_HELP", "URL_HELP", "location", "open_existing", "print_reports", "push_prompt"]
+
 DB_HELP = (
     "the local backend's database: a SQLite file or a database URL "
     f"(default: ${ENV_DATABASE_URL}, else $DAGSTER_HOME/dagster_evals.sqlite)"
@@ -26,43 +28,7 @@ DB_HELP = (
 URL_HELP = "database URL, e.g. sqlite:///evals.sqlite or postgresql+psycopg://user@host/db"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dagster-evals", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    report = sub.add_parser("report", help="print the latest eval reports of the local backend")
-    report.add_argument("--url", help=URL_HELP)
-    report.add_argument("--db", help=DB_HELP)
-    report.add_argument("--project", default=DEFAULT_PROJECT)
-    report.add_argument("--limit", type=int, default=1, help="how many reports, newest first")
-    prompt = sub.add_parser("push-prompt", help="record a new version of a prompt in the local backend")
-    prompt.add_argument("slug")
-    prompt.add_argument("content", help='the prompt as a JSON object, e.g. \'{"system": "Be brief."}\'')
-    prompt.add_argument("--url", help=URL_HELP)
-    prompt.add_argument("--db", help=DB_HELP)
-    prompt.add_argument("--project", default=DEFAULT_PROJECT)
-    release = sub.add_parser(
-        "report-release", help="launch the eval of a release on a running Dagster deployment (from CI)"
-    )
-    release.add_argument("--url", required=True, help="Dagster webserver URL, e.g. http://localhost:3000")
-    release.add_argument("--job", required=True, help="the partitioned eval job to run")
-    release.add_argument("--partitions", required=True, help="name of the eval report's dynamic partitions")
-    release.add_argument("--tag", required=True, help="release tag; becomes the partition key")
-    release.add_argument("--commit", default="", help="commit the tag points to")
-    release.add_argument("--wait", action="store_true", help="wait for the run; exit 1 unless it succeeds")
-    release.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
-    args = parser.parse_args(argv)
-    if args.command == "report-release":
-        return report_release_command(args)
-    try:
-        if args.command == "push-prompt":
-            return push_prompt(_location(args), args.project, args.slug, args.content)
-        return print_reports(_location(args), args.project, args.limit)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _location(args: argparse.Namespace) -> str:
+def location(args: argparse.Namespace) -> str:
     """The database URL chosen by `--url` / `--db` (a path or a URL) / the environment."""
     if args.url and args.db:
         raise ConfigError("give --url or --db, not both")
@@ -75,7 +41,7 @@ def _location(args: argparse.Namespace) -> str:
     return resolve_database_url().render_as_string(hide_password=False)
 
 
-def _open_existing(location: str, project: str) -> LocalPlatform:
+def open_existing(location: str, project: str) -> LocalPlatform:
     """Open a database that must already exist: a missing or non-SQLite file is a `ConfigError`."""
     url = parse_database_url(location)
     path = sqlite_path(url)
@@ -143,7 +109,7 @@ def push_prompt(location: str, project: str, slug: str, content: str) -> int:
 
 
 def print_reports(location: str, project: str, limit: int) -> int:
-    platform = _open_existing(location, project)
+    platform = open_existing(location, project)
     try:
         reports = platform.list_eval_reports(limit=limit)
         unfinished = platform.list_unfinished_reports(limit=limit)
@@ -165,7 +131,3 @@ def print_reports(location: str, project: str, limit: int) -> int:
     finally:
         platform.close()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""`python -m dagster_evals.cli`: the `dagster-evals` command."""
+
+from dagster_evals.cli import main
+
+raise SystemExit(main())
