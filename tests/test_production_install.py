@@ -2,8 +2,8 @@
 brings what production runs and nothing of the fakes or the UI; a suite runs on the local backend; the fakes
 say which extra they need; and the README's UI command's `[ui]` extra brings what `dg dev` starts.
 
-The package is installed from a copy of its sources (a wheel built as pip builds it for any user), so that
-the build leaves nothing in the checkout; pip's cache makes the install a local one after the first run.
+The package is installed from its wheel, built from a copy of its sources (so that the build leaves nothing
+in the checkout); pip's cache makes the install a local one after the first run.
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ SOURCES = ("pyproject.toml", "README.md", "dagster_evals")
 
 
 def pip(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`pip install -c constraints.txt ARGS` in the venv, quietly; fails the test with pip's output."""
+    """`pip install -c constraints.txt ARGS` into the venv, quietly; fails the test with pip's output."""
+    command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q"]
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), *args],
+        [*command, "-c", str(REPO / "constraints.txt"), *args],
         capture_output=True,
         text=True,
         timeout=900,
@@ -98,24 +99,37 @@ def readme_command(marker: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the package's sources, outside the checkout."""
-    copy = tmp_path_factory.mktemp("dagster-evals-src")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package's wheel, built as pip builds it for any user, from a copy of its sources outside the
+    checkout (so that the build leaves nothing in it)."""
+    root = tmp_path_factory.mktemp("dagster-evals-src")
+    sources = root / "src"
+    sources.mkdir()
     for name in SOURCES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, sources / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, copy / name)
-    return copy
+            shutil.copy2(source, sources / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "dist"), str(sources)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    [found] = (root / "dist").glob("dagster_evals-*.whl")
+    return found
 
 
 def test_a_plain_install_runs_a_suite_without_the_fakes_and_the_ui_extra_adds_dg_dev(
-    sources: Path, tmp_path: Path
+    wheel: Path, tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    pip(venv, str(sources))
+    # A venv of nothing but Python; this pip installs into it (`pip --python`).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    pip(venv, str(wheel))
 
     work = tmp_path / "work"
     work.mkdir()
@@ -151,8 +165,8 @@ def test_a_plain_install_runs_a_suite_without_the_fakes_and_the_ui_extra_adds_dg
 
     # The README's UI command installs the `ui` extra; with it, `dg dev` has its webserver.
     assert '-e ".[ui]"' in readme_command("dg dev -w workspace.yaml")
-    pip(venv, f"{sources}[ui]")
+    pip(venv, f"{wheel}[ui]")
     webserver = venv_run(venv, "dagster-webserver", "--version", cwd=work)
     assert webserver.returncode == 0 and "dagster-webserver" in webserver.stdout, webserver.stderr
     dg_dev = venv_run(venv, "dg", "dev", "--help", cwd=work)
-    assert dg_dev.returncode == 0 and "--workspace" in dg_dev.stdout, dg_dev.stderr[-2000:]
+    assert dg_dev.returncode == 0 and "Usage: dg dev" in dg_dev.stdout, dg_dev.stderr[-2000:]
