@@ -4,22 +4,23 @@
 # a package only one of them needs (a dependency conditional on the Python version) is added to the lock.
 # Run it, run the test suite (.ci/run), and commit constraints.txt with the result.
 #
-# Interpreters: python3.X on PATH, else pyenv's newest 3.X. All three are required.
+# Interpreters: pyenv's newest 3.X, else python3.X on PATH. All three are required.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_python() {  # find_python 3.13 -> path of an interpreter of that minor version
-  local version=$1 found=""
-  if command -v "python$version" >/dev/null; then
-    found=$(command -v "python$version")
-  elif command -v pyenv >/dev/null; then
-    found=$(ls -d "$(pyenv root)/versions/$version".*/bin/python 2>/dev/null | sort -V | tail -1 || true)
-  fi
-  if [[ -z "$found" ]]; then
-    echo "update-lock: no Python $version interpreter (python$version on PATH or pyenv's versions/$version.*)" >&2
-    exit 1
-  fi
-  echo "$found"
+find_python() {  # find_python 3.13 -> path of a working interpreter of that minor version
+  local version=$1 candidate
+  for candidate in \
+    "$(command -v pyenv >/dev/null && ls -d "$(pyenv root)/versions/$version".*/bin/python 2>/dev/null | sort -V | tail -1)" \
+    "$(command -v "python$version" || true)"; do
+    # (a pyenv shim is on PATH even when it cannot run that version here: try it)
+    if [[ -n "$candidate" ]] && [[ "$("$candidate" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" == "$version" ]]; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "update-lock: no Python $version interpreter (pyenv's versions/$version.* or python$version on PATH)" >&2
+  exit 1
 }
 
 tmp=$(mktemp -d)

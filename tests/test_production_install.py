@@ -130,6 +130,14 @@ def test_a_plain_install_runs_a_suite_without_the_fakes_and_the_ui_extra_adds_dg
     # A venv of nothing but Python; this pip installs into it (`pip --python`).
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     pip(venv, str(wheel))
+    consistent = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert consistent.returncode == 0, consistent.stdout  # every requirement of every package met
 
     work = tmp_path / "work"
     work.mkdir()
