@@ -31,6 +31,8 @@ LONGEST: dict[str, float] = {
     "tests/test_static_checks.py::test_static_check_passes[pyright]": 40.0,
     "tests/test_example.py::test_release_gate_job_approves_the_example_release": 35.0,
     "tests/test_postgres_example.py": 30.0,
+    "tests/test_production_install.py": 120.0,  # a clean venv, a wheel installed twice
+    "tests/test_dagster_postgres.py": 45.0,
     "tests/test_component.py::test_dg_scaffold_writes_a_commented_template_that_passes_dg_check": 28.0,
     "tests/test_cli.py::test_quick_start_ends_with_the_report_table": 45.0,
     "tests/test_secrets.py::test_example_jobs_never_reveal_the_api_key": 40.0,
