@@ -100,7 +100,7 @@ def test_readme_dask_config_is_the_one_the_dask_tests_run() -> None:
 
     tested = yaml.safe_load(DAGSTER_YAML.format(url="URL"))
     documented = readme_dagster_yaml()
-    assert documented["storage"]["postgres"]["postgres_url"].startswith("postgresql+psycopg2://")
+    assert documented["storage"]["postgres"]["postgres_url"].startswith("postgresql://")
     documented["storage"]["postgres"]["postgres_url"] = "URL"
     assert documented == tested
     assert set(readme_run_configs()["dask"]["execution"]["config"]["cluster"]) == {"existing"}

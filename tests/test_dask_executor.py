@@ -55,10 +55,8 @@ ROWS = 90
 
 
 def dagster_postgres_url(server: PostgresServer, database: str) -> str:
-    """A dagster-postgres URL for `database`. It names the psycopg2 driver: with SQLAlchemy 2.1 a plain
-    `postgresql://` URL selects psycopg 3, whose server-side parameters break dagster-postgres's
-    `NOTIFY run_events, $1` (issue 22, item 1)."""
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{server.port}/{database}"
+    """A dagster-postgres URL for `database`, plain `postgresql://` as Dagster's deployment docs write it."""
+    return f"postgresql://postgres@127.0.0.1:{server.port}/{database}"
 
 
 class DaskCluster:
