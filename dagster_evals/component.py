@@ -57,6 +57,7 @@ import dagster as dg
 import pydantic
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 from pydantic import Field
+from pydantic_core import PydanticCustomError
 
 from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
 from dagster_evals.backends.base import EvalPlatformResource
@@ -139,6 +140,32 @@ def _yaml_type(hint: Any) -> Any:
     return hint
 
 
+def _one_error_for_number_or_word(hint: Any) -> Any:
+    """A `float | Literal[...] | None` hint whose wrong values get one error, not one per union member.
+
+    Example:
+        >>> adapter = pydantic.TypeAdapter(_one_error_for_number_or_word(float | Literal["auto"] | None))
+        >>> adapter.validate_python("auto"), adapter.validate_python(2)
+        ('auto', 2.0)
+    """
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) not in (types.UnionType, typing.Union) or float not in args:
+        return hint
+    words = [w for a in args if typing.get_origin(a) is Literal for w in typing.get_args(a)]
+    if not words:
+        return hint
+    allowed = " or ".join([*(repr(w) for w in words), *(["null"] if type(None) in args else [])])
+
+    def check(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
+        if value is None or value in words:
+            return handler(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PydanticCustomError("float_type", f"Input should be a valid number, or {allowed}")
+        return handler(value)
+
+    return Annotated[hint, pydantic.WrapValidator(check)]
+
+
 def _yaml_suite_fields() -> dict[str, Any]:
     """Pydantic field definitions for every `EvalSuite` field that YAML can carry as it is."""
     hints = typing.get_type_hints(EvalSuite)
@@ -147,7 +174,7 @@ def _yaml_suite_fields() -> dict[str, Any]:
     for item in dataclasses.fields(EvalSuite):
         if item.name in YAML_FORMS:
             continue
-        hint = _yaml_type(hints[item.name])
+        hint = _one_error_for_number_or_word(_yaml_type(hints[item.name]))
         try:
             pydantic.TypeAdapter(hint).json_schema()
         except Exception:  # not representable in YAML: left to Python users

@@ -19,6 +19,7 @@ from dagster_evals.baselines import BASELINE_MODES
 from dagster_evals.checks import validate_thresholds
 from dagster_evals.errors import ConfigError
 from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
+from dagster_evals.timeouts import AUTO
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite
@@ -142,10 +143,18 @@ def validate_suite(suite: EvalSuite) -> None:
             f"must be an integer from 1 to {MAX_CONCURRENCY_LIMIT} (or None)",
             suite.max_concurrency,
         )
-    for field in ("row_timeout_s", "scorer_timeout_s"):
-        timeout = getattr(suite, field)
-        if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-            raise _fail(name, field, "must be a finite number of seconds above 0 (or None)", timeout)
+    if suite.row_timeout_s is not None and (not _is_number(suite.row_timeout_s) or suite.row_timeout_s <= 0):
+        raise _fail(
+            name, "row_timeout_s", "must be a finite number of seconds above 0 (or None)", suite.row_timeout_s
+        )
+    scorer_timeout = suite.scorer_timeout_s
+    if scorer_timeout not in (None, AUTO) and (not _is_number(scorer_timeout) or scorer_timeout <= 0):
+        raise _fail(
+            name,
+            "scorer_timeout_s",
+            f"must be a finite number of seconds above 0, {AUTO!r} or None",
+            scorer_timeout,
+        )
     if suite.isolation not in ("thread", "process"):
         raise _fail(name, "isolation", "must be 'thread' or 'process'", suite.isolation)
     _check_task(name, suite.task)
