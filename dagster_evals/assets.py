@@ -106,9 +106,9 @@ class EvalSuite:
         shards: Dagster steps the eval report runs across (default 1). With N > 1 a plan step, N shard
             steps (each scoring the rows whose row-id hash falls in its shard) and a combine step that
             builds one report, equal to an unsharded run's, and emits the checks. Needs a Python task.
-        resume: Checkpoint each scored row in the embedded database (`DAGSTER_EVALS_DATABASE_URL`) so a
-            run re-executed from failure scores only the rows not yet scored (default True; required
-            with shards > 1).
+        resume: Checkpoint each scored row in the suite's state database (the resource's `url` or
+            `state_database_url`, else `DAGSTER_EVALS_DATABASE_URL`) so a run re-executed from failure
+            scores only the rows not yet scored (default True; required with shards > 1).
         judge_resource_key: Key of an `OpenAIJudgeResource` (e.g. "judge") that the LLM judges and
             `prompt_task()` of this suite call, unless built with their own `endpoint=`; None (default):
             `OPENAI_BASE_URL` / `OPENAI_API_KEY`.

@@ -36,8 +36,8 @@ def test_with_a_budget_an_unpriced_call_stops_the_run(
     meta = materialization(result, s.eval_report_key)
     assert fake.requests["POST /v1/chat/completions"] == 1  # not 8 calls metered as free
     assert fake.bodies[0]["model"] == UNKNOWN_MODEL
-    assert meta["rows_not_run"] == 7 and meta["rows_scored"] == 1
-    assert meta["model_calls_unpriced"] == 1 and meta["cost_usd"] == 0.0
+    assert meta["details"]["usage"]["rows_not_run"] == 7 and meta["rows_scored"] == 1
+    assert meta["details"]["usage"]["model_calls_unpriced"] == 1 and meta["cost_usd"] == 0.0
     assert f"a call to model '{UNKNOWN_MODEL}' could not be priced" in meta["budget_stop"]
     assert "set price_per_million_input_usd and price_per_million_output_usd" in meta["budget_stop"]
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
@@ -52,8 +52,8 @@ def test_without_a_budget_unpriced_calls_run_and_are_counted(
         scorers=[judge("factuality", endpoint=endpoint(os.environ["OPENAI_BASE_URL"]))],
     )
     meta = materialization(run(s, instance, db_path, raise_on_error=False), s.eval_report_key)
-    assert meta["model_calls"] == 4 and meta["model_calls_unpriced"] == 4
-    assert meta["rows_not_run"] == 0 and meta["cost_usd"] == 0.0
+    assert meta["model_calls"] == 4 and meta["details"]["usage"]["model_calls_unpriced"] == 4
+    assert meta["details"]["usage"]["rows_not_run"] == 0 and meta["cost_usd"] == 0.0
 
 
 def test_a_price_override_meters_the_unknown_model_against_the_budget(
@@ -73,8 +73,8 @@ def test_a_price_override_meters_the_unknown_model_against_the_budget(
     )
     meta = materialization(run(s, instance, db_path, raise_on_error=False), s.eval_report_key)
     assert fake.requests["POST /v1/chat/completions"] == 1
-    assert meta["model_calls_unpriced"] == 0
-    tokens = meta["tokens/prompt"] + meta["tokens/completion"]
+    assert meta["details"]["usage"]["model_calls_unpriced"] == 0
+    tokens = meta["details"]["usage"]["tokens/prompt"] + meta["details"]["usage"]["tokens/completion"]
     assert meta["cost_usd"] == pytest.approx(tokens * 1000.0 / 1e6)
     assert "max_cost_usd=0.01 was reached" in meta["budget_stop"]
 
