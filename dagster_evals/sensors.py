@@ -21,6 +21,7 @@ from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.errors import ConfigError, DagsterEvalsError
 from dagster_evals.git import list_tags, version_key
 from dagster_evals.models import PromptVersion
+from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import suite_asset_spec
 from dagster_evals.triggers import TAG_TRIGGER, prompt_run_tags, release_partition_key, release_run_tags
 
@@ -309,6 +310,7 @@ def build_prompt_asset(suite: EvalSuite) -> Any:
     spec = suite_asset_spec(suite, "prompt")
 
     @_observable(spec, f"{_op_name(suite)}_prompt", required_resource_keys={suite.resource_key})
+    @dagster_failures
     def _prompt(context: dg.AssetExecutionContext) -> dg.ObserveResult:
         resource = getattr(context.resources, suite.resource_key, None)
         if not isinstance(resource, EvalPlatformResource):
@@ -355,6 +357,7 @@ def build_release_asset(suite: EvalSuite, *, repo: str | Path, tag_pattern: str 
     )
 
     @_observable(spec, f"{_op_name(suite)}_release")
+    @dagster_failures
     def _release(context: dg.AssetExecutionContext) -> dg.ObserveResult:
         releases = list_tags(repo, tag_pattern)
         if not releases:

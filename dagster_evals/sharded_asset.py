@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_evals.checks import check_specs
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
+from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def _plan_op(suite: EvalSuite, name: str, upstream: list[str]) -> dg.OpDefinitio
         description=f"Pins the snapshot and prompt version the {suite.shards} shards of {suite.name!r} score.",
         **_op_kwargs(suite),
     )
+    @dagster_failures
     def _plan(context) -> None:  # unannotated: Dagster reads a context annotation at definition time
         from dagster_evals.assets import get_platform, prepare_suite_eval
 
@@ -56,6 +58,7 @@ def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
         description=f"Scores shard {index + 1}/{suite.shards} of {suite.name!r}, checkpointing each row.",
         **_op_kwargs(suite),
     )
+    @dagster_failures
     def _shard(context) -> None:
         with bind_judge(context, suite.judge_resource_key):
             run_shard(context, suite, index)
@@ -74,6 +77,7 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
         description=f"Builds the one eval report of {suite.name!r} from its shards and runs its checks.",
         **_op_kwargs(suite),
     )
+    @dagster_failures
     def _combine(context) -> Iterator[Any]:
         from dagster_evals.assets import eval_report_result, get_platform, prepare_suite_eval
 
