@@ -26,11 +26,6 @@ class DagsterEvalsError(Exception):
         self.message = message
         self.metadata: dict[str, Any] = dict(metadata or {})
 
-    @property
-    def description(self) -> str:
-        """The message (the name `dagster.Failure` gives it)."""
-        return self.message
-
     def __str__(self) -> str:
         return self.message
 
