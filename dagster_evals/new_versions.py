@@ -1,7 +1,7 @@
-"""Which prompt versions are new since a cursor: shared by the Dagster sensor and the Airflow trigger.
+"""Which prompt versions and releases are new since a cursor: shared by the Dagster and Airflow sensors.
 
-The cursor maps prompt id → the newest version already picked up, so each version is picked up once.
-Imports no orchestrator.
+A prompt cursor maps prompt id → the newest version already picked up; a release cursor maps tag → the
+commit it pointed to. Each version (each tag at a commit) is picked up once. Imports no orchestrator.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from dagster_evals.git import version_key
+from dagster_evals.git import Release, version_key
 from dagster_evals.models import PromptVersion
 
 InitialRuns = Literal["latest", "all", "none"]
@@ -49,3 +49,18 @@ def new_prompt_versions(
         advanced[prompt_id] = max(known, key=version_key)
     fresh.sort(key=lambda v: (v.created_at is None, v.created_at, v.slug, version_key(v.version)))
     return fresh, {"prompts": advanced}
+
+
+def new_releases(
+    releases: Sequence[Release], cursor: dict[str, Any], initial: InitialRuns
+) -> tuple[list[Release], dict[str, Any]]:
+    """Tags (oldest first) that are new or point to another commit than in the cursor, and the new cursor.
+
+    On the first look (no cursor) the tags picked are per `initial`.
+    """
+    seen: dict[str, str] = dict(cursor.get("tags", {}))
+    if "tags" in cursor:
+        fresh = [r for r in releases if seen.get(r.tag) != r.commit]
+    else:
+        fresh = initial_pick(list(releases), initial)
+    return fresh, {"tags": {r.tag: r.commit for r in releases}}

@@ -20,7 +20,7 @@ from dagster_evals.assets import EvalSuite
 from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.errors import ConfigError, DagsterEvalsError
 from dagster_evals.git import list_tags
-from dagster_evals.new_versions import InitialRuns, initial_pick, new_prompt_versions
+from dagster_evals.new_versions import InitialRuns, new_prompt_versions, new_releases
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import suite_asset_spec
 from dagster_evals.triggers import TAG_TRIGGER, prompt_run_tags, release_partition_key, release_run_tags
@@ -171,13 +171,8 @@ def build_release_sensor(
             releases = list_tags(repo, tag_pattern)
         except DagsterEvalsError as exc:
             return dg.SkipReason(f"could not read tags of {repo}: {exc}")
-        cursor = _load_cursor(context.cursor)
-        seen: dict[str, str] = dict(cursor.get("tags", {}))
-        if "tags" in cursor:
-            fresh = [r for r in releases if seen.get(r.tag) != r.commit]
-        else:
-            fresh = initial_pick(releases, initial)
-        serialized = json.dumps({"tags": {r.tag: r.commit for r in releases}}, sort_keys=True)
+        fresh, advanced = new_releases(releases, _load_cursor(context.cursor), initial)
+        serialized = json.dumps(advanced, sort_keys=True)
         if not fresh:
             context.update_cursor(serialized)
             return dg.SkipReason(f"no new releases matching {tag_pattern!r} ({len(releases)} known)")
