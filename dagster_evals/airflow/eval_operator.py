@@ -271,30 +271,28 @@ class RunEvalOperator(EvalsBaseOperator):
         dataset_id = request.snapshot.dataset.id
         keys = platform.start_eval_run(dataset_id, slugs, self.log.info)
         timeout = float(platform.eval_timeout_s)
+        baseline_json = {"report_id": baseline.report_id, "note": baseline.note, "failure": baseline.failure}
         self.defer(
             trigger=KeywordsAIEvalRunTrigger(
-                str(self.conn_id), dataset_id, keys, float(self.poll_interval or 5.0), timeout
+                str(self.conn_id),
+                dataset_id,
+                keys,
+                float(self.poll_interval or 5.0),
+                timeout,
+                carry={"baseline": baseline_json},
             ),
             method_name="execute_complete",
-            kwargs={
-                "baseline": {
-                    "report_id": baseline.report_id,
-                    "note": baseline.note,
-                    "failure": baseline.failure,
-                }
-            },
             timeout=timedelta(seconds=timeout + 60),
         )
 
-    def execute_complete(
-        self, context: Any, event: dict[str, Any], baseline: dict[str, Any]
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the trigger: the platform's report of the finished run (compared with the baseline)."""
         from dagster_evals.backends.keywordsai.evals import _apply_baseline
 
         if event.get("status") != "completed":
             raise DagsterEvalsError(str(event.get("message") or event))
         self._snapshot = snapshot_from_xcom(self.snapshot, f"task {self.task_id!r} snapshot")
+        baseline = dict((event.get("carry") or {}).get("baseline") or {})
         recorded = Baseline(baseline.get("report_id"), str(baseline.get("note")), baseline.get("failure"))
         platform = self.hook.get_platform()
         try:

@@ -23,7 +23,8 @@ from dagster_evals.new_versions import InitialRuns
 class KeywordsAIEvalRunTrigger(BaseTrigger):
     """Fires once the eval run `keys` on dataset `dataset_id` is final (or failed, or past `timeout_s`).
 
-    The event is `{"status": "completed" | "failed" | "timeout" | "error", "report_id", "message"}`.
+    The event is `{"status": "completed" | "failed" | "timeout" | "error", "report_id", "message",
+    "carry"}`; `carry` is handed back unchanged (what the resuming task needs, e.g. its baseline).
     """
 
     def __init__(
@@ -33,9 +34,11 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
         keys: Sequence[str],
         poll_interval_s: float = 5.0,
         timeout_s: float = 1800.0,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
+        self.carry = dict(carry or {})
         self.dataset_id = dataset_id
         self.keys = list(keys)
         self.poll_interval_s = poll_interval_s
@@ -50,6 +53,7 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
                 "keys": self.keys,
                 "poll_interval_s": self.poll_interval_s,
                 "timeout_s": self.timeout_s,
+                "carry": self.carry,
             },
         )
 
@@ -63,7 +67,7 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
                 tasks = await asyncio.to_thread(platform.find_tasks, self.dataset_id, self.keys)
                 event = _eval_run_event(report_id, tasks)
                 if event is not None:
-                    yield TriggerEvent(event)
+                    yield TriggerEvent({**event, "carry": self.carry})
                     return
                 if time.monotonic() >= deadline:
                     statuses = ", ".join(sorted({t.status or "?" for t in tasks}))
@@ -73,6 +77,7 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
                             "report_id": report_id,
                             "message": f"eval run {report_id} on Keywords AI is still {statuses} after "
                             f"{self.timeout_s:.0f}s",
+                            "carry": self.carry,
                         }
                     )
                     return

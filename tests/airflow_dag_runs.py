@@ -1,0 +1,72 @@
+"""Run DAG runs of the example DAG file with `dag.test()` in this process, and print what happened.
+
+Used by tests/test_airflow.py in a subprocess whose environment holds `AIRFLOW_HOME` (a temporary
+directory with a migrated SQLite metadata database) and the connections:
+
+    python tests/airflow_dag_runs.py '[{"dag_id": "support_bot_evals", "env": {...}}, ...]'
+
+Each run: set its `env`, (re)load the DAG file, `dag.test()`, then print one line
+`RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value}}`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+DAG_FILE = Path(__file__).resolve().parent.parent / "example" / "airflow" / "support_bot_dags.py"
+
+
+def load_dags() -> Any:
+    spec = importlib.util.spec_from_file_location("support_bot_dags", DAG_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def task_key(ti: Any) -> str:
+    return ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+
+
+def xcoms(dag_id: str, run_id: str) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(XComModel)
+            .filter(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value")
+            .all()
+        )
+        return {
+            (
+                row.task_id if row.map_index < 0 else f"{row.task_id}[{row.map_index}]"
+            ): XComModel.deserialize_value(row)
+            for row in rows
+        }
+
+
+def main(plan: list[dict[str, Any]]) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for index, run in enumerate(plan):
+        os.environ.update(run.get("env", {}))
+        dag = getattr(load_dags(), run["dag_id"])
+        result = dag.test(logical_date=start + timedelta(days=index))
+        tasks = {task_key(ti): str(ti.state) for ti in result.get_task_instances()}
+        record = {
+            "dag_id": run["dag_id"],
+            "state": str(result.state),
+            "tasks": tasks,
+            "xcom": xcoms(run["dag_id"], result.run_id),
+        }
+        print("RUN " + json.dumps(record, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
