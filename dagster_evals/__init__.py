@@ -218,7 +218,7 @@ _registered = False
 def _register_with_dagster() -> None:
     """Tell Dagster's library registry about this package, once Dagster is loaded (as the eager import did)."""
     global _registered
-    if _registered or "dagster_shared" not in sys.modules:
+    if _registered or sys.modules.get("dagster_shared") is None:
         return
     from dagster_shared.libraries import DagsterLibraryRegistry
 

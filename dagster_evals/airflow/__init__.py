@@ -34,15 +34,16 @@ from dagster_evals.airflow.triggers import KeywordsAIEvalRunTrigger, PromptVersi
 
 def get_provider_info() -> dict[str, object]:
     """What Airflow's providers manager reads (entry point `apache_airflow_provider`): the connection types."""
-    from dagster_evals.version import __version__
-
     return {
         "package-name": "dagster-evals",
         "name": "dagster-evals",
         "description": "LLM evals, gates and lineage on Braintrust, Keywords AI or an embedded database.",
-        "versions": [__version__],
         "connection-types": [
-            {"hook-class-name": f"{hook.__module__}.{hook.__qualname__}", "connection-type": hook.conn_type}
+            {
+                "hook-class-name": f"{hook.__module__}.{hook.__qualname__}",
+                "connection-type": hook.conn_type,
+                "hook-name": hook.hook_name,
+            }
             for hook in (LocalEvalsHook, BraintrustHook, KeywordsAIHook)
         ],
     }

@@ -95,11 +95,15 @@ def report_from_summary(summary: Any, where: str) -> tuple[EvalReport, Baseline]
     """The report and baseline an eval task's summary describes."""
     if not isinstance(summary, Mapping) or "scores" not in summary or "id" not in summary:
         raise ConfigError(f"{where}: expected the return value of an eval task, got {summary!r:.200}")
-    fields = {field: summary.get(field) for field in _SUMMARY_FIELDS if summary.get(field) is not None}
-    scores = {
-        name: ScoreSummary(name=name, **dict(values)) for name, values in dict(summary["scores"]).items()
-    }
-    report = EvalReport(**fields, scores=scores)
+    fields = {field: summary[field] for field in _SUMMARY_FIELDS if summary.get(field) is not None}
+    try:
+        scores = {
+            name: ScoreSummary.model_validate({**dict(values), "name": name})
+            for name, values in dict(summary["scores"]).items()
+        }
+        report = EvalReport.model_validate({**fields, "scores": scores})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: not an eval task's summary ({exc})") from None
     recorded = summary.get("baseline") or {}
     baseline = Baseline(
         report_id=recorded.get("report_id"),
