@@ -5,7 +5,8 @@ directory with a migrated SQLite metadata database) and the connections:
 
     python tests/airflow_dag_runs.py '[{"dag_id": "support_bot_evals", "env": {...}}, ...]'
 
-Each run: set its `env`, (re)load the DAG file, `dag.test()`, then print one line
+Each run: push its `push_prompts` (`[slug, content]` pairs) to the embedded backend
+(`$DAGSTER_EVALS_DATABASE_URL`), set its `env`, (re)load the DAG file, `dag.test()`, then print one line
 `RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value}}`.
 """
 
@@ -55,6 +56,13 @@ def xcoms(dag_id: str, run_id: str) -> dict[str, Any]:
 def main(plan: list[dict[str, Any]]) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for index, run in enumerate(plan):
+        if run.get("push_prompts"):
+            from dagster_evals.backends.local.platform import LocalPlatform
+
+            platform = LocalPlatform(url=os.environ["DAGSTER_EVALS_DATABASE_URL"])
+            for slug, content in run["push_prompts"]:
+                platform.push_prompt_version(slug, content)
+            platform.close()
         os.environ.update(run.get("env", {}))
         dag = getattr(load_dags(), run["dag_id"])
         result = dag.test(logical_date=start + timedelta(days=index))

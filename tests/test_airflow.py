@@ -9,6 +9,7 @@ validated against the OpenLineage JSON schemas (tests/openlineage_spec/).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -20,11 +21,12 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("airflow.sdk", reason="the Airflow provider's tests need the [airflow] extra")
+# Airflow itself is only imported in the subprocesses (importing it here would write ~/airflow/).
+if importlib.util.find_spec("airflow") is None:
+    pytest.skip("the Airflow provider's tests need the [airflow] extra", allow_module_level=True)
 
 from dagster_evals.backends.keywordsai.models import metadata_filter
 from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
-from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 from tests.conftest import KEYWORDSAI_KEY
 
@@ -33,8 +35,6 @@ RUNNER = REPO / "tests" / "airflow_dag_runs.py"
 SPEC = REPO / "tests" / "openlineage_spec"
 PYTHON = sys.executable
 AIRFLOW = str(Path(PYTHON).parent / "airflow")
-
-pytestmark = pytest.mark.xdist_group("airflow")
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +177,19 @@ def test_release_dag_passes_then_a_regression_is_blocked_and_stays_blocked(
 
 # -- new prompt versions ---------------------------------------------------------------------------------
 def test_each_new_prompt_version_is_evaluated_exactly_once(airflow: Airflow) -> None:
-    platform = LocalPlatform(url=airflow.env["DAGSTER_EVALS_DATABASE_URL"])
-    platform.push_prompt_version("support_bot_system", {"sign_off": "Thanks!"})
-    first = airflow.run({"dag_id": "support_bot_prompt_versions"})[0]
-    platform.push_prompt_version("support_bot_system", {"sign_off": "Cheers."})
-    platform.push_prompt_version("support_bot_system", {"sign_off": "Have a good day."})
-    second = airflow.run({"dag_id": "support_bot_prompt_versions"})[0]
-    platform.close()
+    first, second = airflow.run(
+        {
+            "dag_id": "support_bot_prompt_versions",
+            "push_prompts": [["support_bot_system", {"sign_off": "Thanks!"}]],
+        },
+        {
+            "dag_id": "support_bot_prompt_versions",
+            "push_prompts": [
+                ["support_bot_system", {"sign_off": "Cheers."}],
+                ["support_bot_system", {"sign_off": "Have a good day."}],
+            ],
+        },
+    )
 
     assert first["state"] == "success", first
     assert [v["key"] for v in first["xcom"]["new_prompt_versions"]] == ["support_bot_system@1"]
@@ -284,3 +290,56 @@ def validate_events(events: list[dict[str, Any]]) -> None:
                     Draft202012Validator(ref, registry=registry).validate(facet)
                     checked += 1
     assert checked, "no dagster-evals facet in the events"
+
+
+# -- bad input, caught when the DAG loads or the connection is read ---------------------------------------
+BAD_INPUT = """
+import json, os
+from dagster_evals.airflow import EvalGateOperator, RunEvalOperator, SyncDatasetOperator, EvalsHook
+from dagster_evals.errors import ConfigError
+
+def error(make):
+    try:
+        make()
+    except ConfigError as exc:
+        return str(exc)
+    return "no error"
+
+print(json.dumps([
+    error(lambda: RunEvalOperator(task_id="run_eval", conn_id="c", suite="s", snapshot={}, task=str,
+                                  scorers=["exact_match"], trial_count=True)),
+    error(lambda: RunEvalOperator(task_id="run_eval", conn_id="c", suite="s", snapshot={}, task=str,
+                                  scorers=["bleu"])),
+    error(lambda: EvalGateOperator(task_id="gate", conn_id="c", summary={}, thresholds={"levenshtein": "0.7"})),
+    error(lambda: SyncDatasetOperator(task_id="sync", conn_id="c", dataset_name="d", source="rows.txt")),
+    error(lambda: EvalsHook.for_connection("evals_bad").get_platform()),
+    error(lambda: EvalsHook.for_connection("evals_odd")),
+]))
+"""
+
+
+def test_bad_operator_arguments_and_connection_extras_fail_with_one_clear_error(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **airflow_env(tmp_path),
+        "AIRFLOW_CONN_EVALS_BAD": json.dumps(
+            {
+                "conn_type": "dagster_evals_keywordsai",
+                "password": "k",
+                "extra": {"timeout_s": "30", "colour": 1},
+            }
+        ),
+        "AIRFLOW_CONN_EVALS_ODD": json.dumps({"conn_type": "http"}),
+    }
+    done = subprocess.run([PYTHON, "-c", BAD_INPUT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials, scorer, threshold, source, extras, conn_type = json.loads(done.stdout.strip().splitlines()[-1])
+    assert trials == "task 'run_eval': trial_count must be an integer of at least 1, got True"
+    assert "unknown scorer 'bleu'" in scorer
+    assert "threshold for scorer 'levenshtein' must be a number in [0, 1], got '0.7'" in threshold
+    assert "rows.txt" in source
+    assert (
+        extras.startswith("connection 'evals_bad' extra: ") and "timeout_s" in extras and "colour" in extras
+    )
+    assert "'k'" not in extras  # the password is never echoed
+    assert conn_type.startswith("connection 'evals_odd' has conn_type 'http'")

@@ -5,6 +5,7 @@ gate); the package's public names stay importable from `dagster_evals` although 
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -79,10 +80,11 @@ ENGINE_MODULES = [
 ]
 
 
-def test_the_engine_and_the_airflow_provider_run_where_dagster_cannot_be_imported() -> None:
+def test_the_engine_and_the_airflow_provider_run_where_dagster_cannot_be_imported(tmp_path: Path) -> None:
     script = textwrap.dedent(NO_DAGSTER.format(modules=ENGINE_MODULES))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-4000:]
     verdict, loaded = done.stdout.strip().splitlines()[-2:]
