@@ -296,12 +296,12 @@ def validate_events(events: list[dict[str, Any]]) -> None:
 BAD_INPUT = """
 import json, os
 from dagster_evals.airflow import EvalGateOperator, RunEvalOperator, SyncDatasetOperator, EvalsHook
-from dagster_evals.errors import ConfigError
+from dagster_evals.errors import DagsterEvalsError
 
 def error(make):
     try:
         make()
-    except ConfigError as exc:
+    except DagsterEvalsError as exc:
         return str(exc)
     return "no error"
 

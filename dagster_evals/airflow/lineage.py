@@ -3,7 +3,7 @@
 The Airflow OpenLineage provider calls each operator's `get_openlineage_facets_on_complete`; these build
 what it returns:
 
-- a sync task: the source rows in, the platform dataset (at its new version) out;
+- a sync task: the platform dataset (at its new version) out;
 - a snapshot task: the pinned dataset version in;
 - an eval task: the pinned dataset version in — its scores as `dataQualityMetrics` (one column per scorer:
   mean as `sum / count`, min and max left out) — and the suite's eval report out;
