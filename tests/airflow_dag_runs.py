@@ -6,7 +6,7 @@ directory with a migrated SQLite metadata database) and the connections:
     python tests/airflow_dag_runs.py '[{"dag_id": "support_bot_evals", "env": {...}}, ...]'
 
 Each run: push its `push_prompts` (`[slug, content]` pairs) to the embedded backend
-(`$DAGSTER_EVALS_DATABASE_URL`), set its `env`, (re)load the DAG file, `dag.test()`, then print one line
+(`$DAGSTER_EVALS_DATABASE_URL`), add its `git_tags` to `$SUPPORT_BOT_RELEASE_REPO`, set its `env`, (re)load the DAG file, `dag.test()`, then print one line
 `RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value}}`.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +64,8 @@ def main(plan: list[dict[str, Any]]) -> None:
             for slug, content in run["push_prompts"]:
                 platform.push_prompt_version(slug, content)
             platform.close()
+        for tag in run.get("git_tags", []):  # tag HEAD of $SUPPORT_BOT_RELEASE_REPO
+            subprocess.run(["git", "tag", tag], cwd=os.environ["SUPPORT_BOT_RELEASE_REPO"], check=True)
         os.environ.update(run.get("env", {}))
         dag = getattr(load_dags(), run["dag_id"])
         result = dag.test(logical_date=start + timedelta(days=index))

@@ -28,7 +28,7 @@ if importlib.util.find_spec("airflow") is None:
 from dagster_evals.backends.keywordsai.models import metadata_filter
 from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from tests.conftest import KEYWORDSAI_KEY
+from tests.conftest import KEYWORDSAI_KEY, git
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "tests" / "airflow_dag_runs.py"
@@ -207,6 +207,30 @@ def test_each_new_prompt_version_is_evaluated_exactly_once(airflow: Airflow) -> 
         "gate[0]": "success",
         "gate[1]": "success",
     }
+
+
+def test_each_new_release_is_evaluated_exactly_once(airflow: Airflow, tmp_path: Path) -> None:
+    repo = tmp_path / "bot"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "bot.py").write_text("VERSION = 1\n")
+    git(repo, "add", "bot.py")
+    git(repo, "commit", "-qm", "first")
+    git(repo, "tag", "v1.0")
+    git(repo, "tag", "v1.1")
+    airflow.env["SUPPORT_BOT_RELEASE_REPO"] = str(repo)
+
+    first, second = airflow.run(
+        {"dag_id": "support_bot_releases"}, {"dag_id": "support_bot_releases", "git_tags": ["v1.2"]}
+    )
+
+    head = git(repo, "rev-parse", "HEAD")
+    assert first["state"] == "success", first
+    assert first["xcom"]["new_releases"] == [{"tag": "v1.1", "commit": head}]  # initial: the latest only
+    assert first["xcom"]["run_eval[0]"]["name"].startswith("support_bot_releases-v1.1-")
+    assert second["xcom"]["new_releases"] == [{"tag": "v1.2", "commit": head}]  # v1.1 is not evaluated again
+    assert [k for k in second["xcom"] if k.startswith("run_eval[")] == ["run_eval[0]"]
+    assert second["tasks"]["gate[0]"] == "success"
 
 
 # -- a deferred Keywords AI eval run, and no key anywhere --------------------------------------------------

@@ -57,11 +57,13 @@ class RunEvalOperator(EvalsBaseOperator):
             read, instead of failing the gate's `no_regression` rule.
         prompt: The prompt version under evaluation: `"slug@version"`, or an item returned by
             `NewPromptVersionsSensor` (for `.expand(prompt=sensor.output)`).
+        release: The release under evaluation: an item returned by `NewReleasesSensor` (`{"tag", "commit"}`),
+            recorded as the report's `release_tag` / `git_commit` and its repository state.
         deferrable: Keywords AI with task=None: wait for the platform's eval run in the triggerer.
         poll_interval_s: Seconds between polls of a deferred wait.
     """
 
-    template_fields: Sequence[str] = ("snapshot", "prompt", "baseline")
+    template_fields: Sequence[str] = ("snapshot", "prompt", "release", "baseline")
     ui_color = "#e6f4ea"
 
     def __init__(
@@ -85,6 +87,7 @@ class RunEvalOperator(EvalsBaseOperator):
         metadata: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         prompt: Any = None,
+        release: Any = None,
         deferrable: bool = False,
         poll_interval_s: float = 5.0,
         **kwargs: Any,
@@ -131,6 +134,7 @@ class RunEvalOperator(EvalsBaseOperator):
         self.metadata = dict(metadata or {})
         self.tags = list(tags)
         self.prompt = prompt
+        self.release = release
         self.deferrable = deferrable
         self.poll_interval = _seconds(poll_interval_s, "poll_interval_s", tid, optional=False)
         self._report: EvalReport | None = None
@@ -209,6 +213,16 @@ class RunEvalOperator(EvalsBaseOperator):
             metadata.update(
                 prompt_slug=prompt.slug, prompt_version=prompt.version, prompt_id=prompt.prompt_id
             )
+        repo_info = None
+        if self.release is not None:
+            if not isinstance(self.release, Mapping) or not isinstance(self.release.get("tag"), str):
+                raise ConfigError(
+                    f"task {self.task_id!r}: release must be a NewReleasesSensor item, got {self.release!r}"
+                )
+            tag, commit = str(self.release["tag"]), str(self.release.get("commit") or "")
+            metadata.update(release_tag=tag, **({"git_commit": commit} if commit else {}))
+            repo_info = {"tag": tag, **({"commit": commit} if commit else {})}
+            label = f"{label}-{tag}"
         return EvalRequest(
             name=f"{label}-{run[:8]}",
             snapshot=snapshot,
@@ -223,6 +237,7 @@ class RunEvalOperator(EvalsBaseOperator):
             metadata=metadata,
             tags=self.tags,
             prompt=prompt,
+            repo_info=repo_info,
         )
 
     # -- running ---------------------------------------------------------------------------------------

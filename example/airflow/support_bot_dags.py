@@ -5,6 +5,8 @@
   `approve_release`, which runs only when the gate passed.
 - `support_bot_prompt_versions`: every new version of the prompt `support_bot_system` is evaluated once
   (a sensor hands the new versions to an eval mapped over them) and gated per version.
+- `support_bot_releases`: every new release tag (`v*`) of this repository (or `$SUPPORT_BOT_RELEASE_REPO`)
+  evaluated once and gated per release.
 - `support_bot_logs`: the logs already on Keywords AI (a dataset sampled from production) scored by the
   platform's evaluators, waiting for the eval run in the triggerer (deferrable), then gated.
 
@@ -29,6 +31,7 @@ if str(ROOT) not in sys.path:
 from dagster_evals.airflow import (  # noqa: E402
     EvalGateOperator,
     NewPromptVersionsSensor,
+    NewReleasesSensor,
     PinSnapshotOperator,
     RunEvalOperator,
     SyncDatasetOperator,
@@ -140,6 +143,44 @@ with DAG(
     ).expand(prompt=new_versions.output)
     EvalGateOperator.partial(task_id="gate", conn_id=CONN_ID, thresholds=THRESHOLDS).expand(
         summary=version_evals.output
+    )
+
+
+with DAG(
+    "support_bot_releases",
+    description="Evaluate each new release of the support bot once, and gate it.",
+    schedule="@hourly",
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    tags=["evals", "example"],
+) as support_bot_releases:
+    new_releases = NewReleasesSensor(
+        task_id="new_releases",
+        repo=os.environ.get("SUPPORT_BOT_RELEASE_REPO", str(ROOT)),
+        tag_pattern="v*",
+        poke_interval=60,
+        timeout=120,
+        soft_fail=True,  # no new release: the run is skipped
+    )
+    releases_sync = SyncDatasetOperator(
+        task_id="sync_dataset", conn_id=CONN_ID, dataset_name="support_bot", source=ROWS, key_field="id"
+    )
+    releases_pin = PinSnapshotOperator(
+        task_id="pin_snapshot", conn_id=CONN_ID, sync_result=releases_sync.output
+    )
+    new_releases >> releases_sync
+    release_evals = RunEvalOperator.partial(
+        task_id="run_eval",
+        conn_id=CONN_ID,
+        suite="support_bot_releases",
+        snapshot=releases_pin.output,
+        task=support_bot_task,
+        scorers=SCORERS,
+        tags=["example", "releases"],
+    ).expand(release=new_releases.output)
+    EvalGateOperator.partial(task_id="gate", conn_id=CONN_ID, thresholds=THRESHOLDS).expand(
+        summary=release_evals.output
     )
 
 
