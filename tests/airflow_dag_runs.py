@@ -24,8 +24,8 @@ from typing import Any
 DAG_FILE = Path(__file__).resolve().parent.parent / "example" / "airflow" / "support_bot_dags.py"
 
 
-def load_dags() -> Any:
-    spec = importlib.util.spec_from_file_location("support_bot_dags", DAG_FILE)
+def load_dags(path: Path = DAG_FILE) -> Any:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -67,7 +67,7 @@ def main(plan: list[dict[str, Any]]) -> None:
         for tag in run.get("git_tags", []):  # tag HEAD of $SUPPORT_BOT_RELEASE_REPO
             subprocess.run(["git", "tag", tag], cwd=os.environ["SUPPORT_BOT_RELEASE_REPO"], check=True)
         os.environ.update(run.get("env", {}))
-        dag = getattr(load_dags(), run["dag_id"])
+        dag = getattr(load_dags(Path(run.get("dag_file") or DAG_FILE)), run["dag_id"])
         result = dag.test(logical_date=start + timedelta(days=index))
         tasks = {task_key(ti): str(ti.state) for ti in result.get_task_instances()}
         record = {

@@ -27,8 +27,10 @@ if importlib.util.find_spec("airflow") is None:
 
 from dagster_evals.backends.keywordsai.models import metadata_filter
 from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
+from dagster_evals.models import DatasetRow
+from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from tests.conftest import KEYWORDSAI_KEY, git
+from tests.conftest import KEYWORDSAI_KEY, braintrust_platform, git
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = REPO / "tests" / "airflow_dag_runs.py"
@@ -284,6 +286,64 @@ def test_deferred_keywordsai_eval_waits_in_the_triggerer_and_no_key_leaks(
             assert KEYWORDSAI_KEY.encode() not in path.read_bytes(), path
     assert KEYWORDSAI_KEY.encode() not in (airflow.home / "airflow.db").read_bytes()
     validate_events(airflow.lineage_events())
+
+
+BRAINTRUST_KEY = "bt-test-key-0123456789abcdef"
+BRAINTRUST_DAG = """
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from dagster_evals.airflow import EvalGateOperator, PinSnapshotOperator, RunEvalOperator
+from dagster_evals.models import PlatformFunction
+
+TASK = PlatformFunction(
+    platform="braintrust",
+    name="echo",
+    spec={"inline_context": {"runtime": "python", "version": "3.11"}, "code": "def handler(input):\\n    return input"},
+)
+SCORER = PlatformFunction(platform="braintrust", name="ExactMatch", spec={"global_function": "ExactMatch"})
+
+with DAG("braintrust_functions", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as braintrust_functions:
+    pin = PinSnapshotOperator(task_id="pin_snapshot", conn_id="evals_braintrust", dataset_name="ds")
+    run_eval = RunEvalOperator(
+        task_id="run_eval", conn_id="evals_braintrust", suite="functions", snapshot=pin.output, task=TASK,
+        scorers=[SCORER], deferrable=True,
+    )
+    EvalGateOperator(task_id="gate", conn_id="evals_braintrust", summary=run_eval.output, thresholds={"ExactMatch": 0.9})
+"""
+
+
+def test_deferred_braintrust_eval_runs_in_the_triggerer(airflow: Airflow, tmp_path: Path) -> None:
+    fake = BraintrustFake(api_key=BRAINTRUST_KEY)
+    with fake.serve() as server:
+        seed = braintrust_platform(server.url, BRAINTRUST_KEY)
+        dataset = seed.ensure_dataset("ds")
+        seed.upsert_rows(dataset, [DatasetRow.build(f"q{i}", f"q{i}", id=f"r{i}") for i in range(5)])
+        seed.close()
+        dags = tmp_path / "dags"
+        dags.mkdir()
+        (dags / "braintrust_functions.py").write_text(BRAINTRUST_DAG)
+        airflow.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+        airflow.env["AIRFLOW_CONN_EVALS_BRAINTRUST"] = json.dumps(
+            {
+                "conn_type": "dagster_evals_braintrust",
+                "host": server.url,
+                "password": BRAINTRUST_KEY,
+                "extra": {"project": "p", "collect_git": False},
+            }
+        )
+        (run,) = airflow.run(
+            {"dag_id": "braintrust_functions", "dag_file": str(dags / "braintrust_functions.py")}
+        )
+
+    assert run["state"] == "success", airflow.output[-6000:]
+    summary = run["xcom"]["run_eval"]
+    assert summary["platform"] == "braintrust" and summary["rows_scored"] == 5
+    assert summary["scores"]["ExactMatch"]["mean"] == 1.0
+    assert "DEFERRED" in airflow.output.upper()
+    assert BRAINTRUST_KEY not in airflow.output and BRAINTRUST_KEY not in json.dumps(run)
+    assert BRAINTRUST_KEY.encode() not in (airflow.home / "airflow.db").read_bytes()
 
 
 # -- OpenLineage schemas ---------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ scorer and judge, trials, concurrency, timeouts and budgets of the engine. With 
 each scored row is checkpointed in the embedded database (`$DAGSTER_EVALS_DATABASE_URL`), so a retry of
 the task instance scores only the rows not yet scored.
 
-With `deferrable=True` on a Keywords AI connection (task=None: the platform's evaluators over the
-dataset's logs), the task starts the eval run, frees its worker slot while `KeywordsAIEvalRunTrigger`
-waits in the triggerer, and builds the report when the run is final.
+With `deferrable=True` the wait happens in Airflow's triggerer, not a worker slot: on a Keywords AI
+connection (task=None: the platform's evaluators over the dataset's logs) the task starts the eval run and
+`KeywordsAIEvalRunTrigger` polls it until it is final; on a Braintrust connection (task and scorers all
+`PlatformFunction`s) `PlatformEvalTrigger` makes the platform's `/v1/eval` call and hands back its report.
 """
 
 from __future__ import annotations
@@ -267,13 +268,27 @@ class RunEvalOperator(EvalsBaseOperator):
         return self._finished(report, baseline)
 
     def _defer(self, platform: Any, request: EvalRequest, baseline: Baseline) -> None:
-        from dagster_evals.airflow.triggers import KeywordsAIEvalRunTrigger
+        from dagster_evals.airflow.triggers import KeywordsAIEvalRunTrigger, PlatformEvalTrigger
         from dagster_evals.backends.keywordsai.evals import split_scorers
 
+        baseline_json = {"report_id": baseline.report_id, "note": baseline.note, "failure": baseline.failure}
+        functions = [request.task, *request.scorers]
+        if platform.platform == "braintrust" and all(isinstance(f, PlatformFunction) for f in functions):
+            timeout = float(platform.eval_timeout_s)
+            self.defer(
+                trigger=PlatformEvalTrigger(
+                    str(self.conn_id),
+                    request.model_dump(mode="json", exclude={"checkpoints"}),
+                    carry={"baseline": baseline_json},
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=timeout + 60),
+            )
         if platform.platform != "keywordsai" or request.task is not None:
             raise ConfigError(
-                f"task {self.task_id!r}: deferrable=True waits for an eval run on Keywords AI: use a Keywords AI "
-                "connection, task=None and the platform's evaluators (PlatformFunction scorers)"
+                f"task {self.task_id!r}: deferrable=True waits for a run on the platform: a Braintrust /v1/eval "
+                "(a Braintrust connection, task and scorers all PlatformFunctions), or a Keywords AI eval run "
+                "(a Keywords AI connection, task=None and the platform's evaluators)"
             )
         slugs, local = split_scorers(request.scorers)
         if local or not slugs:
@@ -286,7 +301,6 @@ class RunEvalOperator(EvalsBaseOperator):
         dataset_id = request.snapshot.dataset.id
         keys = platform.start_eval_run(dataset_id, slugs, self.log.info)
         timeout = float(platform.eval_timeout_s)
-        baseline_json = {"report_id": baseline.report_id, "note": baseline.note, "failure": baseline.failure}
         self.defer(
             trigger=KeywordsAIEvalRunTrigger(
                 str(self.conn_id),
@@ -309,6 +323,8 @@ class RunEvalOperator(EvalsBaseOperator):
         self._snapshot = snapshot_from_xcom(self.snapshot, f"task {self.task_id!r} snapshot")
         baseline = dict((event.get("carry") or {}).get("baseline") or {})
         recorded = Baseline(baseline.get("report_id"), str(baseline.get("note")), baseline.get("failure"))
+        if event.get("report") is not None:  # a run the trigger waited for whole (Braintrust /v1/eval)
+            return self._finished(EvalReport.model_validate(event["report"]), recorded)
         platform = self.hook.get_platform()
         try:
             report = platform.get_eval_report(str(event["report_id"]))

@@ -1,6 +1,8 @@
 """Deferrable waits: the triggers poll a platform from Airflow's triggerer, not from a worker slot.
 
 - `KeywordsAIEvalRunTrigger` waits for a Keywords AI eval run (evaluators over a dataset's logs).
+- `PlatformEvalTrigger` runs an eval that happens entirely on the platform (Braintrust `/v1/eval`: task
+  and scorers are platform functions) through the platform's own `run_eval`, and hands back the report.
 - `PromptVersionTrigger` waits for new versions of prompts (see `sensors.NewPromptVersionsSensor`).
 
 The platform's own client (sync httpx) runs each poll in a thread; between polls the trigger sleeps on the
@@ -17,6 +19,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dagster_evals.airflow.hooks import EvalsHook
+from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.models import EvalRequest, PlatformFunction
 from dagster_evals.new_versions import InitialRuns
 
 
@@ -107,6 +111,45 @@ def _eval_run_event(report_id: str, tasks: Sequence[Any]) -> dict[str, Any] | No
     if all(t.state == "completed" for t in tasks):
         return {"status": "completed", "report_id": report_id, "message": "completed"}
     return None
+
+
+class PlatformEvalTrigger(BaseTrigger):
+    """Runs `request` (task and scorers all `PlatformFunction`s) with the connection's platform.
+
+    The event is `{"status": "completed", "report": {...}, "carry"}` or `{"status": "error", "message"}`.
+    """
+
+    def __init__(self, conn_id: str, request: dict[str, Any], carry: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.request = dict(request)
+        self.carry = dict(carry or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"conn_id": self.conn_id, "request": self.request, "carry": self.carry},
+        )
+
+    def eval_request(self) -> EvalRequest:
+        data = dict(self.request)
+        data["task"] = PlatformFunction.model_validate(data["task"])
+        data["scorers"] = [PlatformFunction.model_validate(s) for s in data["scorers"]]
+        return EvalRequest.model_validate(data)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        try:
+            platform = await asyncio.to_thread(hook.get_platform)
+            report = await asyncio.to_thread(platform.run_eval, self.eval_request())
+        except DagsterEvalsError as exc:  # messages name no key (the HTTP client redacts)
+            yield TriggerEvent({"status": "error", "message": str(exc), "carry": self.carry})
+            return
+        finally:
+            await asyncio.to_thread(hook.close)
+        yield TriggerEvent(
+            {"status": "completed", "report": report.model_dump(mode="json"), "carry": self.carry}
+        )
 
 
 class PromptVersionTrigger(BaseTrigger):
