@@ -11,95 +11,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-# Airflow itself is only imported in the subprocesses (importing it here would write ~/airflow/).
 if importlib.util.find_spec("airflow") is None:
     pytest.skip("the Airflow provider's tests need the [airflow] extra", allow_module_level=True)
 
 from dagster_evals.backends.keywordsai.models import metadata_filter
 from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
-from dagster_evals.models import DatasetRow
-from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from tests.conftest import KEYWORDSAI_KEY, braintrust_platform, git
-
-REPO = Path(__file__).resolve().parent.parent
-RUNNER = REPO / "tests" / "airflow_dag_runs.py"
-SPEC = REPO / "tests" / "openlineage_spec"
-PYTHON = sys.executable
-AIRFLOW = str(Path(PYTHON).parent / "airflow")
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An Airflow metadata database migrated once (`airflow db migrate`), copied by each test."""
-    home = tmp_path_factory.mktemp("airflow_template")
-    env = {**os.environ, **airflow_env(home)}
-    done = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return home / "airflow.db"
-
-
-def airflow_env(home: Path) -> dict[str, str]:
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example" / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-            {"type": "file", "log_file_path": str(home / "openlineage.jsonl"), "append": True}
-        ),
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "support-bot",
-        "DAGSTER_EVALS_DATABASE_URL": f"sqlite:///{home / 'evals.sqlite'}",
-        "AIRFLOW_CONN_EVALS_LOCAL": json.dumps({"conn_type": "dagster_evals_local"}),
-        "PYTHONPATH": str(REPO),
-    }
-
-
-class Airflow:
-    """A temporary AIRFLOW_HOME with a migrated metadata database; runs DAG runs in a subprocess."""
-
-    def __init__(self, home: Path, template: Path) -> None:
-        self.home = home
-        (home / "airflow.db").write_bytes(template.read_bytes())
-        self.env = airflow_env(home)
-        self.output = ""
-
-    def run(self, *runs: dict[str, Any]) -> list[dict[str, Any]]:
-        done = subprocess.run(
-            [PYTHON, str(RUNNER), json.dumps(list(runs))],
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=self.home,
-        )
-        self.output += done.stdout + done.stderr
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-        results = [json.loads(line[4:]) for line in done.stdout.splitlines() if line.startswith("RUN ")]
-        assert len(results) == len(runs), done.stdout[-4000:] + done.stderr[-4000:]
-        return results
-
-    def lineage_events(self) -> list[dict[str, Any]]:
-        path = self.home / "openlineage.jsonl"
-        assert path.exists(), "the OpenLineage provider emitted no event"
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture
-def airflow(tmp_path: Path, migrated_db: Path) -> Airflow:
-    home = tmp_path / "airflow_home"
-    home.mkdir()
-    return Airflow(home, migrated_db)
+from tests.airflow_harness import REPO, Airflow, validate_events
+from tests.conftest import KEYWORDSAI_KEY, git
 
 
 def regressed_rows(path: Path) -> Path:
@@ -286,144 +211,3 @@ def test_deferred_keywordsai_eval_waits_in_the_triggerer_and_no_key_leaks(
             assert KEYWORDSAI_KEY.encode() not in path.read_bytes(), path
     assert KEYWORDSAI_KEY.encode() not in (airflow.home / "airflow.db").read_bytes()
     validate_events(airflow.lineage_events())
-
-
-BRAINTRUST_KEY = "bt-test-key-0123456789abcdef"
-BRAINTRUST_DAG = """
-from datetime import datetime
-
-from airflow.sdk import DAG
-
-from dagster_evals.airflow import EvalGateOperator, PinSnapshotOperator, RunEvalOperator
-from dagster_evals.models import PlatformFunction
-
-TASK = PlatformFunction(
-    platform="braintrust",
-    name="echo",
-    spec={"inline_context": {"runtime": "python", "version": "3.11"}, "code": "def handler(input):\\n    return input"},
-)
-SCORER = PlatformFunction(platform="braintrust", name="ExactMatch", spec={"global_function": "ExactMatch"})
-
-with DAG("braintrust_functions", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as braintrust_functions:
-    pin = PinSnapshotOperator(task_id="pin_snapshot", conn_id="evals_braintrust", dataset_name="ds")
-    run_eval = RunEvalOperator(
-        task_id="run_eval", conn_id="evals_braintrust", suite="functions", snapshot=pin.output, task=TASK,
-        scorers=[SCORER], deferrable=True,
-    )
-    EvalGateOperator(task_id="gate", conn_id="evals_braintrust", summary=run_eval.output, thresholds={"ExactMatch": 0.9})
-"""
-
-
-def test_deferred_braintrust_eval_runs_in_the_triggerer(airflow: Airflow, tmp_path: Path) -> None:
-    fake = BraintrustFake(api_key=BRAINTRUST_KEY)
-    with fake.serve() as server:
-        seed = braintrust_platform(server.url, BRAINTRUST_KEY)
-        dataset = seed.ensure_dataset("ds")
-        seed.upsert_rows(dataset, [DatasetRow.build(f"q{i}", f"q{i}", id=f"r{i}") for i in range(5)])
-        seed.close()
-        dags = tmp_path / "dags"
-        dags.mkdir()
-        (dags / "braintrust_functions.py").write_text(BRAINTRUST_DAG)
-        airflow.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
-        airflow.env["AIRFLOW_CONN_EVALS_BRAINTRUST"] = json.dumps(
-            {
-                "conn_type": "dagster_evals_braintrust",
-                "host": server.url,
-                "password": BRAINTRUST_KEY,
-                "extra": {"project": "p", "collect_git": False},
-            }
-        )
-        (run,) = airflow.run(
-            {"dag_id": "braintrust_functions", "dag_file": str(dags / "braintrust_functions.py")}
-        )
-
-    assert run["state"] == "success", airflow.output[-6000:]
-    summary = run["xcom"]["run_eval"]
-    assert summary["platform"] == "braintrust" and summary["rows_scored"] == 5
-    assert summary["scores"]["ExactMatch"]["mean"] == 1.0
-    assert "DEFERRED" in airflow.output.upper()
-    assert BRAINTRUST_KEY not in airflow.output and BRAINTRUST_KEY not in json.dumps(run)
-    assert BRAINTRUST_KEY.encode() not in (airflow.home / "airflow.db").read_bytes()
-
-
-# -- OpenLineage schemas ---------------------------------------------------------------------------------
-def validate_events(events: list[dict[str, Any]]) -> None:
-    """Each event against OpenLineage.json, and each facet this provider emits against its own schema."""
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-
-    schemas = {path.stem: json.loads(path.read_text()) for path in SPEC.glob("*.json")}
-    registry: Registry = Registry().with_resources(
-        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
-    )
-    core = schemas["OpenLineage"]
-    event_validator = Draft202012Validator({"$ref": core["$id"] + "#/$defs/RunEvent"}, registry=registry)
-    facet_schemas = {
-        "dataQualityMetrics": "DataQualityMetricsInputDatasetFacet",
-        "dataQualityAssertions": "DataQualityAssertionsDatasetFacet",
-        "version": "DatasetVersionDatasetFacet",
-    }
-    checked = 0
-    for event in events:
-        event_validator.validate(event)
-        for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
-            for key, facet in {**dataset.get("facets", {}), **dataset.get("inputFacets", {})}.items():
-                if key in facet_schemas:
-                    schema = schemas[facet_schemas[key]]
-                    ref = {"$ref": schema["$id"] + "#/$defs/" + facet_schemas[key]}
-                    Draft202012Validator(ref, registry=registry).validate(facet)
-                    checked += 1
-    assert checked, "no dagster-evals facet in the events"
-
-
-# -- bad input, caught when the DAG loads or the connection is read ---------------------------------------
-BAD_INPUT = """
-import json, os
-from dagster_evals.airflow import EvalGateOperator, RunEvalOperator, SyncDatasetOperator, EvalsHook
-from dagster_evals.errors import DagsterEvalsError
-
-def error(make):
-    try:
-        make()
-    except DagsterEvalsError as exc:
-        return str(exc)
-    return "no error"
-
-print(json.dumps([
-    error(lambda: RunEvalOperator(task_id="run_eval", conn_id="c", suite="s", snapshot={}, task=str,
-                                  scorers=["exact_match"], trial_count=True)),
-    error(lambda: RunEvalOperator(task_id="run_eval", conn_id="c", suite="s", snapshot={}, task=str,
-                                  scorers=["bleu"])),
-    error(lambda: EvalGateOperator(task_id="gate", conn_id="c", summary={}, thresholds={"levenshtein": "0.7"})),
-    error(lambda: SyncDatasetOperator(task_id="sync", conn_id="c", dataset_name="d", source="rows.txt")),
-    error(lambda: EvalsHook.for_connection("evals_bad").get_platform()),
-    error(lambda: EvalsHook.for_connection("evals_odd")),
-]))
-"""
-
-
-def test_bad_operator_arguments_and_connection_extras_fail_with_one_clear_error(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        **airflow_env(tmp_path),
-        "AIRFLOW_CONN_EVALS_BAD": json.dumps(
-            {
-                "conn_type": "dagster_evals_keywordsai",
-                "password": "k",
-                "extra": {"timeout_s": "30", "colour": 1},
-            }
-        ),
-        "AIRFLOW_CONN_EVALS_ODD": json.dumps({"conn_type": "http"}),
-    }
-    done = subprocess.run([PYTHON, "-c", BAD_INPUT], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    trials, scorer, threshold, source, extras, conn_type = json.loads(done.stdout.strip().splitlines()[-1])
-    assert trials == "task 'run_eval': trial_count must be an integer of at least 1, got True"
-    assert "unknown scorer 'bleu'" in scorer
-    assert "threshold for scorer 'levenshtein' must be a number in [0, 1], got '0.7'" in threshold
-    assert "rows.txt" in source
-    assert (
-        extras.startswith("connection 'evals_bad' extra: ") and "timeout_s" in extras and "colour" in extras
-    )
-    assert "'k'" not in extras  # the password is never echoed
-    assert conn_type.startswith("connection 'evals_odd' has conn_type 'http'")
