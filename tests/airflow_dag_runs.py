@@ -7,7 +7,8 @@ directory with a migrated SQLite metadata database) and the connections:
 
 Each run: push its `push_prompts` (`[slug, content]` pairs) to the embedded backend
 (`$DAGSTER_EVALS_DATABASE_URL`), add its `git_tags` to `$SUPPORT_BOT_RELEASE_REPO`, set its `env`, (re)load the DAG file, `dag.test()`, then print one line
-`RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value}}`.
+`RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value},
+"assets": [[task_id, asset uri], ...]}`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,21 @@ def xcoms(dag_id: str, run_id: str) -> dict[str, Any]:
         }
 
 
+def asset_events(dag_id: str, run_id: str) -> list[list[str]]:
+    """`[task id, asset uri]` of each asset event the run emitted."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetEvent.source_task_id, AssetModel.uri)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .filter(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
+            .all()
+        )
+        return sorted([str(task), str(uri)] for task, uri in rows)
+
+
 def main(plan: list[dict[str, Any]]) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for index, run in enumerate(plan):
@@ -75,6 +91,7 @@ def main(plan: list[dict[str, Any]]) -> None:
             "state": str(result.state),
             "tasks": tasks,
             "xcom": xcoms(run["dag_id"], result.run_id),
+            "assets": asset_events(run["dag_id"], result.run_id),
         }
         print("RUN " + json.dumps(record, default=str), flush=True)
 

@@ -59,6 +59,11 @@ def test_release_dag_passes_then_a_regression_is_blocked_and_stays_blocked(
     assert summary["baseline"]["report_id"] is None and "no baseline yet" in summary["baseline"]["note"]
     assert first["xcom"]["gate"]["passed"] is True and first["xcom"]["approve_release"]["approved"] is True
     assert len(json.dumps(summary)) < 4000  # a small JSON summary, not rows
+    # The sync and eval tasks update the dataset's and the suite's Airflow Assets (asset-aware DAGs run on them).
+    assert first["assets"] == [
+        ["run_eval", "dagster-evals://evals_local/eval_reports/support_bot"],
+        ["sync_dataset", "dagster-evals://evals_local/datasets/support_bot"],
+    ]
 
     # The data changed under the bot: the gate fails, and the release task does not run.
     assert second["state"] == "failed"
