@@ -1,66 +1,133 @@
-"""dagster-evals: LLM evaluation as Dagster assets, asset checks, sensors and schedules."""
+"""dagster-evals: LLM evaluation as Dagster assets, asset checks, sensors and schedules.
 
+Every public name is importable from here as before, but is loaded on first use (PEP 562): importing
+`dagster_evals` (or its engine modules, backends and `dagster_evals.airflow`) does not import Dagster; the
+first Dagster name used (`EvalSuite`, a resource, a sensor factory…) does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dagster_shared.libraries import DagsterLibraryRegistry
-
-from dagster_evals import assets as _assets
-from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
-from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
-from dagster_evals.backends.braintrust import BraintrustPlatform, BraintrustResource
-from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
-from dagster_evals.backends.local import LocalPlatform
-from dagster_evals.backends.local import platform as _local
-from dagster_evals.component import EvalSuiteComponent
-from dagster_evals.errors import (
-    AuthError,
-    ConfigError,
-    CountMismatchError,
-    DagsterEvalsError,
-    InputError,
-    NotFoundError,
-    PlatformError,
-    RateLimitedError,
-)
-from dagster_evals.judges import (
-    JudgeResource,
-    JudgeSettings,
-    OpenAIJudgeResource,
-    judge,
-    rubric_judge,
-    rubric_judges_from_yaml,
-)
-from dagster_evals.models import (
-    DatasetRef,
-    DatasetRow,
-    EvalReport,
-    EvalRequest,
-    PlatformFunction,
-    PromptVersion,
-    RowResult,
-    ScoreSummary,
-    Snapshot,
-    SyncResult,
-)
+# Imported now, not lazily: the function shares its name with its module, and importing the module
+# `dagster_evals.prompt_task` first would otherwise leave the module where the function should be.
 from dagster_evals.prompt_task import prompt_task
-from dagster_evals.release_gate import GateApproval, GateClosedError, require_passing_gates
-from dagster_evals.resources import LocalResource
-from dagster_evals.runner import run_eval_locally
-from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
-from dagster_evals.sensors import (
-    build_eval_schedule,
-    build_prompt_asset,
-    build_prompt_version_sensor,
-    build_release_asset,
-    build_release_sensor,
-)
-from dagster_evals.sources import CsvSource, IterableSource, JsonlSource, RowSource, load_rows
-from dagster_evals.sync import sync_rows
-from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
 from dagster_evals.version import __version__
 
-DagsterLibraryRegistry.register("dagster-evals", __version__, is_dagster_package=False)
+if TYPE_CHECKING:
+    from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
+    from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
+    from dagster_evals.backends.braintrust import BraintrustPlatform, BraintrustResource
+    from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
+    from dagster_evals.backends.local import LocalPlatform
+    from dagster_evals.component import EvalSuiteComponent
+    from dagster_evals.errors import (
+        AuthError,
+        ConfigError,
+        CountMismatchError,
+        DagsterEvalsError,
+        InputError,
+        NotFoundError,
+        PlatformError,
+        RateLimitedError,
+    )
+    from dagster_evals.judges import (
+        JudgeResource,
+        JudgeSettings,
+        OpenAIJudgeResource,
+        judge,
+        rubric_judge,
+        rubric_judges_from_yaml,
+    )
+    from dagster_evals.models import (
+        DatasetRef,
+        DatasetRow,
+        EvalReport,
+        EvalRequest,
+        PlatformFunction,
+        PromptVersion,
+        RowResult,
+        ScoreSummary,
+        Snapshot,
+        SyncResult,
+    )
+    from dagster_evals.release_gate import GateApproval, GateClosedError, require_passing_gates
+    from dagster_evals.resources import LocalResource
+    from dagster_evals.runner import run_eval_locally
+    from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
+    from dagster_evals.sensors import (
+        build_eval_schedule,
+        build_prompt_asset,
+        build_prompt_version_sensor,
+        build_release_asset,
+        build_release_sensor,
+    )
+    from dagster_evals.sources import CsvSource, IterableSource, JsonlSource, RowSource, load_rows
+    from dagster_evals.sync import sync_rows
+    from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
+
+# Public name -> the module that defines it, imported when the name is first used.
+_LAZY: dict[str, str] = {
+    "EvalSuite": "dagster_evals.assets",
+    "build_eval_suite_definitions": "dagster_evals.assets",
+    "EvalPlatform": "dagster_evals.backends.base",
+    "EvalPlatformResource": "dagster_evals.backends.base",
+    "BraintrustPlatform": "dagster_evals.backends.braintrust",
+    "BraintrustResource": "dagster_evals.backends.braintrust",
+    "KeywordsAIPlatform": "dagster_evals.backends.keywordsai",
+    "KeywordsAIResource": "dagster_evals.backends.keywordsai",
+    "LocalPlatform": "dagster_evals.backends.local",
+    "EvalSuiteComponent": "dagster_evals.component",
+    "AuthError": "dagster_evals.errors",
+    "ConfigError": "dagster_evals.errors",
+    "CountMismatchError": "dagster_evals.errors",
+    "DagsterEvalsError": "dagster_evals.errors",
+    "InputError": "dagster_evals.errors",
+    "NotFoundError": "dagster_evals.errors",
+    "PlatformError": "dagster_evals.errors",
+    "RateLimitedError": "dagster_evals.errors",
+    "JudgeResource": "dagster_evals.judges",
+    "JudgeSettings": "dagster_evals.judges",
+    "OpenAIJudgeResource": "dagster_evals.judges",
+    "judge": "dagster_evals.judges",
+    "rubric_judge": "dagster_evals.judges",
+    "rubric_judges_from_yaml": "dagster_evals.judges",
+    "DatasetRef": "dagster_evals.models",
+    "DatasetRow": "dagster_evals.models",
+    "EvalReport": "dagster_evals.models",
+    "EvalRequest": "dagster_evals.models",
+    "PlatformFunction": "dagster_evals.models",
+    "PromptVersion": "dagster_evals.models",
+    "RowResult": "dagster_evals.models",
+    "ScoreSummary": "dagster_evals.models",
+    "Snapshot": "dagster_evals.models",
+    "SyncResult": "dagster_evals.models",
+    "GateApproval": "dagster_evals.release_gate",
+    "GateClosedError": "dagster_evals.release_gate",
+    "require_passing_gates": "dagster_evals.release_gate",
+    "LocalResource": "dagster_evals.resources",
+    "run_eval_locally": "dagster_evals.runner",
+    "BUILTIN_SCORERS": "dagster_evals.scorers",
+    "Scorer": "dagster_evals.scorers",
+    "build_eval_schedule": "dagster_evals.sensors",
+    "build_prompt_asset": "dagster_evals.sensors",
+    "build_prompt_version_sensor": "dagster_evals.sensors",
+    "build_release_asset": "dagster_evals.sensors",
+    "build_release_sensor": "dagster_evals.sensors",
+    "CsvSource": "dagster_evals.sources",
+    "IterableSource": "dagster_evals.sources",
+    "JsonlSource": "dagster_evals.sources",
+    "RowSource": "dagster_evals.sources",
+    "load_rows": "dagster_evals.sources",
+    "sync_rows": "dagster_evals.sync",
+    "AssetSource": "dagster_evals.translator",
+    "DagsterEvalsTranslator": "dagster_evals.translator",
+    "EvalAssetProps": "dagster_evals.translator",
+    "backend_of": "dagster_evals.translator",
+}
 
 __all__ = [
     "BUILTIN_SCORERS",
@@ -124,26 +191,66 @@ __all__ = [
 ]
 
 # Deprecated names: still importable, with a warning naming what replaces them.
-_DEPRECATED: dict[str, tuple[Any, str]] = {
-    "LocalEvalResource": (_local.LocalEvalResource, "LocalResource"),
-    "build_dataset_asset": (_assets.build_dataset_asset, "build_eval_suite_definitions(suite)"),
-    "build_snapshot_asset": (_assets.build_snapshot_asset, "build_eval_suite_definitions(suite)"),
-    "build_eval_report_asset": (_assets.build_eval_report_asset, "build_eval_suite_definitions(suite)"),
+_DEPRECATED: dict[str, tuple[str, str, str]] = {
+    "LocalEvalResource": ("dagster_evals.backends.local.resources", "LocalEvalResource", "LocalResource"),
+    "build_dataset_asset": (
+        "dagster_evals.assets",
+        "build_dataset_asset",
+        "build_eval_suite_definitions(suite)",
+    ),
+    "build_snapshot_asset": (
+        "dagster_evals.assets",
+        "build_snapshot_asset",
+        "build_eval_suite_definitions(suite)",
+    ),
+    "build_eval_report_asset": (
+        "dagster_evals.assets",
+        "build_eval_report_asset",
+        "build_eval_suite_definitions(suite)",
+    ),
     "build_eval_suite_assets": (
-        _assets.build_eval_suite_assets,
+        "dagster_evals.assets",
+        "build_eval_suite_assets",
         "build_eval_suite_definitions(suite).assets",
     ),
-    "build_eval_suite_job": (_assets.build_eval_suite_job, "build_eval_suite_definitions(suite).jobs"),
+    "build_eval_suite_job": (
+        "dagster_evals.assets",
+        "build_eval_suite_job",
+        "build_eval_suite_definitions(suite).jobs",
+    ),
 }
+_registered = False
+
+
+def _register_with_dagster() -> None:
+    """Tell Dagster's library registry about this package, once Dagster is loaded (as the eager import did)."""
+    global _registered
+    if _registered or sys.modules.get("dagster_shared") is None:
+        return
+    from dagster_shared.libraries import DagsterLibraryRegistry
+
+    DagsterLibraryRegistry.register("dagster-evals", __version__, is_dagster_package=False)
+    _registered = True
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        _register_with_dagster()
+        globals()[name] = value  # later lookups skip this function
+        return value
     if name in _DEPRECATED:
-        value, replacement = _DEPRECATED[name]
+        module, attribute, replacement = _DEPRECATED[name]
         warnings.warn(
             f"dagster_evals.{name} is deprecated: use dagster_evals.{replacement}",
             DeprecationWarning,
             stacklevel=2,
         )
+        value = getattr(importlib.import_module(module), attribute)
+        _register_with_dagster()
         return value
     raise AttributeError(f"module 'dagster_evals' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -42,6 +42,7 @@ from dagster_evals.report_metadata import eval_report_metadata, observed_prompt_
 from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
 from dagster_evals.sources import RowSource, as_source
+from dagster_evals.step_failures import dagster_failures
 from dagster_evals.suite_config import check_scorer_names, validate_suite
 from dagster_evals.summary import report_counts_line
 from dagster_evals.sync import scan_source, sync_rows
@@ -249,6 +250,7 @@ def build_dataset_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
     )
+    @dagster_failures
     def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
         # The source is validated (in bounded memory) before the dataset is created or touched.
@@ -273,6 +275,7 @@ def build_snapshot_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         **op_kwargs(suite),
         required_resource_keys={suite.resource_key},
     )
+    @dagster_failures
     def _snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
         snapshot, upstream = pin_dataset_version(
@@ -431,6 +434,7 @@ def build_eval_report_asset(suite: EvalSuite) -> dg.AssetsDefinition:
         check_specs=check_specs(key, thresholds, regression, suite.blocking, suite.partitions_def),
         partitions_def=suite.partitions_def,
     )
+    @dagster_failures
     def _eval_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         platform = get_platform(context, suite.resource_key)
         with bind_judge(context, suite.judge_resource_key), eval_state(context, suite):

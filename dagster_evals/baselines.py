@@ -12,15 +12,14 @@ runs against a different backend, e.g. a pod with its own SQLite file) **fails c
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
 from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.errors import DagsterEvalsError, NotFoundError
+from dagster_evals.gates import Baseline, describe_backend
 
 BASELINE_PREVIOUS = "previous"
 BASELINE_PREVIOUS_PARTITION = "previous_partition"
@@ -29,38 +28,6 @@ BASELINE_DEFAULT = BASELINE_LAST_PASSING
 BASELINE_MODES = (BASELINE_LAST_PASSING, BASELINE_PREVIOUS, BASELINE_PREVIOUS_PARTITION)
 # How many past materializations a baseline lookup reads at most.
 BASELINE_LOOKBACK = 200
-
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def describe_backend(platform: EvalPlatform) -> str:
-    """Where a platform stores its data, for messages: `local backend at /path/evals.sqlite`.
-
-    Credentials in a URL (`user:password@`) are left out.
-    """
-    for attr in ("url", "path", "api_url", "base_url"):
-        value = getattr(platform, attr, None)
-        if value:
-            return f"{platform.platform} backend at {_URL_CREDENTIALS.sub('***@', str(value))}"
-    return f"{platform.platform} backend"
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The outcome of a baseline lookup.
-
-    Attributes:
-        report_id: The report to compare with, or None.
-        note: Why there is (or is not) a baseline, for logs and the `no_regression` check.
-        failure: Set when a baseline was recorded but cannot be read: the `no_regression` check fails
-            with this message.
-        run_id: The Dagster run that produced the baseline report, when known.
-    """
-
-    report_id: str | None
-    note: str
-    failure: str | None = None
-    run_id: str | None = None
 
 
 def recorded_platform(metadata: Mapping[str, Any]) -> Any:

@@ -1,6 +1,7 @@
 """Gates on an eval report: per-scorer thresholds, regression against a baseline, completeness.
 
-Each rule turns an `EvalReport` into a `dg.AssetCheckResult`. The eval report asset emits them in the
+The rules themselves are in `dagster_evals.gates` (shared with the Airflow provider); here each verdict
+becomes a `dg.AssetCheckResult`. The eval report asset emits them in the
 same step that ran the eval; with `blocking=True` a failed gate stops downstream assets (e.g. a release).
 
 A partitioned eval report declares its checks with the same partitions: Dagster then records each result
@@ -10,132 +11,40 @@ release failed its gate (Dagster's per-partition checks, a preview feature in Da
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
-from dagster_evals.errors import ConfigError
-from dagster_evals.metadata import format_number, rounded_for_display
+from dagster_evals.gates import (
+    COMPLETENESS_CHECK,
+    REGRESSION_CHECK,
+    Baseline,
+    check_completeness,
+    check_regression,
+    check_threshold,
+    empty_reason,
+    evaluate_gate,
+    threshold_check_name,
+    validate_thresholds,
+)
+from dagster_evals.metadata import rounded_for_display
 from dagster_evals.models import EvalReport
 
-if TYPE_CHECKING:
-    from dagster_evals.baselines import Baseline
-
-COMPLETENESS_CHECK = "completeness"
-REGRESSION_CHECK = "no_regression"
-
-
-def threshold_check_name(scorer: str) -> str:
-    """Check name for a scorer's threshold, e.g. `threshold_levenshtein`."""
-    return "threshold_" + re.sub(r"[^A-Za-z0-9_]", "_", scorer).lower()
-
-
-def validate_thresholds(thresholds: Mapping[str, float], suite: str | None = None) -> None:
-    """Every threshold is a number in [0, 1] (not NaN, not a bool)."""
-    where = f"suite {suite!r}: " if suite else ""
-    if not isinstance(thresholds, Mapping):
-        raise ConfigError(f"{where}thresholds must map scorer names to numbers in [0, 1], got {thresholds!r}")
-    for scorer, minimum in thresholds.items():
-        if (
-            isinstance(minimum, bool)
-            or not isinstance(minimum, int | float)
-            or not 0.0 <= float(minimum) <= 1.0  # also False for NaN
-        ):
-            raise ConfigError(
-                f"{where}threshold for scorer {scorer!r} must be a number in [0, 1], got {minimum!r}"
-            )
-
-
-def empty_reason(report: EvalReport) -> str | None:
-    """Why a report evaluated nothing (`snapshot has 0 rows`), or None."""
-    if report.rows_in_snapshot == 0:
-        return (
-            "snapshot has 0 rows: nothing was evaluated (is the dataset empty, or does this step use a "
-            "different eval backend than the step that synced it?)"
-        )
-    return None
-
-
-def check_threshold(report: EvalReport, scorer: str, minimum: float) -> tuple[bool, str, dict[str, float]]:
-    """Pass when the scorer's mean is at least `minimum`; an empty snapshot fails."""
-    empty = empty_reason(report)
-    if empty:
-        return False, empty, {"threshold": minimum}
-    summary = report.scores.get(scorer)
-    if summary is None:
-        known = ", ".join(sorted(report.scores)) or "none"
-        return False, f"scorer {scorer!r} is not in the report (scorers: {known})", {"threshold": minimum}
-    if summary.mean is None:
-        return False, f"scorer {scorer!r} scored no row", {"threshold": minimum}
-    passed = summary.mean >= minimum
-    verb = "meets" if passed else "is below"
-    text = f"{scorer} mean {format_number(summary.mean)} {verb} the threshold {format_number(minimum)}"
-    return passed, text, {"score": summary.mean, "threshold": minimum}
-
-
-def check_regression(
-    report: EvalReport, max_drop: Mapping[str, float], baseline: Baseline | None = None
-) -> tuple[bool, str, dict[str, Any]]:
-    """Pass when no scorer's mean dropped by more than its allowed amount against the baseline.
-
-    Fails closed when a baseline was recorded but could not be read (`baseline.failure`). The metadata
-    names the baseline (`baseline_id`, and `baseline_run` as a run link when known) and, per scorer, the
-    diff and the allowed drop (`allowed_drop/<scorer>`), so the run log shows why it passed or failed.
-    """
-    metadata: dict[str, Any] = {f"allowed_drop/{scorer}": float(limit) for scorer, limit in max_drop.items()}
-    if baseline is not None and baseline.failure:
-        return False, baseline.failure, metadata
-    if report.baseline_id is None:
-        note = baseline.note if baseline is not None else "no baseline to compare with yet"
-        return True, note, metadata
-    metadata["baseline_id"] = report.baseline_id
-    if baseline is not None and baseline.run_id:
-        metadata["baseline_run"] = dg.MetadataValue.dagster_run(baseline.run_id)
-    failures: list[str] = []
-    for scorer, summary in report.scores.items():
-        if scorer not in max_drop or summary.diff is None:
-            continue
-        metadata[f"diff/{scorer}"] = summary.diff
-        if summary.diff < -max_drop[scorer]:
-            failures.append(
-                f"{scorer} dropped {format_number(-summary.diff)} (allowed {format_number(max_drop[scorer])}; "
-                f"{summary.regressions} rows regressed)"
-            )
-    base = report.baseline_name or report.baseline_id
-    if failures:
-        return False, f"regressions against baseline {base}: " + "; ".join(failures), metadata
-    return True, f"no scorer dropped more than allowed against baseline {base}", metadata
-
-
-def check_completeness(report: EvalReport, max_errored_rows: int) -> tuple[bool, str, dict[str, float]]:
-    """Pass when every snapshot row was run and at most `max_errored_rows` rows errored."""
-    accounted = report.rows_scored + report.rows_errored
-    metadata = {
-        "rows_in_snapshot": float(report.rows_in_snapshot),
-        "rows_scored": float(report.rows_scored),
-        "rows_errored": float(report.rows_errored),
-    }
-    empty = empty_reason(report)
-    if empty:
-        return False, empty, metadata
-    if accounted != report.rows_in_snapshot:
-        return (
-            False,
-            f"{report.rows_in_snapshot - accounted} of {report.rows_in_snapshot} snapshot rows were never run "
-            f"({report.rows_scored} scored, {report.rows_errored} errored)",
-            metadata,
-        )
-    if report.rows_errored > max_errored_rows:
-        return (
-            False,
-            f"{report.rows_errored} rows errored ({report.task_errors} task errors, "
-            f"{report.scorer_errors} scorer errors); at most {max_errored_rows} allowed",
-            metadata,
-        )
-    return True, f"all {report.rows_in_snapshot} rows accounted for, {report.rows_errored} errored", metadata
+# The rules live in `dagster_evals.gates` (shared with the Airflow provider); kept importable from here.
+__all__ = [
+    "COMPLETENESS_CHECK",
+    "REGRESSION_CHECK",
+    "check_completeness",
+    "check_regression",
+    "check_specs",
+    "check_threshold",
+    "empty_reason",
+    "evaluate_checks",
+    "threshold_check_name",
+    "validate_thresholds",
+]
 
 
 def check_specs(
@@ -205,23 +114,28 @@ def evaluate_checks(
     metadata names it (the check's execution history lists every partition together); with partitioned
     check specs Dagster also records the result against that partition.
     """
-    outcomes: list[tuple[str, tuple[bool, str, Mapping[str, Any]]]] = [
-        (threshold_check_name(scorer), check_threshold(report, scorer, minimum))
-        for scorer, minimum in thresholds.items()
-    ]
-    if max_regression:
-        outcomes.append((REGRESSION_CHECK, check_regression(report, max_regression, baseline)))
-    outcomes.append((COMPLETENESS_CHECK, check_completeness(report, max_errored_rows)))
     return [
         dg.AssetCheckResult(
             asset_key=asset_key,
-            check_name=name,
-            passed=passed,
+            check_name=result.name,
+            passed=result.passed,
             severity=severity,
-            description=f"[{partition}] {text}" if partition else text,
+            description=f"[{partition}] {result.message}" if partition else result.message,
             metadata=rounded_for_display(
-                {**metadata, "report_id": report.id, **({"partition": partition} if partition else {})}
+                {
+                    **result.numbers,
+                    **_baseline_run_link(result.name, report, baseline),
+                    "report_id": report.id,
+                    **({"partition": partition} if partition else {}),
+                }
             ),
         )
-        for name, (passed, text, metadata) in outcomes
+        for result in evaluate_gate(report, thresholds, max_regression, max_errored_rows, baseline)
     ]
+
+
+def _baseline_run_link(check: str, report: EvalReport, baseline: Baseline | None) -> dict[str, Any]:
+    """`baseline_run`, a link to the run that produced the baseline, on the `no_regression` check."""
+    if check != REGRESSION_CHECK or report.baseline_id is None or baseline is None or not baseline.run_id:
+        return {}
+    return {"baseline_run": dg.MetadataValue.dagster_run(baseline.run_id)}

@@ -160,7 +160,9 @@ def _one_error_for_number_or_word(hint: Any) -> Any:
         if value is None or value in words:
             return handler(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PydanticCustomError("float_type", f"Input should be a valid number, or {allowed}")
+            raise PydanticCustomError(
+                "float_type", "Input should be a valid number, or {allowed}", {"allowed": allowed}
+            )
         return handler(value)
 
     return Annotated[hint, pydantic.WrapValidator(check)]

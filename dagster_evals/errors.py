@@ -1,8 +1,10 @@
 """Errors raised by dagster-evals.
 
-Every error is a `dagster.Failure`, so a run shows its description (and metadata) on the run page. Messages
-name what to fix: the file and line or row id and field for bad input, the env var for auth failures, the
-status, endpoint and platform message for platform errors. No error text ever contains an API key.
+Plain exceptions (this module imports no orchestrator): the Dagster steps turn one into a `dagster.Failure`
+as it leaves the step (`dagster_evals.step_failures`), so a run shows its description (and metadata) on the
+run page; the Airflow operators let it fail the task. Messages name what to fix: the file and line or row id
+and field for bad input, the env var for auth failures, the status, endpoint and platform message for
+platform errors. No error text ever contains an API key.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import dagster as dg
 
+class DagsterEvalsError(Exception):
+    """Base class of every error raised by dagster-evals.
 
-class DagsterEvalsError(dg.Failure):
-    """Base class of every error raised by dagster-evals."""
+    Attributes:
+        message: What went wrong and what to do about it.
+        metadata: Small facts about the error (status, endpoint…) shown next to it on a Dagster run page.
+    """
 
     def __init__(self, message: str, metadata: Mapping[str, Any] | None = None) -> None:
-        super().__init__(description=message, metadata=dict(metadata or {}))
+        super().__init__(message)
         self.message = message
+        self.metadata: dict[str, Any] = dict(metadata or {})
 
     def __str__(self) -> str:
         return self.message

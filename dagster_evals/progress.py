@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +30,10 @@ def _quiet(_: str) -> None:
 
 def step_log() -> ProgressFn | None:
     """`context.log.info` of the Dagster step running in this thread, or None outside a step."""
+    dg = sys.modules.get("dagster")
+    if dg is None:  # Dagster was never loaded in this process (e.g. an Airflow task): no step is running
+        return None
     try:
-        import dagster as dg
-
         return dg.OpExecutionContext.get().log.info
     except Exception:  # no step is running here
         return None

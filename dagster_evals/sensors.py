@@ -11,7 +11,7 @@ import sqlite3
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 import httpx
@@ -19,13 +19,13 @@ import httpx
 from dagster_evals.assets import EvalSuite
 from dagster_evals.backends.base import EvalPlatformResource
 from dagster_evals.errors import ConfigError, DagsterEvalsError
-from dagster_evals.git import list_tags, version_key
-from dagster_evals.models import PromptVersion
+from dagster_evals.git import list_tags
+from dagster_evals.new_versions import InitialRuns, new_prompt_versions, new_releases
+from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import suite_asset_spec
 from dagster_evals.triggers import TAG_TRIGGER, prompt_run_tags, release_partition_key, release_run_tags
 
 DEFAULT_MINIMUM_INTERVAL_S = 60
-InitialRuns = Literal["latest", "all", "none"]
 OUTAGE_ERRORS = (DagsterEvalsError, httpx.HTTPError, OSError, sqlite3.Error)
 
 
@@ -53,41 +53,6 @@ def _resource(context: dg.SensorEvaluationContext, key: str) -> EvalPlatformReso
     if not isinstance(resource, EvalPlatformResource):
         raise ConfigError(f"resource {key!r} must be an EvalPlatformResource, got {type(resource).__name__}")
     return resource
-
-
-def _initial_pick(items: list[Any], initial: InitialRuns) -> list[Any]:
-    if initial == "all":
-        return items
-    if initial == "latest":
-        return items[-1:]
-    return []
-
-
-def new_prompt_versions(
-    versions: Sequence[PromptVersion], cursor: dict[str, Any], initial: InitialRuns
-) -> tuple[list[PromptVersion], dict[str, Any]]:
-    """Versions newer than the cursor's, per prompt, and the advanced cursor.
-
-    The cursor maps prompt id → the newest version seen. A prompt seen for the first time contributes per
-    `initial`: its latest version, all of its versions, or none.
-    """
-    seen: dict[str, str] = dict(cursor.get("prompts", {}))
-    by_prompt: dict[str, list[PromptVersion]] = {}
-    for version in versions:
-        by_prompt.setdefault(version.prompt_id, []).append(version)
-    fresh: list[PromptVersion] = []
-    advanced = dict(seen)
-    for prompt_id, items in by_prompt.items():
-        items.sort(key=lambda v: version_key(v.version))
-        if prompt_id in seen:
-            floor = version_key(seen[prompt_id])
-            fresh.extend(v for v in items if version_key(v.version) > floor)
-        else:
-            fresh.extend(_initial_pick(items, initial))
-        known = [v.version for v in items] + ([seen[prompt_id]] if prompt_id in seen else [])
-        advanced[prompt_id] = max(known, key=version_key)
-    fresh.sort(key=lambda v: (v.created_at is None, v.created_at, v.slug, version_key(v.version)))
-    return fresh, {"prompts": advanced}
 
 
 def build_prompt_version_sensor(
@@ -206,13 +171,8 @@ def build_release_sensor(
             releases = list_tags(repo, tag_pattern)
         except DagsterEvalsError as exc:
             return dg.SkipReason(f"could not read tags of {repo}: {exc}")
-        cursor = _load_cursor(context.cursor)
-        seen: dict[str, str] = dict(cursor.get("tags", {}))
-        if "tags" in cursor:
-            fresh = [r for r in releases if seen.get(r.tag) != r.commit]
-        else:
-            fresh = _initial_pick(releases, initial)
-        serialized = json.dumps({"tags": {r.tag: r.commit for r in releases}}, sort_keys=True)
+        fresh, advanced = new_releases(releases, _load_cursor(context.cursor), initial)
+        serialized = json.dumps(advanced, sort_keys=True)
         if not fresh:
             context.update_cursor(serialized)
             return dg.SkipReason(f"no new releases matching {tag_pattern!r} ({len(releases)} known)")
@@ -309,6 +269,7 @@ def build_prompt_asset(suite: EvalSuite) -> Any:
     spec = suite_asset_spec(suite, "prompt")
 
     @_observable(spec, f"{_op_name(suite)}_prompt", required_resource_keys={suite.resource_key})
+    @dagster_failures
     def _prompt(context: dg.AssetExecutionContext) -> dg.ObserveResult:
         resource = getattr(context.resources, suite.resource_key, None)
         if not isinstance(resource, EvalPlatformResource):
@@ -355,6 +316,7 @@ def build_release_asset(suite: EvalSuite, *, repo: str | Path, tag_pattern: str 
     )
 
     @_observable(spec, f"{_op_name(suite)}_release")
+    @dagster_failures
     def _release(context: dg.AssetExecutionContext) -> dg.ObserveResult:
         releases = list_tags(repo, tag_pattern)
         if not releases:

@@ -13,6 +13,7 @@ from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.models import Snapshot
 from dagster_evals.shard_key import shard_of
 from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
+from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def _plan_op(suite: EvalSuite, name: str, upstream: list[str]) -> dg.OpDefinitio
         description=f"Pins the snapshot and prompt version the {suite.shards} shards of {suite.name!r} score.",
         **_op_kwargs(suite),
     )
+    @dagster_failures
     def _plan(context) -> None:  # unannotated: Dagster reads a context annotation at definition time
         from dagster_evals.assets import get_platform, prepare_suite_eval
 
@@ -64,6 +66,7 @@ def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
         description=f"Scores shard {index + 1}/{suite.shards} of {suite.name!r}, checkpointing each row.",
         **_op_kwargs(suite),
     )
+    @dagster_failures
     def _shard(context) -> None:
         with bind_judge(context, suite.judge_resource_key), eval_state(context, suite):
             run_shard(context, suite, index)
@@ -82,6 +85,7 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
         description=f"Builds the one eval report of {suite.name!r} from its shards and runs its checks.",
         **_op_kwargs(suite),
     )
+    @dagster_failures
     def _combine(context) -> Iterator[Any]:
         from dagster_evals.assets import eval_report_result, get_platform, prepare_suite_eval
 

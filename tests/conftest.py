@@ -14,6 +14,7 @@ from dagster_evals import EvalSuite, build_eval_suite_assets
 from dagster_evals.backends.braintrust import BraintrustPlatform
 from dagster_evals.backends.keywordsai import KeywordsAIResource
 from dagster_evals.testing import BraintrustFake, KeywordsAIFake, ServerThread
+from tests.airflow_harness import airflow, migrated_db  # noqa: F401  (fixtures of the Airflow tests)
 from tests.pg_server import database_url, postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,16 +1,16 @@
-"""The one interface every platform implements, and the resource base class that hands it out."""
+"""The one interface every platform implements (`EvalPlatform`), and what a sync writes through.
+
+Imports no Dagster: the Dagster resource base class that hands a platform out, `EvalPlatformResource`,
+lives in `dagster_evals.backends.platform_resource` (still importable from here).
+"""
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
-from pydantic import PrivateAttr
-
-from dagster_evals.errors import ConfigError
 from dagster_evals.models import (
     DatasetRef,
     DatasetRow,
@@ -21,6 +21,9 @@ from dagster_evals.models import (
     Snapshot,
 )
 from dagster_evals.row_index import pairs_digest
+
+if TYPE_CHECKING:
+    from dagster_evals.backends.platform_resource import EvalPlatformResource  # noqa: F401  (for type checkers)
 
 ProgressFn = Callable[[str], None]
 
@@ -221,22 +224,6 @@ STATE_DATABASE_HELP = (
 )
 
 
-def state_database_from_field(resource: Any, value: Any) -> str:
-    """The state database a hosted platform's resource names in `state_database_url` (`value`), else the
-    default (see `EvalPlatformResource.state_database`)."""
-    from dagster_evals.embedded_db import default_database_url, normalize_url
-
-    if isinstance(value, dg.EnvVar):  # a resource used outside a run keeps the unresolved EnvVar
-        value = value.get_value()
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(
-            f"{type(resource).__name__}.{STATE_DATABASE_FIELD} must be a database URL, got {type(value).__name__}"
-        )
-    if value and value.strip():
-        return normalize_url(value, origin=f"{type(resource).__name__}.{STATE_DATABASE_FIELD}")
-    return default_database_url()
-
-
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
@@ -245,41 +232,10 @@ def redact_url_password(value: Any) -> Any:
     return _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
 
 
-class EvalPlatformResource(dg.ConfigurableResource):
-    """Base class of the resources that give assets, checks and sensors an `EvalPlatform`.
+def __getattr__(name: str) -> Any:
+    # The Dagster resource base class is loaded (with Dagster) only when asked for.
+    if name == "EvalPlatformResource":
+        from dagster_evals.backends.platform_resource import EvalPlatformResource
 
-    Subclasses implement `connect()`; the platform is built on first use, reused for the rest of the step,
-    and closed when the step ends. Secret fields never show in the resource's repr.
-    """
-
-    _platform: EvalPlatform | None = PrivateAttr(default=None)
-
-    def connect(self) -> EvalPlatform:
-        """A new platform client configured from this resource."""
-        raise NotImplementedError
-
-    def state_database(self) -> str:
-        """The URL of the database that eval plans, row checkpoints and the judge cache of this resource's
-        suites are kept in (see `dagster_evals.embedded_db`); default: `$DAGSTER_EVALS_DATABASE_URL`, else
-        `$DAGSTER_HOME/dagster_evals.sqlite`."""
-        from dagster_evals.embedded_db import default_database_url
-
-        return default_database_url()
-
-    def state_setting(self) -> str:
-        """The setting that names `state_database()`, for error messages."""
-        return f"the {STATE_DATABASE_FIELD} field of {type(self).__name__} (or $DAGSTER_EVALS_DATABASE_URL)"
-
-    def get_platform(self) -> EvalPlatform:
-        if self._platform is None:
-            self._platform = self.connect()
-        return self._platform
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._platform is not None:
-            self._platform.close()
-            self._platform = None
-
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            yield name, ("***" if name in SECRET_FIELDS and value else redact_url_password(value))
+        return EvalPlatformResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

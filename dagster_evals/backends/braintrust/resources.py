@@ -7,11 +7,7 @@ from typing import cast
 
 from pydantic import Field
 
-from dagster_evals.backends.base import (
-    STATE_DATABASE_HELP,
-    EvalPlatformResource,
-    state_database_from_field,
-)
+from dagster_evals.backends.base import STATE_DATABASE_HELP
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
 from dagster_evals.backends.braintrust.session import (
@@ -22,6 +18,7 @@ from dagster_evals.backends.braintrust.session import (
     DEFAULT_PROJECT,
     DEFAULT_REQUEST_CONCURRENCY,
 )
+from dagster_evals.backends.platform_resource import EvalPlatformResource, state_database_from_field
 from dagster_evals.backends.urls import BRAINTRUST_API_URL_ENV, BRAINTRUST_APP_URL_ENV, resolve_base_url
 from dagster_evals.http import RetryPolicy
 

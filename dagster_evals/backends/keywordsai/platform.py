@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -40,6 +40,9 @@ from dagster_evals.backends.keywordsai.shapes import ServerShapes
 from dagster_evals.errors import ConfigError
 from dagster_evals.http import HttpClient, RetryPolicy
 from dagster_evals.models import DatasetRef
+
+if TYPE_CHECKING:
+    from dagster_evals.backends.keywordsai.resources import KeywordsAIResource
 
 DEFAULT_APP_URL = "https://platform.keywordsai.co"
 DEFAULT_BATCH_SIZE = 100
@@ -227,4 +230,9 @@ class KeywordsAIPlatform(DatasetOps, EvalRunOps, EvalOps, PromptOps, EvalPlatfor
         return list(self.client.iter_eval_tasks(dataset.id, page_size=self.page_size))
 
 
-from dagster_evals.backends.keywordsai.resources import KeywordsAIResource  # noqa: E402
+def __getattr__(name: str) -> object:
+    if name == "KeywordsAIResource":  # kept importable from here; it lives in resources.py
+        from dagster_evals.backends.keywordsai.resources import KeywordsAIResource
+
+        return KeywordsAIResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

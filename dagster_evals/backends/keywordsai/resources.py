@@ -6,11 +6,7 @@ from typing import cast
 
 from pydantic import Field
 
-from dagster_evals.backends.base import (
-    STATE_DATABASE_HELP,
-    EvalPlatformResource,
-    state_database_from_field,
-)
+from dagster_evals.backends.base import STATE_DATABASE_HELP
 from dagster_evals.backends.keywordsai.models import DEFAULT_BASE_URL, MAX_PAGE_SIZE
 from dagster_evals.backends.keywordsai.platform import (
     DEFAULT_APP_URL,
@@ -18,6 +14,7 @@ from dagster_evals.backends.keywordsai.platform import (
     DEFAULT_MAX_REQUEST_BYTES,
     KeywordsAIPlatform,
 )
+from dagster_evals.backends.platform_resource import EvalPlatformResource, state_database_from_field
 from dagster_evals.backends.urls import KEYWORDSAI_BASE_URL_ENVS, resolve_base_url, without_api_suffix
 from dagster_evals.http import RetryPolicy
 

@@ -7,6 +7,7 @@ syncs), `evals` (eval reports), `prompts` (prompt versions). This module puts th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster_evals.backends.local.evals import LocalEvals
 from dagster_evals.backends.local.prompts import LocalPrompts
@@ -20,6 +21,9 @@ from dagster_evals.backends.local.store import (
     sqlite_path,
 )
 from dagster_evals.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dagster_evals.backends.local.resources import LocalEvalResource
 
 DEFAULT_PROJECT = "default"
 DEFAULT_BATCH_SIZE = 500
@@ -78,4 +82,9 @@ class LocalPlatform(LocalEvals, LocalPrompts):
         self.engine.dispose()
 
 
-from dagster_evals.backends.local.resources import LocalEvalResource  # noqa: E402  (re-export)
+def __getattr__(name: str) -> object:
+    if name == "LocalEvalResource":  # kept importable from here; it lives in resources.py
+        from dagster_evals.backends.local.resources import LocalEvalResource
+
+        return LocalEvalResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

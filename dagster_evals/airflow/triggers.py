@@ -1,0 +1,206 @@
+"""Deferrable waits: the triggers poll a platform from Airflow's triggerer, not from a worker slot.
+
+- `KeywordsAIEvalRunTrigger` waits for a Keywords AI eval run (evaluators over a dataset's logs).
+- `PlatformEvalTrigger` runs an eval that happens entirely on the platform (Braintrust `/v1/eval`: task
+  and scorers are platform functions) through the platform's own `run_eval`, and hands back the report.
+- `PromptVersionTrigger` waits for new versions of prompts (see `sensors.NewPromptVersionsSensor`).
+
+The platform's own client (sync httpx) runs each poll in a thread; between polls the trigger sleeps on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from dagster_evals.airflow.hooks import EvalsHook
+from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.models import EvalRequest, PlatformFunction
+from dagster_evals.new_versions import InitialRuns
+
+
+class KeywordsAIEvalRunTrigger(BaseTrigger):
+    """Fires once the eval run `keys` on dataset `dataset_id` is final (or failed, or past `timeout_s`).
+
+    The event is `{"status": "completed" | "failed" | "timeout" | "error", "report_id", "message",
+    "carry"}`; `carry` is handed back unchanged (what the resuming task needs, e.g. its baseline).
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        dataset_id: str,
+        keys: Sequence[str],
+        poll_interval_s: float = 5.0,
+        timeout_s: float = 1800.0,
+        carry: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.carry = dict(carry or {})
+        self.dataset_id = dataset_id
+        self.keys = list(keys)
+        self.poll_interval_s = poll_interval_s
+        self.timeout_s = timeout_s
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "dataset_id": self.dataset_id,
+                "keys": self.keys,
+                "poll_interval_s": self.poll_interval_s,
+                "timeout_s": self.timeout_s,
+                "carry": self.carry,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        report_id = f"{self.dataset_id}:{','.join(self.keys)}"
+        deadline = time.monotonic() + self.timeout_s
+        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        platform: Any = await asyncio.to_thread(hook.get_platform)
+        try:
+            while True:
+                tasks = await asyncio.to_thread(platform.find_tasks, self.dataset_id, self.keys)
+                event = _eval_run_event(report_id, tasks)
+                if event is not None:
+                    yield TriggerEvent({**event, "carry": self.carry})
+                    return
+                if time.monotonic() >= deadline:
+                    statuses = ", ".join(sorted({t.status or "?" for t in tasks}))
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "report_id": report_id,
+                            "message": f"eval run {report_id} on Keywords AI is still {statuses} after "
+                            f"{self.timeout_s:.0f}s",
+                            "carry": self.carry,
+                        }
+                    )
+                    return
+                await asyncio.sleep(self.poll_interval_s)
+        finally:
+            await asyncio.to_thread(hook.close)
+
+
+def _eval_run_event(report_id: str, tasks: Sequence[Any]) -> dict[str, Any] | None:
+    """The event for final tasks (using the tasks' own `state`), or None while any is still running."""
+    if not tasks:
+        return {
+            "status": "error",
+            "report_id": report_id,
+            "message": f"eval run {report_id} is not among the dataset's eval runs",
+        }
+    failed = [t for t in tasks if t.state == "failed"]
+    if failed:
+        reasons = "; ".join(
+            f"{', '.join(t.slugs) or t.key}: {t.status} {t.error_message or ''}".strip() for t in failed
+        )
+        return {
+            "status": "failed",
+            "report_id": report_id,
+            "message": f"eval run {report_id} on Keywords AI ended failed ({reasons})",
+        }
+    if all(t.state == "completed" for t in tasks):
+        return {"status": "completed", "report_id": report_id, "message": "completed"}
+    return None
+
+
+class PlatformEvalTrigger(BaseTrigger):
+    """Runs `request` (task and scorers all `PlatformFunction`s) with the connection's platform.
+
+    The event is `{"status": "completed", "report": {...}, "carry"}` or `{"status": "error", "message"}`.
+    """
+
+    def __init__(self, conn_id: str, request: dict[str, Any], carry: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.request = dict(request)
+        self.carry = dict(carry or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"conn_id": self.conn_id, "request": self.request, "carry": self.carry},
+        )
+
+    def eval_request(self) -> EvalRequest:
+        data = dict(self.request)
+        data["task"] = PlatformFunction.model_validate(data["task"])
+        data["scorers"] = [PlatformFunction.model_validate(s) for s in data["scorers"]]
+        return EvalRequest.model_validate(data)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        try:
+            platform = await asyncio.to_thread(hook.get_platform)
+            report = await asyncio.to_thread(platform.run_eval, self.eval_request())
+        except DagsterEvalsError as exc:  # messages name no key (the HTTP client redacts)
+            yield TriggerEvent({"status": "error", "message": str(exc), "carry": self.carry})
+            return
+        finally:
+            await asyncio.to_thread(hook.close)
+        yield TriggerEvent(
+            {"status": "completed", "report": report.model_dump(mode="json"), "carry": self.carry}
+        )
+
+
+class PromptVersionTrigger(BaseTrigger):
+    """Fires when a prompt (of `slugs`, or any of the project) has a version newer than `cursor`.
+
+    The event is `{"versions": [...], "cursor": {...}}` (the shared `new_prompt_versions` rule: each
+    version once); the sensor stores the new cursor when it resumes.
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        cursor: dict[str, Any],
+        slugs: Sequence[str] | None = None,
+        project: str | None = None,
+        initial: InitialRuns = "latest",
+        poll_interval_s: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self.cursor = dict(cursor)
+        self.slugs = list(slugs) if slugs else None
+        self.project = project
+        self.initial: InitialRuns = initial
+        self.poll_interval_s = poll_interval_s
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "conn_id": self.conn_id,
+                "cursor": self.cursor,
+                "slugs": self.slugs,
+                "project": self.project,
+                "initial": self.initial,
+                "poll_interval_s": self.poll_interval_s,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from dagster_evals.airflow.sensors import list_new_versions
+
+        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        try:
+            while True:
+                fresh, advanced = await asyncio.to_thread(
+                    list_new_versions, hook, self.cursor, self.slugs, self.project, self.initial
+                )
+                if fresh:
+                    yield TriggerEvent({"versions": fresh, "cursor": advanced})
+                    return
+                await asyncio.sleep(self.poll_interval_s)
+        finally:
+            await asyncio.to_thread(hook.close)

@@ -1,0 +1,131 @@
+"""The layers hold: the Airflow provider and the engine reach no Dagster, statically (import-linter, the
+contracts in pyproject.toml) and at run time (a process where importing Dagster fails runs an eval and a
+gate); the package's public names stay importable from `dagster_evals` although they load lazily."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import dagster_evals
+from dagster_evals import EvalSuite, InputError, build_eval_suite_definitions
+from dagster_evals.backends.local import LocalEvalResource
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def test_import_linter_contracts_hold() -> None:
+    done = subprocess.run(
+        [str(BIN / "lint-imports"), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+NO_DAGSTER = """
+import sys
+sys.modules["dagster"] = None  # any import of Dagster now raises ImportError
+sys.modules["dagster_shared"] = None
+import importlib
+for name in {modules!r}:
+    importlib.import_module(name)
+
+import dagster_evals
+from dagster_evals.backends.local.platform import LocalPlatform
+from dagster_evals.gates import evaluate_gate, gate_verdict
+from dagster_evals.models import DatasetRow, EvalRequest
+from dagster_evals.sync import sync_rows
+
+platform = LocalPlatform(url="sqlite://")
+dataset = platform.ensure_dataset("rows")
+rows = [DatasetRow.build(input=i, expected=str(i * 2), id=f"r{{i}}") for i in range(6)]
+sync_rows(platform, dataset, rows)
+request = EvalRequest(name="run", snapshot=platform.snapshot(dataset), task=lambda x: str(x * 2),
+                      scorers=["exact_match"])
+report = platform.run_eval(request)
+print(gate_verdict(evaluate_gate(report, {{"exact_match": 0.9}}, {{}}, 0)))
+print(dagster_evals.ConfigError.__module__, sorted(k for k in sys.modules if k.startswith("dagster")
+      and not k.startswith("dagster_evals") and sys.modules[k] is not None))
+"""
+
+ENGINE_MODULES = [
+    "dagster_evals",
+    "dagster_evals.airflow",
+    "dagster_evals.airflow.hooks",
+    "dagster_evals.airflow.operators",
+    "dagster_evals.airflow.eval_operator",
+    "dagster_evals.airflow.sensors",
+    "dagster_evals.airflow.triggers",
+    "dagster_evals.airflow.lineage",
+    "dagster_evals.backends",
+    "dagster_evals.backends.local",
+    "dagster_evals.backends.braintrust",
+    "dagster_evals.backends.keywordsai",
+    "dagster_evals.judges",
+    "dagster_evals.gates",
+    "dagster_evals.new_versions",
+    "dagster_evals.triggers",
+    "dagster_evals.runner",
+    "dagster_evals.checkpoints",
+    "dagster_evals.prompt_task",
+]
+
+
+def test_the_engine_and_the_airflow_provider_run_where_dagster_cannot_be_imported(tmp_path: Path) -> None:
+    script = textwrap.dedent(NO_DAGSTER.format(modules=ENGINE_MODULES))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    verdict, loaded = done.stdout.strip().splitlines()[-2:]
+    assert verdict == "passed"
+    assert loaded == "dagster_evals.errors []"
+
+
+def test_every_public_name_is_still_importable_from_the_package() -> None:
+    assert set(dagster_evals.__all__) <= set(dir(dagster_evals))
+    for name in dagster_evals.__all__:
+        assert getattr(dagster_evals, name) is not None, name
+    from dagster_evals.backends.base import EvalPlatformResource
+    from dagster_evals.backends.local.platform import LocalEvalResource as via_platform
+    from dagster_evals.judges import JudgeResource
+
+    assert dagster_evals.EvalPlatformResource is EvalPlatformResource
+    assert via_platform is LocalEvalResource and JudgeResource is dagster_evals.JudgeResource
+    importlib.import_module("dagster_evals.prompt_task")  # the module does not shadow the function
+
+    assert callable(dagster_evals.prompt_task) and dagster_evals.prompt_task.__name__ == "prompt_task"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dagster_evals.LocalEvalResource is LocalEvalResource
+    assert "use dagster_evals.LocalResource" in str(caught[0].message)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = dagster_evals.nope
+
+
+def test_an_error_leaving_a_dagster_step_is_a_failure_and_keeps_its_class(tmp_path: Path) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"id": "a", "input": 1}\n{"id": "b", "input": \n', encoding="utf-8")
+    suite = EvalSuite(name="bad", source=source, key_field="id", task=str, scorers=["exact_match"])
+    defs = build_eval_suite_definitions(suite)
+    with dg.instance_for_test() as instance, pytest.raises(InputError) as raised:
+        dg.materialize(
+            list(defs.assets or []),  # type: ignore[arg-type]
+            instance=instance,
+            resources={"evals": LocalEvalResource(path=str(tmp_path / "evals.sqlite"))},
+            selection=[suite.dataset_key],
+        )
+    assert isinstance(raised.value, dg.Failure)
+    assert "rows.jsonl:2: malformed JSON" in str(raised.value) and raised.value.description == str(
+        raised.value
+    )
