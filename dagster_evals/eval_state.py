@@ -45,7 +45,7 @@ def state_resource(context: StepContext, suite: EvalSuite) -> Any:
     resource = getattr(context.resources, suite.resource_key, None)
     if not isinstance(resource, EvalPlatformResource):
         raise ConfigError(
-            f"resource {suite.resource_key!r} must be a LocalEvalResource, BraintrustResource or "
+            f"resource {suite.resource_key!r} must be a LocalResource, BraintrustResource or "
             f"KeywordsAIResource, got {type(resource).__name__}"
         )
     return resource

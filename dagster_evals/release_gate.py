@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.step_failures import dagster_failures
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite
@@ -40,15 +41,19 @@ PARTITION_TAG = "dagster/partition"
 MAX_REEXECUTION_DEPTH = 100
 
 
-class GateClosedError(DagsterEvalsError):
+class GateClosedError(DagsterEvalsError, dg.Failure):
     """A gated asset refused to materialize: a blocking check of its eval report did not pass in this run.
 
-    Not retried by a retry policy: running the same step again reads the same evaluations.
+    A `dagster.Failure` (the run page shows its message) that a retry policy does not retry: running the
+    same step again reads the same evaluations.
     """
 
     def __init__(self, message: str, metadata: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message, metadata)
-        self.allow_retries = False
+        DagsterEvalsError.__init__(self, message, metadata)
+        dg.Failure.__init__(self, description=message, metadata=self.metadata, allow_retries=False)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -266,6 +271,7 @@ def _for(partition: str | None) -> str:
     return f" for partition {partition!r}" if partition is not None else ""
 
 
+@dagster_failures
 def require_passing_gates(
     context: dg.AssetExecutionContext,
     report: dg.AssetKey | str | Sequence[str] | EvalSuite,

@@ -38,7 +38,12 @@ def as_failure(error: DagsterEvalsError) -> DagsterEvalsError:
     cls = failure_class(type(error))
     failure = cls.__new__(cls)
     failure.__dict__.update(error.__dict__)
-    dg.Failure.__init__(failure, description=error.message, metadata=error.metadata)  # type: ignore[arg-type]
+    dg.Failure.__init__(
+        failure,
+        description=error.message,
+        metadata=error.metadata,  # type: ignore[arg-type]
+        allow_retries=getattr(error, "allow_retries", True),  # e.g. a closed gate is never retried
+    )
     failure.args = error.args
     return failure
 

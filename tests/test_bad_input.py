@@ -641,6 +641,6 @@ def test_scorer_names_are_escaped_in_the_report_table(tmp_path: Path, instance: 
     table = [line for line in summary.value.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| scorer |")
     cells = re.split(r"(?<!\\)\|", table[-1])[1:-1]
-    assert len(cells) == 7, table[-1]
+    assert len(cells) == 8, table[-1]  # scorer, mean, baseline, diff, improved, regressed, errors, skipped
     assert cells[0].strip() == r"pipe\|star\*\`tick\`\<b\>"
     assert cells[1].strip() == "1"

@@ -266,7 +266,7 @@ def test_a_sharded_eval_on_dask_equals_the_unsharded_one_row_by_row(
     worker_cwds = {str(d / "cwd") for d in deployment["cluster"].worker_dirs}
     assert {c[1] for c in made} <= worker_cwds
     assert str(os.getpid()) not in {c[0] for c in made}
-    assert sum(1 for step in step_starts(instance, run.run_id) if "__shard_" in step) == 3
+    assert sum(1 for step in step_starts(instance, run.run_id) if ".shard_" in step) == 3
     # State went through PostgreSQL: no worker wrote a database file of its own.
     assert not [p for d in deployment["cluster"].worker_dirs for p in d.rglob("*.sqlite*")]
 
@@ -312,7 +312,7 @@ def test_a_worker_killed_mid_shard_is_retried_and_rescores_only_unsaved_rows(
     # Only the killed shard's rows scored since its last checkpoint flush (≤ 1 s, 10 rows) ran again.
     assert 1 <= rescored <= 12, rescored
     starts = step_starts(instance, run.run_id)
-    assert sorted(n for step, n in starts.items() if "__shard_" in step) == [1, 1, 2]  # Dask re-ran one
+    assert sorted(n for step, n in starts.items() if ".shard_" in step) == [1, 1, 2]  # Dask re-ran one
     platform = LocalPlatform(url=env["SHARD_TEST_DB"])
     report = report_of(instance, run.run_id, platform)
     assert (report.rows_scored, report.rows_errored) == (ROWS, 0)

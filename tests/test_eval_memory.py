@@ -43,6 +43,7 @@ def reference_report(
 ) -> EvalReport:
     row_scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     scorer_errors: dict[str, int] = defaultdict(int)
+    skipped: dict[str, int] = defaultdict(int)  # results a scorer returned None for (not an error)
     seen: set[str] = set()
     errored: set[str] = set()
     task_errors = scorer_error_count = 0
@@ -61,6 +62,8 @@ def reference_report(
         for name, value in r.scores.items():
             if value is not None:
                 row_scores[r.row_id][name].append(value)
+            elif name not in r.scorer_errors:
+                skipped[name] += 1
         for name in r.scorer_errors:
             scorer_errors[name] += 1
             scorer_error_count += 1
@@ -88,6 +91,7 @@ def reference_report(
             mean=mean,
             count=len(values),
             errors=scorer_errors.get(scorer, 0),
+            skipped=skipped.get(scorer, 0),
             baseline_mean=baseline_mean,
             diff=mean - baseline_mean if mean is not None and baseline_mean is not None else None,
             improvements=improvements,

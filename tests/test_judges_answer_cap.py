@@ -112,11 +112,11 @@ def test_an_oversized_answer_fails_only_its_row_through_dagster(
         )
         result = materialize_suite(suite, instance, LocalEvalResource(path=str(tmp_path / "e.db")))
     report = materialization(result, suite.eval_report_key)
-    assert (report["scorer_errors"], report["rows_errored"]) == (1, 1)
+    assert (report["details"]["scorer_errors"], report["rows_errored"]) == (1, 1)
     # The run page's table of rows to review shows the row with the error naming the setting.
-    [record] = [r.data for r in report["rows_to_review"].records]
-    assert record["row_id"] == "r0"
-    assert record["error"].startswith("factuality: PlatformError: judge endpoint POST /v1/chat/completions")
+    review = report["rows_to_review"]
+    assert "1 of 1" in review and "r0" in review
+    assert "factuality: PlatformError: judge endpoint POST /v1/chat/completions" in review
 
 
 @pytest.mark.parametrize("value", [0, 100, True])

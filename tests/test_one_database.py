@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from dagster_evals import BraintrustResource, EvalSuite, LocalEvalResource, build_eval_suite_definitions
+from dagster_evals import BraintrustResource, EvalSuite, LocalResource, build_eval_suite_definitions
 from dagster_evals.embedded_db import RETRY_ENV
 from dagster_evals.errors import ConfigError
 from dagster_evals.testing.braintrust import BraintrustFake
@@ -120,7 +120,7 @@ def test_local_resource_url_holds_plans_checkpoints_and_judge_cache(
     tmp_path: Path, instance: dg.DagsterInstance, postgres_url: str, judge_endpoint: OpenAIFake, places
 ) -> None:
     suite = sharded_judge_suite(write_jsonl(tmp_path / "rows.jsonl", qa_rows(ROWS)))
-    result = materialize_suite(suite, instance, LocalEvalResource(url=postgres_url))
+    result = materialize_suite(suite, instance, LocalResource(url=postgres_url))
     assert_state_in_postgres(result, suite, postgres_url, judge_endpoint, places)
     # The datasets and reports are in the same database.
     with sa.create_engine(postgres_url).connect() as conn:
@@ -173,7 +173,7 @@ def remote_job(shards: int) -> dg.JobDefinition:
     defs = dg.Definitions.merge(
         build_eval_suite_definitions(suite),
         dg.Definitions(
-            resources={"evals": LocalEvalResource(url=os.environ["ONE_DB_SQLITE"])},
+            resources={"evals": LocalResource(url=os.environ["ONE_DB_SQLITE"])},
             executor=REMOTE_EXECUTOR,
         ),
     )
@@ -201,9 +201,9 @@ def test_sqlite_state_on_an_executor_of_several_hosts_fails_naming_the_setting(
         failures = [e for e in result.all_events if e.is_step_failure]
         assert len(failures) == 1  # the first step that needs the state: nothing ran half-way after it
         message = failures[0].step_failure_data.error.message  # type: ignore[union-attr]
-        assert failures[0].step_key.endswith("__plan" if shards > 1 else "eval_report")
+        assert failures[0].step_key.endswith(".plan" if shards > 1 else "eval_report")
     assert f"the SQLite file {db}" in message
-    assert "the url field of LocalEvalResource (or $DAGSTER_EVALS_DATABASE_URL)" in message
+    assert "the url field of LocalResource (or $DAGSTER_EVALS_DATABASE_URL)" in message
     assert "'k8s_like' executor may run its steps on other hosts" in message
     assert ("resume=False" in message) == (shards == 1)
 
@@ -221,7 +221,7 @@ def test_bad_state_database_url_names_the_field(tmp_path: Path, instance: dg.Dag
         result = materialize_suite(suite, instance, evals, raise_on_error=False)
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message  # type: ignore[union-attr]
-    assert failure.step_key.endswith("__plan")
+    assert failure.step_key.endswith(".plan")
     assert "BraintrustResource.state_database_url: unsupported database URL scheme 'mysql'" in message
     assert "hunter2" not in message
 
@@ -232,4 +232,4 @@ def test_a_bad_retry_setting_names_the_variable(postgres_url: str, monkeypatch: 
         with pytest.raises(
             ConfigError, match=rf"{RETRY_ENV} must be a number of seconds from 0 to 3600, got '{bad}'"
         ):
-            LocalEvalResource(url=postgres_url).get_platform()
+            LocalResource(url=postgres_url).get_platform()

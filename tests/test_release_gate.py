@@ -102,7 +102,7 @@ def test_a_failed_check_refuses_even_where_the_step_is_not_skipped(tmp_path: Pat
     assert "evals/arith/eval_report" in materialized(result)
     assert "release_approved" not in materialized(result)
     text = refusal(result)
-    assert "threshold_exact_match FAILED: exact_match mean 0.7000 is below the threshold 0.8000" in text
+    assert "threshold_exact_match FAILED: exact_match mean 0.7 is below the threshold 0.8" in text
     assert "completeness" not in text.split("did not pass in run")[1]  # it passed: not listed
 
 

@@ -107,5 +107,5 @@ def test_a_suite_with_a_row_timeout_reports_the_wedged_scorer_through_dagster(
     wedge.release.set()
     assert not thread.is_alive(), "the wedged scorer held the Dagster run past its row timeout"
     report = materialization(outcome["result"], suite.eval_report_key)
-    assert (report["scorer_errors"], report["rows_errored"]) == (2, 2)
+    assert (report["details"]["scorer_errors"], report["rows_errored"]) == (2, 2)
     assert report["score/exact_match"] == 1.0

@@ -73,11 +73,15 @@ def test_a_scorer_returning_none_is_skipped_not_an_error_on_every_backend(
     assert result.success
     report = materialization(result, suite.eval_report_key)
     # q1, q3, q5 skipped by `maybe`; q0 errored by `broken` (the only errored row).
-    assert (report["scorer_errors"], report["rows_errored"], report["rows_scored"]) == (1, 1, ROWS - 1)
+    assert (report["details"]["scorer_errors"], report["rows_errored"], report["rows_scored"]) == (
+        1,
+        1,
+        ROWS - 1,
+    )
     assert report["skipped/maybe"] == 3
     assert "skipped/broken" not in report
     # The mean is over the rows `maybe` scored: q0 and q4 (right), q2 (wrong).
-    assert report["score/maybe"] == pytest.approx(2 / 3)
+    assert report["details"]["scores_exact"]["maybe"]["mean"] == pytest.approx(2 / 3)
 
 
 TASK = PlatformFunction(

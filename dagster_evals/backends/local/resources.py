@@ -54,7 +54,7 @@ class LocalEvalResource(EvalPlatformResource):
         return resolve_database_url(self.url, self.path).render_as_string(hide_password=False)
 
     def state_setting(self) -> str:
-        return "the url field of LocalEvalResource (or $DAGSTER_EVALS_DATABASE_URL)"
+        return f"the url field of {type(self).__name__} (or $DAGSTER_EVALS_DATABASE_URL)"
 
     def connect(self) -> LocalPlatform:
         from dagster_evals.backends.local.platform import LocalPlatform
