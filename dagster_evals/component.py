@@ -45,11 +45,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import operator
-import re
-import types
 import typing
-from collections import abc
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -57,10 +53,10 @@ import dagster as dg
 import pydantic
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 from pydantic import Field
-from pydantic_core import PydanticCustomError
 
 from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
 from dagster_evals.backends.base import EvalPlatformResource
+from dagster_evals.component_fields import arg_descriptions, one_error_for_number_or_word, yaml_type
 from dagster_evals.component_scaffolder import EvalSuiteScaffolder
 from dagster_evals.errors import ConfigError
 from dagster_evals.judges.binding import DEFAULT_JUDGE_RESOURCE_KEY, judge_resource_from_config
@@ -101,82 +97,15 @@ def _import_task(reference: str) -> Any:
     return task
 
 
-def _arg_descriptions(doc: str) -> dict[str, str]:
-    """`name: text` entries of a Google-style `Args:` section, continuation lines joined."""
-    found: dict[str, str] = {}
-    current = None
-    in_args = False
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if stripped == "Args:":
-            in_args = True
-            continue
-        if not in_args:
-            continue
-        match = re.match(r"^(\w+): (.*)$", stripped)
-        if match and line.startswith(" " * 8) and not line.startswith(" " * 12):
-            current = match.group(1)
-            found[current] = match.group(2)
-        elif stripped and current:
-            found[current] += " " + stripped
-        elif not stripped and found:
-            break
-    return found
-
-
-def _yaml_type(hint: Any) -> Any:
-    """The YAML-side form of a type: abstract `Mapping`/`Sequence` → `dict`/`list`, `Path` → `str`."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Path:
-        return str
-    if origin in (types.UnionType, typing.Union):
-        parts = tuple(dict.fromkeys(_yaml_type(a) for a in args))
-        return functools.reduce(operator.or_, parts)
-    if origin in (abc.Mapping, dict):
-        return dict[tuple(_yaml_type(a) for a in args)] if args else dict  # type: ignore[misc]
-    if origin in (abc.Sequence, list, tuple):
-        return list[_yaml_type(args[0])] if args else list  # type: ignore[misc]
-    return hint
-
-
-def _one_error_for_number_or_word(hint: Any) -> Any:
-    """A `float | Literal[...] | None` hint whose wrong values get one error, not one per union member.
-
-    Example:
-        >>> adapter = pydantic.TypeAdapter(_one_error_for_number_or_word(float | Literal["auto"] | None))
-        >>> adapter.validate_python("auto"), adapter.validate_python(2)
-        ('auto', 2.0)
-    """
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) not in (types.UnionType, typing.Union) or float not in args:
-        return hint
-    words = [w for a in args if typing.get_origin(a) is Literal for w in typing.get_args(a)]
-    if not words:
-        return hint
-    allowed = " or ".join([*(repr(w) for w in words), *(["null"] if type(None) in args else [])])
-
-    def check(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Any:
-        if value is None or value in words:
-            return handler(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PydanticCustomError(
-                "float_type", "Input should be a valid number, or {allowed}", {"allowed": allowed}
-            )
-        return handler(value)
-
-    return Annotated[hint, pydantic.WrapValidator(check)]
-
-
 def _yaml_suite_fields() -> dict[str, Any]:
     """Pydantic field definitions for every `EvalSuite` field that YAML can carry as it is."""
     hints = typing.get_type_hints(EvalSuite)
-    described = _arg_descriptions(EvalSuite.__doc__ or "")
+    described = arg_descriptions(EvalSuite.__doc__ or "")
     fields: dict[str, Any] = {}
     for item in dataclasses.fields(EvalSuite):
         if item.name in YAML_FORMS:
             continue
-        hint = _one_error_for_number_or_word(_yaml_type(hints[item.name]))
+        hint = one_error_for_number_or_word(yaml_type(hints[item.name]))
         try:
             pydantic.TypeAdapter(hint).json_schema()
         except Exception:  # not representable in YAML: left to Python users

@@ -39,7 +39,7 @@ def as_failure(error: DagsterEvalsError) -> DagsterEvalsError:
     failure = cls.__new__(cls)
     failure.__dict__.update(error.__dict__)
     dg.Failure.__init__(
-        failure,
+        failure,  # type: ignore[arg-type]
         description=error.message,
         metadata=error.metadata,  # type: ignore[arg-type]
         allow_retries=getattr(error, "allow_retries", True),  # e.g. a closed gate is never retried
