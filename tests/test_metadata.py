@@ -186,9 +186,9 @@ def test_the_table_says_how_many_rows_it_leaves_out(
 def test_the_documented_examples_run() -> None:
     import doctest
 
-    from dagster_evals import metadata, review, scorers, translator
+    from dagster_evals import formatting, review, scorers, translator
 
-    for module in (metadata, review, scorers, translator):
+    for module in (formatting, review, scorers, translator):
         outcome = doctest.testmod(module)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
 
