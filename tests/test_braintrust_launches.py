@@ -93,7 +93,10 @@ def test_an_eval_launch_applied_after_the_client_gave_up_leaves_one_experiment(f
     assert (report.rows_scored, report.rows_errored) == (ROWS, 0)
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+# JSON only: with `stream=True` the held launch's response is cut when the client times out, and the fake then
+# never finishes that run, so the test would wait on the fake rather than on the client. A streamed launch that
+# stops after its `start` event is covered by the test after the next one.
+@pytest.mark.parametrize("stream", [False], ids=["json"])
 def test_an_eval_launch_whose_experiment_carries_no_run_token_is_sent_once(fake, server, stream) -> None:
     """The fault option `eval_drops_metadata`: the experiment `/v1/eval` creates carries none of the
     request's metadata, so the run token never shows. The launch lands after the client gave up, later than
