@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
-from dagster_evals.models import DatasetRow
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.models import DatasetRow
+from dagster_evals.engine.sync import sync_rows
 
 KEY = "bench-key"
 

@@ -18,9 +18,9 @@ import time
 from machine import cpu_model
 
 from dagster_evals.backends.keywordsai.platform import PACING_HEADROOM, KeywordsAIPlatform
-from dagster_evals.http import RetryPolicy
-from dagster_evals.models import DatasetRow
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.http import RetryPolicy
+from dagster_evals.engine.models import DatasetRow
+from dagster_evals.engine.sync import sync_rows
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 
 LIMIT = 60

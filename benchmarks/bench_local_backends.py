@@ -26,7 +26,7 @@ from sqlalchemy import event
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dagster_evals import DatasetRow, EvalRequest, LocalPlatform
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.sync import sync_rows
 from tests.pg_server import PostgresServer
 
 

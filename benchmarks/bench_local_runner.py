@@ -25,7 +25,7 @@ from machine import machine_line
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dagster_evals import DatasetRow, EvalRequest, LocalPlatform, run_eval_locally
-from dagster_evals.scorers import resolve_local_scorers
+from dagster_evals.engine.scorers import resolve_local_scorers
 
 
 def exact(output: str, expected: str) -> float:

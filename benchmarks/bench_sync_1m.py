@@ -98,7 +98,7 @@ def fake_requests(url: str) -> int:
 
 # -- child processes ------------------------------------------------------------------------------
 def child_baseline(source: str) -> dict[str, Any]:
-    from dagster_evals.sources import JsonlSource
+    from dagster_evals.engine.sources import JsonlSource
 
     started = time.perf_counter()
     rows = sum(1 for _ in JsonlSource(source, key_field="id").read())
@@ -107,8 +107,8 @@ def child_baseline(source: str) -> dict[str, Any]:
 
 
 def child_sync(backend: str, source: str, target: str) -> dict[str, Any]:
-    from dagster_evals.sources import JsonlSource
-    from dagster_evals.sync import sync_rows
+    from dagster_evals.engine.sources import JsonlSource
+    from dagster_evals.engine.sync import sync_rows
 
     if backend == "braintrust":
         from dagster_evals.backends.braintrust.platform import BraintrustPlatform

@@ -12,10 +12,13 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
-# Imported now, not lazily: the function shares its name with its module, and importing the module
-# `dagster_evals.prompt_task` first would otherwise leave the module where the function should be.
-from dagster_evals.prompt_task import prompt_task
-from dagster_evals.version import __version__
+from dagster_evals._moved_modules import install_moved_module_aliases
+from dagster_evals.engine.version import __version__
+from dagster_evals.judges.prompt_tasks import prompt_task
+
+# Old import paths of modules that moved (`dagster_evals.runner` -> `dagster_evals.engine.runner`, ...) keep
+# working, with a DeprecationWarning naming the new path.
+install_moved_module_aliases()
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
     from dagster_evals.backends.local import LocalPlatform
     from dagster_evals.component import EvalSuiteComponent
-    from dagster_evals.errors import (
+    from dagster_evals.engine.errors import (
         AuthError,
         ConfigError,
         CountMismatchError,
@@ -34,15 +37,7 @@ if TYPE_CHECKING:
         PlatformError,
         RateLimitedError,
     )
-    from dagster_evals.judges import (
-        JudgeResource,
-        JudgeSettings,
-        OpenAIJudgeResource,
-        judge,
-        rubric_judge,
-        rubric_judges_from_yaml,
-    )
-    from dagster_evals.models import (
+    from dagster_evals.engine.models import (
         DatasetRef,
         DatasetRow,
         EvalReport,
@@ -54,10 +49,20 @@ if TYPE_CHECKING:
         Snapshot,
         SyncResult,
     )
+    from dagster_evals.engine.runner import run_eval_locally
+    from dagster_evals.engine.scorers import BUILTIN_SCORERS, Scorer
+    from dagster_evals.engine.sources import CsvSource, IterableSource, JsonlSource, RowSource, load_rows
+    from dagster_evals.engine.sync import sync_rows
+    from dagster_evals.judges import (
+        JudgeResource,
+        JudgeSettings,
+        OpenAIJudgeResource,
+        judge,
+        rubric_judge,
+        rubric_judges_from_yaml,
+    )
     from dagster_evals.release_gate import GateApproval, GateClosedError, require_passing_gates
     from dagster_evals.resources import LocalResource
-    from dagster_evals.runner import run_eval_locally
-    from dagster_evals.scorers import BUILTIN_SCORERS, Scorer
     from dagster_evals.sensors import (
         build_eval_schedule,
         build_prompt_asset,
@@ -65,8 +70,6 @@ if TYPE_CHECKING:
         build_release_asset,
         build_release_sensor,
     )
-    from dagster_evals.sources import CsvSource, IterableSource, JsonlSource, RowSource, load_rows
-    from dagster_evals.sync import sync_rows
     from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
 
 # Public name -> the module that defines it, imported when the name is first used.
@@ -81,48 +84,48 @@ _LAZY: dict[str, str] = {
     "KeywordsAIResource": "dagster_evals.backends.keywordsai",
     "LocalPlatform": "dagster_evals.backends.local",
     "EvalSuiteComponent": "dagster_evals.component",
-    "AuthError": "dagster_evals.errors",
-    "ConfigError": "dagster_evals.errors",
-    "CountMismatchError": "dagster_evals.errors",
-    "DagsterEvalsError": "dagster_evals.errors",
-    "InputError": "dagster_evals.errors",
-    "NotFoundError": "dagster_evals.errors",
-    "PlatformError": "dagster_evals.errors",
-    "RateLimitedError": "dagster_evals.errors",
+    "AuthError": "dagster_evals.engine.errors",
+    "ConfigError": "dagster_evals.engine.errors",
+    "CountMismatchError": "dagster_evals.engine.errors",
+    "DagsterEvalsError": "dagster_evals.engine.errors",
+    "InputError": "dagster_evals.engine.errors",
+    "NotFoundError": "dagster_evals.engine.errors",
+    "PlatformError": "dagster_evals.engine.errors",
+    "RateLimitedError": "dagster_evals.engine.errors",
     "JudgeResource": "dagster_evals.judges",
     "JudgeSettings": "dagster_evals.judges",
     "OpenAIJudgeResource": "dagster_evals.judges",
     "judge": "dagster_evals.judges",
     "rubric_judge": "dagster_evals.judges",
     "rubric_judges_from_yaml": "dagster_evals.judges",
-    "DatasetRef": "dagster_evals.models",
-    "DatasetRow": "dagster_evals.models",
-    "EvalReport": "dagster_evals.models",
-    "EvalRequest": "dagster_evals.models",
-    "PlatformFunction": "dagster_evals.models",
-    "PromptVersion": "dagster_evals.models",
-    "RowResult": "dagster_evals.models",
-    "ScoreSummary": "dagster_evals.models",
-    "Snapshot": "dagster_evals.models",
-    "SyncResult": "dagster_evals.models",
+    "DatasetRef": "dagster_evals.engine.models",
+    "DatasetRow": "dagster_evals.engine.models",
+    "EvalReport": "dagster_evals.engine.models",
+    "EvalRequest": "dagster_evals.engine.models",
+    "PlatformFunction": "dagster_evals.engine.models",
+    "PromptVersion": "dagster_evals.engine.models",
+    "RowResult": "dagster_evals.engine.models",
+    "ScoreSummary": "dagster_evals.engine.models",
+    "Snapshot": "dagster_evals.engine.models",
+    "SyncResult": "dagster_evals.engine.models",
     "GateApproval": "dagster_evals.release_gate",
     "GateClosedError": "dagster_evals.release_gate",
     "require_passing_gates": "dagster_evals.release_gate",
     "LocalResource": "dagster_evals.resources",
-    "run_eval_locally": "dagster_evals.runner",
-    "BUILTIN_SCORERS": "dagster_evals.scorers",
-    "Scorer": "dagster_evals.scorers",
+    "run_eval_locally": "dagster_evals.engine.runner",
+    "BUILTIN_SCORERS": "dagster_evals.engine.scorers",
+    "Scorer": "dagster_evals.engine.scorers",
     "build_eval_schedule": "dagster_evals.sensors",
     "build_prompt_asset": "dagster_evals.sensors",
     "build_prompt_version_sensor": "dagster_evals.sensors",
     "build_release_asset": "dagster_evals.sensors",
     "build_release_sensor": "dagster_evals.sensors",
-    "CsvSource": "dagster_evals.sources",
-    "IterableSource": "dagster_evals.sources",
-    "JsonlSource": "dagster_evals.sources",
-    "RowSource": "dagster_evals.sources",
-    "load_rows": "dagster_evals.sources",
-    "sync_rows": "dagster_evals.sync",
+    "CsvSource": "dagster_evals.engine.sources",
+    "IterableSource": "dagster_evals.engine.sources",
+    "JsonlSource": "dagster_evals.engine.sources",
+    "RowSource": "dagster_evals.engine.sources",
+    "load_rows": "dagster_evals.engine.sources",
+    "sync_rows": "dagster_evals.engine.sync",
     "AssetSource": "dagster_evals.translator",
     "DagsterEvalsTranslator": "dagster_evals.translator",
     "EvalAssetProps": "dagster_evals.translator",

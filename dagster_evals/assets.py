@@ -31,23 +31,23 @@ from dagster_evals.baselines import (
     resolve_baseline,
 )
 from dagster_evals.checks import check_specs, evaluate_checks
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.git import repo_info
+from dagster_evals.engine.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
+from dagster_evals.engine.scorers import resolve_scorer
+from dagster_evals.engine.sources import RowSource, as_source
+from dagster_evals.engine.summary import report_counts_line
+from dagster_evals.engine.sync import scan_source, sync_rows
+from dagster_evals.engine.triggers import Trigger, find_prompt_version, resolve_trigger
 from dagster_evals.eval_state import eval_state, fail_abandoned_reports
-from dagster_evals.git import repo_info
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.metadata import PREVIEW_ROWS, snapshot_metadata, sync_metadata
-from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, Snapshot
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
 from dagster_evals.report_metadata import eval_report_metadata, observed_prompt_version
-from dagster_evals.scorers import resolve_scorer
 from dagster_evals.sharding import suite_checkpoints, validate_sharding
-from dagster_evals.sources import RowSource, as_source
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.suite_config import check_scorer_names, validate_suite
-from dagster_evals.summary import report_counts_line
-from dagster_evals.sync import scan_source, sync_rows
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator, spec_kwargs, suite_asset_spec
-from dagster_evals.triggers import Trigger, find_prompt_version, resolve_trigger
 
 SourceLike = RowSource | str | Path | Callable[[], Iterable[Any]]
 __all__ = [

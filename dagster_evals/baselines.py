@@ -18,8 +18,8 @@ from typing import Any
 import dagster as dg
 
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.errors import DagsterEvalsError, NotFoundError
-from dagster_evals.gates import Baseline, describe_backend
+from dagster_evals.engine.errors import DagsterEvalsError, NotFoundError
+from dagster_evals.engine.gates import Baseline, describe_backend
 
 BASELINE_PREVIOUS = "previous"
 BASELINE_PREVIOUS_PARTITION = "previous_partition"

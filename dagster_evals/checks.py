@@ -1,6 +1,6 @@
 """Gates on an eval report: per-scorer thresholds, regression against a baseline, completeness.
 
-The rules themselves are in `dagster_evals.gates` (shared with the Airflow provider); here each verdict
+The rules themselves are in `dagster_evals.engine.gates` (shared with the Airflow provider); here each verdict
 becomes a `dg.AssetCheckResult`. The eval report asset emits them in the
 same step that ran the eval; with `blocking=True` a failed gate stops downstream assets (e.g. a release).
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_evals.gates import (
+from dagster_evals.engine.gates import (
     COMPLETENESS_CHECK,
     REGRESSION_CHECK,
     Baseline,
@@ -29,10 +29,10 @@ from dagster_evals.gates import (
     threshold_check_name,
     validate_thresholds,
 )
+from dagster_evals.engine.models import EvalReport
 from dagster_evals.metadata import rounded_for_display
-from dagster_evals.models import EvalReport
 
-# The rules live in `dagster_evals.gates` (shared with the Airflow provider); kept importable from here.
+# The rules live in `dagster_evals.engine.gates` (shared with the Airflow provider); kept importable from here.
 __all__ = [
     "COMPLETENESS_CHECK",
     "REGRESSION_CHECK",

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from dagster_evals.errors import DagsterEvalsError
-from dagster_evals.triggers import TAG_GIT_COMMIT, TAG_RELEASE_TAG, TAG_TRIGGER
+from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.triggers import TAG_GIT_COMMIT, TAG_RELEASE_TAG, TAG_TRIGGER
 
 TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 

@@ -92,7 +92,7 @@ class EvalSuiteScaffolder(Scaffolder[EvalSuiteScaffoldParams]):
         return EvalSuiteScaffoldParams
 
     def scaffold(self, request: ScaffoldRequest[EvalSuiteScaffoldParams]) -> None:
-        from dagster_evals.scorers import BUILTIN_SCORERS
+        from dagster_evals.engine.scorers import BUILTIN_SCORERS
 
         params = request.params or EvalSuiteScaffoldParams()
         folder = request.target_path

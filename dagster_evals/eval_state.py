@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from dagster_evals.checkpoints import CheckpointStore, store_for
-from dagster_evals.embedded_db import bind_state_database, redacted_url, sqlite_file
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.checkpoints import CheckpointStore, store_for
+from dagster_evals.engine.embedded_db import bind_state_database, redacted_url, sqlite_file
+from dagster_evals.engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite

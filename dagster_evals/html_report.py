@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.models import EvalReport
+from dagster_evals.engine.review import ReviewedRow, paired_rows
 from dagster_evals.metadata import format_number
-from dagster_evals.models import EvalReport
-from dagster_evals.review import ReviewedRow, paired_rows
 
 if TYPE_CHECKING:
     import dagster as dg

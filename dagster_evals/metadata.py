@@ -19,8 +19,8 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_evals.formatting import DISPLAY_DIGITS, display_float, format_number, rounded_for_display
-from dagster_evals.models import DatasetRow, EvalReport, Snapshot, SyncResult
+from dagster_evals.engine.formatting import DISPLAY_DIGITS, display_float, format_number, rounded_for_display
+from dagster_evals.engine.models import DatasetRow, EvalReport, Snapshot, SyncResult
 
 __all__ = ["DISPLAY_DIGITS", "display_float", "format_number", "rounded_for_display"]
 

@@ -25,9 +25,9 @@ import dagster as dg
 
 from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.baselines import BASELINE_LOOKBACK, describe_backend, plain_metadata
-from dagster_evals.errors import DagsterEvalsError, NotFoundError
-from dagster_evals.models import DatasetRef, Snapshot
-from dagster_evals.row_index import pairs_digest
+from dagster_evals.engine.errors import DagsterEvalsError, NotFoundError
+from dagster_evals.engine.models import DatasetRef, Snapshot
+from dagster_evals.engine.row_index import pairs_digest
 
 
 @dataclass(frozen=True)

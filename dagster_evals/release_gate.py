@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
 from dagster_evals.step_failures import dagster_failures
 
 if TYPE_CHECKING:

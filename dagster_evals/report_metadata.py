@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from dagster_evals.errors import DagsterEvalsError
-from dagster_evals.git import repo_info
+from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.git import repo_info
+from dagster_evals.engine.models import EvalReport
+from dagster_evals.engine.review import REVIEW_ROWS, Review, ReviewedRow, review_report
+from dagster_evals.engine.usage_report import usage_metadata
 from dagster_evals.metadata import (
     exact_scores,
     format_number,
@@ -34,10 +37,7 @@ from dagster_evals.metadata import (
     report_markdown,
     rounded_for_display,
 )
-from dagster_evals.models import EvalReport
-from dagster_evals.review import REVIEW_ROWS, Review, ReviewedRow, review_report
 from dagster_evals.translator import suite_asset_spec
-from dagster_evals.usage_report import usage_metadata
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite, SuiteEvalRun

@@ -18,12 +18,17 @@ import httpx
 
 from dagster_evals.assets import EvalSuite
 from dagster_evals.backends.base import EvalPlatformResource
-from dagster_evals.errors import ConfigError, DagsterEvalsError
-from dagster_evals.git import list_tags
-from dagster_evals.new_versions import InitialRuns, new_prompt_versions, new_releases
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
+from dagster_evals.engine.git import list_tags
+from dagster_evals.engine.new_versions import InitialRuns, new_prompt_versions, new_releases
+from dagster_evals.engine.triggers import (
+    TAG_TRIGGER,
+    prompt_run_tags,
+    release_partition_key,
+    release_run_tags,
+)
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import suite_asset_spec
-from dagster_evals.triggers import TAG_TRIGGER, prompt_run_tags, release_partition_key, release_run_tags
 
 DEFAULT_MINIMUM_INTERVAL_S = 60
 OUTAGE_ERRORS = (DagsterEvalsError, httpx.HTTPError, OSError, sqlite3.Error)

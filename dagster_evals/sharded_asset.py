@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from dagster_evals.checks import check_specs
+from dagster_evals.engine.models import Snapshot
+from dagster_evals.engine.shard_key import shard_of
 from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
-from dagster_evals.models import Snapshot
-from dagster_evals.shard_key import shard_of
 from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import spec_kwargs, suite_asset_spec

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from dagster_evals.checkpoints import RowCheckpoints, digest
-from dagster_evals.errors import ConfigError, DagsterEvalsError
+from dagster_evals.engine.checkpoints import RowCheckpoints, digest
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
+from dagster_evals.engine.limits import MAX_SHARDS
+from dagster_evals.engine.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
+from dagster_evals.engine.progress import track_results
+from dagster_evals.engine.runner import run_eval_locally
+from dagster_evals.engine.scorers import Scorer, resolve_local_scorers
+from dagster_evals.engine.shard_key import shard_of
 from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
-from dagster_evals.limits import MAX_SHARDS
-from dagster_evals.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
-from dagster_evals.progress import track_results
-from dagster_evals.runner import run_eval_locally
-from dagster_evals.scorers import Scorer, resolve_local_scorers
-from dagster_evals.shard_key import shard_of
 
 __all__ = ["rows_of_shard", "run_shard", "shard_of"]
 
@@ -46,7 +46,7 @@ def rows_of_shard(rows: Iterator[DatasetRow], index: int, shards: int) -> Iterat
     """The rows of `rows` that shard `index` of `shards` scores (streamed).
 
     Example:
-        >>> from dagster_evals.models import DatasetRow
+        >>> from dagster_evals.engine.models import DatasetRow
         >>> rows = [DatasetRow.build(input=i) for i in range(10)]
         >>> sum(len(list(rows_of_shard(iter(rows), i, 3))) for i in range(3))
         10
@@ -92,7 +92,7 @@ def checkpoint_key(run_key: str, suite: EvalSuite, snapshot: Snapshot) -> str:
 def suite_checkpoints(
     context: StepContext, suite: EvalSuite, snapshot: Snapshot, *, prune: bool = False
 ) -> RowCheckpoints:
-    """The checkpoints of this step's eval run (see `dagster_evals.checkpoints`); with `prune`, first drop
+    """The checkpoints of this step's eval run (see `dagster_evals.engine.checkpoints`); with `prune`, first drop
     the checkpoints of eval runs past the retention period."""
     store = checkpoint_store(context, suite)
     if prune:

@@ -1,6 +1,6 @@
 """Errors leaving a Dagster step become `dagster.Failure`s, so the run page shows their message, not a traceback.
 
-`dagster_evals.errors` holds plain exceptions (the engine imports no Dagster). Each step body of the Dagster
+`dagster_evals.engine.errors` holds plain exceptions (the engine imports no Dagster). Each step body of the Dagster
 surface is wrapped with `dagster_failures`: a `DagsterEvalsError` raised inside it is re-raised as an
 instance of a class deriving from both its own class and `dagster.Failure`, so `except InputError` and
 `pytest.raises(ConfigError)` keep catching it and Dagster renders its description and metadata.
@@ -15,7 +15,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import dagster as dg
 
-from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.engine.errors import DagsterEvalsError
 
 P = ParamSpec("P")
 R = TypeVar("R")

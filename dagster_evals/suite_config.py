@@ -17,9 +17,9 @@ import dagster as dg
 
 from dagster_evals.baselines import BASELINE_MODES
 from dagster_evals.checks import validate_thresholds
-from dagster_evals.errors import ConfigError
-from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
-from dagster_evals.timeouts import AUTO
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
+from dagster_evals.engine.timeouts import AUTO
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite
@@ -84,8 +84,8 @@ def _check_optional_str(name: str, field: str, value: Any) -> None:
 
 def _check_task(name: str, task: Any) -> None:
     """A task is None, a `PlatformFunction`, or a callable taking the row's input (or row fields by name)."""
-    from dagster_evals.models import PlatformFunction
-    from dagster_evals.task_call import task_call_problem
+    from dagster_evals.engine.models import PlatformFunction
+    from dagster_evals.engine.task_call import task_call_problem
 
     if task is None or isinstance(task, PlatformFunction):
         return

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import dagster as dg
 
-from dagster_evals.errors import ConfigError, InputError
-from dagster_evals.models import DatasetRow
-from dagster_evals.sources import as_source, row_from_mapping
+from dagster_evals.engine.errors import ConfigError, InputError
+from dagster_evals.engine.models import DatasetRow
+from dagster_evals.engine.sources import as_source, row_from_mapping
 
 if TYPE_CHECKING:
     from dagster_evals.assets import EvalSuite

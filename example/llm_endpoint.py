@@ -22,7 +22,7 @@ OFFLINE_KEY = "offline-example-key"
 QUESTION_PREFIX = "Customer question:"
 
 # The prompt the suite evaluates when a run is about no prompt version (a local prompt's content: see
-# dagster_evals.prompt_task for the Braintrust and Keywords AI shapes).
+# dagster_evals.judges.prompt_tasks for the Braintrust and Keywords AI shapes).
 STARTER_PROMPT: dict[str, Any] = {
     "messages": [
         {

@@ -15,7 +15,7 @@ import pytest
 if importlib.util.find_spec("airflow") is None:
     pytest.skip("the Airflow provider's tests need the [airflow] extra", allow_module_level=True)
 
-from dagster_evals.models import DatasetRow
+from dagster_evals.engine.models import DatasetRow
 from dagster_evals.testing.braintrust import BraintrustFake
 from tests.airflow_harness import PYTHON, Airflow, airflow_env
 from tests.conftest import braintrust_platform
@@ -24,7 +24,7 @@ from tests.conftest import braintrust_platform
 BAD_INPUT = """
 import json, os
 from dagster_evals.airflow import EvalGateOperator, RunEvalOperator, SyncDatasetOperator, EvalsHook
-from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.engine.errors import DagsterEvalsError
 
 def error(make):
     try:
@@ -80,7 +80,7 @@ from datetime import datetime
 from airflow.sdk import DAG
 
 from dagster_evals.airflow import EvalGateOperator, PinSnapshotOperator, RunEvalOperator
-from dagster_evals.models import PlatformFunction
+from dagster_evals.engine.models import PlatformFunction
 
 TASK = PlatformFunction(
     platform="braintrust",

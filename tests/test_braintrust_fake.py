@@ -16,8 +16,8 @@ import pytest
 
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.client import BraintrustClient
-from dagster_evals.errors import AuthError, NotFoundError, PlatformError
-from dagster_evals.http import HttpClient, RetryPolicy
+from dagster_evals.engine.errors import AuthError, NotFoundError, PlatformError
+from dagster_evals.engine.http import HttpClient, RetryPolicy
 from dagster_evals.testing.braintrust import BraintrustFake, openapi, parse_version, prettify_xact
 from dagster_evals.testing.server import ServerThread, in_process_transport
 from tests.braintrust_spec_rules import SPEC_RULES, our_fields, spec_node

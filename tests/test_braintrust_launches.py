@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dagster_evals.backends.braintrust import BraintrustPlatform
-from dagster_evals.models import DatasetRow, EvalRequest, PlatformFunction, content_hash
+from dagster_evals.engine.models import DatasetRow, EvalRequest, PlatformFunction, content_hash
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.server import ServerThread
 from tests.conftest import braintrust_platform

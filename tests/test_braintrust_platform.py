@@ -27,8 +27,8 @@ from dagster_evals.backends.braintrust.platform import (
     function_ref,
     git_repo_info,
 )
-from dagster_evals.models import DatasetRow
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.models import DatasetRow
+from dagster_evals.engine.sync import sync_rows
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.faults import Fault
 from dagster_evals.testing.server import ServerThread

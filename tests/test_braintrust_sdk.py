@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dagster_evals.backends.braintrust import BraintrustPlatform
-from dagster_evals.models import DatasetRef
+from dagster_evals.engine.models import DatasetRef
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.server import ServerThread
 

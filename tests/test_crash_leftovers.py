@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from dagster_evals import EvalSuite, LocalEvalResource, LocalPlatform, build_eval_suite_definitions
 from dagster_evals.cli import main as cli
-from dagster_evals.embedded_db import RETRY_ENV
+from dagster_evals.engine.embedded_db import RETRY_ENV
 from tests.conftest import materialization, materialize_suite, qa_rows, write_jsonl
 from tests.pg_server import PostgresServer, private_postgres
 
@@ -240,7 +240,7 @@ def test_a_sync_killed_by_a_database_crash_leaves_no_staged_rows_after_the_next_
 HOLD_A_STAGE = """
 import sys, time
 from dagster_evals import LocalPlatform
-from dagster_evals.models import DatasetRow
+from dagster_evals.engine.models import DatasetRow
 
 platform = LocalPlatform(url=sys.argv[1])
 stage = platform.staged_sync(platform.ensure_dataset("held"))
@@ -251,7 +251,7 @@ time.sleep(600)
 
 
 def test_a_sync_never_removes_the_stage_of_a_sync_still_running(tmp_path: Path, postgres_url: str) -> None:
-    from dagster_evals.models import DatasetRow
+    from dagster_evals.engine.models import DatasetRow
 
     platform = LocalPlatform(url=postgres_url)
     ds = platform.ensure_dataset("held")
@@ -280,7 +280,7 @@ def test_a_stage_from_another_host_is_removed_only_once_its_heartbeat_is_stale(p
     from datetime import timedelta
 
     from dagster_evals.backends.local.leases import OWNER_LOST_AFTER
-    from dagster_evals.models import DatasetRow, utcnow
+    from dagster_evals.engine.models import DatasetRow, utcnow
 
     platform = LocalPlatform(url=postgres_url)
     ds = platform.ensure_dataset("elsewhere")

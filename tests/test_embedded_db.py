@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from dagster_evals.checkpoints import CheckpointStore
-from dagster_evals.checkpoints import metadata as checkpoint_metadata
+from dagster_evals.engine.checkpoints import CheckpointStore
+from dagster_evals.engine.checkpoints import metadata as checkpoint_metadata
 from dagster_evals.judges.cache import JudgeCache
 from dagster_evals.judges.cache import metadata as judge_metadata
 

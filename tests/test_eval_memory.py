@@ -13,15 +13,23 @@ from typing import Any
 
 import pytest
 
-from dagster_evals import EvalSuite, report_spill
+from dagster_evals import EvalSuite
 from dagster_evals.backends.local import datasets as local_datasets
 from dagster_evals.backends.local.platform import LocalPlatform
-from dagster_evals.models import DatasetRef, DatasetRow, EvalReport, EvalRequest, RowResult, ScoreSummary
+from dagster_evals.engine import report_spill
+from dagster_evals.engine.models import (
+    DatasetRef,
+    DatasetRow,
+    EvalReport,
+    EvalRequest,
+    RowResult,
+    ScoreSummary,
+)
+from dagster_evals.engine.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
+from dagster_evals.engine.usage import TASK_SCOPE
+from dagster_evals.engine.usage_report import UsageTotals
 from dagster_evals.sharding import shard_of, shard_rows
-from dagster_evals.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
 from dagster_evals.testing.keywordsai import KeywordsAIFake
-from dagster_evals.usage import TASK_SCOPE
-from dagster_evals.usage_report import UsageTotals
 from tests.conftest import (
     keywordsai_fake,
     keywordsai_resource,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from dagster_evals import BraintrustResource, KeywordsAIResource, LocalResource
-from dagster_evals.errors import ConfigError, PlatformError
+from dagster_evals.engine.errors import ConfigError, PlatformError
 from dagster_evals.testing import BraintrustFake, KeywordsAIFake
 from dagster_evals.testing.openai.rule_files import RuleFileError, command_line_rules, load_rules_file
 from tests.conftest import REPO, arith_suite, materialize_suite, qa_rows, write_jsonl

@@ -14,8 +14,8 @@ import pytest
 
 from dagster_evals import ConfigError, EvalSuite, LocalEvalResource, LocalPlatform, build_eval_suite_assets
 from dagster_evals.baselines import BASELINE_LOOKBACK
-from dagster_evals.sources import as_source, load_rows
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.sources import as_source, load_rows
+from dagster_evals.engine.sync import sync_rows
 from tests.conftest import add_task, materialization, qa_rows, write_jsonl
 
 

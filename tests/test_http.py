@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dagster_evals.http import HttpClient, RetryPolicy
+from dagster_evals.engine.http import HttpClient, RetryPolicy
 from dagster_evals.testing import ServerThread
 
 

@@ -41,9 +41,9 @@ for name in {modules!r}:
 
 import dagster_evals
 from dagster_evals.backends.local.platform import LocalPlatform
-from dagster_evals.gates import evaluate_gate, gate_verdict
-from dagster_evals.models import DatasetRow, EvalRequest
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.gates import evaluate_gate, gate_verdict
+from dagster_evals.engine.models import DatasetRow, EvalRequest
+from dagster_evals.engine.sync import sync_rows
 
 platform = LocalPlatform(url="sqlite://")
 dataset = platform.ensure_dataset("rows")
@@ -71,12 +71,12 @@ ENGINE_MODULES = [
     "dagster_evals.backends.braintrust",
     "dagster_evals.backends.keywordsai",
     "dagster_evals.judges",
-    "dagster_evals.gates",
-    "dagster_evals.new_versions",
-    "dagster_evals.triggers",
-    "dagster_evals.runner",
-    "dagster_evals.checkpoints",
-    "dagster_evals.prompt_task",
+    "dagster_evals.engine.gates",
+    "dagster_evals.engine.new_versions",
+    "dagster_evals.engine.triggers",
+    "dagster_evals.engine.runner",
+    "dagster_evals.engine.checkpoints",
+    "dagster_evals.judges.prompt_tasks",
 ]
 
 
@@ -89,7 +89,7 @@ def test_the_engine_and_the_airflow_provider_run_where_dagster_cannot_be_importe
     assert done.returncode == 0, done.stderr[-4000:]
     verdict, loaded = done.stdout.strip().splitlines()[-2:]
     assert verdict == "passed"
-    assert loaded == "dagster_evals.errors []"
+    assert loaded == "dagster_evals.engine.errors []"
 
 
 def test_every_public_name_is_still_importable_from_the_package() -> None:
@@ -102,8 +102,7 @@ def test_every_public_name_is_still_importable_from_the_package() -> None:
 
     assert dagster_evals.EvalPlatformResource is EvalPlatformResource
     assert via_platform is LocalEvalResource and JudgeResource is dagster_evals.JudgeResource
-    importlib.import_module("dagster_evals.prompt_task")  # the module does not shadow the function
-
+    importlib.import_module("dagster_evals.prompt_task")  # the old module path does not shadow the function
     assert callable(dagster_evals.prompt_task) and dagster_evals.prompt_task.__name__ == "prompt_task"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -129,3 +128,42 @@ def test_an_error_leaving_a_dagster_step_is_a_failure_and_keeps_its_class(tmp_pa
     assert "rows.jsonl:2: malformed JSON" in str(raised.value) and raised.value.description == str(
         raised.value
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("dagster_evals.runner", "dagster_evals.engine.runner"),
+        ("dagster_evals.models", "dagster_evals.engine.models"),
+        ("dagster_evals.usage_report", "dagster_evals.engine.usage_report"),
+    ],
+)
+def test_a_moved_module_keeps_its_old_path_with_a_warning_naming_the_new_one(old: str, new: str) -> None:
+    script = f"""
+import warnings
+warnings.simplefilter("error")  # the first import of the old path must warn
+import {new} as moved
+try:
+    import {old}
+except DeprecationWarning as warning:
+    print("WARNED", warning)
+warnings.simplefilter("ignore")
+import {old} as old_module
+print("SAME", old_module is moved, old_module.__spec__.name)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"WARNED {old} moved to {new}" in done.stdout
+    assert f"SAME True {new}" in done.stdout
+
+
+def test_a_judge_name_resolves_through_the_engine_without_importing_dagster() -> None:
+    script = """
+import sys
+sys.modules["dagster"] = None
+from dagster_evals.engine.scorers import resolve_scorer
+print(resolve_scorer("factuality").name)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "factuality"

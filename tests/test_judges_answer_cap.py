@@ -25,7 +25,7 @@ from dagster_evals import (
     judge,
     run_eval_locally,
 )
-from dagster_evals.scorers import resolve_local_scorers
+from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.testing.server import ServerThread
 from tests.conftest import materialization, materialize_suite, write_jsonl
 

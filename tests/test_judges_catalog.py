@@ -17,11 +17,11 @@ from dagster_evals import (
     judge,
     rubric_judge,
     rubric_judges_from_yaml,
-    usage,
 )
+from dagster_evals.engine import usage
+from dagster_evals.engine.scorers import resolve_scorer
 from dagster_evals.judges.cache import JudgeCache
 from dagster_evals.judges.catalog import CATALOG, JUDGE_NAMES
-from dagster_evals.scorers import resolve_scorer
 from dagster_evals.testing.openai import OpenAIFake, ToolCall
 
 KEY = "sk-catalog-key-0001"

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from dagster_evals import ConfigError, EvalSuite, LocalEvalResource, PromptVersion, build_eval_suite_assets
-from dagster_evals.prompt_task import parse_prompt, prompt_task, render
+from dagster_evals.judges.prompt_tasks import parse_prompt, prompt_task, render
 from dagster_evals.testing.openai import OpenAIFake, ToolCall
 from tests.conftest import materialization, write_jsonl
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from dagster_evals.errors import PlatformError
+from dagster_evals.engine.errors import PlatformError
 from dagster_evals.judges.client import JudgeClient
 from dagster_evals.judges.sessions import SessionSender
 from dagster_evals.judges.settings import JudgeSettings

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from dagster_evals import EvalSuite, LocalResource, build_eval_suite_assets
+from dagster_evals.engine.usage import metered_async_http_client, metered_http_client
 from dagster_evals.testing.openai import OpenAIFake
-from dagster_evals.usage import metered_async_http_client, metered_http_client
 from tests.conftest import materialization, write_jsonl
 
 KEY = "sk-task-usage-key-424242"
@@ -103,7 +103,7 @@ def test_async_task_with_the_async_sdk_is_metered_the_same_way(
 def test_record_answer_meters_an_sdk_answer_by_hand(
     base_url: str, tmp_path: Path, instance: dg.DagsterInstance, db_path: Path
 ) -> None:
-    from dagster_evals.usage import record_answer
+    from dagster_evals.engine.usage import record_answer
 
     client = openai.OpenAI(base_url=base_url, api_key=KEY)  # a client the package does not wrap
 

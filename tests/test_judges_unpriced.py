@@ -93,7 +93,7 @@ def test_a_half_or_negative_price_override_is_refused(prices: dict[str, float]) 
 
 
 def test_the_moved_usage_report_names_still_import_with_a_warning() -> None:
-    from dagster_evals import usage, usage_report
+    from dagster_evals.engine import usage, usage_report
 
     with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.usage_report\.UsageTotals"):
         assert usage.UsageTotals is usage_report.UsageTotals

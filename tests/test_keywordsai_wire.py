@@ -13,8 +13,8 @@ import pytest
 from dagster_evals import EvalRequest, InputError, PlatformFunction
 from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource, metadata_filter
 from dagster_evals.backends.keywordsai.rows import log_from_row
-from dagster_evals.models import DatasetRow, content_hash
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.models import DatasetRow, content_hash
+from dagster_evals.engine.sync import sync_rows
 from dagster_evals.testing import Fault, ServerThread
 from dagster_evals.testing.keywordsai import KeywordsAIFake
 from tests.conftest import KEYWORDSAI_KEY as KEY

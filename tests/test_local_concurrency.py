@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dagster_evals import DatasetRow, LocalPlatform
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.sync import sync_rows
 
 SPAWN = multiprocessing.get_context("fork")  # a real process; forked so it starts in milliseconds
 WORKERS = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 from dagster_evals import DatasetRow, LocalEvalResource, LocalPlatform
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.sync import sync_rows
 
 
 def row(i: int, text: str = "x") -> DatasetRow:

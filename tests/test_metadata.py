@@ -13,9 +13,9 @@ import pytest
 from autoevals.score import Score
 
 from dagster_evals import EvalSuite, LocalResource, build_eval_suite_definitions
+from dagster_evals.engine.models import EvalReport, ScoreSummary
+from dagster_evals.engine.review import REVIEW_ROWS
 from dagster_evals.metadata import display_float, format_number, report_markdown, rounded_for_display
-from dagster_evals.models import EvalReport, ScoreSummary
-from dagster_evals.review import REVIEW_ROWS
 from tests.conftest import qa_rows, write_jsonl
 
 BROKEN: set[int] = set()
@@ -186,7 +186,8 @@ def test_the_table_says_how_many_rows_it_leaves_out(
 def test_the_documented_examples_run() -> None:
     import doctest
 
-    from dagster_evals import formatting, review, scorers, translator
+    from dagster_evals import translator
+    from dagster_evals.engine import formatting, review, scorers
 
     for module in (formatting, review, scorers, translator):
         outcome = doctest.testmod(module)

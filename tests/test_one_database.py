@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from dagster_evals import BraintrustResource, EvalSuite, LocalResource, build_eval_suite_definitions
-from dagster_evals.embedded_db import RETRY_ENV
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.embedded_db import RETRY_ENV
+from dagster_evals.engine.errors import ConfigError
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.openai import OpenAIFake, ToolCall
 from tests.conftest import (

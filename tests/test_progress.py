@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_evals import EvalSuite, LocalResource, build_eval_suite_definitions
-from dagster_evals.models import RowResult
-from dagster_evals.progress import ProgressReporter, format_duration, sync_progress, track_results
+from dagster_evals.engine.models import RowResult
+from dagster_evals.engine.progress import ProgressReporter, format_duration, sync_progress, track_results
 from tests.conftest import add_task, qa_rows, write_jsonl
 
 

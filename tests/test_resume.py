@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 
 from dagster_evals.backends.local.platform import LocalPlatform
-from dagster_evals.checkpoints import CheckpointStore
-from dagster_evals.models import DatasetRow, RowResult
-from dagster_evals.runner import run_eval_locally
-from dagster_evals.scorers import resolve_local_scorers
+from dagster_evals.engine.checkpoints import CheckpointStore
+from dagster_evals.engine.models import DatasetRow, RowResult
+from dagster_evals.engine.runner import run_eval_locally
+from dagster_evals.engine.scorers import resolve_local_scorers
 from tests import sharding_defs
 from tests.test_sharding import MULTIPROCESS, ROWS, calls, checks_of, comparable, env, report_of, rows_of
 
@@ -165,7 +165,8 @@ def test_a_row_cancelled_mid_call_is_not_checkpointed(tmp_path: Path) -> None:
 def test_the_documented_examples_run() -> None:
     import doctest
 
-    from dagster_evals import checkpoints, sharding
+    from dagster_evals import sharding
+    from dagster_evals.engine import checkpoints
 
     for module in (checkpoints, sharding):
         outcome = doctest.testmod(module)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dagster_evals import ConfigError, DatasetRow, RowResult, run_eval_locally
-from dagster_evals.scorers import resolve_local_scorers, resolve_scorer
+from dagster_evals.engine.scorers import resolve_local_scorers, resolve_scorer
 
 
 def rows(n: int) -> list[DatasetRow]:
@@ -193,7 +193,7 @@ def test_a_wedged_sync_task_does_not_keep_the_interpreter_from_exiting(tmp_path:
     script.write_text(
         "import threading\n"
         "from dagster_evals import DatasetRow, run_eval_locally\n"
-        "from dagster_evals.scorers import resolve_local_scorers\n"
+        "from dagster_evals.engine.scorers import resolve_local_scorers\n"
         "def task(input):\n"
         "    threading.Event().wait()\n"
         "stats = run_eval_locally([DatasetRow.build(input=1)], task, resolve_local_scorers(['exact_match']),"

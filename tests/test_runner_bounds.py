@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from dagster_evals import ConfigError, DatasetRow, run_eval_locally
-from dagster_evals.limits import MAX_CONCURRENCY_LIMIT
-from dagster_evals.scorers import resolve_local_scorers
+from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT
+from dagster_evals.engine.scorers import resolve_local_scorers
 
 
 def rows(n: int) -> list[DatasetRow]:

@@ -13,7 +13,7 @@ import pytest
 
 from dagster_evals import ConfigError, DatasetRow, RowResult, run_eval_locally
 from dagster_evals.backends.local import LocalEvalResource
-from dagster_evals.scorers import resolve_local_scorers
+from dagster_evals.engine.scorers import resolve_local_scorers
 from tests.conftest import arith_suite, materialization, materialize_suite, qa_rows, write_jsonl
 
 # Longer than any bound under test, far shorter than the 300 s scorer default: a run that ends within it

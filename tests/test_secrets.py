@@ -251,7 +251,7 @@ def echo_app(status: int, prefix_chars: int) -> Any:
 
 
 def test_a_key_with_a_trailing_newline_is_stripped_and_works(caplog: pytest.LogCaptureFixture) -> None:
-    from dagster_evals.http import HttpClient, RetryPolicy
+    from dagster_evals.engine.http import HttpClient, RetryPolicy
     from dagster_evals.testing import BraintrustFake, ServerThread
 
     fake = BraintrustFake(api_key=SECRET)
@@ -307,7 +307,7 @@ def test_a_key_echoed_in_an_error_body_never_leaks_even_across_the_cut(
 ) -> None:
     """The platform quotes the Authorization header after `cut` characters: the 500-character message
     limit falls before, inside or after the key, and nothing of the key survives anywhere."""
-    from dagster_evals.http import HttpClient, RetryPolicy
+    from dagster_evals.engine.http import HttpClient, RetryPolicy
     from dagster_evals.testing import ServerThread
 
     with ServerThread(echo_app(status, cut)) as server, caplog.at_level("DEBUG"):

@@ -15,7 +15,7 @@ import pytest
 
 from dagster_evals import ConfigError, EvalSuite
 from dagster_evals.backends.local.platform import LocalPlatform
-from dagster_evals.models import EvalReport, PlatformFunction
+from dagster_evals.engine.models import EvalReport, PlatformFunction
 from dagster_evals.sharding import shard_of
 from tests import sharding_defs
 from tests.conftest import qa_rows, write_jsonl

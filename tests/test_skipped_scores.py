@@ -15,7 +15,7 @@ import pytest
 from dagster_evals import EvalSuite
 from dagster_evals.backends.braintrust import BraintrustResource
 from dagster_evals.backends.local import LocalEvalResource
-from dagster_evals.models import DatasetRow, EvalRequest, PlatformFunction, content_hash
+from dagster_evals.engine.models import DatasetRow, EvalRequest, PlatformFunction, content_hash
 from dagster_evals.testing import BraintrustFake
 from tests.conftest import (
     add_task,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dagster_evals import CsvSource, InputError, IterableSource, JsonlSource, load_rows
-from dagster_evals.sync import scan_source
+from dagster_evals.engine.sync import scan_source
 from tests.conftest import write_jsonl
 
 

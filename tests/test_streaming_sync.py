@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from dagster_evals import DatasetRow, InputError, LocalPlatform
 from dagster_evals.backends.base import rows_digest
-from dagster_evals.row_index import pairs_digest
-from dagster_evals.sources import IterableSource, JsonlSource, load_rows
-from dagster_evals.sync import scan_source, sync_rows
+from dagster_evals.engine.row_index import pairs_digest
+from dagster_evals.engine.sources import IterableSource, JsonlSource, load_rows
+from dagster_evals.engine.sync import scan_source, sync_rows
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.server import ServerThread
 from tests.fault_helpers import stored_rows

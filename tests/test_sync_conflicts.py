@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from dagster_evals import DatasetRow, LocalPlatform
-from dagster_evals.errors import SyncConflictError
-from dagster_evals.sources import JsonlSource
-from dagster_evals.sync import sync_rows
+from dagster_evals.engine.errors import SyncConflictError
+from dagster_evals.engine.sources import JsonlSource
+from dagster_evals.engine.sync import sync_rows
 from tests.conftest import write_jsonl
 
 FORK = multiprocessing.get_context("fork")  # a real process; forked so it starts in milliseconds
@@ -109,7 +109,7 @@ def test_on_braintrust_two_syncs_at_once_fail_their_count_check_saying_why(tmp_p
     import threading
 
     from dagster_evals import BraintrustResource
-    from dagster_evals.errors import CountMismatchError
+    from dagster_evals.engine.errors import CountMismatchError
     from dagster_evals.testing.braintrust import BraintrustFake
 
     fake = BraintrustFake(api_key="bt-conflict-key")

@@ -18,7 +18,7 @@ from dagster_evals import (
     LocalResource,
     build_eval_suite_definitions,
 )
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 from tests.conftest import add_task, materialization, qa_rows, write_jsonl
 
 

@@ -21,12 +21,12 @@ from dagster_evals.airflow import lineage
 from dagster_evals.airflow.operators import EvalsBaseOperator, require_int, require_text
 from dagster_evals.airflow.reports import report_asset, report_summary, snapshot_from_xcom
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.checkpoints import digest, store_for
-from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
-from dagster_evals.gates import Baseline, describe_backend
-from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, PromptVersion, Snapshot
-from dagster_evals.scorers import resolve_scorer
-from dagster_evals.triggers import find_prompt_version
+from dagster_evals.engine.checkpoints import digest, store_for
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError, NotFoundError
+from dagster_evals.engine.gates import Baseline, describe_backend
+from dagster_evals.engine.models import EvalReport, EvalRequest, PlatformFunction, PromptVersion, Snapshot
+from dagster_evals.engine.scorers import resolve_scorer
+from dagster_evals.engine.triggers import find_prompt_version
 
 
 def _seconds(value: Any, field: str, task_id: str, *, optional: bool) -> float | None:

@@ -25,8 +25,8 @@ import pydantic
 from airflow.sdk import BaseHook
 
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.errors import ConfigError
-from dagster_evals.http import RetryPolicy
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.http import RetryPolicy
 
 LOCAL_CONN_TYPE = "dagster_evals_local"
 BRAINTRUST_CONN_TYPE = "dagster_evals_braintrust"

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.gates import GateResult
-from dagster_evals.models import EvalReport, Snapshot
+from dagster_evals.engine.gates import GateResult
+from dagster_evals.engine.models import EvalReport, Snapshot
 
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 

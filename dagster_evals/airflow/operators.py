@@ -1,7 +1,7 @@
 """Airflow operators: sync a dataset, pin a snapshot, gate a report (the eval itself: `eval_operator.py`).
 
 Each operator is one call into the engine that the Dagster assets make too (`sync_rows`, the row digest
-of a pinned version, the shared gate rules in `dagster_evals.gates`); a connection picks the backend.
+of a pinned version, the shared gate rules in `dagster_evals.engine.gates`); a connection picks the backend.
 
 Examples:
     .. code-block:: python
@@ -24,12 +24,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from dagster_evals.airflow import lineage
 from dagster_evals.airflow.hooks import EvalsHook
 from dagster_evals.airflow.reports import dataset_asset, report_from_summary
-from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError
-from dagster_evals.gates import GateResult, evaluate_gate, gate_verdict, validate_thresholds
-from dagster_evals.models import DatasetRef, EvalReport, Snapshot, SyncResult
-from dagster_evals.row_index import pairs_digest
-from dagster_evals.sources import RowSource, as_source
-from dagster_evals.sync import scan_source, sync_rows
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError, NotFoundError
+from dagster_evals.engine.gates import GateResult, evaluate_gate, gate_verdict, validate_thresholds
+from dagster_evals.engine.models import DatasetRef, EvalReport, Snapshot, SyncResult
+from dagster_evals.engine.row_index import pairs_digest
+from dagster_evals.engine.sources import RowSource, as_source
+from dagster_evals.engine.sync import scan_source, sync_rows
 
 
 class EvalGateFailed(AirflowFailException):

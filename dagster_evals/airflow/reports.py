@@ -16,9 +16,9 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-from dagster_evals.errors import ConfigError
-from dagster_evals.gates import Baseline
-from dagster_evals.models import EvalReport, ScoreSummary, Snapshot
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.gates import Baseline
+from dagster_evals.engine.models import EvalReport, ScoreSummary, Snapshot
 
 ASSET_SCHEME = "dagster-evals"
 _SUMMARY_FIELDS = (

@@ -3,7 +3,7 @@
 Each sensor keeps its cursor (what it has already picked up) in an Airflow Variable, written when it
 hands new items downstream, and returns them as XCom: map the eval over them
 (`RunEvalOperator.partial(...).expand(prompt=sensor.output)`) and each new version is evaluated once. The
-rule of what is new is the Dagster sensors' (`dagster_evals.new_versions`). Run the DAG with
+rule of what is new is the Dagster sensors' (`dagster_evals.engine.new_versions`). Run the DAG with
 `max_active_runs=1` so two runs never read the same cursor.
 
 `NewPromptVersionsSensor(deferrable=True)` waits in the triggerer (`PromptVersionTrigger`) instead of a
@@ -22,9 +22,9 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, Variable
 
 from dagster_evals.airflow.hooks import EvalsHook
 from dagster_evals.airflow.operators import require_text
-from dagster_evals.errors import ConfigError
-from dagster_evals.git import list_tags
-from dagster_evals.new_versions import InitialRuns, new_prompt_versions, new_releases
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.git import list_tags
+from dagster_evals.engine.new_versions import InitialRuns, new_prompt_versions, new_releases
 
 _INITIAL = ("latest", "all", "none")
 

@@ -19,9 +19,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dagster_evals.airflow.hooks import EvalsHook
-from dagster_evals.errors import DagsterEvalsError
-from dagster_evals.models import EvalRequest, PlatformFunction
-from dagster_evals.new_versions import InitialRuns
+from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.models import EvalRequest, PlatformFunction
+from dagster_evals.engine.new_versions import InitialRuns
 
 
 class KeywordsAIEvalRunTrigger(BaseTrigger):

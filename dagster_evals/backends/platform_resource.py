@@ -14,7 +14,7 @@ from dagster_evals.backends.base import (
     EvalPlatform,
     redact_url_password,
 )
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 
 
 class EvalPlatformResource(dg.ConfigurableResource):
@@ -32,9 +32,9 @@ class EvalPlatformResource(dg.ConfigurableResource):
 
     def state_database(self) -> str:
         """The URL of the database that eval plans, row checkpoints and the judge cache of this resource's
-        suites are kept in (see `dagster_evals.embedded_db`); default: `$DAGSTER_EVALS_DATABASE_URL`, else
+        suites are kept in (see `dagster_evals.engine.embedded_db`); default: `$DAGSTER_EVALS_DATABASE_URL`, else
         `$DAGSTER_HOME/dagster_evals.sqlite`."""
-        from dagster_evals.embedded_db import default_database_url
+        from dagster_evals.engine.embedded_db import default_database_url
 
         return default_database_url()
 
@@ -60,7 +60,7 @@ class EvalPlatformResource(dg.ConfigurableResource):
 def state_database_from_field(resource: Any, value: Any) -> str:
     """The state database a hosted platform's resource names in `state_database_url` (`value`), else the
     default (see `EvalPlatformResource.state_database`)."""
-    from dagster_evals.embedded_db import default_database_url, normalize_url
+    from dagster_evals.engine.embedded_db import default_database_url, normalize_url
 
     if isinstance(value, dg.EnvVar):  # a resource used outside a run keeps the unresolved EnvVar
         value = value.get_value()

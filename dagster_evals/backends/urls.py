@@ -19,8 +19,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dagster_evals.errors import ConfigError
-from dagster_evals.http import shown_url
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.http import shown_url
 
 BRAINTRUST_API_URL_ENV = "BRAINTRUST_API_URL"
 BRAINTRUST_APP_URL_ENV = "BRAINTRUST_APP_URL"

@@ -31,7 +31,7 @@ from dagster_evals.cli.rows import (
     report_command,
     rows_command,
 )
-from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.engine.errors import DagsterEvalsError
 
 __all__ = ["main"]
 

@@ -16,7 +16,7 @@ from dagster_evals.backends.local.store import (
     sqlite_path,
     sqlite_url,
 )
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 from dagster_evals.metadata import report_markdown
 
 __all__ = ["DB_HELP", "URL_HELP", "location", "open_existing", "print_reports", "push_prompt"]
@@ -68,7 +68,7 @@ def open_existing(location: str, project: str) -> LocalPlatform:
 
 def report_release_command(args: argparse.Namespace) -> int:
     from dagster_evals.ci import report_release
-    from dagster_evals.errors import DagsterEvalsError
+    from dagster_evals.engine.errors import DagsterEvalsError
 
     try:
         run = report_release(

@@ -15,7 +15,7 @@ from typing import Any
 
 from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.cli.local import DB_HELP, URL_HELP, location, open_existing
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 
 PLATFORM_ENV = "DAGSTER_EVALS_PLATFORM"
 PLATFORMS = ("local", "braintrust", "keywordsai")

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TextIO
 
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.errors import ConfigError, NotFoundError
+from dagster_evals.engine.errors import ConfigError, NotFoundError
+from dagster_evals.engine.models import EvalReport
+from dagster_evals.engine.review import FULL_CHARS, ReviewedRow, as_text, paired_rows
+from dagster_evals.engine.summary import ROW_CHANGE_EPSILON
 from dagster_evals.metadata import format_number, report_markdown
-from dagster_evals.models import EvalReport
-from dagster_evals.review import FULL_CHARS, ReviewedRow, as_text, paired_rows
-from dagster_evals.summary import ROW_CHANGE_EPSILON
 
 # Characters of each value on a row's line (the full values: --json).
 LINE_CHARS = 60

@@ -6,10 +6,14 @@ load on first use.
 
 from typing import TYPE_CHECKING, Any
 
+from dagster_evals.engine.scorers import register_named_scorers
 from dagster_evals.judges.catalog import CATALOG, JUDGE_NAMES
 from dagster_evals.judges.judge import Judge, judge
 from dagster_evals.judges.rubric import rubric_judge, rubric_judges_from_yaml
 from dagster_evals.judges.settings import JudgeSettings
+
+# `resolve_scorer("factuality")` (a suite's `scorers=[...]`, YAML, the Airflow operator) builds the judge.
+register_named_scorers(JUDGE_NAMES, judge)
 
 if TYPE_CHECKING:
     from dagster_evals.judges.cache import JudgeCache

@@ -34,7 +34,7 @@ from typing import Any
 
 import pydantic
 
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 from dagster_evals.judges.settings import JudgeSettings
 
 DEFAULT_JUDGE_RESOURCE_KEY = "judge"

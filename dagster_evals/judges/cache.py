@@ -1,6 +1,6 @@
 """The judge cache: identical (scorer, model, judge prompt, arguments) → the stored score.
 
-One table, `dagster_evals_judge_cache`, in the eval state database (see `dagster_evals.embedded_db`): the
+One table, `dagster_evals_judge_cache`, in the eval state database (see `dagster_evals.engine.embedded_db`): the
 database named on the eval step's resource, else `$DAGSTER_EVALS_DATABASE_URL`, else the SQLite file
 `$DAGSTER_HOME/dagster_evals.sqlite`, else `./.dagster_evals/local.sqlite`. Several processes may read and
 write it at once: rows are only ever inserted (a key's score never changes), a duplicate insert is
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dagster_evals.embedded_db import (
+from dagster_evals.engine.embedded_db import (
     DATABASE_URL_ENV,
     create_tables,
     database_url,

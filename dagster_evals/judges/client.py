@@ -1,12 +1,12 @@
 """The client every judge and prompt-task call goes through: pacing, concurrency, retries, usage.
 
 `JudgeClient.post` sends one JSON request to the OpenAI-compatible endpoint through a transport that
-applies the package's rules (see `dagster_evals.http`), over one keep-alive aiohttp session per event loop
+applies the package's rules (see `dagster_evals.engine.http`), over one keep-alive aiohttp session per event loop
 (`dagster_evals.judges.sessions`, which honours `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`): at most
 `max_concurrency` calls in flight, client-side pacing to `requests_per_minute`, retries of 408/429/5xx and
 connection errors with
 exponential backoff and jitter, honouring `Retry-After` (a 429 also delays every later call). Each answer's
-`usage`, model and latency are recorded (`dagster_evals.usage`). Errors are the package's `AuthError`
+`usage`, model and latency are recorded (`dagster_evals.engine.usage`). Errors are the package's `AuthError`
 (naming the env var), `RateLimitedError` or `PlatformError`, always with the API key redacted.
 
 Answers are returned as the plain JSON the API sent (the shapes of openai-python@v3.57.0:
@@ -32,12 +32,12 @@ from typing import Any
 
 import httpx
 
-from dagster_evals import usage
-from dagster_evals.errors import AuthError, PlatformError, RateLimitedError
-from dagster_evals.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
+from dagster_evals.engine import usage
+from dagster_evals.engine.errors import AuthError, PlatformError, RateLimitedError
+from dagster_evals.engine.http import REDACTED, RETRY_STATUSES, RetryPolicy, error_message, parse_retry_after
+from dagster_evals.engine.version import __version__
 from dagster_evals.judges.sessions import AnswerTooLarge, SessionSender, read_capped
 from dagster_evals.judges.settings import JudgeSettings
-from dagster_evals.version import __version__
 
 logger = logging.getLogger("dagster_evals.judges")
 PLATFORM = "judge endpoint"
@@ -79,7 +79,7 @@ class Answer:
 
 
 class _Pacer:
-    """Async twin of `dagster_evals.http.RateLimiter`: spaces call starts evenly, honours push-backs."""
+    """Async twin of `dagster_evals.engine.http.RateLimiter`: spaces call starts evenly, honours push-backs."""
 
     def __init__(self, per_minute: float | None) -> None:
         self.interval = 60.0 / per_minute if per_minute else 0.0

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster_evals import usage
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine import usage
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.scorers import Scorer
 from dagster_evals.judges.binding import bound_settings
 from dagster_evals.judges.catalog import CATALOG, DEFAULT_PATHS, JudgeSpec
 from dagster_evals.judges.client import client_for
 from dagster_evals.judges.settings import JudgeSettings
-from dagster_evals.scorers import Scorer
 
 
 def _text(value: Any) -> Any:
@@ -113,7 +113,7 @@ class Judge:
         return settings
 
     def run_budget(self) -> float | None:
-        """The run's `max_cost_usd` this judge declares (see `dagster_evals.usage.budget_for`)."""
+        """The run's `max_cost_usd` this judge declares (see `dagster_evals.engine.usage.budget_for`)."""
         return self.settings().max_cost_usd
 
     @property
@@ -218,7 +218,7 @@ class Judge:
         """Score one row: a cached score, or one judge run on the endpoint."""
         from autoevals.score import Score
 
-        from dagster_evals.embedded_db import judge_cache_allowed
+        from dagster_evals.engine.embedded_db import judge_cache_allowed
         from dagster_evals.judges.cache import cache_for, cache_key  # SQLAlchemy: imported on first use
 
         args = self.arguments(input, output, expected, metadata)

@@ -32,9 +32,9 @@ from typing import Any
 
 import yaml
 
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.scorers import Scorer
 from dagster_evals.judges.judge import Judge, as_scorer
-from dagster_evals.scorers import Scorer
 
 RUBRIC_KEYS = {"name", "prompt", "choice_scores", "use_cot", "model", "cache", "max_cost_usd", "fields"}
 

@@ -36,7 +36,7 @@ from dagster_evals.airflow import (  # noqa: E402
     RunEvalOperator,
     SyncDatasetOperator,
 )
-from dagster_evals.models import PlatformFunction, PromptVersion  # noqa: E402
+from dagster_evals.engine.models import PlatformFunction, PromptVersion  # noqa: E402
 from example.support_bot import answer  # noqa: E402
 
 CONN_ID = os.environ.get("SUPPORT_BOT_EVALS_CONN", "evals_local")

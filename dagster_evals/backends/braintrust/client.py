@@ -43,9 +43,9 @@ from dagster_evals.backends.braintrust.models import (
     Project,
     SummarizeDatasetResponse,
 )
-from dagster_evals.errors import PlatformError
-from dagster_evals.http import HttpClient
-from dagster_evals.seen_ids import SeenIds
+from dagster_evals.engine.errors import PlatformError
+from dagster_evals.engine.http import HttpClient
+from dagster_evals.engine.seen_ids import SeenIds
 
 
 # -- the client ------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from typing import Any
 from dagster_evals.backends.base import ProgressFn, _quiet
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.session import EMPTY_VERSION, BraintrustSession
-from dagster_evals.errors import (
+from dagster_evals.engine.errors import (
     ConfigError,
 )
-from dagster_evals.models import (
+from dagster_evals.engine.models import (
     DatasetRef,
     DatasetRow,
     content_hash,

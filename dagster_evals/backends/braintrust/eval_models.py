@@ -25,7 +25,7 @@ from dagster_evals.backends.braintrust.models import (
     Parent,
     RepoInfo,
 )
-from dagster_evals.errors import PlatformError
+from dagster_evals.engine.errors import PlatformError
 
 FunctionType = Literal[
     "llm",

@@ -23,24 +23,24 @@ from dagster_evals.backends.braintrust.launch import (
     token_metadata,
 )
 from dagster_evals.backends.braintrust.reports import BraintrustReports
-from dagster_evals.errors import (
+from dagster_evals.engine.errors import (
     ConfigError,
     CountMismatchError,
     NotFoundError,
     PlatformError,
     pinned_dataset_gone,
 )
-from dagster_evals.git import repo_info
-from dagster_evals.models import (
+from dagster_evals.engine.git import repo_info
+from dagster_evals.engine.models import (
     EvalReport,
     EvalRequest,
     PlatformFunction,
     RowResult,
     ScoreSummary,
 )
-from dagster_evals.runner import run_request_locally
-from dagster_evals.scorers import resolve_local_scorers
-from dagster_evals.summary import ReportBuilder
+from dagster_evals.engine.runner import run_request_locally
+from dagster_evals.engine.scorers import resolve_local_scorers
+from dagster_evals.engine.summary import ReportBuilder
 
 logger = logging.getLogger("dagster_evals.braintrust")
 

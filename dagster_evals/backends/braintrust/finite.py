@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dagster_evals.models import RowResult
+from dagster_evals.engine.models import RowResult
 
 
 def without_non_finite(value: Any, path: str, found: list[str]) -> Any:

@@ -38,7 +38,7 @@ from dagster_evals.backends.base import ProgressFn
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.session import BraintrustSession
 from dagster_evals.backends.braintrust.traces import traces
-from dagster_evals.errors import NotFoundError, PlatformError
+from dagster_evals.engine.errors import NotFoundError, PlatformError
 
 RUN_TOKEN_KEY = "dagster_evals_run"
 # How much earlier than the launch (by the client's clock) an experiment may say it was created and still

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster_evals.backends.braintrust.session import BraintrustSession
-from dagster_evals.errors import (
+from dagster_evals.engine.errors import (
     PlatformError,
 )
-from dagster_evals.models import (
+from dagster_evals.engine.models import (
     PromptVersion,
 )
 

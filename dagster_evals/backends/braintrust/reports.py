@@ -10,12 +10,12 @@ from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.launch import RUN_TOKEN_KEY
 from dagster_evals.backends.braintrust.session import BraintrustSession
 from dagster_evals.backends.braintrust.traces import traces
-from dagster_evals.models import (
+from dagster_evals.engine.models import (
     DatasetRef,
     EvalReport,
     ScoreSummary,
 )
-from dagster_evals.report_spill import ResultSpill
+from dagster_evals.engine.report_spill import ResultSpill
 
 logger = logging.getLogger("dagster_evals.braintrust")
 

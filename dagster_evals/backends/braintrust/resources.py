@@ -20,7 +20,7 @@ from dagster_evals.backends.braintrust.session import (
 )
 from dagster_evals.backends.platform_resource import EvalPlatformResource, state_database_from_field
 from dagster_evals.backends.urls import BRAINTRUST_API_URL_ENV, BRAINTRUST_APP_URL_ENV, resolve_base_url
-from dagster_evals.http import RetryPolicy
+from dagster_evals.engine.http import RetryPolicy
 
 logger = logging.getLogger("dagster_evals.braintrust")
 

@@ -15,12 +15,12 @@ from typing import Any
 from dagster_evals.backends.base import EvalPlatform, ProgressFn, _quiet
 from dagster_evals.backends.braintrust import models as api
 from dagster_evals.backends.braintrust.client import BraintrustClient
-from dagster_evals.errors import (
+from dagster_evals.engine.errors import (
     ConfigError,
     CountMismatchError,
     InputError,
 )
-from dagster_evals.http import HttpClient, RetryPolicy
+from dagster_evals.engine.http import HttpClient, RetryPolicy
 
 DEFAULT_PROJECT = "dagster-evals"
 DEFAULT_INSERT_BATCH_SIZE = 1000

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster_evals.row_index import SpillFile
+from dagster_evals.engine.row_index import SpillFile
 
 # Events written to the spill file at a time.
 SPILL_BATCH = 2_000

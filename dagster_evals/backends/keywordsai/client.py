@@ -32,7 +32,7 @@ from dagster_evals.backends.keywordsai.models import (
     RequestLog,
     RunEvalResponse,
 )
-from dagster_evals.http import HttpClient
+from dagster_evals.engine.http import HttpClient
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -31,7 +31,7 @@ from dagster_evals.backends.keywordsai.client import KeywordsAIClient
 from dagster_evals.backends.keywordsai.models import CreateDatasetRequest, DatasetLogInput, where
 from dagster_evals.backends.keywordsai.rows import HASH_KEY, ROW_ID_KEY, log_from_row, row_from_log
 from dagster_evals.backends.keywordsai.shapes import ServerShapes
-from dagster_evals.errors import (
+from dagster_evals.engine.errors import (
     ConfigError,
     CountMismatchError,
     DagsterEvalsError,
@@ -39,8 +39,8 @@ from dagster_evals.errors import (
     NotFoundError,
     PlatformError,
 )
-from dagster_evals.models import DatasetRef, DatasetRow, Snapshot
-from dagster_evals.row_index import SortedPairs
+from dagster_evals.engine.models import DatasetRef, DatasetRow, Snapshot
+from dagster_evals.engine.row_index import SortedPairs
 
 T = TypeVar("T")
 CHUNK = 100

@@ -31,8 +31,8 @@ from dagster_evals.backends.keywordsai.rows import (
     TRIAL_KEY,
 )
 from dagster_evals.backends.keywordsai.shapes import ServerShapes
-from dagster_evals.errors import ConfigError, DagsterEvalsError, NotFoundError, PlatformError
-from dagster_evals.models import EvalReport, RowResult, ScoreSummary
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError, NotFoundError, PlatformError
+from dagster_evals.engine.models import EvalReport, RowResult, ScoreSummary
 
 T = TypeVar("T")
 

@@ -31,11 +31,11 @@ from dagster_evals.backends.keywordsai.rows import (
     decode_expected,
     json_safe,
 )  # fmt: skip
-from dagster_evals.errors import ConfigError, CountMismatchError, NotFoundError, pinned_dataset_gone
-from dagster_evals.models import EvalReport, EvalRequest, PlatformFunction, RowResult, Snapshot
-from dagster_evals.runner import run_coroutine, run_request_locally
-from dagster_evals.scorers import Scorer, resolve_local_scorers
-from dagster_evals.summary import ReportBuilder
+from dagster_evals.engine.errors import ConfigError, CountMismatchError, NotFoundError, pinned_dataset_gone
+from dagster_evals.engine.models import EvalReport, EvalRequest, PlatformFunction, RowResult, Snapshot
+from dagster_evals.engine.runner import run_coroutine, run_request_locally
+from dagster_evals.engine.scorers import Scorer, resolve_local_scorers
+from dagster_evals.engine.summary import ReportBuilder
 
 EXISTING_OUTPUT_TASKS = frozenset({"existing_output", "logs"})
 # Results buffered (in bulk requests of `batch_size`) before they are written to the eval dataset.

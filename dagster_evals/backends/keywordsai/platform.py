@@ -37,9 +37,9 @@ from dagster_evals.backends.keywordsai.models import (
 )
 from dagster_evals.backends.keywordsai.prompts import PromptOps
 from dagster_evals.backends.keywordsai.shapes import ServerShapes
-from dagster_evals.errors import ConfigError
-from dagster_evals.http import HttpClient, RetryPolicy
-from dagster_evals.models import DatasetRef
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.http import HttpClient, RetryPolicy
+from dagster_evals.engine.models import DatasetRef
 
 if TYPE_CHECKING:
     from dagster_evals.backends.keywordsai.resources import KeywordsAIResource

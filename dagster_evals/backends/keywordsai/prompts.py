@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from dagster_evals.backends.keywordsai.client import KeywordsAIClient
-from dagster_evals.models import PromptVersion
+from dagster_evals.engine.models import PromptVersion
 
 
 class PromptOps:

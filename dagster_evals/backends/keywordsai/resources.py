@@ -16,7 +16,7 @@ from dagster_evals.backends.keywordsai.platform import (
 )
 from dagster_evals.backends.platform_resource import EvalPlatformResource, state_database_from_field
 from dagster_evals.backends.urls import KEYWORDSAI_BASE_URL_ENVS, resolve_base_url, without_api_suffix
-from dagster_evals.http import RetryPolicy
+from dagster_evals.engine.http import RetryPolicy
 
 
 class KeywordsAIResource(EvalPlatformResource):

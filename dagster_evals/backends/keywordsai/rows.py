@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from dagster_evals.backends.keywordsai.models import DatasetLog, DatasetLogInput, decode_python_repr
-from dagster_evals.errors import InputError
-from dagster_evals.models import DatasetRow, canonical_json, content_hash
+from dagster_evals.engine.errors import InputError
+from dagster_evals.engine.models import DatasetRow, canonical_json, content_hash
 
 ROW_ID_KEY = "dagster_evals_row_id"
 HASH_KEY = "dagster_evals_hash"

@@ -29,9 +29,9 @@ from dagster_evals.backends.local.store import (
     staged_rows,
     write_transaction,
 )
-from dagster_evals.errors import ConfigError, InputError, NotFoundError, SyncConflictError
-from dagster_evals.models import DatasetRef, DatasetRow, utcnow
-from dagster_evals.shard_key import register_sqlite_function, shard_filter
+from dagster_evals.engine.errors import ConfigError, InputError, NotFoundError, SyncConflictError
+from dagster_evals.engine.models import DatasetRef, DatasetRow, utcnow
+from dagster_evals.engine.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
 HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
@@ -115,7 +115,7 @@ class LocalDatasets(EvalPlatform):
     def iter_shard_rows(
         self, dataset: DatasetRef, *, version: str | None = None, index: int, shards: int
     ) -> Iterator[DatasetRow]:
-        """The rows of shard `index` of `shards` (see `dagster_evals.shard_key`), selected by the database:
+        """The rows of shard `index` of `shards` (see `dagster_evals.engine.shard_key`), selected by the database:
         the other shards' rows never leave it."""
         return self._iter_rows(dataset, version, (index, shards))
 

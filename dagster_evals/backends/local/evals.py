@@ -20,12 +20,12 @@ from dagster_evals.backends.local.store import (
     insert,
     write_transaction,
 )
-from dagster_evals.embedded_db import retrying
-from dagster_evals.errors import NotFoundError, pinned_dataset_gone
-from dagster_evals.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
-from dagster_evals.runner import run_request_locally
-from dagster_evals.scorers import resolve_local_scorers
-from dagster_evals.summary import ReportBuilder
+from dagster_evals.engine.embedded_db import retrying
+from dagster_evals.engine.errors import NotFoundError, pinned_dataset_gone
+from dagster_evals.engine.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
+from dagster_evals.engine.runner import run_request_locally
+from dagster_evals.engine.scorers import resolve_local_scorers
+from dagster_evals.engine.summary import ReportBuilder
 
 ROW_FIELDS = (
     "input", "expected", "output", "scores", "scorer_errors", "error", "latency_s", "metadata", "reasons",

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from dagster_evals.models import utcnow
+from dagster_evals.engine.models import utcnow
 
 HEARTBEAT_EVERY = timedelta(seconds=30)
 OWNER_LOST_AFTER = timedelta(minutes=5)

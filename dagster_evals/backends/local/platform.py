@@ -20,7 +20,7 @@ from dagster_evals.backends.local.store import (
     resolve_database_url,
     sqlite_path,
 )
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from dagster_evals.backends.local.resources import LocalEvalResource

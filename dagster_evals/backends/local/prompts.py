@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.backends.local.store import insert, prompt_versions, prompts, write_transaction
-from dagster_evals.models import PromptVersion, canonical_json, content_hash, utcnow
+from dagster_evals.engine.models import PromptVersion, canonical_json, content_hash, utcnow
 
 
 class LocalPrompts(EvalPlatform):

@@ -25,7 +25,7 @@ from dagster_evals.backends.local.store import (
     staged_rows,
     write_transaction,
 )
-from dagster_evals.models import DatasetRef, DatasetRow, canonical_json, utcnow
+from dagster_evals.engine.models import DatasetRef, DatasetRow, canonical_json, utcnow
 
 if TYPE_CHECKING:
     from dagster_evals.backends.local.datasets import LocalDatasets

@@ -27,8 +27,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from dagster_evals.embedded_db import retry_connects, retrying
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.embedded_db import retry_connects, retrying
+from dagster_evals.engine.errors import ConfigError
 
 ENV_DATABASE_URL = "DAGSTER_EVALS_DATABASE_URL"
 ENV_DB_PATH = "DAGSTER_EVALS_LOCAL_DB"  # deprecated: a SQLite path; use DAGSTER_EVALS_DATABASE_URL

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from dagster_evals.errors import InputError
-from dagster_evals.models import DatasetRow
-from dagster_evals.row_index import printable
+from dagster_evals.engine.errors import InputError
+from dagster_evals.engine.models import DatasetRow
+from dagster_evals.engine.row_index import printable
 
 ROW_FIELDS = ("input", "expected", "metadata", "tags")
 # Deepest nesting of arrays/objects a row field may have: far beyond real eval data, well within what
@@ -338,7 +338,7 @@ def duplicate_keys_error(source: RowSource, duplicates: Mapping[str, list[str]],
 def load_rows(source: RowSource) -> list[DatasetRow]:
     """Read every row of a source, failing on duplicate ids with the locations of each duplicate.
 
-    This holds the whole source in memory; `dagster_evals.sync.scan_source` checks a source of any size
+    This holds the whole source in memory; `dagster_evals.engine.sync.scan_source` checks a source of any size
     in bounded memory.
     """
     rows: list[DatasetRow] = []

@@ -4,7 +4,7 @@ difference, verify counts.
 A sync reads its source twice, chunk by chunk, and never holds it whole:
 
 1. `scan_source` validates every row, checks it against the platform's limits, and records each row's id
-   and content hash in a temporary on-disk index (`dagster_evals.row_index.SyncIndex`), failing on
+   and content hash in a temporary on-disk index (`dagster_evals.engine.row_index.SyncIndex`), failing on
    duplicate ids or an empty source before anything is written.
 2. `sync_rows` adds the platform's id → content hash map to the index, marks each source row new, changed
    or unchanged, then reads the source again and sends the new and changed rows in chunks, removes the ids
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
-from dagster_evals.backends.base import EvalPlatform, ProgressFn, StagedSync, _quiet
-from dagster_evals.errors import CountMismatchError, InputError, SyncConflictError
-from dagster_evals.models import DatasetRef, DatasetRow, SyncResult
-from dagster_evals.progress import _COUNT, ProgressReporter
-from dagster_evals.row_index import SyncIndex
-from dagster_evals.sources import RowSource, duplicate_keys_error, empty_source_error
+from dagster_evals.engine.errors import CountMismatchError, InputError, SyncConflictError
+from dagster_evals.engine.models import DatasetRef, DatasetRow, SyncResult
+from dagster_evals.engine.platform import EvalPlatform, ProgressFn, StagedSync, _quiet
+from dagster_evals.engine.progress import _COUNT, ProgressReporter
+from dagster_evals.engine.row_index import SyncIndex
+from dagster_evals.engine.sources import RowSource, duplicate_keys_error, empty_source_error
 
 SYNC_CHUNK_ROWS = 5_000  # rows read, checked and sent at a time
 DELETE_CHUNK_IDS = 10_000  # ids removed per call to the platform
@@ -104,7 +104,7 @@ def scan_source(
         InputError: A malformed row (naming its line), duplicate ids (naming every place), or no rows.
 
     Examples:
-        >>> from dagster_evals.sources import IterableSource
+        >>> from dagster_evals.engine.sources import IterableSource
         >>> with scan_source(IterableSource(lambda: [{"input": "a"}, {"input": "b"}])) as scanned:
         ...     scanned.rows_total
         2

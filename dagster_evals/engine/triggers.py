@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.errors import DagsterEvalsError
-from dagster_evals.git import Release, resolve_commit
-from dagster_evals.models import PromptVersion
+from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.git import Release, resolve_commit
+from dagster_evals.engine.models import PromptVersion
+from dagster_evals.engine.platform import EvalPlatform
 
 TAG_PREFIX = "dagster-evals/"
 TAG_TRIGGER = TAG_PREFIX + "trigger"

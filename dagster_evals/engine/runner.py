@@ -22,15 +22,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from dagster_evals import bounded_calls, usage, worker_pool
-from dagster_evals.errors import ConfigError
-from dagster_evals.isolation import DaemonThreads, ProcessWorkers
-from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT, check_bound
-from dagster_evals.models import DatasetRow, EvalRequest, RowResult
-from dagster_evals.progress import track_results
-from dagster_evals.scorers import Scorer
-from dagster_evals.task_call import task_kwargs_names
-from dagster_evals.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: importable from here too)
+from dagster_evals.engine import bounded_calls, usage, worker_pool
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.isolation import DaemonThreads, ProcessWorkers
+from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT, check_bound
+from dagster_evals.engine.models import DatasetRow, EvalRequest, RowResult
+from dagster_evals.engine.progress import track_results
+from dagster_evals.engine.scorers import Scorer
+from dagster_evals.engine.task_call import task_kwargs_names
+from dagster_evals.engine.timeouts import (  # noqa: F401  (DEFAULT_SCORER_TIMEOUT_S: importable from here too)
     DEFAULT_SCORER_BOUND,
     DEFAULT_SCORER_TIMEOUT_S,
     ScorerBound,
@@ -66,7 +66,7 @@ class RunStats:
 
 class Checkpoints(Protocol):
     """Where a run keeps each scored result and finds the ones an earlier attempt already scored
-    (see `dagster_evals.checkpoints.RowCheckpoints`)."""
+    (see `dagster_evals.engine.checkpoints.RowCheckpoints`)."""
 
     def resume(
         self, pairs: Iterator[tuple[DatasetRow, int]]
@@ -382,7 +382,7 @@ def run_eval_locally(
 
     Example:
         >>> from dagster_evals import DatasetRow, run_eval_locally
-        >>> from dagster_evals.scorers import resolve_local_scorers
+        >>> from dagster_evals.engine.scorers import resolve_local_scorers
         >>> results = []
         >>> stats = run_eval_locally(
         ...     [DatasetRow.build(input="a", expected="A")], str.upper,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from dagster_evals.isolation import DaemonThreads
+from dagster_evals.engine.isolation import DaemonThreads
 
 
 class TimedOut(Exception):

@@ -46,7 +46,7 @@ class SyncConflictError(DagsterEvalsError):
     """Another sync published a new version of the dataset while this one was being staged.
 
     Raised by a stage's `publish()` when the version the sync diffed against is no longer current; nothing
-    of the losing sync is published. `dagster_evals.sync` rebases and retries on it.
+    of the losing sync is published. `dagster_evals.engine.sync` rebases and retries on it.
     """
 
 

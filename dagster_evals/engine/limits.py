@@ -25,7 +25,7 @@ def check_bound(field: str, value: object, upper: int, lower: int = 1) -> int:
         >>> check_bound("trial_count", 3, MAX_TRIAL_COUNT)
         3
     """
-    from dagster_evals.errors import ConfigError
+    from dagster_evals.engine.errors import ConfigError
 
     if isinstance(value, bool) or not isinstance(value, int) or not lower <= value <= upper:
         raise ConfigError(f"{field} must be an integer from {lower} to {upper}, got {value!r}")

@@ -4,7 +4,7 @@ A re-executed run (Dagster's "re-execute from failure") and the steps of a shard
 already scored under the same eval-run key and replay them instead of calling the task again, so a killed
 run resumes where it stopped and a sharded eval's combine step builds its report without re-scoring.
 
-Two tables, created when missing, in the eval state database (see `dagster_evals.embedded_db`: the database
+Two tables, created when missing, in the eval state database (see `dagster_evals.engine.embedded_db`: the database
 named on the eval's resource — `LocalEvalResource.url`, or `state_database_url` on the Braintrust and
 Keywords AI resources —, else `$DAGSTER_EVALS_DATABASE_URL`, else `$DAGSTER_HOME/dagster_evals.sqlite`):
 
@@ -19,7 +19,7 @@ the runner, so a killed step loses at most that many scored rows (they are score
 Example:
     >>> store = CheckpointStore("sqlite://")
     >>> rows = store.checkpoints("run-key")
-    >>> from dagster_evals.models import RowResult
+    >>> from dagster_evals.engine.models import RowResult
     >>> rows.record(RowResult(row_id="r1", scores={"exact_match": 1.0}))
     >>> rows.flush()
     >>> store.count("run-key")
@@ -39,8 +39,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dagster_evals.embedded_db import create_tables, database_url, redacted_url, retrying, shared_engine
-from dagster_evals.models import DatasetRow, RowResult, canonical_json
+from dagster_evals.engine.embedded_db import (
+    create_tables,
+    database_url,
+    redacted_url,
+    retrying,
+    shared_engine,
+)
+from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
 RETENTION = timedelta(days=14)

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from dagster_evals.row_index import SpillFile
+from dagster_evals.engine.row_index import SpillFile
 
 IN_MEMORY_IDS = 50_000
 

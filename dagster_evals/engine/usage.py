@@ -9,7 +9,7 @@ on its `RowResult.usage`; the report builder sums it per report and per scope. C
 A task that calls a model itself (the `openai` SDK, or any OpenAI-compatible HTTP API) is metered by
 sending its calls through `metered_http_client()` / `metered_async_http_client()`, or by passing each
 answer to `record_answer`. Sync and async tasks alike: a sync task runs in a thread that sees the row's
-context (`dagster_evals.isolation.DaemonThreads`).
+context (`dagster_evals.engine.isolation.DaemonThreads`).
 
 A run's budget (`max_cost_usd` on a judge or prompt task, or `DAGSTER_EVALS_MAX_COST_USD`) stops the run
 cleanly once spent: rows already in flight finish, every later row is recorded as not run. With a budget,
@@ -19,7 +19,7 @@ Example:
     .. code-block:: python
 
         import openai
-        from dagster_evals.usage import metered_http_client
+        from dagster_evals.engine.usage import metered_http_client
 
         client = openai.OpenAI(http_client=metered_http_client())
 
@@ -367,14 +367,14 @@ _MOVED = {"UsageTotals", "usage_metadata"}
 
 
 def __getattr__(name: str) -> Any:
-    """`UsageTotals` and `usage_metadata` moved to `dagster_evals.usage_report` (deprecated aliases)."""
+    """`UsageTotals` and `usage_metadata` moved to `dagster_evals.engine.usage_report` (deprecated aliases)."""
     if name in _MOVED:
         import warnings
 
-        from dagster_evals import usage_report
+        from dagster_evals.engine import usage_report
 
         warnings.warn(
-            f"dagster_evals.usage.{name} moved: import dagster_evals.usage_report.{name}",
+            f"dagster_evals.engine.usage.{name} moved: import dagster_evals.engine.usage_report.{name}",
             DeprecationWarning,
             stacklevel=2,
         )

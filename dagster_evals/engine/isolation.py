@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dagster_evals import usage
+from dagster_evals.engine import usage
 
 _STOP = None
 

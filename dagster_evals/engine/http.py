@@ -24,16 +24,16 @@ from typing import Any
 
 import httpx
 
-from dagster_evals.errors import (
+from dagster_evals.engine.errors import (
     AuthError,
     DagsterEvalsError,
     NotFoundError,
     PlatformError,
     RateLimitedError,
 )
-from dagster_evals.version import __version__
+from dagster_evals.engine.version import __version__
 
-logger = logging.getLogger("dagster_evals.http")
+logger = logging.getLogger("dagster_evals.engine.http")
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from dagster_evals.git import Release, version_key
-from dagster_evals.models import PromptVersion
+from dagster_evals.engine.git import Release, version_key
+from dagster_evals.engine.models import PromptVersion
 
 InitialRuns = Literal["latest", "all", "none"]
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 
 AUTO = "auto"
 DEFAULT_SCORER_TIMEOUT_S = 300.0

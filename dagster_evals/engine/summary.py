@@ -6,10 +6,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from dagster_evals.models import DatasetRef, EvalReport, EvalRequest, PlatformName, RowResult, ScoreSummary
-from dagster_evals.report_spill import ResultSpill
-from dagster_evals.usage import TASK_SCOPE
-from dagster_evals.usage_report import UsageTotals
+from dagster_evals.engine.models import (
+    DatasetRef,
+    EvalReport,
+    EvalRequest,
+    PlatformName,
+    RowResult,
+    ScoreSummary,
+)
+from dagster_evals.engine.report_spill import ResultSpill
+from dagster_evals.engine.usage import TASK_SCOPE
+from dagster_evals.engine.usage_report import UsageTotals
 
 # A per-row score moving by more than this counts as an improvement / regression.
 ROW_CHANGE_EPSILON = 1e-9
@@ -33,11 +40,11 @@ class ReportBuilder:
 
     Memory stays bounded however many rows the eval has: counts and sums are kept as numbers, and the
     per-row values (scores for the per-row means and the baseline diffs, rows seen and errored,
-    latencies for the percentiles) go to a temporary SQLite file (see `dagster_evals.report_spill`). The
+    latencies for the percentiles) go to a temporary SQLite file (see `dagster_evals.engine.report_spill`). The
     report is exact and equals one computed from in-memory lists. `build` ends the builder.
 
     Example:
-        >>> from dagster_evals.models import RowResult
+        >>> from dagster_evals.engine.models import RowResult
         >>> builder = ReportBuilder(["exact_match"])
         >>> builder.add(RowResult(row_id="q1", scores={"exact_match": 1.0}, latency_s=0.1))
         >>> builder.add(RowResult(row_id="q2", scores={"exact_match": 0.0}, latency_s=0.3))

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dagster_evals.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
+from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
 
 PlatformName = Literal["local", "braintrust", "keywordsai"]
 
@@ -136,7 +136,7 @@ class RowResult(_Model):
     error: str | None = None
     latency_s: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    # Tokens, cost and latency of the model calls made for this row, per scope (see dagster_evals.usage).
+    # Tokens, cost and latency of the model calls made for this row, per scope (see dagster_evals.engine.usage).
     usage: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -186,7 +186,7 @@ class EvalReport(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
-    # Model usage summed over the report and per scope (see dagster_evals.usage.report_usage).
+    # Model usage summed over the report and per scope (see dagster_evals.engine.usage.report_usage).
     usage: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -211,7 +211,7 @@ class EvalRequest(BaseModel):
     trial_count: int = Field(default=1, ge=1, le=MAX_TRIAL_COUNT)
     max_concurrency: int | None = Field(default=10, ge=1, le=MAX_CONCURRENCY_LIMIT)
     row_timeout_s: float | None = Field(default=None, gt=0)
-    # "auto": the row timeout when set, at most 300 s (see dagster_evals.timeouts).
+    # "auto": the row timeout when set, at most 300 s (see dagster_evals.engine.timeouts).
     scorer_timeout_s: Annotated[float, Field(gt=0)] | Literal["auto"] | None = "auto"
     isolation: Literal["thread", "process"] = "thread"
     baseline_id: str | None = None
@@ -220,5 +220,5 @@ class EvalRequest(BaseModel):
     prompt: PromptVersion | None = None
     repo_info: dict[str, Any] | None = None
     # Where a Python task's scored rows are checkpointed and found again on resume (a
-    # `dagster_evals.runner.Checkpoints`, e.g. `dagster_evals.checkpoints.RowCheckpoints`); None: none.
+    # `dagster_evals.engine.runner.Checkpoints`, e.g. `dagster_evals.engine.checkpoints.RowCheckpoints`); None: none.
     checkpoints: Any = Field(default=None, exclude=True)

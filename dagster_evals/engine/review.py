@@ -21,11 +21,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.models import EvalReport, RowResult
-from dagster_evals.report_spill import ResultSpill
-from dagster_evals.row_index import SpillFile
-from dagster_evals.summary import ROW_CHANGE_EPSILON
+from dagster_evals.engine.models import EvalReport, RowResult
+from dagster_evals.engine.platform import EvalPlatform
+from dagster_evals.engine.report_spill import ResultSpill
+from dagster_evals.engine.row_index import SpillFile
+from dagster_evals.engine.summary import ROW_CHANGE_EPSILON
 
 # Rows listed in each table of a report's metadata.
 REVIEW_ROWS = 10

@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from dagster_evals.row_index import SpillFile
+from dagster_evals.engine.row_index import SpillFile
 
 # Values buffered in memory before they are written to the spill file.
 BUFFER = 5_000

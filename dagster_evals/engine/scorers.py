@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster_evals.errors import ConfigError
-from dagster_evals.models import PlatformFunction
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.models import PlatformFunction
 
 SCORER_ARGS = ("input", "output", "expected", "metadata")
 
@@ -161,22 +161,37 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+#: Scorers known by name beyond `BUILTIN_SCORERS`, added by the package that provides them
+#: (`dagster_evals.judges` adds its LLM judges when imported): name -> factory taking the name.
+NAMED_SCORERS: dict[str, Callable[[str], Scorer]] = {}
+
+
+def register_named_scorers(names: Iterable[str], factory: Callable[[str], Scorer]) -> None:
+    """Make `resolve_scorer(name)` build these scorers with `factory(name)`.
+
+    Examples:
+        >>> from dagster_evals.engine.scorers import Scorer, register_named_scorers, resolve_scorer
+        >>> register_named_scorers(["always_one"], lambda name: Scorer.from_callable(lambda **_: 1.0, name=name))
+        >>> resolve_scorer("always_one").name
+        'always_one'
+    """
+    for name in names:
+        NAMED_SCORERS[name] = factory
+
+
 def resolve_scorer(spec: str | Scorer | Callable[..., Any]) -> Scorer:
-    """A `Scorer` from a built-in name (see `BUILTIN_SCORERS`), a `Scorer`, or a callable."""
+    """A `Scorer` from a built-in name (see `BUILTIN_SCORERS`), an LLM judge's name, a `Scorer`, or a callable."""
     if isinstance(spec, Scorer):
         return spec
     if isinstance(spec, str):
         factory = BUILTIN_SCORERS.get(spec)
         if factory is None:
-            from dagster_evals.judges.catalog import JUDGE_NAMES
-
-            if spec in JUDGE_NAMES:
-                from dagster_evals.judges.judge import judge
-
-                return judge(spec)
+            named = NAMED_SCORERS.get(spec)
+            if named is not None:
+                return named(spec)
             known = ", ".join(sorted(BUILTIN_SCORERS))
             raise ConfigError(
-                f"unknown scorer {spec!r}; known scorers: {known}; LLM judges: {', '.join(sorted(JUDGE_NAMES))} "
+                f"unknown scorer {spec!r}; known scorers: {known}; LLM judges: {', '.join(sorted(NAMED_SCORERS))} "
                 "(or pass a Python callable)"
             )
         return Scorer.from_callable(factory(), name=spec)

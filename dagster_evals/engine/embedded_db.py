@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 
 DATABASE_URL_ENV = "DAGSTER_EVALS_DATABASE_URL"
 RETRY_ENV = "DAGSTER_EVALS_DATABASE_RETRY_S"

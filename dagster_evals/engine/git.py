@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster_evals.errors import DagsterEvalsError
+from dagster_evals.engine.errors import DagsterEvalsError
 
 GIT_TIMEOUT_S = 30
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.errors import ConfigError
-from dagster_evals.formatting import format_number
-from dagster_evals.models import EvalReport
+from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.formatting import format_number
+from dagster_evals.engine.models import EvalReport
+from dagster_evals.engine.platform import EvalPlatform
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
@@ -193,7 +193,7 @@ def evaluate_gate(
     allowed drop, then `completeness`.
 
     Example:
-        >>> from dagster_evals.models import EvalReport, ScoreSummary
+        >>> from dagster_evals.engine.models import EvalReport, ScoreSummary
         >>> report = EvalReport(id="r1", name="bot", platform="local", rows_in_snapshot=2, rows_scored=2,
         ...                     scores={"exact_match": ScoreSummary(name="exact_match", mean=0.5, count=2)})
         >>> [(g.name, g.passed) for g in evaluate_gate(report, {"exact_match": 0.9}, {}, 0)]

@@ -1,6 +1,6 @@
 """What an eval run's model calls added up to: the report's `usage` and its materialization metadata.
 
-`UsageTotals` sums the `RowResult.usage` of every row of a run (see `dagster_evals.usage`);
+`UsageTotals` sums the `RowResult.usage` of every row of a run (see `dagster_evals.engine.usage`);
 `usage_metadata` flattens a report's usage into numeric Dagster metadata, plotted over time.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster_evals.usage import TASK_SCOPE, ScopeUsage
+from dagster_evals.engine.usage import TASK_SCOPE, ScopeUsage
 
 
 class UsageTotals:
@@ -30,7 +30,7 @@ class UsageTotals:
     def report(self) -> dict[str, Any]:
         """`{"total": {...}, "scopes": {name: {...}}, "judge_latency_p50_ms", "judge_latency_p95_ms",
         "rows_not_run", "budget_message"}`; empty when the run made no model call and ran every row."""
-        from dagster_evals.summary import percentile
+        from dagster_evals.engine.summary import percentile
 
         if not self.scopes and not self.rows_not_run:
             return {}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from dagster_evals.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError
 
 ProgressFn = Callable[[str], None]
 DEFAULT_INTERVAL_S = 5.0

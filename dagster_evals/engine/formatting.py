@@ -1,6 +1,6 @@
 """How numbers are shown: one rounding rule for tables, descriptions, check messages and metadata.
 
-Imports no orchestrator: the gate rules (`dagster_evals.gates`) and both orchestrators' surfaces use it.
+Imports no orchestrator: the gate rules (`dagster_evals.engine.gates`) and both orchestrators' surfaces use it.
 """
 
 from __future__ import annotations
