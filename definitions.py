@@ -45,7 +45,6 @@ from dagster_evals import (  # noqa: E402
     EvalSuite,
     KeywordsAIResource,
     LocalResource,
-    PromptVersion,
     backend_of,
     build_eval_schedule,
     build_eval_suite_definitions,
@@ -57,7 +56,13 @@ from dagster_evals import (  # noqa: E402
     rubric_judges_from_yaml,
 )
 from example.llm_endpoint import STARTER_PROMPT, example_endpoint  # noqa: E402
-from example.support_bot import answer  # noqa: E402
+from example.support_bot_evals import (  # noqa: E402
+    SCORERS,
+    THRESHOLDS,
+    mentions_required_facts,
+    support_bot_task,
+    support_bot_with_prompt,
+)
 
 DATA = HERE / "data" / "support_bot.jsonl"
 PLATFORMS = ("local", "braintrust", "keywordsai")
@@ -86,32 +91,13 @@ def evals_resource() -> EvalPlatformResource:
     return LocalResource()
 
 
-def support_bot_task(input: dict[str, Any]) -> str:
-    """The application under test: answer the row's question."""
-    return answer(input["question"])
-
-
-def support_bot_with_prompt(input: dict[str, Any], prompt: PromptVersion | None) -> str:
-    """The bot with the prompt version under evaluation: its `sign_off` is appended to every answer."""
-    sign_off = str((prompt.content.get("sign_off") if prompt else "") or "")
-    return f"{answer(input['question'])} {sign_off}".strip()
-
-
-def mentions_required_facts(output: str, metadata: dict[str, Any]) -> float | None:
-    """Share of the row's `must_mention` facts that appear in the answer (None when the row lists none)."""
-    facts = metadata.get("must_mention") or []
-    if not facts:
-        return None
-    return sum(fact.lower() in output.lower() for fact in facts) / len(facts)
-
-
 support_bot_suite = EvalSuite(
     name="support_bot",
     source=DATA,
     key_field="id",
     task=support_bot_task,
-    scorers=["exact_match", "levenshtein", mentions_required_facts],
-    thresholds={"levenshtein": 0.7, "mentions_required_facts": 0.75},
+    scorers=SCORERS,
+    thresholds=THRESHOLDS,
     max_regression=0.05,
     max_errored_rows=0,
     max_concurrency=8,
@@ -127,8 +113,8 @@ versioned_suite = EvalSuite(
     source=DATA,
     key_field="id",
     task=support_bot_with_prompt,
-    scorers=["exact_match", "levenshtein", mentions_required_facts],
-    thresholds={"levenshtein": 0.7, "mentions_required_facts": 0.75},
+    scorers=SCORERS,
+    thresholds=THRESHOLDS,
     max_regression=0.05,
     baseline="last_passing",
     partitions_def=versions,

@@ -36,35 +36,49 @@ from dagster_evals.airflow import (  # noqa: E402
     RunEvalOperator,
     SyncDatasetOperator,
 )
-from dagster_evals.engine.models import PlatformFunction, PromptVersion  # noqa: E402
-from example.support_bot import answer  # noqa: E402
+from dagster_evals.engine.models import PlatformFunction  # noqa: E402
+from example.support_bot_evals import (  # noqa: E402
+    SCORERS,
+    THRESHOLDS,
+    support_bot_task,
+    support_bot_with_prompt,
+)
 
 CONN_ID = os.environ.get("SUPPORT_BOT_EVALS_CONN", "evals_local")
 ROWS = Path(os.environ.get("SUPPORT_BOT_ROWS", ROOT / "data" / "support_bot.jsonl"))
 START = datetime(2026, 1, 1)
 
 
-def support_bot_task(input: dict[str, Any]) -> str:
-    """The application under test: answer the row's question."""
-    return answer(input["question"])
+def synced_snapshot(after: Any = None) -> PinSnapshotOperator:
+    """Sync data/support_bot.jsonl into the `support_bot` dataset (after the task `after`, if given) and
+    pin a snapshot of it, in the DAG being defined; returns the pin task, whose output is the snapshot."""
+    sync = SyncDatasetOperator(
+        task_id="sync_dataset", conn_id=CONN_ID, dataset_name="support_bot", source=ROWS, key_field="id"
+    )
+    if after is not None:
+        after >> sync
+    return PinSnapshotOperator(task_id="pin_snapshot", conn_id=CONN_ID, sync_result=sync.output)
 
 
-def support_bot_with_prompt(input: dict[str, Any], prompt: PromptVersion | None) -> str:
-    """The bot with the prompt version under evaluation: its `sign_off` is appended to every answer."""
-    sign_off = str((prompt.content.get("sign_off") if prompt else "") or "")
-    return f"{answer(input['question'])} {sign_off}".strip()
+def gated_eval_per_item(
+    new_items: NewPromptVersionsSensor | NewReleasesSensor, suite: str, task: Any, expand: str
+) -> None:
+    """Once the sensor hands over new items (prompt versions or releases): sync and pin the rows, run one
+    eval per item (`expand` names the operator's argument the item goes to) and gate each one."""
+    pin = synced_snapshot(after=new_items)
+    evals = RunEvalOperator.partial(
+        task_id="run_eval",
+        conn_id=CONN_ID,
+        suite=suite,
+        snapshot=pin.output,
+        task=task,
+        scorers=SCORERS,
+        tags=["example", suite.removeprefix("support_bot_")],
+    ).expand(**{expand: new_items.output})
+    EvalGateOperator.partial(task_id="gate", conn_id=CONN_ID, thresholds=THRESHOLDS).expand(
+        summary=evals.output
+    )
 
-
-def mentions_required_facts(output: str, metadata: dict[str, Any]) -> float | None:
-    """Share of the row's `must_mention` facts that appear in the answer (None when the row lists none)."""
-    facts = metadata.get("must_mention") or []
-    if not facts:
-        return None
-    return sum(fact.lower() in output.lower() for fact in facts) / len(facts)
-
-
-SCORERS = ["exact_match", "levenshtein", mentions_required_facts]
-THRESHOLDS = {"levenshtein": 0.7, "mentions_required_facts": 0.75}
 
 with DAG(
     "support_bot_evals",
@@ -75,10 +89,7 @@ with DAG(
     max_active_runs=1,
     tags=["evals", "example"],
 ) as support_bot_evals:
-    sync = SyncDatasetOperator(
-        task_id="sync_dataset", conn_id=CONN_ID, dataset_name="support_bot", source=ROWS, key_field="id"
-    )
-    pin = PinSnapshotOperator(task_id="pin_snapshot", conn_id=CONN_ID, sync_result=sync.output)
+    pin = synced_snapshot()
     run_eval = RunEvalOperator(
         task_id="run_eval",
         conn_id=CONN_ID,
@@ -125,25 +136,7 @@ with DAG(
         timeout=60,
         soft_fail=True,  # no new version: the run is skipped
     )
-    versions_sync = SyncDatasetOperator(
-        task_id="sync_dataset", conn_id=CONN_ID, dataset_name="support_bot", source=ROWS, key_field="id"
-    )
-    versions_pin = PinSnapshotOperator(
-        task_id="pin_snapshot", conn_id=CONN_ID, sync_result=versions_sync.output
-    )
-    new_versions >> versions_sync
-    version_evals = RunEvalOperator.partial(
-        task_id="run_eval",
-        conn_id=CONN_ID,
-        suite="support_bot_versions",
-        snapshot=versions_pin.output,
-        task=support_bot_with_prompt,
-        scorers=SCORERS,
-        tags=["example", "versions"],
-    ).expand(prompt=new_versions.output)
-    EvalGateOperator.partial(task_id="gate", conn_id=CONN_ID, thresholds=THRESHOLDS).expand(
-        summary=version_evals.output
-    )
+    gated_eval_per_item(new_versions, "support_bot_versions", support_bot_with_prompt, expand="prompt")
 
 
 with DAG(
@@ -163,25 +156,7 @@ with DAG(
         timeout=120,
         soft_fail=True,  # no new release: the run is skipped
     )
-    releases_sync = SyncDatasetOperator(
-        task_id="sync_dataset", conn_id=CONN_ID, dataset_name="support_bot", source=ROWS, key_field="id"
-    )
-    releases_pin = PinSnapshotOperator(
-        task_id="pin_snapshot", conn_id=CONN_ID, sync_result=releases_sync.output
-    )
-    new_releases >> releases_sync
-    release_evals = RunEvalOperator.partial(
-        task_id="run_eval",
-        conn_id=CONN_ID,
-        suite="support_bot_releases",
-        snapshot=releases_pin.output,
-        task=support_bot_task,
-        scorers=SCORERS,
-        tags=["example", "releases"],
-    ).expand(release=new_releases.output)
-    EvalGateOperator.partial(task_id="gate", conn_id=CONN_ID, thresholds=THRESHOLDS).expand(
-        summary=release_evals.output
-    )
+    gated_eval_per_item(new_releases, "support_bot_releases", support_bot_task, expand="release")
 
 
 with DAG(
