@@ -107,7 +107,7 @@ class AssetSource:
     table to the eval report. `loader` returns the rows (dicts with `input`, `expected`, …) when the
     dataset asset runs; it is any callable, e.g. a query against the table the asset materializes.
 
-    Example:
+    Examples:
         >>> source = AssetSource("analytics/support_tickets", lambda: [{"input": "hi", "expected": "HI"}])
         >>> source.asset_key
         AssetKey(['analytics', 'support_tickets'])
@@ -154,7 +154,7 @@ def as_asset_key(value: dg.AssetKey | str | Sequence[str]) -> dg.AssetKey:
 def backend_of(resource: Any) -> str | None:
     """The backend name of an eval resource (`local`, `braintrust`, `keywordsai`), or None.
 
-    Example:
+    Examples:
         >>> from dagster_evals import LocalResource
         >>> backend_of(LocalResource(path=":memory:"))
         'local'
@@ -197,7 +197,7 @@ class DagsterEvalsTranslator:
     Override `get_asset_spec` in a subclass to change any attribute; call `super()` and use
     `spec.replace_attributes(...)` / `spec.merge_attributes(...)`.
 
-    Example:
+    Examples:
         >>> from dagster_evals import EvalSuite
         >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"],
         ...                   backend="braintrust")

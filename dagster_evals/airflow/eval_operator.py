@@ -49,7 +49,11 @@ class RunEvalOperator(EvalsBaseOperator):
         task: The application under test (a Python callable, a `PlatformFunction`, or None to score the
             outputs already on the platform).
         scorers: Built-in scorer names, callables, LLM judges (`judge(...)`) or `PlatformFunction`s.
-        trial_count, max_concurrency, row_timeout_s, scorer_timeout_s, isolation: As on `EvalSuite`.
+        trial_count: As on `EvalSuite`.
+        max_concurrency: As on `EvalSuite`.
+        row_timeout_s: As on `EvalSuite`.
+        scorer_timeout_s: As on `EvalSuite`.
+        isolation: As on `EvalSuite`.
         resume: Checkpoint scored rows so a retry of this task instance resumes (Python tasks).
         baseline_from: Task id of the gate whose last passing report is the baseline (`"gate"`); the
             gate's return value of the latest earlier run is read back from XCom.
