@@ -131,9 +131,12 @@ class AssetSource:
         return key
 
     def describe(self) -> str:
+        """`asset <key>`, as errors and metadata name the source."""
         return f"asset {as_asset_key(self.asset_key).to_user_string()}"
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        """Every row the loader returns, with its position; an `InputError` when the loader returns None or a bad
+        row."""
         records = self.loader()
         if records is None:
             raise InputError(f"{self.describe()}: the loader returned None instead of rows")

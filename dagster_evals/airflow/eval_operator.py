@@ -184,6 +184,7 @@ class RunEvalOperator(EvalsBaseOperator):
         return Baseline(report_id, f"baseline {report_id} (last passing {self.baseline_from!r})")
 
     def resolve_prompt(self, platform: EvalPlatform) -> PromptVersion | None:
+        """The prompt version under evaluation (`prompt=`: `"slug@version"` or a sensor's item), or None."""
         value = self.prompt
         if value is None or value == "":
             return None
@@ -201,6 +202,8 @@ class RunEvalOperator(EvalsBaseOperator):
     def request(
         self, context: Any, platform: EvalPlatform, snapshot: Snapshot, baseline: Baseline
     ) -> EvalRequest:
+        """The platform-neutral eval request for this task instance: snapshot, task, scorers, baseline, prompt and
+        run metadata."""
         ti = context["ti"]
         prompt = self.resolve_prompt(platform)
         run = digest("airflow-eval", ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
