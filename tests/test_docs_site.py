@@ -168,7 +168,8 @@ def test_the_readme_example_runs_approves_the_release_and_records_the_checks(
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
 
     assert result.success
-    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    events = result.get_asset_materialization_events()
+    materialized = {event.asset_key.to_user_string() for event in events if event.asset_key is not None}
     assert materialized == {
         "evals/support_bot/dataset",
         "evals/support_bot/dataset_snapshot",
