@@ -496,7 +496,7 @@ def build_eval_suite_definitions(
         translator: Shapes the assets' specs (keys, groups, kinds, owners, tags, automation); default
             the suite's own `translator`, else `DagsterEvalsTranslator()`.
 
-    Example:
+    Examples:
         >>> import dagster as dg
         >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"])
         >>> defs = build_eval_suite_definitions(suite)

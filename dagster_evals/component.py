@@ -217,7 +217,7 @@ def _strict_attributes(model: type[pydantic.BaseModel]) -> type[pydantic.BaseMod
 class EvalSuiteComponent(dg.Component, SuiteFields, dg.Resolvable):  # type: ignore[misc, valid-type]
     """An eval suite — dataset → snapshot → eval report with blocking checks — declared in YAML.
 
-    Example:
+    Examples:
         .. code-block:: yaml
 
             type: dagster_evals.EvalSuiteComponent

@@ -10,7 +10,7 @@ class LocalResource(LocalEvalResource):
 
     Same fields as `LocalEvalResource` (its former name, still importable with a deprecation warning).
 
-    Example:
+    Examples:
         >>> import dagster as dg
         >>> from dagster_evals import LocalResource
         >>> defs = dg.Definitions(resources={"evals": LocalResource(path=":memory:")})

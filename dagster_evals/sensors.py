@@ -261,7 +261,7 @@ def build_prompt_asset(suite: EvalSuite) -> Any:
     Braintrust or Keywords AI — for the newest version of `suite.prompt`. The eval report depends on it, so
     `AutomationCondition.eager()` on the suite runs the eval when a new prompt version is observed.
 
-    Example:
+    Examples:
         >>> from dagster_evals import EvalSuite
         >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"],
         ...                   prompt="bot_system")
@@ -308,7 +308,7 @@ def build_prompt_asset(suite: EvalSuite) -> Any:
 def build_release_asset(suite: EvalSuite, *, repo: str | Path, tag_pattern: str = "v*") -> Any:
     """Observable source asset of a repository's releases; its data version is the newest `tag@commit`.
 
-    Example:
+    Examples:
         >>> from dagster_evals import EvalSuite
         >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"])
         >>> build_release_asset(suite, repo=".").key.to_user_string()

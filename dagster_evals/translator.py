@@ -107,7 +107,7 @@ class AssetSource:
     table to the eval report. `loader` returns the rows (dicts with `input`, `expected`, …) when the
     dataset asset runs; it is any callable, e.g. a query against the table the asset materializes.
 
-    Example:
+    Examples:
         >>> source = AssetSource("analytics/support_tickets", lambda: [{"input": "hi", "expected": "HI"}])
         >>> source.asset_key
         AssetKey(['analytics', 'support_tickets'])
@@ -131,9 +131,12 @@ class AssetSource:
         return key
 
     def describe(self) -> str:
+        """`asset <key>`, as errors and metadata name the source."""
         return f"asset {as_asset_key(self.asset_key).to_user_string()}"
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        """Every row the loader returns, with its position; an `InputError` when the loader returns None or a bad
+        row."""
         records = self.loader()
         if records is None:
             raise InputError(f"{self.describe()}: the loader returned None instead of rows")
@@ -154,7 +157,7 @@ def as_asset_key(value: dg.AssetKey | str | Sequence[str]) -> dg.AssetKey:
 def backend_of(resource: Any) -> str | None:
     """The backend name of an eval resource (`local`, `braintrust`, `keywordsai`), or None.
 
-    Example:
+    Examples:
         >>> from dagster_evals import LocalResource
         >>> backend_of(LocalResource(path=":memory:"))
         'local'
@@ -197,7 +200,7 @@ class DagsterEvalsTranslator:
     Override `get_asset_spec` in a subclass to change any attribute; call `super()` and use
     `spec.replace_attributes(...)` / `spec.merge_attributes(...)`.
 
-    Example:
+    Examples:
         >>> from dagster_evals import EvalSuite
         >>> suite = EvalSuite(name="bot", source="rows.jsonl", task=str.upper, scorers=["exact_match"],
         ...                   backend="braintrust")

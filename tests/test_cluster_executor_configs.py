@@ -1,4 +1,4 @@
-"""The README's "Scaling out on a cluster" configurations are the ones that work: the dagster.yaml and the
+"""The "Scaling out on a cluster" configurations of docs/scaling-out.md are the ones that work: the dagster.yaml and the
 Dask run config are those `tests/test_dask_executor.py` runs, and the Kubernetes and Celery run configs
 (not runnable here) pass Dagster's config validation against a suite's job built with that executor."""
 
@@ -17,18 +17,18 @@ dagster_k8s = pytest.importorskip("dagster_k8s")
 dagster_celery = pytest.importorskip("dagster_celery")
 dagster_dask = pytest.importorskip("dagster_dask")
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "scaling-out.md"
 
 
 def readme_run_configs() -> dict[str, dict[str, Any]]:
-    """The YAML blocks of the README marked `<!-- run config: NAME -->`, parsed."""
-    text = README.read_text(encoding="utf-8")
+    """The YAML blocks of the page marked `<!-- run config: NAME -->`, parsed."""
+    text = PAGE.read_text(encoding="utf-8")
     blocks = re.findall(r"<!-- run config: (\w+) -->\n```yaml\n(.*?)```", text, flags=re.S)
     return {name: yaml.safe_load(body) for name, body in blocks}
 
 
 def readme_dagster_yaml() -> dict[str, Any]:
-    section = README.read_text(encoding="utf-8").split("### Scaling out on a cluster", 1)[1]
+    section = PAGE.read_text(encoding="utf-8").split("## Scaling out on a cluster", 1)[1]
     body = re.search(r"```yaml\n(storage:.*?)```", section, flags=re.S)
     assert body, "no dagster.yaml in 'Scaling out on a cluster'"
     return yaml.safe_load(body.group(1))

@@ -1,7 +1,7 @@
-"""The README example job on a dagster-postgres instance, configured as Dagster's deployment docs show it
-(`storage: postgres: postgres_url: "postgresql://…"`, the `dagster.yaml` of the README's "Deploying"
-section), with the eval database in another database of the same PostgreSQL server; launched with `dg
-launch` as the README does. The run, its events and check results are read back from the instance's
+"""The example job on a dagster-postgres instance, configured as Dagster's deployment docs show it
+(`storage: postgres: postgres_url: "postgresql://…"`, the `dagster.yaml` of docs/deploying.md, "The Dagster
+instance in PostgreSQL"), with the eval database in another database of the same PostgreSQL server; launched
+with `dg launch` as that page does. The run, its events and check results are read back from the instance's
 database (with psycopg, and through Dagster), the report from the eval database."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ REPORT_KEY = ["evals", "support_bot", "eval_report"]
 
 
 def readme_instance_yaml() -> str:
-    """The `dagster.yaml` of the README's "The Dagster instance in PostgreSQL"."""
-    readme = (REPO / "README.md").read_text()
+    """The `dagster.yaml` of docs/deploying.md's "The Dagster instance in PostgreSQL"."""
+    readme = (REPO / "docs" / "deploying.md").read_text()
     found = re.search(
         r"```yaml\n(# \$DAGSTER_HOME/dagster\.yaml: the Dagster instance in PostgreSQL\n.*?)```", readme, re.S
     )
-    assert found, "README has no dagster.yaml for the instance in PostgreSQL"
+    assert found, "docs/deploying.md has no dagster.yaml for the instance in PostgreSQL"
     assert README_URL in found.group(1)
     return found.group(1)
 
@@ -49,7 +49,7 @@ def test_example_job_runs_on_a_dagster_postgres_instance(
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(readme_instance_yaml().replace(README_URL, instance_url))
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "deploying.md").read_text()
     assert (
         "DAGSTER_EVALS_DATABASE_URL=postgresql+psycopg://evals:…@db:5432/evals \\\n  dg launch --job support_bot_release_job -f definitions.py"
         in readme

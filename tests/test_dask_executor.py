@@ -41,7 +41,7 @@ DASK = Path(sys.executable).parent / "dask"
 REPO = Path(__file__).resolve().parent.parent
 WORKERS = 2
 STARTUP_TIMEOUT_S = 90
-# The dagster.yaml of the README's "Scaling out on a cluster": run and event storage in PostgreSQL, no
+# The dagster.yaml of docs/scaling-out.md's "Scaling out on a cluster": run and event storage in PostgreSQL, no
 # compute log files (a worker's disk is its own).
 DAGSTER_YAML = """\
 storage:

@@ -1,9 +1,9 @@
-"""A new user's first hour, driven from folders outside the repository with only what the README says.
+"""A new user's first hour, driven from folders outside the repository with only what the docs say.
 
 One fresh virtualenv for the module, installed as "Using it in your own project" writes it (from this
 checkout, with `-c constraints.txt`, so pip takes everything from its cache). Every shell command run here
-is a line of the README (`/path/to/dagster-evals` becomes this checkout, a fixed port a free one), every
-file written is a README block, and every assertion is on what the user sees: command output, run logs,
+is a line of the docs (`/path/to/dagster-evals` becomes this checkout, a fixed port a free one), every
+file written is a block of the docs, and every assertion is on what the user sees: command output, run logs,
 pages served by the fakes.
 
 Measured on the shared 2-core machine under heavy load (load average about 11): the virtualenv and the
@@ -27,15 +27,17 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-README = (REPO / "README.md").read_text(encoding="utf-8")
+# The pages a new user follows, in the order of the tests (the README links to them).
+GUIDE_PAGES = ("quick-start.md", "suites.md", "testing.md", "sensors.md")
+GUIDE = "\n".join((REPO / "docs" / page).read_text(encoding="utf-8") for page in GUIDE_PAGES)
 CHECKOUT = "/path/to/dagster-evals"
 COMMAND_TIMEOUT_S = 600
 
 
 def readme_block(after: str) -> str:
-    """The first fenced block of the README after the text `after` (which must appear once)."""
-    assert README.count(after) == 1, f"README should say {after!r} exactly once"
-    rest = README[README.index(after) :]
+    """The first fenced block of the guide pages after the text `after` (which must appear once)."""
+    assert GUIDE.count(after) == 1, f"the docs should say {after!r} exactly once"
+    rest = GUIDE[GUIDE.index(after) :]
     opening = re.search(r"^```[a-z]*\n", rest, flags=re.MULTILINE)
     assert opening is not None, f"no code block after {after!r}"
     body = rest[opening.end() :]
@@ -43,8 +45,8 @@ def readme_block(after: str) -> str:
 
 
 def readme_line(line: str) -> str:
-    """`line` after checking the README writes it exactly so (commands here are the README's)."""
-    assert line in README, f"the README does not say {line!r}"
+    """`line` after checking the docs write it exactly so (commands here are the docs')."""
+    assert line in GUIDE, f"the docs do not say {line!r}"
     return line
 
 
@@ -56,7 +58,7 @@ def free_port() -> int:
 
 @dataclass
 class UserShell:
-    """A bash shell in the user's virtualenv (activated as the README does)."""
+    """A bash shell in the user's virtualenv (activated as the docs do)."""
 
     home: Path
     venv: Path
@@ -103,7 +105,7 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory: pytest.TempPathFactory) -> UserShell:
-    """An empty folder outside the repository with the README's virtualenv in it."""
+    """An empty folder outside the repository with the docs' virtualenv in it."""
     home = tmp_path_factory.mktemp("first-hour")
     assert REPO not in home.parents
     block = readme_block("Install it from a checkout of this repository")
@@ -121,7 +123,7 @@ def shell(tmp_path_factory: pytest.TempPathFactory) -> UserShell:
 
 @pytest.fixture(scope="module")
 def project(shell: UserShell) -> tuple[Path, str]:
-    """The README's `dg` project from an empty folder: created, installed, scaffolded and checked."""
+    """The docs' `dg` project from an empty folder: created, installed, scaffolded and checked."""
     script = readme_block("A YAML suite lives in a `dg` project.")
     result = shell.run("set -e\n" + script, shell.home)
     assert result.returncode == 0, output(result)[-4000:]
@@ -170,7 +172,7 @@ def test_an_llm_judge_in_yaml_on_the_served_fake_fails_the_gate(
         )
         hint = f"/chat/completions is served at /v1/chat/completions: set OPENAI_BASE_URL (or the judge's base_url) to http://127.0.0.1:{port}/v1"
         assert hint in output(review)
-        # Then as the README writes it: the fake judges the DROP TABLE answer incorrect, the gate fails.
+        # Then as the docs write it: the fake judges the DROP TABLE answer incorrect, the gate fails.
         (suite / "defs.yaml").write_text(defs_yaml)
         gated = shell.run(launch, folder, env)
         log = output(gated)

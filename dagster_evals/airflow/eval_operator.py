@@ -49,7 +49,11 @@ class RunEvalOperator(EvalsBaseOperator):
         task: The application under test (a Python callable, a `PlatformFunction`, or None to score the
             outputs already on the platform).
         scorers: Built-in scorer names, callables, LLM judges (`judge(...)`) or `PlatformFunction`s.
-        trial_count, max_concurrency, row_timeout_s, scorer_timeout_s, isolation: As on `EvalSuite`.
+        trial_count: As on `EvalSuite`.
+        max_concurrency: As on `EvalSuite`.
+        row_timeout_s: As on `EvalSuite`.
+        scorer_timeout_s: As on `EvalSuite`.
+        isolation: As on `EvalSuite`.
         resume: Checkpoint scored rows so a retry of this task instance resumes (Python tasks).
         baseline_from: Task id of the gate whose last passing report is the baseline (`"gate"`); the
             gate's return value of the latest earlier run is read back from XCom.
@@ -180,6 +184,7 @@ class RunEvalOperator(EvalsBaseOperator):
         return Baseline(report_id, f"baseline {report_id} (last passing {self.baseline_from!r})")
 
     def resolve_prompt(self, platform: EvalPlatform) -> PromptVersion | None:
+        """The prompt version under evaluation (`prompt=`: `"slug@version"` or a sensor's item), or None."""
         value = self.prompt
         if value is None or value == "":
             return None
@@ -197,6 +202,8 @@ class RunEvalOperator(EvalsBaseOperator):
     def request(
         self, context: Any, platform: EvalPlatform, snapshot: Snapshot, baseline: Baseline
     ) -> EvalRequest:
+        """The platform-neutral eval request for this task instance: snapshot, task, scorers, baseline, prompt and
+        run metadata."""
         ti = context["ti"]
         prompt = self.resolve_prompt(platform)
         run = digest("airflow-eval", ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))

@@ -127,6 +127,7 @@ class EvalsHook(BaseHook):
             raise ConfigError(f"connection {self.evals_conn_id!r} extra: {problems}") from None
 
     def api_key(self) -> str:
+        """The connection's API key (its password); a `ConfigError` naming the connection when it has none."""
         key = self.connection.password
         if not key:
             raise ConfigError(
@@ -145,6 +146,7 @@ class EvalsHook(BaseHook):
         return self._platform
 
     def close(self) -> None:
+        """Close the platform client, if one was built; the next `get_platform()` builds a new one."""
         if self._platform is not None:
             self._platform.close()
             self._platform = None

@@ -288,6 +288,7 @@ class EvalGateOperator(EvalsBaseOperator):
         self._report: EvalReport | None = None
 
     def regression_limits(self, report: EvalReport) -> dict[str, float]:
+        """The allowed drop per scorer of `report`: `max_regression` per scorer, or one value for every scorer."""
         if self.max_regression is None:
             return {}
         if isinstance(self.max_regression, Mapping):

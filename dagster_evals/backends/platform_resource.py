@@ -43,6 +43,7 @@ class EvalPlatformResource(dg.ConfigurableResource):
         return f"the {STATE_DATABASE_FIELD} field of {type(self).__name__} (or $DAGSTER_EVALS_DATABASE_URL)"
 
     def get_platform(self) -> EvalPlatform:
+        """The platform client for this resource (built on first use in a step, reused after, closed at teardown)."""
         if self._platform is None:
             self._platform = self.connect()
         return self._platform

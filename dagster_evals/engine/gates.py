@@ -192,7 +192,7 @@ def evaluate_gate(
     """Every rule against a report: thresholds (in the order given), `no_regression` when any scorer has an
     allowed drop, then `completeness`.
 
-    Example:
+    Examples:
         >>> from dagster_evals.engine.models import EvalReport, ScoreSummary
         >>> report = EvalReport(id="r1", name="bot", platform="local", rows_in_snapshot=2, rows_scored=2,
         ...                     scores={"exact_match": ScoreSummary(name="exact_match", mean=0.5, count=2)})

@@ -380,7 +380,7 @@ def run_eval_locally(
         checkpoints: Where each scored result is kept as it completes; pairs it already holds are not run
             again but passed to `on_result` as stored (counted in `RunStats.replayed`).
 
-    Example:
+    Examples:
         >>> from dagster_evals import DatasetRow, run_eval_locally
         >>> from dagster_evals.engine.scorers import resolve_local_scorers
         >>> results = []

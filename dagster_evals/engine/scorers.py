@@ -40,6 +40,7 @@ BUILTIN_SCORERS: Mapping[str, Callable[[], Any]] = {
     "json_diff": _autoevals("JSONDiff"),
     "list_contains": _autoevals("ListContains"),
 }
+"""The deterministic scorers available by name (from `autoevals`): each maps to a factory of the scorer."""
 
 
 class ScoreError(ValueError):
@@ -103,6 +104,8 @@ class Scorer:
 
     @classmethod
     def from_callable(cls, fn: Callable[..., Any], name: str | None = None) -> Scorer:
+        """A scorer from any callable taking some of `input`, `output`, `expected`, `metadata` (or an autoevals
+        scorer); `name` defaults to the callable's name. A `ConfigError` when it takes none of them."""
         scorer_name = name or getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
         # autoevals scorers: their async entry point runs cheap heuristics inline and LLM judges without
         # blocking a thread.
@@ -137,6 +140,7 @@ class Scorer:
     async def score_async(
         self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]
     ) -> float | None:
+        """Score one output, awaiting an async scorer on the running event loop."""
         return (await self.score_with_reason_async(input, output, expected, metadata))[0]
 
     def score_with_reason(
@@ -151,6 +155,8 @@ class Scorer:
     async def score_with_reason_async(
         self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]
     ) -> tuple[float | None, str | None]:
+        """The score of one output and the scorer's reason for it, awaiting an async scorer on the running event
+        loop."""
         result = self.fn(**self._kwargs(input, output, expected, metadata))
         if inspect.isawaitable(result):
             result = await result

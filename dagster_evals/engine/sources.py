@@ -32,9 +32,13 @@ CSV_FIELD_LIMIT = 2**31 - 1
 class RowSource(Protocol):
     """Anything that yields curated rows, each paired with a human-readable location for errors."""
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """How errors and metadata name the source (a file path, a callable's name, an asset key)."""
+        ...
 
-    def read(self) -> Iterator[tuple[str, DatasetRow]]: ...
+    def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        """Every row with where it came from (`file:line`, `row N`), validated as it is read."""
+        ...
 
 
 def _nesting_depth(value: Any, stop_after: int) -> int:
@@ -184,9 +188,11 @@ class JsonlSource:
     key_field: str | None = None
 
     def describe(self) -> str:
+        """The file's path, with bytes that are not UTF-8 escaped."""
         return printable(str(self.path))
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        """Every row with its `file:line`; an `InputError` naming the line for malformed JSON or a bad row."""
         shown = self.describe()
         for lineno, line in _text_lines(Path(self.path)):
             text = line.rstrip("\r\n")
@@ -249,9 +255,11 @@ class CsvSource:
     key_field: str | None = None
 
     def describe(self) -> str:
+        """The file's path, with bytes that are not UTF-8 escaped."""
         return printable(str(self.path))
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        """Every row with its `file:line`; an `InputError` naming the line for a ragged line or a bad cell."""
         path = self.describe()
         if csv.field_size_limit() < CSV_FIELD_LIMIT:
             csv.field_size_limit(CSV_FIELD_LIMIT)
@@ -292,9 +300,11 @@ class IterableSource:
     key_field: str | None = None
 
     def describe(self) -> str:
+        """The callable's qualified name."""
         return getattr(self.fn, "__qualname__", repr(self.fn))
 
     def read(self) -> Iterator[tuple[str, DatasetRow]]:
+        """Every row the callable returns, with its position (`row N`); an `InputError` naming it for a bad row."""
         for index, record in enumerate(self.fn(), start=1):
             where = f"{self.describe()} row {index}"
             yield where, row_from_mapping(record, where, self.key_field)

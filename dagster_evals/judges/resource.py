@@ -115,3 +115,4 @@ class OpenAIJudgeResource(dg.ConfigurableResource):
 
 
 JudgeResource = OpenAIJudgeResource
+"""`OpenAIJudgeResource` by a shorter name: the judge endpoint bound as a Dagster resource (`judge_resource_key`)."""

@@ -125,9 +125,11 @@ class JudgeSettings:
         return cls(**values)
 
     def with_options(self, **changes: Any) -> JudgeSettings:
+        """A copy with the given fields changed (a None value leaves its field as it is)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def require_key(self) -> str:
+        """The API key; a `ConfigError` naming the environment variable to set when there is none."""
         if not self.api_key:
             raise ConfigError(
                 f"no API key for the judge endpoint {self.base_url}: set the {self.api_key_env} environment "

@@ -105,6 +105,7 @@ class FaultInjector:
             self._late_by = late_by
 
     def clear(self) -> None:
+        """Drop the scheduled faults and stop random ones."""
         with self._lock:
             self._scripted.clear()
             self._rate = 0.0

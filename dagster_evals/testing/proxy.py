@@ -115,10 +115,12 @@ class FaultProxy:
             self._script.extend(faults)
 
     def set_rate(self, rate: float) -> None:
+        """Meet this share of the matching requests with a random fault (0 turns random faults off)."""
         with self._lock:
             self.rate = rate
 
     def faults_served(self) -> list[ProxyFault]:
+        """The faults served so far, in order."""
         with self._lock:
             return [r.fault for r in self.log if r.fault is not None]
 
@@ -147,6 +149,7 @@ class FaultProxy:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def start(self) -> FaultProxy:
+        """Start the proxy on a free port of 127.0.0.1 (its `url`); returns it."""
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=15)
         return self
@@ -157,6 +160,8 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
+        """Stop the proxy and close its connections upstream."""
+
         async def close() -> None:
             if self._server is not None:
                 self._server.close()

@@ -36,6 +36,8 @@ class ServerThread:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> ServerThread:
+        """Serve the app on `host` and `port` (a free one when 0) in a thread; returns once it accepts
+        connections, with `port` set."""
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         self._thread.start()
         deadline = time.monotonic() + 15
@@ -47,6 +49,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        """Ask the server to exit and wait for its thread."""
         self._server.should_exit = True
         self._thread.join(timeout=10)
 

@@ -117,9 +117,11 @@ class FakeAPI:
         return self.error(400, str(exc))
 
     def not_found(self, request: Request) -> Response:
+        """The response to a path the API does not have (the vendor's 404)."""
         return PlainTextResponse("Not Found", status_code=404)
 
     def method_not_allowed(self, request: Request, allowed: list[str]) -> Response:
+        """The response to a method the path does not allow (the vendor's 405, with `Allow`)."""
         return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": ", ".join(allowed)})
 
     def count(self, call: Call) -> None:

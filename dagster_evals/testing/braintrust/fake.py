@@ -138,6 +138,7 @@ class BraintrustFake(EventRoutes, EvalRoutes, AppPageRoutes, FakeAPI):
         return self.router.routes
 
     def reset_counters(self) -> None:
+        """Forget the requests, written events and bodies counted so far (the stored data stays)."""
         with self.lock:
             self.requests.clear()
             self.events_written.clear()

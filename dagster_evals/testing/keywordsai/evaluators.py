@@ -40,6 +40,7 @@ class FakeEvaluator:
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
+        """The evaluator as the list-evaluators endpoint returns it."""
         # Keywords-AI/Keywords-AI-Docs@dffa0de341e0e71eae546aef24a9fe4ca6c251ea:
         # api-endpoints/evaluate/evaluators/list.mdx
         return {

@@ -162,6 +162,7 @@ class KeywordsAIFake(DatasetRoutes, EvalRoutes, FakeAPI):
 
     # -- seeding -------------------------------------------------------------------------------------------
     def add_evaluator(self, evaluator: FakeEvaluator) -> FakeEvaluator:
+        """Register an evaluator that eval reports can run by slug (given an id if it has none); returns it."""
         with self.lock:
             evaluator.id = evaluator.id or str(uuid.uuid4())
             self.evaluators[evaluator.slug] = evaluator
