@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from dagster_evals.backends.braintrust import BraintrustPlatform, BraintrustResource
     from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
     from dagster_evals.backends.local import LocalPlatform
-    from dagster_evals.component import EvalSuiteComponent
+    from dagster_evals.components import EvalSuiteComponent
     from dagster_evals.engine.errors import (
         AuthError,
         ConfigError,
@@ -79,7 +79,7 @@ _LAZY: dict[str, str] = {
     "KeywordsAIPlatform": "dagster_evals.backends.keywordsai",
     "KeywordsAIResource": "dagster_evals.backends.keywordsai",
     "LocalPlatform": "dagster_evals.backends.local",
-    "EvalSuiteComponent": "dagster_evals.component",
+    "EvalSuiteComponent": "dagster_evals.components",
     "AuthError": "dagster_evals.engine.errors",
     "ConfigError": "dagster_evals.engine.errors",
     "CountMismatchError": "dagster_evals.engine.errors",

@@ -40,7 +40,7 @@ from dagster_evals.judges.binding import bind_judge, judge_resource_keys
 from dagster_evals.lineage import lineage_assets, with_observed_prompt
 from dagster_evals.metadata import PREVIEW_ROWS, snapshot_metadata, sync_metadata
 from dagster_evals.pinning import Upstream, load_pinned_snapshot, pin_dataset_version
-from dagster_evals.sharded_asset import build_sharded_eval_report_asset
+from dagster_evals.sharding.asset import build_sharded_eval_report_asset
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.suite import EvalSuite, SourceLike, validate_dagster_fields
 from dagster_evals.translator import DagsterEvalsTranslator, spec_kwargs, suite_asset_spec

@@ -26,7 +26,7 @@ from dagster_evals.eval_state import fail_abandoned_reports
 from dagster_evals.lineage import with_observed_prompt
 from dagster_evals.pinning import Upstream, load_pinned_snapshot
 from dagster_evals.report_metadata import eval_report_metadata
-from dagster_evals.sharding import suite_checkpoints
+from dagster_evals.sharding.shards import suite_checkpoints
 from dagster_evals.suite import EvalSuite
 
 __all__ = [

@@ -20,7 +20,7 @@ from dagster_evals.engine.errors import ConfigError
 from dagster_evals.engine.models import PlatformFunction
 from dagster_evals.engine.scorers import resolve_scorer
 from dagster_evals.engine.sources import RowSource
-from dagster_evals.sharding import validate_sharding
+from dagster_evals.sharding.shards import validate_sharding
 from dagster_evals.suite_config import check_scorer_names, validate_suite
 from dagster_evals.translator import BACKENDS, DagsterEvalsTranslator
 

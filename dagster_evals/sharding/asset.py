@@ -13,7 +13,7 @@ from dagster_evals.engine.shard_key import shard_of
 from dagster_evals.eval_state import eval_state, fail_abandoned_reports
 from dagster_evals.eval_step import eval_report_result, get_platform, prepare_suite_eval
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
-from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
+from dagster_evals.sharding.shards import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
 
