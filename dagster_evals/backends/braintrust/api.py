@@ -6,8 +6,4 @@
 """
 
 from dagster_evals.backends.braintrust.eval_models import *  # noqa: F403
-from dagster_evals.backends.braintrust.eval_models import __all__ as _eval_model_names
 from dagster_evals.backends.braintrust.models import *  # noqa: F403
-from dagster_evals.backends.braintrust.models import __all__ as _model_names
-
-__all__ = [*_model_names, *_eval_model_names]  # pyright: ignore[reportUnsupportedDunderAll]

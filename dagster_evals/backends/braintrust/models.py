@@ -17,82 +17,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = [
-    "DEFAULT_API_URL",
-    "DEFAULT_APP_URL",
-    "DEFAULT_FETCH_LIMIT",
-    "ENV_API_KEY",
-    "ArrayDelete",
-    "BtRequest",
-    "BtResponse",
-    "CreateDataset",
-    "CreateExperiment",
-    "CreateProject",
-    "DataSummary",
-    "Dataset",
-    "DatasetEvent",
-    "Experiment",
-    "ExperimentSummary",
-    "FetchEventsRequest",
-    "FetchEventsResponse",
-    "GitField",
-    "GitMetadataSettings",
-    "InsertDatasetEvent",
-    "InsertDatasetEventRequest",
-    "InsertEventsResponse",
-    "InsertExperimentEvent",
-    "InsertExperimentEventRequest",
-    "InsertProjectLogsEvent",
-    "InsertProjectLogsEventRequest",
-    "McpAuth",
-    "MetricSummary",
-    "ObjectList",
-    "ObjectReference",
-    "Parent",
-    "ParentRowIds",
-    "PatchDataset",
-    "PatchProject",
-    "Project",
-    "RepoInfo",
-    "ScoreSummary",
-    "SpanAttributes",
-    "SummarizeDatasetResponse",
-]
-
-_EVAL_MODEL_NAMES = frozenset(
-    {
-        "CreateFunction",
-        "CreatePrompt",
-        "DatasetIdData",
-        "DatasetRowsData",
-        "EvalStreamCutShort",
-        "EvalStreamResult",
-        "ExperimentNameData",
-        "Function",
-        "FunctionIdRef",
-        "FunctionRef",
-        "FunctionType",
-        "GlobalFunctionRef",
-        "InlineCodeRef",
-        "InlineContext",
-        "InlineFunctionRef",
-        "InlinePromptRef",
-        "InvokeFunction",
-        "PatchFunction",
-        "PatchPrompt",
-        "ProjectDatasetNameData",
-        "ProjectSlugRef",
-        "Prompt",
-        "PromptSessionRef",
-        "RunEval",
-        "RunEvalData",
-        "SseEvent",
-        "eval_stream_result",
-        "parse_sse",
-        "summary_from_event",
-    }
-)
-
 ENV_API_KEY = "BRAINTRUST_API_KEY"
 DEFAULT_API_URL = "https://api.braintrust.dev"
 DEFAULT_APP_URL = "https://www.braintrust.dev"
@@ -414,17 +338,14 @@ class ObjectList(BtResponse):
 
 # The POST /v1/eval, prompt and function shapes live in eval_models (which builds on this module); they were
 # importable from here, and still are, with a warning naming `dagster_evals.backends.braintrust.api`.
+_EVAL_MODELS = "dagster_evals.backends.braintrust.eval_models"
+
+
 def __getattr__(name: str) -> Any:
     if name == "BraintrustClient":
-        moved_to, module = (
-            "dagster_evals.backends.braintrust.client",
-            "dagster_evals.backends.braintrust.client",
-        )
-    elif name in _EVAL_MODEL_NAMES:
-        moved_to, module = (
-            "dagster_evals.backends.braintrust.api",
-            "dagster_evals.backends.braintrust.eval_models",
-        )
+        moved_to = module = "dagster_evals.backends.braintrust.client"
+    elif not name.startswith("_") and name in importlib.import_module(_EVAL_MODELS).__all__:
+        moved_to, module = "dagster_evals.backends.braintrust.api", _EVAL_MODELS
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
