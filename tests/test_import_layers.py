@@ -283,3 +283,53 @@ def test_no_module_of_the_package_is_over_400_lines() -> None:
     assert not back_under, (
         f"back under {MAX_MODULE_LINES} lines, remove from OVER_THE_LIMIT_FOR_NOW: {back_under}"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "names"),
+    [
+        ("dagster_evals.assets", "dagster_evals.suite", ["EvalSuite", "SourceLike"]),
+        (
+            "dagster_evals.assets",
+            "dagster_evals.eval_step",
+            ["get_platform", "SuiteEvalRun", "PreparedEval", "run_suite_eval", "prepare_suite_eval"],
+        ),
+        ("dagster_evals.assets", "dagster_evals.lineage", ["lineage_assets", "with_observed_prompt"]),
+        ("dagster_evals.sensors", "dagster_evals.lineage", ["build_prompt_asset", "build_release_asset"]),
+        ("dagster_evals.sharding", "dagster_evals.sharding.shards", ["shard_of", "shard_rows", "run_shard"]),
+        ("dagster_evals.judges.judge", "dagster_evals.judges.settings", ["endpoint_settings"]),
+        ("dagster_evals.engine.summary", "dagster_evals.engine.stats", ["percentile"]),
+        ("dagster_evals.airflow.sensors", "dagster_evals.airflow.triggers", ["list_new_versions"]),
+        (
+            "dagster_evals.backends.braintrust.platform",
+            "dagster_evals.backends.braintrust",
+            ["BraintrustResource"],
+        ),
+        (
+            "dagster_evals.backends.keywordsai.platform",
+            "dagster_evals.backends.keywordsai",
+            ["KeywordsAIResource"],
+        ),
+    ],
+)
+def test_a_name_moved_to_another_module_is_still_importable_from_its_old_one(
+    old: str, new: str, names: list[str]
+) -> None:
+    for name in names:
+        assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name), (
+            name
+        )
+
+
+def test_the_braintrust_eval_shapes_are_one_namespace_and_their_old_path_warns() -> None:
+    from dagster_evals.backends.braintrust import api, eval_models, models
+
+    assert api.RunEval is eval_models.RunEval and api.CreateDataset is models.CreateDataset
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert models.RunEval is api.RunEval
+    assert "models.RunEval moved: import it from dagster_evals.backends.braintrust.api" in str(
+        caught[0].message
+    )
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = models.Nope
