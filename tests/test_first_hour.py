@@ -26,6 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+# A deployment proof: out of the default run, run by `pytest -m deployment` (and in CI by .ci/run).
+pytestmark = pytest.mark.deployment
+
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
 CHECKOUT = "/path/to/dagster-evals"
