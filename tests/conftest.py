@@ -29,7 +29,6 @@ LONGEST: dict[str, float] = {
     "tests/test_static_checks.py::test_static_check_passes[pyright]": 127.0,
     "tests/test_cli.py::test_quick_start_ends_with_the_report_table": 106.0,
     "tests/test_secrets.py::test_example_jobs_never_reveal_the_api_key": 103.0,
-    "tests/test_import_layers.py::test_the_engine_and_the_airflow_provider_run_where_dagster_cannot_be_": 65.0,
     "tests/test_example.py::test_release_gate_job_approves_the_example_release": 55.0,
     "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy[keywordsai-platform_eval": 36.0,
     "tests/test_airflow.py::test_deferred_keywordsai_eval_waits_in_the_triggerer_and_no_key_leaks": 34.0,
