@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole test suite several times in a row on 2 xdist workers while a CPU-bound process competes for
-# the cores, stopping at the first failure: a test that depends on how fast the machine is shows up here.
+# Run the default test run (`pytest`, without the long proofs behind markers) several times in a row on
+# 2 xdist workers while a CPU-bound process competes for the cores, stopping at the first failure: a test
+# that depends on how fast the machine is shows up here.
 #
 #   bash scripts/stress-suite.sh            # 5 rounds
 #   ROUNDS=2 bash scripts/stress-suite.sh   # fewer rounds

@@ -93,7 +93,10 @@ def main(plan: list[dict[str, Any]]) -> None:
             "xcom": xcoms(run["dag_id"], result.run_id),
             "assets": asset_events(run["dag_id"], result.run_id),
         }
-        print("RUN " + json.dumps(record, default=str), flush=True)
+        # One write of the whole line: `print` writes the newline separately, and a log line of another
+        # thread (the OpenLineage client's) written in between ended up on the RUN line.
+        sys.stdout.write("RUN " + json.dumps(record, default=str) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -68,7 +68,14 @@ class Airflow:
         )
         self.output += done.stdout + done.stderr
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-        results = [json.loads(line[4:]) for line in done.stdout.splitlines() if line.startswith("RUN ")]
+        # A record is one line, but a log line another thread prints (`print` writes its newline apart) may
+        # share its line: each record is read from its "RUN {" to the end of its JSON.
+        decoder = json.JSONDecoder()
+        results = [
+            decoder.raw_decode(line, line.index("RUN {") + 4)[0]
+            for line in done.stdout.splitlines()
+            if "RUN {" in line
+        ]
         assert len(results) == len(runs), done.stdout[-4000:] + done.stderr[-4000:]
         return results
 

@@ -19,32 +19,52 @@ from tests.pg_server import database_url, postgres_server, postgres_url  # noqa:
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Rough durations (seconds, idle 2-core machine) of the longest tests, by node id prefix. Only the order of
-# the run depends on them: the longest start first, so that no worker is left with a long test at the end
-# while the other one idles. A test not listed here runs after them, in collection order.
+# Durations (seconds) of the longest tests, by node id prefix, measured with `--durations` on the shared
+# 2-core machine at a load average of about 5 (an idle machine needs roughly half). Only the order of the
+# run depends on them: the longest start first, so that no worker is left with a long test at the end while
+# the other one idles. A test not listed here runs after them, in collection order. The deployment proofs
+# (`-m deployment`) are listed too, for the order of their own run.
 LONGEST: dict[str, float] = {
-    "tests/test_first_hour.py": 150.0,  # one fresh virtualenv and `dg` project for the module's tests
-    "tests/test_webserver.py": 90.0,  # one `dg dev` deployment for the module's tests
-    "tests/test_dask_executor.py": 100.0,  # one Dask cluster for the module's tests (xdist_group)
-    "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails": 70.0,  # idem
-    "tests/test_example.py::test_example_job_runs_end_to_end_and_reports_scores": 60.0,
-    "tests/test_local_concurrency.py::test_a_snapshot_during_a_sync_pins_exactly_the_old_or_the_new_rows": 50.0,
-    "tests/test_static_checks.py::test_static_check_passes[pyright]": 40.0,
-    "tests/test_example.py::test_release_gate_job_approves_the_example_release": 35.0,
-    "tests/test_postgres_example.py": 30.0,
-    "tests/test_production_install.py": 120.0,  # a clean venv, a wheel installed twice
-    "tests/test_dagster_postgres.py": 45.0,
-    "tests/test_component.py::test_dg_scaffold_writes_a_commented_template_that_passes_dg_check": 28.0,
-    "tests/test_cli.py::test_quick_start_ends_with_the_report_table": 45.0,
-    "tests/test_secrets.py::test_example_jobs_never_reveal_the_api_key": 40.0,
-    "tests/test_deployment.py::test_a_shared_backend_keeps_the_gate_closed_across_pods": 40.0,
-    "tests/test_deployment.py::test_per_pod_sqlite_files_fail_closed": 30.0,
-    "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy": 30.0,
-    "tests/test_gate_cli.py": 28.0,
-    "tests/test_faults.py::test_operations_under_faults_leave_exactly_the_source_rows[braintrust-slow]": 20.0,
-    "tests/test_faults.py::test_operations_under_faults_leave_exactly_the_source_rows[keywordsai-slow]": 20.0,
-    "tests/test_cli.py::test_push_prompt_records_versions_the_prompt_sensor_runs": 15.0,
+    # The default run.
+    "tests/test_static_checks.py::test_static_check_passes[pyright]": 127.0,
+    "tests/test_cli.py::test_quick_start_ends_with_the_report_table": 106.0,
+    "tests/test_secrets.py::test_example_jobs_never_reveal_the_api_key": 103.0,
+    "tests/test_example.py::test_release_gate_job_approves_the_example_release": 55.0,
+    "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy[keywordsai-platform_eval": 36.0,
+    "tests/test_airflow.py::test_deferred_keywordsai_eval_waits_in_the_triggerer_and_no_key_leaks": 34.0,
+    "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy[keywordsai-dataset_sync": 28.0,
+    "tests/test_cli.py::test_report_release_wait_exits_1_when_the_run_or_its_gate_fails": 26.0,  # one group
+    "tests/test_airflow.py::test_each_new_prompt_version_is_evaluated_exactly_once": 26.0,
+    "tests/test_faults.py::test_operations_under_faults_leave_exactly_the_source_rows[keywordsai-slow]": 26.0,
+    "tests/test_resume.py::test_a_killed_eval_resumes_where_it_stopped": 25.0,
+    "tests/test_airflow.py::test_each_new_release_is_evaluated_exactly_once": 25.0,
+    "tests/test_example.py::test_example_job_runs_end_to_end_and_reports_scores": 24.0,
+    "tests/test_sharding.py::test_shards_in_separate_processes_and_directories_share_only_postgresql": 23.0,
+    "tests/test_sharding.py::test_sharded_report_equals_unsharded_row_by_row": 23.0,
+    "tests/test_component.py::test_dg_scaffold_writes_a_commented_template_that_passes_dg_check": 23.0,
+    "tests/test_airflow_inputs.py::test_deferred_braintrust_eval_runs_in_the_triggerer": 19.0,
+    "tests/test_cli.py::test_push_prompt_records_versions_the_prompt_sensor_runs": 19.0,
+    "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy[braintrust": 16.0,
+    "tests/test_faults.py::test_operations_under_faults_leave_exactly_the_source_rows[braintrust-slow]": 16.0,
+    "tests/test_local_cli.py::test_report_on_a_missing_file_is_a_clear_error_and_creates_nothing": 15.0,
+    "tests/test_airflow.py::test_release_dag_passes_then_a_regression_is_blocked_and_stays_blocked": 15.0,
+    "tests/test_component_strict.py::test_dg_check_yaml_names_the_file_and_line_of_a_bool_threshold": 14.0,
+    "tests/test_gate_cli.py": 14.0,
+    "tests/test_postgres_example.py": 14.0,
+    "tests/test_gates.py::test_a_long_series_of_failed_reports_does_not_hide_the_last_passing_one": 14.0,
+    "tests/test_local_cli.py::test_report_reads_the_database_given_by_url_or_db": 13.0,
+    "tests/test_fault_proxy.py::test_write_paths_through_the_fault_proxy[keywordsai-eval": 13.0,
+    "tests/test_component_strict.py::test_dg_check_defs_refuses_a_task_that_is_not_callable": 13.0,
+    "tests/test_component.py::test_dg_check_defs_names_a_limit_on_an_unknown_scorer": 12.0,
     "tests/test_crash_rerun.py": 12.0,
+    # The deployment proofs (`-m deployment`).
+    "tests/test_first_hour.py": 150.0,  # one fresh virtualenv and `dg` project for the module's tests
+    "tests/test_dagster_postgres.py": 110.0,
+    "tests/test_webserver.py": 90.0,  # one `dg dev` deployment for the module's tests
+    "tests/test_dask_executor.py": 60.0,  # one Dask cluster for the module's tests (xdist_group)
+    "tests/test_production_install.py": 63.0,  # a clean venv, a wheel installed twice
+    "tests/test_deployment.py::test_per_pod_sqlite_files_fail_closed": 38.0,
+    "tests/test_deployment.py::test_a_shared_backend_keeps_the_gate_closed_across_pods": 24.0,
 }
 
 

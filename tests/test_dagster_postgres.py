@@ -15,10 +15,14 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from tests.conftest import REPO
 from tests.pg_server import PostgresServer
+
+# A deployment proof: out of the default run, run by `pytest -m deployment` (and in CI by .ci/run).
+pytestmark = pytest.mark.deployment
 
 DG = str(Path(sys.executable).with_name("dg"))
 README_URL = "postgresql://dagster:…@db:5432/dagster"

@@ -34,8 +34,8 @@ from tests.conftest import qa_rows, write_jsonl
 from tests.pg_server import PostgresServer
 from tests.test_sharding import calls, checks_of, comparable, report_of, rows_of
 
-# One cluster for the module: its tests run on one xdist worker.
-pytestmark = pytest.mark.xdist_group("dask_cluster")
+# A deployment proof (`pytest -m deployment`), on one cluster for the module: its tests run on one xdist worker.
+pytestmark = [pytest.mark.deployment, pytest.mark.xdist_group("dask_cluster")]
 
 DASK = Path(sys.executable).parent / "dask"
 REPO = Path(__file__).resolve().parent.parent

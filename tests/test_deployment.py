@@ -29,6 +29,9 @@ import pytest
 from dagster_evals.baselines import plain_metadata
 from tests.conftest import qa_rows, write_jsonl
 
+# A deployment proof: out of the default run, run by `pytest -m deployment` (and in CI by .ci/run).
+pytestmark = pytest.mark.deployment
+
 DATABASE_URL = "DAGSTER_EVALS_DATABASE_URL"
 DAGSTER = Path(sys.executable).with_name("dagster")
 PREFIX = "evals/deployed/"

@@ -162,6 +162,11 @@ MATRIX_ROWS = 12
 ATTEMPTS = 4
 # Short client timeouts: a request held until its client gives up costs one of them.
 CLIENT_TIMEOUT_S = 1.0
+# Keywords AI's settle window, shorter than the resource's default (sized for a real platform's write
+# queue): here a late request reaches the fake within milliseconds of its client's hangup (the proxy forwards
+# it on the connection's EOF), so half a second between the listings that confirm a write still covers it
+# many times over. (Braintrust's `launch_settle_s` is a longest wait, ended as soon as the launch is seen.)
+SETTLE: dict[str, dict[str, float]] = {"braintrust": {}, "keywordsai": {"settle_delay_s": 0.5}}
 RATES = (0.1, 0.2, 0.3)
 FULL_SEEDS = (1, 2, 3, 4, 5)
 # dataset_sync: the dataset asset. eval: a Python task and local scorers (Braintrust experiment + inserts;
@@ -252,7 +257,7 @@ def run_matrix_case(platform: str, path: str, rate: float, seed: int, tmp_path: 
         ServerThread(fake.app) as server,
         FaultProxy(server.url, seed=seed, faults=MATRIX_FAULTS) as proxy,
     ):
-        resource = make_resource(platform, proxy.url, timeout_s=CLIENT_TIMEOUT_S, **batch)
+        resource = make_resource(platform, proxy.url, timeout_s=CLIENT_TIMEOUT_S, **batch, **SETTLE[platform])
         sync_keys = [suite.dataset_key]
         keys = (
             sync_keys

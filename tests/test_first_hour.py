@@ -26,6 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+# A deployment proof: out of the default run, run by `pytest -m deployment` (and in CI by .ci/run).
+pytestmark = pytest.mark.deployment
+
 REPO = Path(__file__).resolve().parent.parent
 # The pages a new user follows, in the order of the tests (the README links to them).
 GUIDE_PAGES = ("quick-start.md", "suites.md", "testing.md", "sensors.md")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from dagster_evals import DatasetRow, LocalEvalResource, LocalPlatform
 from dagster_evals.engine.sync import sync_rows
 
@@ -124,3 +126,13 @@ def test_platforms_in_two_processes_share_one_file(database_url: str) -> None:
     assert child.exitcode == 0 and counts.get(timeout=5) == 4  # the child sees this process's row
     assert here.count_rows(ds) == 4
     here.close()
+
+
+# The WAL switch used to wait out its whole 60-second deadline on an in-memory database (SQLite answers
+# "memory" there, never "wal"); the timeout fails a return of that wait instead of letting it pass slowly.
+@pytest.mark.timeout(30)
+def test_an_in_memory_database_opens_at_once_and_holds_a_dataset() -> None:
+    platform = LocalPlatform("sqlite://")
+    ds = platform.ensure_dataset("in-memory")
+    sync_rows(platform, ds, [row(i) for i in range(3)])
+    assert platform.snapshot(ds).row_count == 3

@@ -21,6 +21,9 @@ import pytest
 
 from tests.conftest import REPO
 
+# A deployment proof: out of the default run, run by `pytest -m deployment` (and in CI by .ci/run).
+pytestmark = pytest.mark.deployment
+
 # Run inside the clean venv: a suite, materialized on the local backend, and what the venv can import.
 SUITE_SCRIPT = textwrap.dedent(
     """

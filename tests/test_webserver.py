@@ -27,6 +27,9 @@ from dagster._core.instance.ref import InstanceRef
 from dagster_evals.cli import main as cli_main
 from tests.conftest import REPO
 
+# A deployment proof: out of the default run, run by `pytest -m deployment` (and in CI by .ci/run).
+pytestmark = pytest.mark.deployment
+
 BIN = Path(sys.executable).parent
 
 VERSIONS_REPORT = ["evals", "support_bot_versions", "eval_report"]

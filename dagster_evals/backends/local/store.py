@@ -299,7 +299,8 @@ def enable_wal(engine: Engine, *, timeout_s: float = 60.0) -> None:
         raw = engine.raw_connection()
         try:
             mode = raw.driver_connection.execute("PRAGMA journal_mode=WAL").fetchone()  # type: ignore[union-attr]
-            if mode and str(mode[0]).lower() == "wal":
+            # An in-memory database (`sqlite://`) answers "memory": no file to journal, nothing to wait for.
+            if mode and str(mode[0]).lower() in ("wal", "memory"):
                 return
         except sqlite3.OperationalError as exc:
             if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
