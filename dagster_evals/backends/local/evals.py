@@ -23,6 +23,7 @@ from dagster_evals.backends.local.store import (
 from dagster_evals.engine.embedded_db import retrying
 from dagster_evals.engine.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.engine.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
+from dagster_evals.engine.ordered_writer import OrderedWriter
 from dagster_evals.engine.runner import run_request_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.engine.summary import ReportBuilder
@@ -95,27 +96,38 @@ class LocalEvals(LocalDatasets):
             )
         pending: list[RowResult] = []
         total = snapshot.row_count * request.trial_count
-        done = {"n": 0}
+        handed = {"n": 0}
+        # Results are added to the report and stored a batch at a time on a writer thread, while the
+        # run's event loop goes on with the next rows.
+        # An in-memory database has one connection for every thread: written from the run's thread.
+        writer = OrderedWriter("dagster-evals-report-rows", inline=in_memory(self.engine.url))
 
-        def flush() -> None:
+        def store(batch: list[RowResult]) -> None:
+            for result in batch:
+                builder.add(result)
+            self._store_results(experiment_id, batch)
+
+        def hand_off() -> None:
             if not pending:
                 return
             batch = list(pending)
             pending.clear()
-            self._store_results(experiment_id, batch)
-            done["n"] += len(batch)
-            progress(f"scored {done['n']}/{total} row trials")
+            writer.submit(store, batch)
+            handed["n"] += len(batch)
+            progress(f"scored {handed['n']}/{total} row trials")
 
         def on_result(result: RowResult) -> None:
-            builder.add(result)
             pending.append(result)
             if len(pending) >= self.batch_size:
-                flush()
+                hand_off()
 
-        stats = run_request_locally(
-            request, self.iter_rows(snapshot.dataset, version=snapshot.version), scorers, on_result
-        )
-        flush()
+        try:
+            rows = self.iter_rows(snapshot.dataset, version=snapshot.version)
+            stats = run_request_locally(request, rows, scorers, on_result)
+            hand_off()
+            writer.wait()
+        finally:
+            writer.close()
         report = builder.build_for(
             request,
             id=experiment_id,
