@@ -13,9 +13,11 @@ Keywords AI resources —, else `$DAGSTER_EVALS_DATABASE_URL`, else `$DAGSTER_HO
 - `dagster_evals_row_checkpoints`: one result per (checkpoint key, row id, trial), only ever inserted (a
   duplicate insert is ignored: the same row of the same run scored twice gives the same result).
 
-Results are written in batches, one transaction each, at most `flush_every` results (`FLUSH_EVERY`, 64)
-or `flush_interval_s` seconds (`FLUSH_INTERVAL_S`, 1 s) behind the runner, so a killed step loses at most
-that many scored rows (they are scored again on resume).
+Results are written in batches, one transaction each, on a writer thread: a batch is handed over once it
+holds `flush_every` results (`FLUSH_EVERY`, 64) or is `flush_interval_s` seconds old (`FLUSH_INTERVAL_S`,
+1 s), and grows meanwhile while the previous batch is still being written (up to `MAX_BEHIND` batches).
+A killed step loses only the results not yet written, the batch being written and the one filling (they
+are scored again on resume).
 
 Example:
     >>> store = CheckpointStore("sqlite://")
@@ -57,6 +59,8 @@ LOOKUP_CHUNK = 500
 # A run's checkpoints are written every this many results, or this many seconds, whichever comes first.
 FLUSH_EVERY = 64
 FLUSH_INTERVAL_S = 1.0
+# Batches a run may get ahead of a slow checkpoint write before it waits for it.
+MAX_BEHIND = 8
 # One encoder for every result (`json.dumps` with options builds a new one per call).
 _RESULT_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
 
@@ -281,7 +285,9 @@ class RowCheckpoints:
                 len(self._pending) >= self.flush_every
                 or time.monotonic() - self._last_flush >= self.flush_interval_s
             )
-        if due:
+        # While a batch is being written the next one keeps growing (one bigger transaction later) rather
+        # than stopping the run; only a writer `MAX_BEHIND` batches behind holds the run back.
+        if due and (self._writer.idle() or len(self._pending) >= MAX_BEHIND * self.flush_every):
             self._hand_off()
 
     def flush(self) -> None:

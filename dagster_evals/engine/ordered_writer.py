@@ -45,6 +45,8 @@ class OrderedWriter:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._inline = inline
+        self._outstanding = 0
+        self._count_lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn(*args)` after every call submitted before it; waits while `max_pending` are outstanding.
@@ -61,7 +63,13 @@ class OrderedWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._thread.start()
+        with self._count_lock:
+            self._outstanding += 1
         self._jobs.put((fn, args))
+
+    def idle(self) -> bool:
+        """Whether every call submitted so far has run (a `submit` now would not wait)."""
+        return self._outstanding == 0
 
     def wait(self) -> None:
         """Wait until every submitted call has run; raise the error of the first call that failed."""
@@ -90,6 +98,8 @@ class OrderedWriter:
                 self._error = exc
             finally:
                 del job, fn, args
+                with self._count_lock:
+                    self._outstanding -= 1
                 self._slots.release()
 
     def _raise_error_releasing(self) -> None:

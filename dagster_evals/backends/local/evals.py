@@ -33,6 +33,19 @@ ROW_FIELDS = (
 )  # fmt: skip
 
 
+def _replacing_insert(conn: sa.Connection) -> Any:
+    """An INSERT of result rows that overwrites the stored result of the same (row, trial). On SQLite it is
+    `INSERT OR REPLACE` (every column is replaced either way), which SQLAlchemy compiles once and caches;
+    `on_conflict_do_update` is compiled again for every batch."""
+    if conn.dialect.name == "sqlite":
+        return sa.insert(experiment_rows).prefix_with("OR REPLACE")
+    stmt = insert(conn, experiment_rows)
+    return stmt.on_conflict_do_update(
+        index_elements=["experiment_id", "row_id", "trial"],
+        set_={name: stmt.excluded[name] for name in ROW_FIELDS},
+    )
+
+
 class LocalEvals(LocalDatasets):
     """Eval operations of `LocalPlatform` (mixed into it)."""
 
@@ -118,7 +131,8 @@ class LocalEvals(LocalDatasets):
 
         def on_result(result: RowResult) -> None:
             pending.append(result)
-            if len(pending) >= self.batch_size:
+            # While the writer is busy the next batch grows instead of holding the run back, up to 4 batches.
+            if len(pending) >= self.batch_size and (writer.idle() or len(pending) >= 4 * self.batch_size):
                 hand_off()
 
         try:
@@ -216,10 +230,10 @@ class LocalEvals(LocalDatasets):
                 "expected": canonical_json(r.expected),
                 "output": canonical_json(r.output),
                 "scores": canonical_json(r.scores),
-                "scorer_errors": canonical_json(r.scorer_errors),
+                "scorer_errors": canonical_json(r.scorer_errors) if r.scorer_errors else "{}",
                 "error": r.error,
                 "latency_s": r.latency_s,
-                "metadata": canonical_json(r.metadata),
+                "metadata": canonical_json(r.metadata) if r.metadata else "{}",
                 "reasons": canonical_json(r.reasons) if r.reasons else None,
             }
             for r in batch
@@ -227,12 +241,7 @@ class LocalEvals(LocalDatasets):
 
         def store() -> None:
             with write_transaction(self.engine) as conn:
-                stmt = insert(conn, experiment_rows)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["experiment_id", "row_id", "trial"],
-                    set_={name: stmt.excluded[name] for name in ROW_FIELDS},
-                )
-                conn.execute(stmt, values)
+                conn.execute(_replacing_insert(conn), values)
 
         retrying(store)  # an upsert: safe to repeat after a lost connection
 
