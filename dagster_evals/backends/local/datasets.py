@@ -41,13 +41,16 @@ logger = logging.getLogger("dagster_evals.local")
 
 
 def loads(text: str | None) -> Any:
-    """The value of a stored JSON text (None stays None); the usual empty metadata and tags skip the parser."""
+    """The value of a stored JSON text (None stays None); empty metadata and tags and plain strings, the
+    usual values, skip the parser."""
     if text is None:
         return None
     if text == "{}":
         return {}
     if text == "[]":
         return []
+    if text[:1] == '"' and "\\" not in text:  # a string without escapes: its characters, as stored
+        return text[1:-1]
     return json.loads(text)
 
 
@@ -147,15 +150,15 @@ class LocalDatasets(EvalPlatform):
                 if shard is not None and dialect == "sqlite":
                     register_sqlite_function(conn.connection.driver_connection)
                 page = conn.execute(query).all()
-            for r in page:  # `model_validate` of a dict: the fastest way pydantic builds a row
-                yield DatasetRow.model_validate(
+            for row_id, content_hash, input, expected, metadata, tags in page:
+                yield DatasetRow.model_validate(  # from a dict: the fastest way pydantic builds a row
                     {
-                        "id": r.row_id,
-                        "input": loads(r.input),
-                        "expected": loads(r.expected),
-                        "metadata": loads(r.metadata),
-                        "tags": loads(r.tags),
-                        "content_hash": r.content_hash,
+                        "id": row_id,
+                        "input": loads(input),
+                        "expected": loads(expected),
+                        "metadata": loads(metadata),
+                        "tags": loads(tags),
+                        "content_hash": content_hash,
                     }
                 )
             if len(page) < PAGE_SIZE:

@@ -23,7 +23,7 @@ from dagster_evals.backends.local.store import (
 from dagster_evals.engine.embedded_db import retrying
 from dagster_evals.engine.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.engine.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
-from dagster_evals.engine.ordered_writer import OrderedWriter
+from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
 from dagster_evals.engine.runner import run_request_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.engine.summary import ReportBuilder
@@ -116,8 +116,10 @@ class LocalEvals(LocalDatasets):
         writer = OrderedWriter("dagster-evals-report-rows", inline=in_memory(self.engine.url))
 
         def store(batch: list[RowResult]) -> None:
-            for result in batch:
-                builder.add(result)
+            for start in range(0, len(batch), YIELD_EVERY):
+                for result in batch[start : start + YIELD_EVERY]:
+                    builder.add(result)
+                yield_gil()
             self._store_results(experiment_id, batch)
 
         def hand_off() -> None:
@@ -221,29 +223,34 @@ class LocalEvals(LocalDatasets):
 
     def _store_results(self, experiment_id: str, batch: list[RowResult]) -> None:
         """One transaction per batch; a result stored twice (same row and trial) is overwritten."""
-        values = [
-            {
-                "experiment_id": experiment_id,
-                "row_id": r.row_id,
-                "trial": r.trial,
-                "input": canonical_json(r.input),
-                "expected": canonical_json(r.expected),
-                "output": canonical_json(r.output),
-                "scores": canonical_json(r.scores),
-                "scorer_errors": canonical_json(r.scorer_errors) if r.scorer_errors else "{}",
-                "error": r.error,
-                "latency_s": r.latency_s,
-                "metadata": canonical_json(r.metadata) if r.metadata else "{}",
-                "reasons": canonical_json(r.reasons) if r.reasons else None,
-            }
-            for r in batch
-        ]
+        values = []
+        for index, r in enumerate(batch, 1):
+            values.append(self._result_values(experiment_id, r))
+            if index % YIELD_EVERY == 0:
+                yield_gil()
 
         def store() -> None:
             with write_transaction(self.engine) as conn:
                 conn.execute(_replacing_insert(conn), values)
 
         retrying(store)  # an upsert: safe to repeat after a lost connection
+
+    @staticmethod
+    def _result_values(experiment_id: str, r: RowResult) -> dict[str, Any]:
+        return {
+            "experiment_id": experiment_id,
+            "row_id": r.row_id,
+            "trial": r.trial,
+            "input": canonical_json(r.input),
+            "expected": canonical_json(r.expected),
+            "output": canonical_json(r.output),
+            "scores": canonical_json(r.scores),
+            "scorer_errors": canonical_json(r.scorer_errors) if r.scorer_errors else "{}",
+            "error": r.error,
+            "latency_s": r.latency_s,
+            "metadata": canonical_json(r.metadata) if r.metadata else "{}",
+            "reasons": canonical_json(r.reasons) if r.reasons else None,
+        }
 
     def get_eval_report(self, report_id: str) -> EvalReport:
         """A finished report by id (or by name: the newest report of that name)."""
