@@ -109,38 +109,42 @@ class LocalEvals(LocalDatasets):
             )
         pending: list[RowResult] = []
         total = snapshot.row_count * request.trial_count
-        handed = {"n": 0}
-        # Results are added to the report and stored a batch at a time on a writer thread, while the
-        # run's event loop goes on with the next rows.
-        # An in-memory database has one connection for every thread: written from the run's thread.
+        handed = {"n": 0, "reported": 0}
+        # Results are added to the report and stored on a writer thread while the run's event loop goes on:
+        # handed over whenever the writer is idle and a fifth of a batch waits (little is left to write when
+        # the run ends); while it is busy they pile up, up to 4 batches, and are written `batch_size` rows
+        # per transaction. An in-memory database has one connection for every thread: written from this one.
         writer = OrderedWriter("dagster-evals-report-rows", inline=in_memory(self.engine.url))
+        least = max(1, self.batch_size // 5)
 
         def store(batch: list[RowResult]) -> None:
             for start in range(0, len(batch), YIELD_EVERY):
                 for result in batch[start : start + YIELD_EVERY]:
                     builder.add(result)
                 yield_gil()
-            self._store_results(experiment_id, batch)
+            for start in range(0, len(batch), self.batch_size):
+                self._store_results(experiment_id, batch[start : start + self.batch_size])
 
-        def hand_off() -> None:
+        def hand_off(last: bool = False) -> None:
             if not pending:
                 return
             batch = list(pending)
             pending.clear()
             writer.submit(store, batch)
             handed["n"] += len(batch)
-            progress(f"scored {handed['n']}/{total} row trials")
+            if last or handed["n"] - handed["reported"] >= self.batch_size:
+                handed["reported"] = handed["n"]
+                progress(f"scored {handed['n']}/{total} row trials")
 
         def on_result(result: RowResult) -> None:
             pending.append(result)
-            # While the writer is busy the next batch grows instead of holding the run back, up to 4 batches.
-            if len(pending) >= self.batch_size and (writer.idle() or len(pending) >= 4 * self.batch_size):
+            if (len(pending) >= least and writer.idle()) or len(pending) >= 4 * self.batch_size:
                 hand_off()
 
         try:
             rows = self.iter_rows(snapshot.dataset, version=snapshot.version)
             stats = run_request_locally(request, rows, scorers, on_result)
-            hand_off()
+            hand_off(last=True)
             writer.wait()
         finally:
             writer.close()
