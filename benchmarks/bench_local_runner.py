@@ -188,8 +188,8 @@ def main() -> None:
                 if ratio is None
                 else ("met" if ratio >= lowest else "NOT met")
             )
-            shown = "n/a" if ratio is None else f"{ratio:.2f}"
-            print(f"  {what} >= {lowest:.1f} at concurrency {concurrency:>3}: {shown:>4}  {verdict}")
+            shown = "n/a" if ratio is None else f"{ratio:.3f}"
+            print(f"  {what} >= {lowest:.1f} at concurrency {concurrency:>3}: {shown:>5}  {verdict}")
 
 
 if __name__ == "__main__":
