@@ -51,7 +51,7 @@ from dagster_evals.engine.embedded_db import (
     sqlite_file,
 )
 from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
-from dagster_evals.engine.ordered_writer import OrderedWriter
+from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
 RETENTION = timedelta(days=14)
@@ -161,16 +161,19 @@ class CheckpointStore:
     def write(self, checkpoint_key: str, results: Iterable[RowResult]) -> None:
         """Insert results in one transaction; a (row, trial) already stored keeps its first result."""
         now = _now()
-        values = [
-            {
-                "checkpoint_key": checkpoint_key,
-                "row_id": r.row_id,
-                "trial": r.trial,
-                "result": encode_result(r),
-                "created_at": now,
-            }
-            for r in results
-        ]
+        values = []
+        for index, r in enumerate(results, 1):
+            values.append(
+                {
+                    "checkpoint_key": checkpoint_key,
+                    "row_id": r.row_id,
+                    "trial": r.trial,
+                    "result": encode_result(r),
+                    "created_at": now,
+                }
+            )
+            if index % YIELD_EVERY == 0:  # on a writer thread: let the run's event loop in meanwhile
+                yield_gil()
         if not values:
             return
         stmt = self._insert_or_ignore()
