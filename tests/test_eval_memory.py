@@ -212,6 +212,21 @@ def test_the_spilled_report_equals_the_in_memory_one(monkeypatch: pytest.MonkeyP
     assert build(results, iter(per_trial)).scores == got.scores
 
 
+@pytest.mark.parametrize("trials", [1, 3])
+def test_a_report_that_fits_in_the_buffer_equals_the_spilled_one(
+    monkeypatch: pytest.MonkeyPatch, trials: int
+) -> None:
+    """Without a baseline and under `BUFFER` values, the report is computed from the buffer (no spill
+    file): it equals the reference and the report of the same results spilled a few values at a time."""
+    results = random_results(trials + 20, 500, trials)
+    assert 2 * len(results) < report_spill.BUFFER  # every score, row and latency fits in the buffer
+    fields = {"created_at"}
+    in_memory = build(results).model_dump(exclude=fields)
+    assert in_memory == reference_report(results, None, **FIELDS).model_dump(exclude=fields)
+    monkeypatch.setattr(report_spill, "BUFFER", 17)
+    assert build(results).model_dump(exclude=fields) == in_memory
+
+
 def test_an_empty_eval_gives_the_same_empty_report() -> None:
     got = build([])
     assert got.model_dump(exclude={"created_at"}) == reference_report([], None, **FIELDS).model_dump(

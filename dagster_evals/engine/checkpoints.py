@@ -13,8 +13,11 @@ Keywords AI resources —, else `$DAGSTER_EVALS_DATABASE_URL`, else `$DAGSTER_HO
 - `dagster_evals_row_checkpoints`: one result per (checkpoint key, row id, trial), only ever inserted (a
   duplicate insert is ignored: the same row of the same run scored twice gives the same result).
 
-Results are written in small batches, at most `flush_every` results or `flush_interval_s` seconds behind
-the runner, so a killed step loses at most that many scored rows (they are scored again on resume).
+Results are written in batches, one transaction each, on a writer thread: a batch is handed over once it
+holds `flush_every` results (`FLUSH_EVERY`, 64) or is `flush_interval_s` seconds old (`FLUSH_INTERVAL_S`,
+1 s), and grows meanwhile while the previous batch is still being written (up to `MAX_BEHIND` batches).
+A killed step loses only the results not yet written, the batch being written and the one filling (they
+are scored again on resume).
 
 Example:
     >>> store = CheckpointStore("sqlite://")
@@ -45,12 +48,21 @@ from dagster_evals.engine.embedded_db import (
     redacted_url,
     retrying,
     shared_engine,
+    sqlite_file,
 )
 from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
+from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
 RETENTION = timedelta(days=14)
 LOOKUP_CHUNK = 500
+# A run's checkpoints are written every this many results, or this many seconds, whichever comes first.
+FLUSH_EVERY = 64
+FLUSH_INTERVAL_S = 1.0
+# Batches a run may get ahead of a slow checkpoint write before it waits for it.
+MAX_BEHIND = 8
+# One encoder for every result (`json.dumps` with options builds a new one per call).
+_RESULT_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
 
 metadata = sa.MetaData()
 eval_plans = sa.Table(
@@ -78,7 +90,7 @@ def digest(*parts: Any) -> str:
 
 def encode_result(result: RowResult) -> str:
     """A row result as JSON (values JSON cannot hold are stored as their `str`, as the backends store them)."""
-    return json.dumps(result.model_dump(), sort_keys=True, ensure_ascii=False, default=str)
+    return _RESULT_ENCODER.encode(result.model_dump())
 
 
 class CheckpointStore:
@@ -91,6 +103,16 @@ class CheckpointStore:
 
     def __repr__(self) -> str:
         return f"CheckpointStore(url={redacted_url(self.url)!r})"
+
+    def _insert_or_ignore(self) -> Any:
+        """An INSERT of checkpoints that skips a (row, trial) already stored. On SQLite it is `INSERT OR
+        IGNORE`, which SQLAlchemy compiles once and caches (its `on_conflict_do_nothing` form is compiled
+        again on every execution, a millisecond per batch)."""
+        if self.engine.dialect.name == "sqlite":
+            return sa.insert(row_checkpoints).prefix_with("OR IGNORE")
+        return self._insert(row_checkpoints).on_conflict_do_nothing(
+            index_elements=["checkpoint_key", "row_id", "trial"]
+        )
 
     def _insert(self, table: sa.Table) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -125,7 +147,11 @@ class CheckpointStore:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoints(
-        self, checkpoint_key: str, *, flush_every: int = 64, flush_interval_s: float = 1.0
+        self,
+        checkpoint_key: str,
+        *,
+        flush_every: int = FLUSH_EVERY,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> RowCheckpoints:
         """The checkpoints of one eval run (see `RowCheckpoints`)."""
         return RowCheckpoints(
@@ -135,21 +161,22 @@ class CheckpointStore:
     def write(self, checkpoint_key: str, results: Iterable[RowResult]) -> None:
         """Insert results in one transaction; a (row, trial) already stored keeps its first result."""
         now = _now()
-        values = [
-            {
-                "checkpoint_key": checkpoint_key,
-                "row_id": r.row_id,
-                "trial": r.trial,
-                "result": encode_result(r),
-                "created_at": now,
-            }
-            for r in results
-        ]
+        values = []
+        for index, r in enumerate(results, 1):
+            values.append(
+                {
+                    "checkpoint_key": checkpoint_key,
+                    "row_id": r.row_id,
+                    "trial": r.trial,
+                    "result": encode_result(r),
+                    "created_at": now,
+                }
+            )
+            if index % YIELD_EVERY == 0:  # on a writer thread: let the run's event loop in meanwhile
+                yield_gil()
         if not values:
             return
-        stmt = self._insert(row_checkpoints).on_conflict_do_nothing(
-            index_elements=["checkpoint_key", "row_id", "trial"]
-        )
+        stmt = self._insert_or_ignore()
 
         def insert() -> None:
             with self.engine.begin() as conn:
@@ -208,11 +235,17 @@ class RowCheckpoints:
 
     `resume(pairs)` passes through the (row, trial) pairs still to score and replaces each pair already
     stored by its stored `RowResult` (looked up a chunk of rows at a time, so memory stays bounded);
-    `record(result)` stores a freshly scored result; `flush()` writes whatever is still buffered.
+    `record(result)` stores a freshly scored result (a batch at a time, written on a background thread);
+    `flush()` writes whatever is still buffered and waits until every recorded result is written.
     """
 
     def __init__(
-        self, store: CheckpointStore, key: str, *, flush_every: int = 64, flush_interval_s: float = 1.0
+        self,
+        store: CheckpointStore,
+        key: str,
+        *,
+        flush_every: int = FLUSH_EVERY,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.store = store
         self.key = key
@@ -223,6 +256,9 @@ class RowCheckpoints:
         self._pending: list[RowResult] = []
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        # An in-memory database has one connection for every thread: written from the run's thread.
+        in_memory = store.url.startswith("sqlite") and sqlite_file(store.url) is None
+        self._writer = OrderedWriter("dagster-evals-checkpoints", inline=in_memory)
 
     def resume(
         self, pairs: Iterator[tuple[DatasetRow, int]], chunk: int = LOOKUP_CHUNK
@@ -245,24 +281,42 @@ class RowCheckpoints:
                     yield result
 
     def record(self, result: RowResult) -> None:
-        """Buffer a scored result; write the buffer once it is full or old enough."""
+        """Buffer a scored result; once the buffer is full or old enough, hand it to the writer thread."""
         with self._lock:
             self._pending.append(result)
             due = (
                 len(self._pending) >= self.flush_every
                 or time.monotonic() - self._last_flush >= self.flush_interval_s
             )
-        if due:
-            self.flush()
+        # While a batch is being written the next one keeps growing (one bigger transaction later) rather
+        # than stopping the run; only a writer `MAX_BEHIND` batches behind holds the run back.
+        if due and (self._writer.idle() or len(self._pending) >= MAX_BEHIND * self.flush_every):
+            self._hand_off()
 
     def flush(self) -> None:
-        """Write every buffered result."""
+        """Write every buffered result, and wait until every result recorded so far is written.
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: a batch could not be written (also raised by a later `record`).
+        """
+        self._hand_off()
+        try:
+            self._writer.wait()
+        finally:
+            self._writer.close()
+
+    def _hand_off(self) -> None:
+        """Write the buffer on the writer thread (one transaction), so the run's event loop never waits
+        for the database; at most one batch is being written while the next one fills."""
         with self._lock:
             batch, self._pending = self._pending, []
             self._last_flush = time.monotonic()
         if batch:
-            self.store.write(self.key, batch)
-            self.recorded += len(batch)
+            self._writer.submit(self._write, batch)
+
+    def _write(self, batch: list[RowResult]) -> None:
+        self.store.write(self.key, batch)
+        self.recorded += len(batch)
 
 
 def _now() -> str:

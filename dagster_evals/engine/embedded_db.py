@@ -180,6 +180,9 @@ def shared_engine(url: str) -> sa.Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=60000")
+            # As the local backend's engine: with WAL, a commit survives a killed process without an
+            # fsync of its own (only a power loss may undo the last commits; checkpoints are then re-scored).
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
     if not is_sqlite:

@@ -14,9 +14,13 @@ from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
 PlatformName = Literal["local", "braintrust", "keywordsai"]
 
 
+# One encoder for every call: `json.dumps` with these options would build a new one each time.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: the form every digest is computed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL_ENCODER.encode(value)
 
 
 def content_hash(input: Any, expected: Any, metadata: dict[str, Any], tags: list[str]) -> str:

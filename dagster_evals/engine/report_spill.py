@@ -6,7 +6,9 @@ the improvements and regressions against a baseline, and the rows that dropped m
 and errored, and every latency (for exact nearest-rank percentiles). For a few thousand rows these fit in
 memory; for a million they would not. `ResultSpill` writes them, a batch at a time, to a temporary SQLite
 file (deleted on close: see `row_index.SpillFile`) and answers the report's questions with queries that
-SQLite runs on disk. Memory is the write buffer (`BUFFER` values) plus SQLite's page cache.
+SQLite runs on disk. Memory is the write buffer (`BUFFER` values) plus SQLite's page cache. A report whose
+values never outgrew the buffer (no baseline, fewer than `BUFFER` values of each kind) is answered from
+the buffer itself, and no file is created.
 
 Every figure is exact and computed in the same order as an in-memory computation would (Python sums, in
 the order rows were first seen), so a report built here equals one built from dicts, bit for bit:
@@ -30,8 +32,9 @@ import math
 import sqlite3
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from dagster_evals.engine.row_index import SpillFile
 
@@ -143,6 +146,9 @@ class ResultSpill:
     def row_means(self, side: Side) -> Iterator[tuple[str, dict[str, float]]]:
         """`(row id, {scorer: mean over trials})`, rows in the order they were first scored."""
         table = f"scores_{side}"
+        if self._answer_in_memory():
+            yield from _row_means(self._buffers[table])
+            return
         self._flush()
         if self._spill is not None:  # a row's values found by index, not by scanning the table per row
             self._conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_row ON {table} (row_id, seq)")
@@ -167,7 +173,8 @@ class ResultSpill:
         names = list(scorers)
         sums: dict[str, float] = dict.fromkeys(names, 0)
         counts: dict[str, int] = dict.fromkeys(names, 0)
-        conn = self._conn if self.has_scores(side) else None
+        in_memory = self._answer_in_memory()  # then no baseline: the row means are not needed again
+        conn = self._conn if self.has_scores(side) and not in_memory else None
         batch: list[tuple[str, str, float]] = []
         for row_id, means in self.row_means(side):
             for name, mean in means.items():
@@ -181,7 +188,8 @@ class ResultSpill:
         if conn is not None:
             self._insert_means(side, batch)
             conn.execute(f"CREATE INDEX means_{side}_key ON means_{side} (row_id, scorer)")
-        self._means_done.add(side)
+        if not in_memory:
+            self._means_done.add(side)
         return {n: (sums[n] / counts[n] if counts[n] else None, counts[n]) for n in names}
 
     def _insert_means(self, side: Side, batch: list[tuple[str, str, float]]) -> None:
@@ -256,6 +264,11 @@ class ResultSpill:
         """`(rows seen, rows with at least one errored result)`."""
         if not self._counts["seen"]:
             return 0, 0
+        if self._answer_in_memory():
+            row_errored: dict[object, bool] = {}
+            for row_id, flag in self._buffers["seen"]:
+                row_errored[row_id] = row_errored.get(row_id, False) or bool(flag)
+            return len(row_errored), sum(row_errored.values())
         query = "SELECT COUNT(*), COALESCE(SUM(errored), 0) FROM (SELECT MAX(errored) AS errored FROM seen GROUP BY row_id)"
         seen, errored = next(iter(self._fetch(query)))
         return int(seen), int(errored)
@@ -264,11 +277,19 @@ class ResultSpill:
         """The most results (trials) any one row has, 0 when no row was added."""
         if not self._counts["seen"]:
             return 0
+        if self._answer_in_memory():
+            return max(Counter(row_id for row_id, _ in self._buffers["seen"]).values())
         query = "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM seen GROUP BY row_id)"
         return int(next(iter(self._fetch(query)))[0] or 0)
 
     def percentile(self, series: str, fraction: float) -> float | None:
         """Nearest-rank percentile of a series (None when it has no values), as `summary.percentile`."""
+        if self._answer_in_memory():
+            values = [cast(float, value) for name, value in self._buffers["samples"] if name == series]
+            if not values:
+                return None
+            ordered = sorted(values, key=lambda v: (v == v, v))  # NaN first, as SQLite orders its NULL
+            return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
         count = next(iter(self._fetch("SELECT COUNT(*) FROM samples WHERE series = ?", (series,))), (0,))[0]
         count = int(count or 0)
         if not count:
@@ -280,9 +301,23 @@ class ResultSpill:
         query = "SELECT value FROM samples WHERE series = ? ORDER BY value LIMIT 1 OFFSET ?"
         return _value(next(iter(self._fetch(query, (series, index))))[0])
 
+    def _answer_in_memory(self) -> bool:
+        """Whether every value is still in the buffers and there is no baseline to compare with."""
+        return self._spill is None and not self._counts["scores_baseline"]
+
     def close(self) -> None:
         """Remove the spill file (also done when the spill is garbage-collected)."""
         if self._finalizer is not None:
             self._finalizer()
         self._spill = None
         self._finalizer = None
+
+
+def _row_means(buffered: list[tuple[object, ...]]) -> Iterator[tuple[str, dict[str, float]]]:
+    """`row_means` of buffered `(row id, scorer, value)` records: rows in the order first seen, each value
+    summed in the order added, as the spill file's query orders them."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for row_id, scorer, value in buffered:
+        values.setdefault(str(row_id), {}).setdefault(str(scorer), []).append(cast(float, value))
+    for row_id, scores in values.items():
+        yield row_id, {n: sum(v) / len(v) for n, v in scores.items()}

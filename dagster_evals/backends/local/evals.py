@@ -23,6 +23,7 @@ from dagster_evals.backends.local.store import (
 from dagster_evals.engine.embedded_db import retrying
 from dagster_evals.engine.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.engine.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
+from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
 from dagster_evals.engine.runner import run_request_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.engine.summary import ReportBuilder
@@ -30,6 +31,19 @@ from dagster_evals.engine.summary import ReportBuilder
 ROW_FIELDS = (
     "input", "expected", "output", "scores", "scorer_errors", "error", "latency_s", "metadata", "reasons",
 )  # fmt: skip
+
+
+def _replacing_insert(conn: sa.Connection) -> Any:
+    """An INSERT of result rows that overwrites the stored result of the same (row, trial). On SQLite it is
+    `INSERT OR REPLACE` (every column is replaced either way), which SQLAlchemy compiles once and caches;
+    `on_conflict_do_update` is compiled again for every batch."""
+    if conn.dialect.name == "sqlite":
+        return sa.insert(experiment_rows).prefix_with("OR REPLACE")
+    stmt = insert(conn, experiment_rows)
+    return stmt.on_conflict_do_update(
+        index_elements=["experiment_id", "row_id", "trial"],
+        set_={name: stmt.excluded[name] for name in ROW_FIELDS},
+    )
 
 
 class LocalEvals(LocalDatasets):
@@ -95,27 +109,45 @@ class LocalEvals(LocalDatasets):
             )
         pending: list[RowResult] = []
         total = snapshot.row_count * request.trial_count
-        done = {"n": 0}
+        handed = {"n": 0, "reported": 0}
+        # Results are added to the report and stored on a writer thread while the run's event loop goes on:
+        # handed over whenever the writer is idle and a fifth of a batch waits (little is left to write when
+        # the run ends); while it is busy they pile up, up to 4 batches, and are written `batch_size` rows
+        # per transaction. An in-memory database has one connection for every thread: written from this one.
+        writer = OrderedWriter("dagster-evals-report-rows", inline=in_memory(self.engine.url))
+        least = max(1, self.batch_size // 5)
 
-        def flush() -> None:
+        def store(batch: list[RowResult]) -> None:
+            for start in range(0, len(batch), YIELD_EVERY):
+                for result in batch[start : start + YIELD_EVERY]:
+                    builder.add(result)
+                yield_gil()
+            for start in range(0, len(batch), self.batch_size):
+                self._store_results(experiment_id, batch[start : start + self.batch_size])
+
+        def hand_off(last: bool = False) -> None:
             if not pending:
                 return
             batch = list(pending)
             pending.clear()
-            self._store_results(experiment_id, batch)
-            done["n"] += len(batch)
-            progress(f"scored {done['n']}/{total} row trials")
+            writer.submit(store, batch)
+            handed["n"] += len(batch)
+            if last or handed["n"] - handed["reported"] >= self.batch_size:
+                handed["reported"] = handed["n"]
+                progress(f"scored {handed['n']}/{total} row trials")
 
         def on_result(result: RowResult) -> None:
-            builder.add(result)
             pending.append(result)
-            if len(pending) >= self.batch_size:
-                flush()
+            if (len(pending) >= least and writer.idle()) or len(pending) >= 4 * self.batch_size:
+                hand_off()
 
-        stats = run_request_locally(
-            request, self.iter_rows(snapshot.dataset, version=snapshot.version), scorers, on_result
-        )
-        flush()
+        try:
+            rows = self.iter_rows(snapshot.dataset, version=snapshot.version)
+            stats = run_request_locally(request, rows, scorers, on_result)
+            hand_off(last=True)
+            writer.wait()
+        finally:
+            writer.close()
         report = builder.build_for(
             request,
             id=experiment_id,
@@ -195,34 +227,34 @@ class LocalEvals(LocalDatasets):
 
     def _store_results(self, experiment_id: str, batch: list[RowResult]) -> None:
         """One transaction per batch; a result stored twice (same row and trial) is overwritten."""
-        values = [
-            {
-                "experiment_id": experiment_id,
-                "row_id": r.row_id,
-                "trial": r.trial,
-                "input": canonical_json(r.input),
-                "expected": canonical_json(r.expected),
-                "output": canonical_json(r.output),
-                "scores": canonical_json(r.scores),
-                "scorer_errors": canonical_json(r.scorer_errors),
-                "error": r.error,
-                "latency_s": r.latency_s,
-                "metadata": canonical_json(r.metadata),
-                "reasons": canonical_json(r.reasons) if r.reasons else None,
-            }
-            for r in batch
-        ]
+        values = []
+        for index, r in enumerate(batch, 1):
+            values.append(self._result_values(experiment_id, r))
+            if index % YIELD_EVERY == 0:
+                yield_gil()
 
         def store() -> None:
             with write_transaction(self.engine) as conn:
-                stmt = insert(conn, experiment_rows)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["experiment_id", "row_id", "trial"],
-                    set_={name: stmt.excluded[name] for name in ROW_FIELDS},
-                )
-                conn.execute(stmt, values)
+                conn.execute(_replacing_insert(conn), values)
 
         retrying(store)  # an upsert: safe to repeat after a lost connection
+
+    @staticmethod
+    def _result_values(experiment_id: str, r: RowResult) -> dict[str, Any]:
+        return {
+            "experiment_id": experiment_id,
+            "row_id": r.row_id,
+            "trial": r.trial,
+            "input": canonical_json(r.input),
+            "expected": canonical_json(r.expected),
+            "output": canonical_json(r.output),
+            "scores": canonical_json(r.scores),
+            "scorer_errors": canonical_json(r.scorer_errors) if r.scorer_errors else "{}",
+            "error": r.error,
+            "latency_s": r.latency_s,
+            "metadata": canonical_json(r.metadata) if r.metadata else "{}",
+            "reasons": canonical_json(r.reasons) if r.reasons else None,
+        }
 
     def get_eval_report(self, report_id: str) -> EvalReport:
         """A finished report by id (or by name: the newest report of that name)."""
