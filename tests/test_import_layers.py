@@ -267,9 +267,6 @@ def test_the_cycle_finder_names_a_loop_closed_by_a_lazy_import_and_skips_type_ch
 
 
 MAX_MODULE_LINES = 400
-# Modules still over the limit, each split in its own change; an entry fails once its module is back under
-# the limit, so it is removed then.
-OVER_THE_LIMIT_FOR_NOW = {"dagster_evals/engine/runner.py"}
 
 
 def test_no_module_of_the_package_is_over_400_lines() -> None:
@@ -278,11 +275,7 @@ def test_no_module_of_the_package_is_over_400_lines() -> None:
         for path in sorted((REPO / "dagster_evals").rglob("*.py"))
     }
     too_long = {path: n for path, n in lines.items() if n > MAX_MODULE_LINES}
-    assert set(too_long) - OVER_THE_LIMIT_FOR_NOW == set(), f"over {MAX_MODULE_LINES} lines: {too_long}"
-    back_under = OVER_THE_LIMIT_FOR_NOW - set(too_long)
-    assert not back_under, (
-        f"back under {MAX_MODULE_LINES} lines, remove from OVER_THE_LIMIT_FOR_NOW: {back_under}"
-    )
+    assert too_long == {}, f"over {MAX_MODULE_LINES} lines: {too_long}"
 
 
 @pytest.mark.parametrize(
