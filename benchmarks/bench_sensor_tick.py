@@ -52,7 +52,7 @@ from dagster_evals import (
     build_eval_suite_definitions,
     build_prompt_version_sensor,
 )
-from dagster_evals.backends.braintrust import models as bt_api
+from dagster_evals.backends.braintrust import api as bt_api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
 from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
 from dagster_evals.backends.local.platform import LocalPlatform
