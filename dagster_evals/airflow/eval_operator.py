@@ -21,7 +21,7 @@ from dagster_evals.airflow import lineage
 from dagster_evals.airflow.operators import EvalsBaseOperator, require_int, require_text
 from dagster_evals.airflow.reports import report_asset, report_summary, snapshot_from_xcom
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.engine.checkpoints import digest, store_for
+from dagster_evals.engine.checkpoints import RowCheckpoints, digest, store_for
 from dagster_evals.engine.errors import ConfigError, DagsterEvalsError, NotFoundError
 from dagster_evals.engine.gates import Baseline, describe_backend
 from dagster_evals.engine.models import EvalReport, EvalRequest, PlatformFunction, PromptVersion, Snapshot
@@ -37,6 +37,12 @@ def _seconds(value: Any, field: str, task_id: str, *, optional: bool) -> float |
             f"task {task_id!r}: {field} must be a number of seconds > 0 (at most a week), got {value!r}"
         )
     return float(value)
+
+
+def _try_number(context: Any) -> int:
+    """The task instance's try number (1 on the first try, 2 on the first retry, ...)."""
+    number = getattr(context.get("ti"), "try_number", None)
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else 1
 
 
 class RunEvalOperator(EvalsBaseOperator):
@@ -263,16 +269,34 @@ class RunEvalOperator(EvalsBaseOperator):
             )  # fmt: skip
             if self.deferrable:
                 self._defer(platform, request, baseline)
+            checkpoints: RowCheckpoints | None = None
             if self.resume and callable(self.task):
                 key = digest("checkpoints", request.name, snapshot.dataset.id, snapshot.version, snapshot.digest,
                              self.trial_count, [str(s) for s in self.scorers])  # fmt: skip
                 store = store_for()
                 store.prune()
-                request = request.model_copy(update={"checkpoints": store.checkpoints(key)})
+                checkpoints = store.checkpoints(key)
+                request = request.model_copy(update={"checkpoints": checkpoints})
+            try_number = _try_number(context)
+            if try_number > 1:
+                self.log.info(
+                    "try %d of %r: rows scored by an earlier try are read back from their checkpoints%s",
+                    try_number, self.task_id, "" if checkpoints else " (resume is off: every row is scored again)",
+                )  # fmt: skip
             report = platform.run_eval(request, progress=self.log.info)
         finally:
             self.hook.close()
-        return self._finished(report, baseline)
+        summary = self._finished(report, baseline)
+        summary["attempt"] = {
+            "try_number": try_number,
+            "rows_from_checkpoints": checkpoints.replayed if checkpoints else 0,
+            "rows_scored_now": checkpoints.recorded if checkpoints else report.rows_scored,
+        }
+        self.log.info(
+            "try %d: %d row trials read back from checkpoints, %d scored by this try",
+            try_number, summary["attempt"]["rows_from_checkpoints"], summary["attempt"]["rows_scored_now"],
+        )  # fmt: skip
+        return summary
 
     def _defer(self, platform: Any, request: EvalRequest, baseline: Baseline) -> None:
         from dagster_evals.airflow.triggers import KeywordsAIEvalRunTrigger, PlatformEvalTrigger

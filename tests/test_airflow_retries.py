@@ -1,0 +1,112 @@
+"""A `RunEvalOperator` task that fails part-way is retried by Airflow (`retries=1`) and resumes from the engine's
+row checkpoints: the retry scores only the rows the failed try did not save, writes one report, and says which
+try it is in its XCom summary and log.
+
+The DAG runs with `dag.test()`, which schedules a failed task instance with retries left again with the next try
+number, as the scheduler does (airflow-core 3.3: `DAG.test` re-schedules `up_for_retry` task instances and
+increments `try_number`). The bot stops its worker (`SystemExit`, as a stopped interpreter does) at a known row
+on the first try; every call it gets is written to a file, so the test sees what each try scored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+if importlib.util.find_spec("airflow") is None:
+    pytest.skip("the Airflow provider's tests need the [airflow] extra", allow_module_level=True)
+
+from dagster_evals.backends.local.platform import LocalPlatform
+from tests.airflow_harness import Airflow
+
+ROWS = 10
+STOP_AT = 5  # the first try saves 4 rows, then its worker stops on the 5th
+RETRY_DAG = """
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG
+from dagster_evals.airflow import PinSnapshotOperator, RunEvalOperator, SyncDatasetOperator
+
+CALLS = Path(os.environ["RETRY_CALLS"])
+STOP_AT = int(os.environ["RETRY_STOP_AT"])
+
+
+def flaky_bot(question):
+    \"\"\"Answers in capitals; on the first try the worker stops at the STOP_AT-th call.\"\"\"
+    calls = CALLS.read_text().splitlines() if CALLS.exists() else []
+    stopped_before = "stopped" in calls
+    with CALLS.open("a") as out:
+        out.write(question + "\\n")
+        if not stopped_before and len(calls) + 1 == STOP_AT:
+            out.write("stopped\\n")
+            raise SystemExit("the worker was stopped")
+    return question.upper()
+
+
+with DAG("retried_eval", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as retried_eval:
+    sync = SyncDatasetOperator(
+        task_id="sync_dataset", conn_id="evals_local", dataset_name="questions",
+        source=os.environ["RETRY_ROWS"], key_field="id",
+    )
+    pin = PinSnapshotOperator(task_id="pin_snapshot", conn_id="evals_local", sync_result=sync.output)
+    RunEvalOperator(
+        task_id="run_eval", conn_id="evals_local", suite="questions", snapshot=pin.output, task=flaky_bot,
+        scorers=["exact_match"], max_concurrency=1, retries=1, retry_delay=timedelta(seconds=0),
+    )
+"""
+
+
+def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
+    airflow: Airflow, tmp_path: Path, database_url: str
+) -> None:
+    rows = tmp_path / "questions.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"id": f"q{i:02d}", "input": f"q{i:02d}", "expected": f"Q{i:02d}"}) + "\n"
+            for i in range(ROWS)
+        )
+    )
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "retried_eval.py").write_text(RETRY_DAG)
+    calls = tmp_path / "calls.txt"
+    airflow.env.update(
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        DAGSTER_EVALS_DATABASE_URL=database_url,
+        RETRY_CALLS=str(calls),
+        RETRY_STOP_AT=str(STOP_AT),
+        RETRY_ROWS=str(rows),
+    )
+
+    (run,) = airflow.run({"dag_id": "retried_eval", "dag_file": str(dags / "retried_eval.py")})
+
+    assert run["state"] == "success", airflow.output[-6000:]
+    lines = calls.read_text().splitlines()
+    first_try, second_try = lines[: lines.index("stopped")], lines[lines.index("stopped") + 1 :]
+    assert len(first_try) == STOP_AT
+    # The retry asks the bot only about the rows the first try did not save, the interrupted one included.
+    saved = first_try[:-1]
+    assert sorted(second_try) == sorted({f"q{i:02d}" for i in range(ROWS)} - set(saved))
+    assert first_try[-1] in second_try
+    summary = run["xcom"]["run_eval"]
+    assert summary["rows_in_snapshot"] == summary["rows_scored"] == ROWS and summary["rows_errored"] == 0
+    assert summary["scores"]["exact_match"]["mean"] == 1.0
+    assert summary["attempt"] == {
+        "try_number": 2,
+        "rows_from_checkpoints": STOP_AT - 1,
+        "rows_scored_now": ROWS - STOP_AT + 1,
+    }
+    assert "try 2 of 'run_eval': rows scored by an earlier try are read back" in airflow.output
+    # One report with results; the stopped try is on record as failed with its reason, never left running.
+    platform = LocalPlatform(url=database_url)
+    try:
+        assert [r.id for r in platform.list_eval_reports()] == [summary["id"]]
+        (stopped,) = platform.list_unfinished_reports()
+        assert stopped["status"] == "failed" and "the worker was stopped" in stopped["failure"]
+    finally:
+        platform.close()
