@@ -6,18 +6,22 @@ directory with a migrated SQLite metadata database) and the connections:
     python tests/airflow_dag_runs.py '[{"dag_id": "support_bot_evals", "env": {...}}, ...]'
 
 Each run: push its `push_prompts` (`[slug, content]` pairs) to the embedded backend
-(`$DAGSTER_EVALS_DATABASE_URL`), add its `git_tags` to `$SUPPORT_BOT_RELEASE_REPO`, set its `env`, (re)load the DAG file, `dag.test()`, then print one line
+(`$DAGSTER_EVALS_DATABASE_URL`) — and its `push_prompts_when_deferred` half a second after a deferred task's
+trigger starts (Airflow logs "running trigger in line"), while the trigger waits — add its `git_tags` to `$SUPPORT_BOT_RELEASE_REPO`, set its `env`, (re)load the DAG file, `dag.test()`, then print one line
 `RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value},
-"assets": [[task_id, asset uri], ...]}`.
+"assets": [[task_id, asset uri], ...], "variables": {key: value}}`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,21 +74,56 @@ def asset_events(dag_id: str, run_id: str) -> list[list[str]]:
         return sorted([str(task), str(uri)] for task, uri in rows)
 
 
+def variables() -> dict[str, str]:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {str(v.key): str(v.val) for v in session.query(Variable).all()}
+
+
+def push_prompts(prompts: list[list[Any]], delay_s: float = 0.0) -> None:
+    from dagster_evals.backends.local.platform import LocalPlatform
+
+    time.sleep(delay_s)
+    platform = LocalPlatform(url=os.environ["DAGSTER_EVALS_DATABASE_URL"])
+    for slug, content in prompts:
+        platform.push_prompt_version(slug, content)
+    platform.close()
+
+
+class PushWhenDeferred(logging.Handler):
+    """Pushes prompt versions from a thread once `dag.test()` starts running a deferred task's trigger."""
+
+    def __init__(self, prompts: list[list[Any]]) -> None:
+        super().__init__()
+        self.prompts = prompts
+        self.pusher: threading.Thread | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.pusher is None and "running trigger in line" in record.getMessage():
+            self.pusher = threading.Thread(target=push_prompts, args=(self.prompts, 0.5), daemon=True)
+            self.pusher.start()
+
+
 def main(plan: list[dict[str, Any]]) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for index, run in enumerate(plan):
         if run.get("push_prompts"):
-            from dagster_evals.backends.local.platform import LocalPlatform
-
-            platform = LocalPlatform(url=os.environ["DAGSTER_EVALS_DATABASE_URL"])
-            for slug, content in run["push_prompts"]:
-                platform.push_prompt_version(slug, content)
-            platform.close()
+            push_prompts(run["push_prompts"])
+        pusher = None
+        if run.get("push_prompts_when_deferred"):
+            pusher = PushWhenDeferred(run["push_prompts_when_deferred"])
+            logging.getLogger("airflow.sdk.definitions.dag").addHandler(pusher)
+            logging.getLogger("airflow.sdk.definitions.dag").setLevel(logging.INFO)
         for tag in run.get("git_tags", []):  # tag HEAD of $SUPPORT_BOT_RELEASE_REPO
             subprocess.run(["git", "tag", tag], cwd=os.environ["SUPPORT_BOT_RELEASE_REPO"], check=True)
         os.environ.update(run.get("env", {}))
         dag = getattr(load_dags(Path(run.get("dag_file") or DAG_FILE)), run["dag_id"])
         result = dag.test(logical_date=start + timedelta(days=index))
+        if pusher is not None:
+            logging.getLogger("airflow.sdk.definitions.dag").removeHandler(pusher)
+            assert pusher.pusher is not None, "no task deferred: the prompt versions were not pushed"
         tasks = {task_key(ti): str(ti.state) for ti in result.get_task_instances()}
         record = {
             "dag_id": run["dag_id"],
@@ -92,6 +131,7 @@ def main(plan: list[dict[str, Any]]) -> None:
             "tasks": tasks,
             "xcom": xcoms(run["dag_id"], result.run_id),
             "assets": asset_events(run["dag_id"], result.run_id),
+            "variables": variables(),
         }
         print("RUN " + json.dumps(record, default=str), flush=True)
 

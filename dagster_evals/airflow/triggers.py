@@ -155,8 +155,13 @@ class PlatformEvalTrigger(BaseTrigger):
 class PromptVersionTrigger(BaseTrigger):
     """Fires when a prompt (of `slugs`, or any of the project) has a version newer than `cursor`.
 
-    The event is `{"versions": [...], "cursor": {...}}` (the shared `new_prompt_versions` rule: each
-    version once); the sensor stores the new cursor when it resumes.
+    The event is `{"status": "new_versions", "versions": [...], "cursor": {...}}` (the shared
+    `new_prompt_versions` rule: each version once; the sensor stores the new cursor when it resumes),
+    `{"status": "timeout", "message"}` once `deadline` (seconds since the epoch, so a trigger moved to
+    another triggerer keeps it) has passed with no new version, or `{"status": "error", "message"}` when
+    the platform cannot be read: the message names the connection and never its key.
+
+    Its serialized form (stored in Airflow's metadata database) holds the connection id, never the key.
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class PromptVersionTrigger(BaseTrigger):
         project: str | None = None,
         initial: InitialRuns = "latest",
         poll_interval_s: float = 60.0,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -175,6 +181,7 @@ class PromptVersionTrigger(BaseTrigger):
         self.project = project
         self.initial: InitialRuns = initial
         self.poll_interval_s = poll_interval_s
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -186,21 +193,40 @@ class PromptVersionTrigger(BaseTrigger):
                 "project": self.project,
                 "initial": self.initial,
                 "poll_interval_s": self.poll_interval_s,
+                "deadline": self.deadline,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from dagster_evals.airflow.sensors import list_new_versions
 
-        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        hook: EvalsHook | None = None
         try:
+            hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
             while True:
                 fresh, advanced = await asyncio.to_thread(
                     list_new_versions, hook, self.cursor, self.slugs, self.project, self.initial
                 )
                 if fresh:
-                    yield TriggerEvent({"versions": fresh, "cursor": advanced})
+                    yield TriggerEvent({"status": "new_versions", "versions": fresh, "cursor": advanced})
+                    return
+                if self.deadline is not None and time.time() >= self.deadline:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"no new prompt version on connection {self.conn_id!r} before the "
+                            "sensor's timeout",
+                        }
+                    )
                     return
                 await asyncio.sleep(self.poll_interval_s)
+        except Exception as exc:  # a trigger that cannot read the platform says so once, and stops
+            yield TriggerEvent({"status": "error", "message": _unreadable(self.conn_id, exc)})
         finally:
-            await asyncio.to_thread(hook.close)
+            if hook is not None:
+                await asyncio.to_thread(hook.close)
+
+
+def _unreadable(conn_id: str, exc: Exception) -> str:
+    """One line naming the connection and what went wrong; the HTTP client's errors name no key."""
+    return f"cannot read new prompt versions through connection {conn_id!r}: {type(exc).__name__}: {exc}"
