@@ -141,7 +141,7 @@ def test_a_trigger_that_cannot_read_the_platform_names_the_connection_and_no_tri
                     "password": KEYWORDSAI_KEY,
                     "extra": {**extra, "timeout_s": 2},
                 }
-            ),  # fmt: skip
+            ),
             "AIRFLOW_CONN_EVALS_WRONG_KEY": json.dumps(
                 {
                     "conn_type": "dagster_evals_keywordsai",
@@ -149,7 +149,7 @@ def test_a_trigger_that_cannot_read_the_platform_names_the_connection_and_no_tri
                     "password": wrong_key,
                     "extra": extra,
                 }
-            ),  # fmt: skip
+            ),
         }
         done = subprocess.run(
             [PYTHON, "-c", TRIGGERS], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
