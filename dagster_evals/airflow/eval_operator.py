@@ -300,6 +300,7 @@ class RunEvalOperator(EvalsBaseOperator):
 
     def _defer(self, platform: Any, request: EvalRequest, baseline: Baseline) -> None:
         from dagster_evals.airflow.triggers import KeywordsAIEvalRunTrigger, PlatformEvalTrigger
+        from dagster_evals.backends.keywordsai.eval_runs import split_report_id
         from dagster_evals.backends.keywordsai.evals import split_scorers
 
         baseline_json = {"report_id": baseline.report_id, "note": baseline.note, "failure": baseline.failure}
@@ -327,10 +328,8 @@ class RunEvalOperator(EvalsBaseOperator):
                 f"task {self.task_id!r}: deferrable=True runs Keywords AI evaluators only; "
                 f"score {', '.join(s.name for s in local) or 'nothing'} in a task that does not defer"
             )
-        platform._check_evaluators(slugs)
-        platform._check_snapshot(request.snapshot, self.log.info)
-        dataset_id = request.snapshot.dataset.id
-        keys = platform.start_eval_run(dataset_id, slugs, self.log.info)
+        report_id = platform.start_evaluators_run(request.snapshot, request.scorers, progress=self.log.info)
+        dataset_id, keys = split_report_id(report_id)
         timeout = float(platform.eval_timeout_s)
         self.defer(
             trigger=KeywordsAIEvalRunTrigger(
@@ -347,7 +346,6 @@ class RunEvalOperator(EvalsBaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the trigger: the platform's report of the finished run (compared with the baseline)."""
-        from dagster_evals.backends.keywordsai.evals import _apply_baseline
 
         if event.get("status") != "completed":
             raise DagsterEvalsError(str(event.get("message") or event))
@@ -358,10 +356,7 @@ class RunEvalOperator(EvalsBaseOperator):
             return self._finished(EvalReport.model_validate(event["report"]), recorded)
         platform = self.hook.get_platform()
         try:
-            report = platform.get_eval_report(str(event["report_id"]))
-            if recorded.report_id:
-                report = _apply_baseline(report, platform.get_eval_report(recorded.report_id))
-                report = report.model_copy(update={"baseline_id": recorded.report_id})
+            report = platform.eval_run_report(str(event["report_id"]), recorded.report_id)
         finally:
             self.hook.close()
         return self._finished(report, recorded)
