@@ -9,7 +9,8 @@ Each run: push its `push_prompts` (`[slug, content]` pairs) to the embedded back
 (`$DAGSTER_EVALS_DATABASE_URL`) — and its `push_prompts_when_deferred` half a second after a deferred task's
 trigger starts (Airflow logs "running trigger in line"), while the trigger waits — add its `git_tags` to `$SUPPORT_BOT_RELEASE_REPO`, set its `env`, (re)load the DAG file, `dag.test()`, then print one line
 `RUN {"dag_id", "state", "tasks": {task_id[map_index]: state}, "xcom": {task_id[map_index]: value},
-"assets": [[task_id, asset uri], ...], "variables": {key: value}}`.
+"assets": [[task_id, asset uri], ...], "variables": {key: value},
+"triggers": [[classpath, kwargs], ...]}` (the triggers of deferred tasks as Airflow stored them).
 """
 
 from __future__ import annotations
@@ -82,6 +83,23 @@ def variables() -> dict[str, str]:
         return {str(v.key): str(v.val) for v in session.query(Variable).all()}
 
 
+def stored_triggers(dag_id: str, run_id: str) -> list[list[Any]]:
+    """`[classpath, kwargs]` of each trigger a task of the run deferred to, as Airflow's metadata database holds
+    it (kwargs decrypted with the installation's Fernet key, as the triggerer reads them)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(Trigger)
+            .join(TaskInstance, TaskInstance.trigger_id == Trigger.id)
+            .filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            .all()
+        )
+        return [[row.classpath, row.kwargs] for row in rows]
+
+
 def push_prompts(prompts: list[list[Any]], delay_s: float = 0.0) -> None:
     from dagster_evals.backends.local.platform import LocalPlatform
 
@@ -132,6 +150,7 @@ def main(plan: list[dict[str, Any]]) -> None:
             "xcom": xcoms(run["dag_id"], result.run_id),
             "assets": asset_events(run["dag_id"], result.run_id),
             "variables": variables(),
+            "triggers": stored_triggers(run["dag_id"], result.run_id),
         }
         print("RUN " + json.dumps(record, default=str), flush=True)
 

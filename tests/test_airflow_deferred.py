@@ -82,6 +82,9 @@ def test_the_deferred_sensor_hands_on_a_version_pushed_while_it_waits(
         }
     ]
     assert second["xcom"]["evaluate"] == ["greeting@2"]
+    ((classpath, stored),) = second["triggers"]  # what Airflow stored for the triggerer: ids, never a key
+    assert classpath == "dagster_evals.airflow.triggers.PromptVersionTrigger"
+    assert stored["conn_id"] == "evals_local" and stored["slugs"] == ["greeting"]
     assert json.loads(second["variables"]["greeting_cursor"]) == {"prompts": {prompt_id: "2"}}
     # Nothing new again: the sensor's timeout passes in the triggerer and the run is skipped, cursor unchanged.
     assert third["tasks"] == {"new_prompt_versions": "skipped", "evaluate": "skipped"}, third
@@ -106,6 +109,9 @@ triggers = {
     "missing": PromptVersionTrigger("evals_missing", {}, ["greeting"], poll_interval_s=0.05),
 }
 events = {name: asyncio.run(first_event(trigger)) for name, trigger in triggers.items()}
+events["eval_run"] = asyncio.run(
+    first_event(KeywordsAIEvalRunTrigger("evals_wrong_key", "ds-1", ["task-1"], poll_interval_s=0.05))
+)
 others = [
     KeywordsAIEvalRunTrigger("evals_wrong_key", "ds-1", ["task-1"], carry={"baseline": {"report_id": None}}),
     PlatformEvalTrigger("evals_wrong_key", {"name": "run", "metadata": {"suite": "s"}}, carry={}),
@@ -168,7 +174,17 @@ def test_a_trigger_that_cannot_read_the_platform_names_the_connection_and_no_tri
         message = events[name]["message"]
         assert message.startswith(f"cannot read new prompt versions through connection {conn_id!r}: ")
         assert "\n" not in message
-    assert "401" in events["wrong_key"]["message"]
+    # A refused key points at the connection's password (not at an environment variable).
+    assert events["wrong_key"]["message"].endswith(
+        "refused the API key (HTTP 401): Your API key is invalid or expired, please check your API key at "
+        "https://platform.keywordsai.co/platform/api/api-keys — put a valid key in the password of Airflow "
+        "connection 'evals_wrong_key'"
+    )
+    assert "environment variable" not in events["wrong_key"]["message"]
+    assert events["eval_run"]["status"] == "error" and events["eval_run"]["message"].startswith(
+        "cannot read eval run ds-1:task-1 through connection 'evals_wrong_key': keywordsai "
+    )
+    assert "password of Airflow connection 'evals_wrong_key'" in events["eval_run"]["message"]
     assert "evals_missing" in events["missing"]["message"].split(": ", 1)[1]  # Airflow's own words
     everything = json.dumps(result) + done.stdout + done.stderr
     assert KEYWORDSAI_KEY not in everything and wrong_key not in everything

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dagster_evals.airflow.hooks import EvalsHook
-from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.errors import AuthError
 from dagster_evals.engine.models import EvalRequest, PlatformFunction
 from dagster_evals.engine.new_versions import InitialRuns
 
@@ -64,11 +64,20 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         report_id = f"{self.dataset_id}:{','.join(self.keys)}"
         deadline = time.monotonic() + self.timeout_s
-        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
-        platform: Any = await asyncio.to_thread(hook.get_platform)
+        hook: EvalsHook | None = None
         try:
             while True:
-                tasks = await asyncio.to_thread(platform.find_tasks, self.dataset_id, self.keys)
+                try:
+                    if hook is None:
+                        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+                    platform: Any = await asyncio.to_thread(hook.get_platform)
+                    tasks = await asyncio.to_thread(platform.find_tasks, self.dataset_id, self.keys)
+                except Exception as exc:
+                    message = connection_error(self.conn_id, f"read eval run {report_id}", exc)
+                    yield TriggerEvent(
+                        {"status": "error", "report_id": report_id, "message": message, "carry": self.carry}
+                    )
+                    return
                 event = _eval_run_event(report_id, tasks)
                 if event is not None:
                     yield TriggerEvent({**event, "carry": self.carry})
@@ -87,7 +96,8 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
                     return
                 await asyncio.sleep(self.poll_interval_s)
         finally:
-            await asyncio.to_thread(hook.close)
+            if hook is not None:
+                await asyncio.to_thread(hook.close)
 
 
 def _eval_run_event(report_id: str, tasks: Sequence[Any]) -> dict[str, Any] | None:
@@ -138,15 +148,18 @@ class PlatformEvalTrigger(BaseTrigger):
         return EvalRequest.model_validate(data)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        hook: EvalsHook | None = None
         try:
+            hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
             platform = await asyncio.to_thread(hook.get_platform)
             report = await asyncio.to_thread(platform.run_eval, self.eval_request())
-        except DagsterEvalsError as exc:  # messages name no key (the HTTP client redacts)
-            yield TriggerEvent({"status": "error", "message": str(exc), "carry": self.carry})
+        except Exception as exc:  # messages name no key (the HTTP client redacts)
+            message = connection_error(self.conn_id, "run the eval", exc)
+            yield TriggerEvent({"status": "error", "message": message, "carry": self.carry})
             return
         finally:
-            await asyncio.to_thread(hook.close)
+            if hook is not None:
+                await asyncio.to_thread(hook.close)
         yield TriggerEvent(
             {"status": "completed", "report": report.model_dump(mode="json"), "carry": self.carry}
         )
@@ -221,12 +234,20 @@ class PromptVersionTrigger(BaseTrigger):
                     return
                 await asyncio.sleep(self.poll_interval_s)
         except Exception as exc:  # a trigger that cannot read the platform says so once, and stops
-            yield TriggerEvent({"status": "error", "message": _unreadable(self.conn_id, exc)})
+            message = connection_error(self.conn_id, "read new prompt versions", exc)
+            yield TriggerEvent({"status": "error", "message": message})
         finally:
             if hook is not None:
                 await asyncio.to_thread(hook.close)
 
 
-def _unreadable(conn_id: str, exc: Exception) -> str:
-    """One line naming the connection and what went wrong; the HTTP client's errors name no key."""
-    return f"cannot read new prompt versions through connection {conn_id!r}: {type(exc).__name__}: {exc}"
+def connection_error(conn_id: str, doing: str, exc: Exception) -> str:
+    """One line naming the connection and what went wrong (the HTTP client's errors name no key); a refused
+    key points at the connection's password rather than an environment variable."""
+    if isinstance(exc, AuthError):
+        return (
+            f"cannot {doing} through connection {conn_id!r}: {exc.platform} {exc.endpoint} refused the API key "
+            f"(HTTP {exc.status}): {exc.platform_message.split(' — check the API key')[0]} — put a valid key in "
+            f"the password of Airflow connection {conn_id!r}"
+        )
+    return f"cannot {doing} through connection {conn_id!r}: {type(exc).__name__}: {exc}"
