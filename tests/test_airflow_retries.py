@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,11 @@ if importlib.util.find_spec("airflow") is None:
     pytest.skip("the Airflow provider's tests need the [airflow] extra", allow_module_level=True)
 
 from dagster_evals.backends.local.platform import LocalPlatform
+from dagster_evals.testing.braintrust import BraintrustFake
 from tests.airflow_harness import Airflow
+from tests.conftest import braintrust_platform
+
+BRAINTRUST_KEY = "bt-test-key-retries-0123456789"
 
 ROWS = 10
 STOP_AT = 5  # the first try saves 4 rows, then its worker stops on the 5th
@@ -34,6 +39,7 @@ from dagster_evals.airflow import PinSnapshotOperator, RunEvalOperator, SyncData
 
 CALLS = Path(os.environ["RETRY_CALLS"])
 STOP_AT = int(os.environ["RETRY_STOP_AT"])
+CONN = os.environ["RETRY_CONN"]
 
 
 def flaky_bot(question):
@@ -50,20 +56,20 @@ def flaky_bot(question):
 
 with DAG("retried_eval", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as retried_eval:
     sync = SyncDatasetOperator(
-        task_id="sync_dataset", conn_id="evals_local", dataset_name="questions",
+        task_id="sync_dataset", conn_id=CONN, dataset_name="questions",
         source=os.environ["RETRY_ROWS"], key_field="id",
     )
-    pin = PinSnapshotOperator(task_id="pin_snapshot", conn_id="evals_local", sync_result=sync.output)
+    pin = PinSnapshotOperator(task_id="pin_snapshot", conn_id=CONN, sync_result=sync.output)
     RunEvalOperator(
-        task_id="run_eval", conn_id="evals_local", suite="questions", snapshot=pin.output, task=flaky_bot,
+        task_id="run_eval", conn_id=CONN, suite="questions", snapshot=pin.output, task=flaky_bot,
         scorers=["exact_match"], max_concurrency=1, retries=1, retry_delay=timedelta(seconds=0),
     )
 """
 
 
-def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
-    airflow: Airflow, tmp_path: Path, database_url: str
-) -> None:
+def run_retried_eval(airflow: Airflow, tmp_path: Path, conn_id: str) -> dict[str, Any]:
+    """Run the DAG whose eval stops on its first try; check the retry asked the bot only about the rows the
+    first try did not save, and return the run."""
     rows = tmp_path / "questions.jsonl"
     rows.write_text(
         "".join(
@@ -77,10 +83,10 @@ def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
     calls = tmp_path / "calls.txt"
     airflow.env.update(
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        DAGSTER_EVALS_DATABASE_URL=database_url,
         RETRY_CALLS=str(calls),
         RETRY_STOP_AT=str(STOP_AT),
         RETRY_ROWS=str(rows),
+        RETRY_CONN=conn_id,
     )
 
     (run,) = airflow.run({"dag_id": "retried_eval", "dag_file": str(dags / "retried_eval.py")})
@@ -90,9 +96,26 @@ def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
     first_try, second_try = lines[: lines.index("stopped")], lines[lines.index("stopped") + 1 :]
     assert len(first_try) == STOP_AT
     # The retry asks the bot only about the rows the first try did not save, the interrupted one included.
-    saved = first_try[:-1]
-    assert sorted(second_try) == sorted({f"q{i:02d}" for i in range(ROWS)} - set(saved))
+    assert sorted(second_try) == sorted({f"q{i:02d}" for i in range(ROWS)} - set(first_try[:-1]))
     assert first_try[-1] in second_try
+    summary = run["xcom"]["run_eval"]
+    assert summary["rows_in_snapshot"] == summary["rows_scored"] == ROWS and summary["rows_errored"] == 0
+    assert summary["scores"]["exact_match"]["mean"] == 1.0
+    assert summary["attempt"] == {
+        "try_number": 2,
+        "rows_from_checkpoints": STOP_AT - 1,
+        "rows_scored_now": ROWS - STOP_AT + 1,
+    }
+    assert "try 2 of 'run_eval': rows scored by an earlier try are read back" in airflow.output
+    return run
+
+
+def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
+    airflow: Airflow, tmp_path: Path, database_url: str
+) -> None:
+    airflow.env["DAGSTER_EVALS_DATABASE_URL"] = database_url
+    run = run_retried_eval(airflow, tmp_path, "evals_local")
+
     summary = run["xcom"]["run_eval"]
     assert summary["rows_in_snapshot"] == summary["rows_scored"] == ROWS and summary["rows_errored"] == 0
     assert summary["scores"]["exact_match"]["mean"] == 1.0
@@ -110,3 +133,30 @@ def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
         assert stopped["status"] == "failed" and "the worker was stopped" in stopped["failure"]
     finally:
         platform.close()
+
+
+def test_a_retried_eval_on_braintrust_continues_the_experiment_of_its_first_try(
+    airflow: Airflow, tmp_path: Path
+) -> None:
+    fake = BraintrustFake(api_key=BRAINTRUST_KEY)
+    with fake.serve() as server:
+        airflow.env["AIRFLOW_CONN_EVALS_BRAINTRUST"] = json.dumps(
+            {
+                "conn_type": "dagster_evals_braintrust",
+                "host": server.url,
+                "password": BRAINTRUST_KEY,
+                "extra": {"project": "p", "collect_git": False},
+            }
+        )
+        run = run_retried_eval(airflow, tmp_path, "evals_braintrust")
+        platform = braintrust_platform(server.url, BRAINTRUST_KEY)
+        try:
+            experiments = platform.client.list_experiments(project_name="p")
+            rows = platform.report_row_scores(run["xcom"]["run_eval"]["id"])
+        finally:
+            platform.close()
+
+    # One experiment: the retry wrote the rest of its rows into the experiment the stopped try started.
+    assert [e.id for e in experiments] == [run["xcom"]["run_eval"]["id"]]
+    assert len(rows) == ROWS and all(scores == {"exact_match": 1.0} for scores in rows.values())
+    assert BRAINTRUST_KEY not in airflow.output and BRAINTRUST_KEY not in json.dumps(run)

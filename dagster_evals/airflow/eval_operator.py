@@ -276,7 +276,7 @@ class RunEvalOperator(EvalsBaseOperator):
                 store = store_for()
                 store.prune()
                 checkpoints = store.checkpoints(key)
-                request = request.model_copy(update={"checkpoints": checkpoints})
+                request = request.model_copy(update={"checkpoints": checkpoints, "run_token": key[:32]})
             try_number = _try_number(context)
             if try_number > 1:
                 self.log.info(
