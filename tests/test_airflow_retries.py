@@ -22,8 +22,9 @@ if importlib.util.find_spec("airflow") is None:
 
 from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.testing.braintrust import BraintrustFake
+from dagster_evals.testing.keywordsai import KeywordsAIFake
 from tests.airflow_harness import Airflow
-from tests.conftest import braintrust_platform
+from tests.conftest import KEYWORDSAI_KEY, braintrust_platform
 
 BRAINTRUST_KEY = "bt-test-key-retries-0123456789"
 
@@ -160,3 +161,27 @@ def test_a_retried_eval_on_braintrust_continues_the_experiment_of_its_first_try(
     assert [e.id for e in experiments] == [run["xcom"]["run_eval"]["id"]]
     assert len(rows) == ROWS and all(scores == {"exact_match": 1.0} for scores in rows.values())
     assert BRAINTRUST_KEY not in airflow.output and BRAINTRUST_KEY not in json.dumps(run)
+
+
+def test_a_retried_eval_on_keywordsai_writes_its_results_to_one_dataset(
+    airflow: Airflow, tmp_path: Path
+) -> None:
+    fake = KeywordsAIFake(api_keys=[KEYWORDSAI_KEY], rate_limit_per_minute=None)
+    with fake.serve() as server:
+        airflow.env["AIRFLOW_CONN_EVALS_KEYWORDSAI"] = json.dumps(
+            {
+                "conn_type": "dagster_evals_keywordsai",
+                "host": server.url,
+                "password": KEYWORDSAI_KEY,
+                "extra": {"rate_limit_per_minute": 6000, "settle_delay_s": 0.0},
+            }
+        )
+        run = run_retried_eval(airflow, tmp_path, "evals_keywordsai")
+
+    # The source dataset and one dataset of results, holding each row once.
+    report_dataset = run["xcom"]["run_eval"]["id"].split(":")[0]
+    assert sorted(d["name"] for d in fake.datasets.values()) == sorted(
+        ["questions", run["xcom"]["run_eval"]["name"]]
+    )
+    assert len(fake.dataset_logs(report_dataset)) == ROWS
+    assert KEYWORDSAI_KEY not in airflow.output and KEYWORDSAI_KEY not in json.dumps(run)
