@@ -1,11 +1,15 @@
 """A `RunEvalOperator` task that fails part-way is retried by Airflow (`retries=1`) and resumes from the engine's
-row checkpoints: the retry scores only the rows the failed try did not save, writes one report, and says which
-try it is in its XCom summary and log.
+row checkpoints: the retry scores only the rows the failed try did not save, leaves one report (one Braintrust
+experiment, one Keywords AI results dataset), and says which try it is in its XCom summary and log.
 
-The DAG runs with `dag.test()`, which schedules a failed task instance with retries left again with the next try
-number, as the scheduler does (airflow-core 3.3: `DAG.test` re-schedules `up_for_retry` task instances and
-increments `try_number`). The bot stops its worker (`SystemExit`, as a stopped interpreter does) at a known row
-on the first try; every call it gets is written to a file, so the test sees what each try scored.
+Two ways a try fails, at a known row, whatever the machine's speed (every call the bot gets is written to a
+file, so the test sees what each try asked):
+- the bot stops its worker (`SystemExit`, as a stopped interpreter does): `dag.test()` schedules the failed task
+  instance again with the next try number, as the scheduler does (airflow-core 3.3: `DAG.test` re-schedules
+  `up_for_retry` task instances and increments `try_number`);
+- the bot kills its worker (SIGKILL) once the rows so far are checkpointed: the DAG run stays open, the task
+  instance `running`; the harness then fails it as the scheduler fails a task without heartbeat and carries on
+  that run (`retry_after_worker_died` in tests/airflow_dag_runs.py).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ ROWS = 10
 STOP_AT = 5  # the first try saves 4 rows, then its worker stops on the 5th
 RETRY_DAG = """
 import os
+import signal
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -44,14 +50,19 @@ CONN = os.environ["RETRY_CONN"]
 
 
 def flaky_bot(question):
-    \"\"\"Answers in capitals; on the first try the worker stops at the STOP_AT-th call.\"\"\"
+    \"\"\"Answers in capitals; on the first try the worker stops (or is killed) at the STOP_AT-th call.\"\"\"
     calls = CALLS.read_text().splitlines() if CALLS.exists() else []
     stopped_before = "stopped" in calls
     with CALLS.open("a") as out:
         out.write(question + "\\n")
         if not stopped_before and len(calls) + 1 == STOP_AT:
             out.write("stopped\\n")
+            out.flush()
+            if os.environ.get("RETRY_KILL"):
+                os.kill(os.getpid(), signal.SIGKILL)
             raise SystemExit("the worker was stopped")
+    if os.environ.get("RETRY_KILL") and not stopped_before and len(calls) + 1 == STOP_AT - 1:
+        time.sleep(1.2)  # past the runner's checkpoint interval: the rows so far are written after this one
     return question.upper()
 
 
@@ -68,8 +79,9 @@ with DAG("retried_eval", schedule=None, start_date=datetime(2026, 1, 1), catchup
 """
 
 
-def run_retried_eval(airflow: Airflow, tmp_path: Path, conn_id: str) -> dict[str, Any]:
-    """Run the DAG whose eval stops on its first try; check the retry asked the bot only about the rows the
+def run_retried_eval(airflow: Airflow, tmp_path: Path, conn_id: str, *, kill: bool = False) -> dict[str, Any]:
+    """Run the DAG whose eval stops on its first try (with `kill`: whose worker is killed, then failed by the
+    scheduler's rule for a task without heartbeat); check the retry asked the bot only about the rows the
     first try did not save, and return the run."""
     rows = tmp_path / "questions.jsonl"
     rows.write_text(
@@ -90,7 +102,12 @@ def run_retried_eval(airflow: Airflow, tmp_path: Path, conn_id: str) -> dict[str
         RETRY_CONN=conn_id,
     )
 
-    (run,) = airflow.run({"dag_id": "retried_eval", "dag_file": str(dags / "retried_eval.py")})
+    dag = {"dag_id": "retried_eval", "dag_file": str(dags / "retried_eval.py"), "day": 0}
+    if kill:
+        airflow.env["RETRY_KILL"] = "1"
+        airflow.run_until_killed(dag)
+        dag["retry_after_worker_died"] = True
+    (run,) = airflow.run(dag)
 
     assert run["state"] == "success", airflow.output[-6000:]
     lines = calls.read_text().splitlines()
@@ -109,6 +126,17 @@ def run_retried_eval(airflow: Airflow, tmp_path: Path, conn_id: str) -> dict[str
     }
     assert "try 2 of 'run_eval': rows scored by an earlier try are read back" in airflow.output
     return run
+
+
+def test_an_eval_whose_worker_is_killed_resumes_on_its_retry(airflow: Airflow, tmp_path: Path) -> None:
+    run = run_retried_eval(airflow, tmp_path, "evals_local", kill=True)
+
+    assert run["tasks"] == {"sync_dataset": "success", "pin_snapshot": "success", "run_eval": "success"}
+    platform = LocalPlatform(url=airflow.env["DAGSTER_EVALS_DATABASE_URL"])
+    try:
+        assert [r.id for r in platform.list_eval_reports()] == [run["xcom"]["run_eval"]["id"]]
+    finally:
+        platform.close()
 
 
 def test_a_retried_eval_resumes_from_its_checkpoints_and_scores_each_row_once(
