@@ -19,7 +19,13 @@ from typing import Any, Literal
 
 from dagster_evals.airflow import lineage
 from dagster_evals.airflow.operators import EvalsBaseOperator, require_int, require_text
-from dagster_evals.airflow.reports import report_asset, report_summary, snapshot_from_xcom
+from dagster_evals.airflow.reports import (
+    attempt,
+    report_asset,
+    report_summary,
+    snapshot_from_xcom,
+    try_number_of,
+)
 from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.engine.checkpoints import RowCheckpoints, digest, store_for
 from dagster_evals.engine.errors import ConfigError, DagsterEvalsError, NotFoundError
@@ -37,12 +43,6 @@ def _seconds(value: Any, field: str, task_id: str, *, optional: bool) -> float |
             f"task {task_id!r}: {field} must be a number of seconds > 0 (at most a week), got {value!r}"
         )
     return float(value)
-
-
-def _try_number(context: Any) -> int:
-    """The task instance's try number (1 on the first try, 2 on the first retry, ...)."""
-    number = getattr(context.get("ti"), "try_number", None)
-    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else 1
 
 
 class RunEvalOperator(EvalsBaseOperator):
@@ -277,7 +277,7 @@ class RunEvalOperator(EvalsBaseOperator):
                 store.prune()
                 checkpoints = store.checkpoints(key)
                 request = request.model_copy(update={"checkpoints": checkpoints, "run_token": key[:32]})
-            try_number = _try_number(context)
+            try_number = try_number_of(context)
             if try_number > 1:
                 self.log.info(
                     "try %d of %r: rows scored by an earlier try are read back from their checkpoints%s",
@@ -286,12 +286,7 @@ class RunEvalOperator(EvalsBaseOperator):
             report = platform.run_eval(request, progress=self.log.info)
         finally:
             self.hook.close()
-        summary = self._finished(report, baseline)
-        summary["attempt"] = {
-            "try_number": try_number,
-            "rows_from_checkpoints": checkpoints.replayed if checkpoints else 0,
-            "rows_scored_now": checkpoints.recorded if checkpoints else report.rows_scored,
-        }
+        summary = {**self._finished(report, baseline), "attempt": attempt(try_number, report, checkpoints)}
         self.log.info(
             "try %d: %d row trials read back from checkpoints, %d scored by this try",
             try_number, summary["attempt"]["rows_from_checkpoints"], summary["attempt"]["rows_scored_now"],
@@ -346,6 +341,7 @@ class RunEvalOperator(EvalsBaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the trigger: the platform's report of the finished run (compared with the baseline)."""
+        from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
 
         if event.get("status") != "completed":
             raise DagsterEvalsError(str(event.get("message") or event))
@@ -353,13 +349,19 @@ class RunEvalOperator(EvalsBaseOperator):
         baseline = dict((event.get("carry") or {}).get("baseline") or {})
         recorded = Baseline(baseline.get("report_id"), str(baseline.get("note")), baseline.get("failure"))
         if event.get("report") is not None:  # a run the trigger waited for whole (Braintrust /v1/eval)
-            return self._finished(EvalReport.model_validate(event["report"]), recorded)
-        platform = self.hook.get_platform()
-        try:
-            report = platform.eval_run_report(str(event["report_id"]), recorded.report_id)
-        finally:
-            self.hook.close()
-        return self._finished(report, recorded)
+            report = EvalReport.model_validate(event["report"])
+        else:
+            platform = self.hook.get_platform()
+            try:
+                if not isinstance(platform, KeywordsAIPlatform):
+                    raise ConfigError(
+                        f"task {self.task_id!r}: eval run {event.get('report_id')} ran on Keywords AI, but "
+                        f"connection {self.conn_id!r} is now a {platform.platform} connection"
+                    )
+                report = platform.eval_run_report(str(event["report_id"]), recorded.report_id)
+            finally:
+                self.hook.close()
+        return {**self._finished(report, recorded), "attempt": attempt(try_number_of(context), report)}
 
     def _finished(self, report: EvalReport, baseline: Baseline) -> dict[str, Any]:
         self._report = report
