@@ -202,7 +202,9 @@ def main(plan: list[dict[str, Any]]) -> None:
             "variables": variables(),
             "triggers": stored_triggers(run["dag_id"], result.run_id),
         }
-        print("RUN " + json.dumps(record, default=str), flush=True)
+        # One write (text and newline together), so no log line of another thread lands inside it.
+        sys.stdout.write("RUN " + json.dumps(record, default=str) + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
