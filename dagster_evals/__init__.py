@@ -21,12 +21,12 @@ from dagster_evals.judges.prompt_tasks import prompt_task
 install_moved_module_aliases()
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
+    from dagster_evals.assets import build_eval_suite_definitions
     from dagster_evals.backends.base import EvalPlatform, EvalPlatformResource
     from dagster_evals.backends.braintrust import BraintrustPlatform, BraintrustResource
     from dagster_evals.backends.keywordsai import KeywordsAIPlatform, KeywordsAIResource
     from dagster_evals.backends.local import LocalPlatform
-    from dagster_evals.component import EvalSuiteComponent
+    from dagster_evals.components import EvalSuiteComponent
     from dagster_evals.engine.errors import (
         AuthError,
         ConfigError,
@@ -61,20 +61,16 @@ if TYPE_CHECKING:
         rubric_judge,
         rubric_judges_from_yaml,
     )
+    from dagster_evals.lineage import build_prompt_asset, build_release_asset
     from dagster_evals.release_gate import GateApproval, GateClosedError, require_passing_gates
     from dagster_evals.resources import LocalResource
-    from dagster_evals.sensors import (
-        build_eval_schedule,
-        build_prompt_asset,
-        build_prompt_version_sensor,
-        build_release_asset,
-        build_release_sensor,
-    )
+    from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
+    from dagster_evals.suite import EvalSuite
     from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
 
 # Public name -> the module that defines it, imported when the name is first used.
 _LAZY: dict[str, str] = {
-    "EvalSuite": "dagster_evals.assets",
+    "EvalSuite": "dagster_evals.suite",
     "build_eval_suite_definitions": "dagster_evals.assets",
     "EvalPlatform": "dagster_evals.backends.base",
     "EvalPlatformResource": "dagster_evals.backends.base",
@@ -83,7 +79,7 @@ _LAZY: dict[str, str] = {
     "KeywordsAIPlatform": "dagster_evals.backends.keywordsai",
     "KeywordsAIResource": "dagster_evals.backends.keywordsai",
     "LocalPlatform": "dagster_evals.backends.local",
-    "EvalSuiteComponent": "dagster_evals.component",
+    "EvalSuiteComponent": "dagster_evals.components",
     "AuthError": "dagster_evals.engine.errors",
     "ConfigError": "dagster_evals.engine.errors",
     "CountMismatchError": "dagster_evals.engine.errors",
@@ -116,9 +112,9 @@ _LAZY: dict[str, str] = {
     "BUILTIN_SCORERS": "dagster_evals.engine.scorers",
     "Scorer": "dagster_evals.engine.scorers",
     "build_eval_schedule": "dagster_evals.sensors",
-    "build_prompt_asset": "dagster_evals.sensors",
+    "build_prompt_asset": "dagster_evals.lineage",
     "build_prompt_version_sensor": "dagster_evals.sensors",
-    "build_release_asset": "dagster_evals.sensors",
+    "build_release_asset": "dagster_evals.lineage",
     "build_release_sensor": "dagster_evals.sensors",
     "CsvSource": "dagster_evals.engine.sources",
     "IterableSource": "dagster_evals.engine.sources",

@@ -53,6 +53,10 @@ ENGINE_MODULES = (
 MOVED_MODULES: dict[str, str] = {
     **{f"dagster_evals.{name}": f"dagster_evals.engine.{name}" for name in ENGINE_MODULES},
     "dagster_evals.prompt_task": "dagster_evals.judges.prompt_tasks",
+    "dagster_evals.sharded_asset": "dagster_evals.sharding.asset",
+    "dagster_evals.component": "dagster_evals.components.eval_suite",
+    "dagster_evals.component_fields": "dagster_evals.components.fields",
+    "dagster_evals.component_scaffolder": "dagster_evals.components.scaffolder",
 }
 
 

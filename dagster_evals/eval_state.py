@@ -26,7 +26,7 @@ from dagster_evals.engine.embedded_db import bind_state_database, redacted_url, 
 from dagster_evals.engine.errors import ConfigError
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite
+    from dagster_evals.suite import EvalSuite
 
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 

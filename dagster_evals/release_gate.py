@@ -32,7 +32,7 @@ from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
 from dagster_evals.step_failures import dagster_failures
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite
+    from dagster_evals.suite import EvalSuite
 
 __all__ = ["GateApproval", "GateClosedError", "require_passing_gates"]
 

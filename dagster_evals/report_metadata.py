@@ -40,8 +40,9 @@ from dagster_evals.metadata import (
 from dagster_evals.translator import suite_asset_spec
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite, SuiteEvalRun
     from dagster_evals.backends.base import EvalPlatform
+    from dagster_evals.eval_step import SuiteEvalRun
+    from dagster_evals.suite import EvalSuite
 
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 

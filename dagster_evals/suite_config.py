@@ -22,7 +22,7 @@ from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT
 from dagster_evals.engine.timeouts import AUTO
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite
+    from dagster_evals.suite import EvalSuite
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_PART = re.compile(r"^[A-Za-z0-9_.-]+$")

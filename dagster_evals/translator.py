@@ -30,7 +30,7 @@ from dagster_evals.engine.models import DatasetRow
 from dagster_evals.engine.sources import as_source, row_from_mapping
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite
+    from dagster_evals.suite import EvalSuite
 
 AssetRole = Literal["dataset", "snapshot", "eval_report", "prompt"]
 ASSET_ROLES: tuple[AssetRole, ...] = ("dataset", "snapshot", "eval_report", "prompt")

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.testing.braintrust import openapi
 
 SUPPORTED = "supported: passed through unchanged from the caller's spec/body"

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.client import BraintrustClient
 from dagster_evals.engine.errors import AuthError, NotFoundError, PlatformError
 from dagster_evals.engine.http import HttpClient, RetryPolicy

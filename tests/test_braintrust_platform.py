@@ -20,7 +20,7 @@ from dagster_evals import (
     PlatformError,
     PlatformFunction,
 )
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.platform import (
     BraintrustPlatform,
     BraintrustResource,

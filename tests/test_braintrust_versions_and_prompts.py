@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from dagster_evals.backends.braintrust import BraintrustPlatform
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import BraintrustPlatform, api
 from dagster_evals.engine.models import DatasetRef, DatasetRow, content_hash
 from dagster_evals.testing.braintrust import BraintrustFake
 from dagster_evals.testing.server import ServerThread

@@ -3,6 +3,7 @@ materializes like a Python-declared one."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -162,6 +163,15 @@ def dg_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(bin_dir / "dg"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def test_dg_lists_the_component_under_its_documented_name(dg_project: Path) -> None:
+    # Found through the package's `dagster_dg_cli.registry_modules` entry point, although the class now lives
+    # in dagster_evals.components.eval_suite.
+    listed = dg_cli(dg_project, "list", "components", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    keys = {item["key"] for item in json.loads(listed.stdout)["items"]}
+    assert "dagster_evals.EvalSuiteComponent" in keys
 
 
 def test_dg_scaffold_writes_a_commented_template_that_passes_dg_check(dg_project: Path) -> None:

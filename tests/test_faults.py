@@ -23,7 +23,7 @@ from dagster_evals import (
     build_eval_suite_definitions,
     build_prompt_version_sensor,
 )
-from dagster_evals.backends.braintrust.models import CreatePrompt, PatchPrompt
+from dagster_evals.backends.braintrust.api import CreatePrompt, PatchPrompt
 from dagster_evals.testing import BraintrustFake, Fault, KeywordsAIFake, ServerThread
 from tests.conftest import add_task, materialization, qa_rows, write_jsonl
 from tests.fault_helpers import (

@@ -165,9 +165,9 @@ def test_a_row_cancelled_mid_call_is_not_checkpointed(tmp_path: Path) -> None:
 def test_the_documented_examples_run() -> None:
     import doctest
 
-    from dagster_evals import sharding
     from dagster_evals.engine import checkpoints
+    from dagster_evals.sharding import shards
 
-    for module in (checkpoints, sharding):
+    for module in (checkpoints, shards):
         outcome = doctest.testmod(module)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__

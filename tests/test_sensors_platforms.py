@@ -23,7 +23,7 @@ from dagster_evals import (
     build_eval_suite_definitions,
     build_prompt_version_sensor,
 )
-from dagster_evals.backends.braintrust import models as bt_api
+from dagster_evals.backends.braintrust import api as bt_api
 from dagster_evals.testing import BraintrustFake, KeywordsAIFake
 from tests.conftest import qa_rows, write_jsonl
 

@@ -24,47 +24,12 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from dagster_evals.airflow.hooks import EvalsHook
 from dagster_evals.airflow.operators import require_text
+from dagster_evals.airflow.triggers import PromptVersionTrigger, list_new_versions
 from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
 from dagster_evals.engine.git import list_tags
-from dagster_evals.engine.new_versions import InitialRuns, new_prompt_versions, new_releases
+from dagster_evals.engine.new_versions import InitialRuns, new_releases
 
 _INITIAL = ("latest", "all", "none")
-
-
-def list_new_versions(
-    hook: EvalsHook,
-    cursor: dict[str, Any],
-    slugs: Sequence[str] | None,
-    project: str | None,
-    initial: InitialRuns,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """New prompt versions (as small dicts, oldest first) and the advanced cursor."""
-    platform = hook.get_platform()
-    known: dict[str, str] = dict(cursor.get("prompts", {}))
-    latest_only = initial != "all"
-    if slugs:
-        versions = [
-            v
-            for slug in slugs
-            for v in platform.list_prompt_versions(
-                project=project, slug=slug, newer_than=known, latest_only=latest_only
-            )
-        ]
-    else:
-        versions = platform.list_prompt_versions(project=project, newer_than=known, latest_only=latest_only)
-    fresh, advanced = new_prompt_versions(versions, cursor, initial)
-    picked = [
-        {
-            "slug": v.slug,
-            "version": v.version,
-            "prompt_id": v.prompt_id,
-            "project": v.project,
-            "platform": v.platform,
-            "key": v.partition_key,
-        }
-        for v in fresh
-    ]
-    return picked, advanced
 
 
 class _CursorSensor(BaseSensorOperator):
@@ -148,8 +113,6 @@ class NewPromptVersionsSensor(_CursorSensor):
         if fresh:
             return self._picked(fresh, advanced)
         self.save_cursor(advanced)
-        from dagster_evals.airflow.triggers import PromptVersionTrigger
-
         self.defer(
             trigger=PromptVersionTrigger(
                 str(self.conn_id),

@@ -21,7 +21,44 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from dagster_evals.airflow.hooks import EvalsHook
 from dagster_evals.engine.errors import AuthError
 from dagster_evals.engine.models import EvalRequest, PlatformFunction
-from dagster_evals.engine.new_versions import InitialRuns
+from dagster_evals.engine.new_versions import InitialRuns, new_prompt_versions
+
+
+def list_new_versions(
+    hook: EvalsHook,
+    cursor: dict[str, Any],
+    slugs: Sequence[str] | None,
+    project: str | None,
+    initial: InitialRuns,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """New prompt versions (as small dicts, oldest first) and the advanced cursor: what the sensor and the
+    trigger poll for."""
+    platform = hook.get_platform()
+    known: dict[str, str] = dict(cursor.get("prompts", {}))
+    latest_only = initial != "all"
+    if slugs:
+        versions = [
+            v
+            for slug in slugs
+            for v in platform.list_prompt_versions(
+                project=project, slug=slug, newer_than=known, latest_only=latest_only
+            )
+        ]
+    else:
+        versions = platform.list_prompt_versions(project=project, newer_than=known, latest_only=latest_only)
+    fresh, advanced = new_prompt_versions(versions, cursor, initial)
+    picked = [
+        {
+            "slug": v.slug,
+            "version": v.version,
+            "prompt_id": v.prompt_id,
+            "project": v.project,
+            "platform": v.platform,
+            "key": v.partition_key,
+        }
+        for v in fresh
+    ]
+    return picked, advanced
 
 
 class KeywordsAIEvalRunTrigger(BaseTrigger):
@@ -211,8 +248,6 @@ class PromptVersionTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from dagster_evals.airflow.sensors import list_new_versions
-
         hook: EvalsHook | None = None
         try:
             hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)

@@ -8,6 +8,7 @@ importable from here).
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ def redact_url_password(value: Any) -> Any:
 def __getattr__(name: str) -> Any:
     # The Dagster resource base class is loaded (with Dagster) only when asked for.
     if name == "EvalPlatformResource":
-        from dagster_evals.backends.platform_resource import EvalPlatformResource
-
-        return EvalPlatformResource
+        # Loaded by name: the resource module builds on this one, so an import statement here would be a
+        # cycle (and would load Dagster with the platform).
+        return importlib.import_module("dagster_evals.backends.platform_resource").EvalPlatformResource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

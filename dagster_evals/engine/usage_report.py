@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagster_evals.engine.stats import percentile
 from dagster_evals.engine.usage import TASK_SCOPE, ScopeUsage
 
 
@@ -30,8 +31,6 @@ class UsageTotals:
     def report(self) -> dict[str, Any]:
         """`{"total": {...}, "scopes": {name: {...}}, "judge_latency_p50_ms", "judge_latency_p95_ms",
         "rows_not_run", "budget_message"}`; empty when the run made no model call and ran every row."""
-        from dagster_evals.engine.summary import percentile
-
         if not self.scopes and not self.rows_not_run:
             return {}
         total = ScopeUsage()

@@ -35,7 +35,7 @@ from typing import Any
 import pydantic
 
 from dagster_evals.engine.errors import ConfigError
-from dagster_evals.judges.settings import JudgeSettings
+from dagster_evals.judges.settings import JudgeSettings, endpoint_settings
 
 DEFAULT_JUDGE_RESOURCE_KEY = "judge"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,8 +68,6 @@ def bind_judge(context: Any, key: str | None) -> Iterator[None]:
     if key is None:
         yield
         return
-    from dagster_evals.judges.judge import endpoint_settings
-
     resource = getattr(context.resources, key, None)
     if resource is None:
         raise ConfigError(f"no resource is bound under the judge resource key {key!r}")

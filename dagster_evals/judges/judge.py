@@ -23,7 +23,7 @@ from dagster_evals.engine.scorers import Scorer
 from dagster_evals.judges.binding import bound_settings
 from dagster_evals.judges.catalog import CATALOG, DEFAULT_PATHS, JudgeSpec
 from dagster_evals.judges.client import client_for
-from dagster_evals.judges.settings import JudgeSettings
+from dagster_evals.judges.settings import JudgeSettings, endpoint_settings
 
 
 def _text(value: Any) -> Any:
@@ -46,21 +46,6 @@ def _lookup(row: Mapping[str, Any], path: str) -> Any:
         else:
             return _MISSING
     return value
-
-
-def endpoint_settings(endpoint: Any) -> JudgeSettings | None:
-    if endpoint is None:
-        return None
-    if isinstance(endpoint, JudgeSettings):
-        return endpoint
-    settings = getattr(endpoint, "settings", None)
-    if callable(settings):
-        resolved = settings()
-        if isinstance(resolved, JudgeSettings):
-            return resolved
-    raise ConfigError(
-        f"a judge endpoint must be an OpenAIJudgeResource or JudgeSettings, got {type(endpoint).__name__}"
-    )
 
 
 @dataclass(frozen=True, eq=False)

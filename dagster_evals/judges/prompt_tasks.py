@@ -36,8 +36,7 @@ from dagster_evals.engine.errors import ConfigError
 from dagster_evals.engine.models import PromptVersion
 from dagster_evals.judges.binding import bound_settings
 from dagster_evals.judges.client import client_for
-from dagster_evals.judges.judge import endpoint_settings
-from dagster_evals.judges.settings import JudgeSettings
+from dagster_evals.judges.settings import JudgeSettings, endpoint_settings
 
 # Chat request fields a prompt's parameters may carry (openai-python@v3.57.0:
 # src/openai/types/chat/completion_create_params.py); anything else (Braintrust's `use_cache`, ...) is

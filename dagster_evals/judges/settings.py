@@ -136,3 +136,19 @@ class JudgeSettings:
                 "variable (or pass api_key=dg.EnvVar(...) to OpenAIJudgeResource)"
             )
         return self.api_key
+
+
+def endpoint_settings(endpoint: Any) -> JudgeSettings | None:
+    """The settings of a judge endpoint: an `OpenAIJudgeResource` (its `settings()`), `JudgeSettings`, or None."""
+    if endpoint is None:
+        return None
+    if isinstance(endpoint, JudgeSettings):
+        return endpoint
+    settings = getattr(endpoint, "settings", None)
+    if callable(settings):
+        resolved = settings()
+        if isinstance(resolved, JudgeSettings):
+            return resolved
+    raise ConfigError(
+        f"a judge endpoint must be an OpenAIJudgeResource or JudgeSettings, got {type(endpoint).__name__}"
+    )

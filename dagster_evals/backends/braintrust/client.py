@@ -1,30 +1,28 @@
 """The low-level Braintrust REST client: one method per endpoint, one generic paginated list, on top of
 `HttpClient` (retries, pacing, redaction). Paths and parameters: braintrustdata/braintrust-openapi
-`openapi/spec.json` (see `docs/api-versions.md` for the commit)."""
+`openapi/spec.json` (see `docs/api-versions.md` for the commit).
+
+`BraintrustClient` is composed by object kind: the shared lists, inserts and fetches
+(`client_base.BraintrustClientBase`), prompts and functions (`client_prompts.PromptsAndFunctions`), and here
+projects, datasets, experiments, evals and project logs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 
+from dagster_evals.backends.braintrust.client_base import query_params as _params
+from dagster_evals.backends.braintrust.client_prompts import PromptsAndFunctions
 from dagster_evals.backends.braintrust.eval_models import (
-    CreateFunction,
-    CreatePrompt,
     EvalStreamResult,
-    Function,
-    InvokeFunction,
-    PatchFunction,
-    PatchPrompt,
-    Prompt,
     RunEval,
     eval_stream_result,
     parse_sse,
 )
 from dagster_evals.backends.braintrust.models import (
     DEFAULT_FETCH_LIMIT,
-    BtRequest,
     CreateDataset,
     CreateExperiment,
     CreateProject,
@@ -37,50 +35,17 @@ from dagster_evals.backends.braintrust.models import (
     InsertEventsResponse,
     InsertExperimentEvent,
     InsertProjectLogsEvent,
-    ObjectList,
     PatchDataset,
     PatchProject,
     Project,
     SummarizeDatasetResponse,
 )
-from dagster_evals.engine.errors import PlatformError
-from dagster_evals.engine.http import HttpClient
-from dagster_evals.engine.seen_ids import SeenIds
+
+__all__ = ["BraintrustClient"]
 
 
-# -- the client ------------------------------------------------------------------------------------
-def _params(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-class BraintrustClient:
+class BraintrustClient(PromptsAndFunctions):
     """One method per Braintrust REST endpoint, on top of `HttpClient` (retries, pacing, redaction)."""
-
-    def __init__(self, http: HttpClient, *, org_name: str | None = None) -> None:
-        self.http = http
-        self.org_name = org_name
-
-    def __repr__(self) -> str:
-        return f"BraintrustClient({self.http!r})"
-
-    def close(self) -> None:
-        self.http.close()
-
-    # -- lists -------------------------------------------------------------------------------------
-    def _list(self, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return ObjectList.model_validate(self.http.get(path, params=params)).objects
-
-    def iter_objects(
-        self, path: str, params: Mapping[str, Any], *, page_size: int = 100
-    ) -> Iterator[dict[str, Any]]:
-        """Every object of a `GET /v1/<object>` list, paging with `starting_after`."""
-        after: str | None = None
-        while True:
-            page = self._list(path, {**params, "limit": page_size, **_params(starting_after=after)})
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1]["id"]
 
     # -- projects ----------------------------------------------------------------------------------
     def create_project(self, body: CreateProject) -> Project:
@@ -151,17 +116,6 @@ class BraintrustClient:
     def delete_dataset(self, dataset_id: str) -> Dataset:
         return Dataset.model_validate(self.http.delete(f"/v1/dataset/{dataset_id}"))
 
-    def _insert(self, path: str, events: Sequence[BtRequest], idempotent: bool) -> InsertEventsResponse:
-        body = {"events": [e.body() for e in events]}
-        return InsertEventsResponse.model_validate(self.http.post(path, json=body, idempotent=idempotent))
-
-    def insert_raw(self, path: str, body: bytes, *, idempotent: bool) -> InsertEventsResponse:
-        """POST an already-serialized `{"events": [...]}` body (the fast path for large syncs)."""
-        response = self.http.post(
-            path, content=body, headers={"Content-Type": "application/json"}, idempotent=idempotent
-        )
-        return InsertEventsResponse.model_validate(response)
-
     def insert_dataset_events(
         self, dataset_id: str, events: Sequence[InsertDatasetEvent]
     ) -> InsertEventsResponse:
@@ -170,28 +124,6 @@ class BraintrustClient:
 
     def fetch_dataset(self, dataset_id: str, body: FetchEventsRequest) -> FetchEventsResponse:
         return self._fetch(f"/v1/dataset/{dataset_id}/fetch", body)
-
-    def _fetch(self, path: str, body: FetchEventsRequest) -> FetchEventsResponse:
-        return FetchEventsResponse.model_validate(self.http.post(path, json=body.body(), idempotent=True))
-
-    def iter_events(
-        self, path: str, *, version: str | None = None, page_size: int = DEFAULT_FETCH_LIMIT
-    ) -> Iterator[dict[str, Any]]:
-        """Every event of an object, page by page (newest first), each id once."""
-        cursor: str | None = None
-        seen = SeenIds()  # on disk past a bound: memory stays flat in the event count
-        try:
-            while True:
-                request = FetchEventsRequest(limit=page_size, **_params(cursor=cursor, version=version))
-                page = self._fetch(path, request)
-                for event in page.events:
-                    if seen.add(str(event.get("id"))):
-                        yield event
-                if not page.events or not page.cursor:
-                    return
-                cursor = page.cursor
-        finally:
-            seen.close()
 
     def iter_dataset_events(
         self, dataset_id: str, *, version: str | None = None, page_size: int = DEFAULT_FETCH_LIMIT
@@ -282,111 +214,6 @@ class BraintrustClient:
             "/v1/eval", json=body.body(), headers={"Accept": "text/event-stream"}, parse_json=False
         )
         return eval_stream_result(parse_sse(response.text), response.status_code)
-
-    # -- prompts -----------------------------------------------------------------------------------
-    def create_prompt(self, body: CreatePrompt) -> Prompt:
-        return Prompt.model_validate(self.http.post("/v1/prompt", json=body.body(), idempotent=True))
-
-    def patch_prompt(self, prompt_id: str, body: PatchPrompt) -> Prompt:
-        return Prompt.model_validate(self.http.patch(f"/v1/prompt/{prompt_id}", json=body.body()))
-
-    def list_prompts(
-        self,
-        *,
-        project_id: str | None = None,
-        project_name: str | None = None,
-        prompt_name: str | None = None,
-        slug: str | None = None,
-        version: str | None = None,
-        environment: str | None = None,
-        limit: int | None = None,
-        starting_after: str | None = None,
-        ending_before: str | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[Prompt]:
-        params = _params(
-            project_id=project_id,
-            project_name=project_name,
-            prompt_name=prompt_name,
-            slug=slug,
-            version=version,
-            environment=environment,
-            org_name=self.org_name,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-            ids=list(ids) if ids else None,
-        )
-        return [Prompt.model_validate(o) for o in self._list("/v1/prompt", params)]
-
-    def iter_prompts(self, *, page_size: int = 100, **filters: Any) -> Iterator[Prompt]:
-        params = _params(org_name=self.org_name, **filters)
-        for obj in self.iter_objects("/v1/prompt", params, page_size=page_size):
-            yield Prompt.model_validate(obj)
-
-    def get_prompt(self, prompt_id: str, *, version: str | None = None) -> Prompt:
-        return Prompt.model_validate(
-            self.http.get(f"/v1/prompt/{prompt_id}", params=_params(version=version))
-        )
-
-    def get_prompt_by_slug(self, project_name: str, slug: str, *, version: str | None = None) -> Prompt:
-        found = self.list_prompts(project_name=project_name, slug=slug, version=version)
-        if len(found) != 1:
-            raise PlatformError(
-                "braintrust",
-                404 if not found else 409,
-                "GET",
-                "/v1/prompt",
-                f"expected one prompt with slug {slug!r} in project {project_name!r}, found {len(found)}",
-            )
-        return found[0]
-
-    # -- functions ---------------------------------------------------------------------------------
-    def create_function(self, body: CreateFunction) -> Function:
-        return Function.model_validate(self.http.post("/v1/function", json=body.body(), idempotent=True))
-
-    def patch_function(self, function_id: str, body: PatchFunction) -> Function:
-        return Function.model_validate(self.http.patch(f"/v1/function/{function_id}", json=body.body()))
-
-    def list_functions(
-        self,
-        *,
-        project_id: str | None = None,
-        project_name: str | None = None,
-        function_name: str | None = None,
-        slug: str | None = None,
-        version: str | None = None,
-        limit: int | None = None,
-        starting_after: str | None = None,
-        ending_before: str | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[Function]:
-        params = _params(
-            project_id=project_id,
-            project_name=project_name,
-            function_name=function_name,
-            slug=slug,
-            version=version,
-            org_name=self.org_name,
-            limit=limit,
-            starting_after=starting_after,
-            ending_before=ending_before,
-            ids=list(ids) if ids else None,
-        )
-        return [Function.model_validate(o) for o in self._list("/v1/function", params)]
-
-    def get_function(self, function_id: str, *, version: str | None = None) -> Function:
-        return Function.model_validate(
-            self.http.get(f"/v1/function/{function_id}", params=_params(version=version))
-        )
-
-    def invoke_function(self, function_id: str, body: InvokeFunction) -> Any:
-        """Call a function and return its output (any JSON value). Never retried."""
-        path = f"/v1/function/{function_id}/invoke"
-        if body.stream:
-            response = self.http.post(path, json=body.body(), parse_json=False)
-            return parse_sse(response.text)
-        return self.http.post(path, json=body.body())
 
     # -- project logs ------------------------------------------------------------------------------
     def insert_project_logs(

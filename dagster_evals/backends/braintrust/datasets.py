@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from dagster_evals.backends.base import ProgressFn, _quiet
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.session import EMPTY_VERSION, BraintrustSession
 from dagster_evals.engine.errors import (
     ConfigError,

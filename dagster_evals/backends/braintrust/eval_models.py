@@ -27,6 +27,38 @@ from dagster_evals.backends.braintrust.models import (
 )
 from dagster_evals.engine.errors import PlatformError
 
+__all__ = [
+    "CreateFunction",
+    "CreatePrompt",
+    "DatasetIdData",
+    "DatasetRowsData",
+    "EvalStreamCutShort",
+    "EvalStreamResult",
+    "ExperimentNameData",
+    "Function",
+    "FunctionIdRef",
+    "FunctionRef",
+    "FunctionType",
+    "GlobalFunctionRef",
+    "InlineCodeRef",
+    "InlineContext",
+    "InlineFunctionRef",
+    "InlinePromptRef",
+    "InvokeFunction",
+    "PatchFunction",
+    "PatchPrompt",
+    "ProjectDatasetNameData",
+    "ProjectSlugRef",
+    "Prompt",
+    "PromptSessionRef",
+    "RunEval",
+    "RunEvalData",
+    "SseEvent",
+    "eval_stream_result",
+    "parse_sse",
+    "summary_from_event",
+]
+
 FunctionType = Literal[
     "llm",
     "scorer",

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dagster_evals.backends.base import ProgressFn, _quiet
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.datasets import BraintrustDatasets
 from dagster_evals.backends.braintrust.finite import finite_result
 from dagster_evals.backends.braintrust.launch import (

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from dagster_evals.backends.base import ProgressFn
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.session import BraintrustSession
 from dagster_evals.backends.braintrust.traces import traces
 from dagster_evals.engine.errors import NotFoundError, PlatformError

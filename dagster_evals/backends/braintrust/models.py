@@ -5,12 +5,14 @@ Field names follow Braintrust's published OpenAPI spec exactly (braintrustdata/b
 `docs/api-versions.md`); fields only the pinned `braintrust` SDK publishes (`braintrust/_generated_types.py`)
 are marked. Request models reject unknown fields, so a misspelt field fails on the client instead of
 being silently dropped by the server. Response models keep unknown fields, so a newer server never breaks
-an older client. Function references, `/v1/eval`, prompts and functions are in `eval_models.py`
-(re-exported here).
+an older client. Function references, `/v1/eval`, prompts and functions are in `eval_models.py`;
+`api.py` holds both in one namespace.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -334,20 +336,22 @@ class ObjectList(BtResponse):
     objects: list[dict[str, Any]]
 
 
-from dagster_evals.backends.braintrust.eval_models import *  # noqa: E402,F403  (one namespace for callers)
+# The POST /v1/eval, prompt and function shapes live in eval_models (which builds on this module); they were
+# importable from here, and still are, with a warning naming `dagster_evals.backends.braintrust.api`.
+_EVAL_MODELS = "dagster_evals.backends.braintrust.eval_models"
 
 
 def __getattr__(name: str) -> Any:
     if name == "BraintrustClient":
-        import warnings
-
-        warnings.warn(
-            "dagster_evals.backends.braintrust.models.BraintrustClient moved to "
-            "dagster_evals.backends.braintrust.client.BraintrustClient",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from dagster_evals.backends.braintrust.client import BraintrustClient
-
-        return BraintrustClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        moved_to = module = "dagster_evals.backends.braintrust.client"
+    elif not name.startswith("_") and name in importlib.import_module(_EVAL_MODELS).__all__:
+        moved_to, module = "dagster_evals.backends.braintrust.api", _EVAL_MODELS
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"dagster_evals.backends.braintrust.models.{name} moved: import it from {moved_to}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    # Loaded by name, not an import statement: both modules import this one.
+    return getattr(importlib.import_module(module), name)

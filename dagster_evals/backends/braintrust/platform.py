@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from dagster_evals.backends.braintrust.evals import BraintrustEvals, function_ref, git_repo_info
 from dagster_evals.backends.braintrust.prompts import BraintrustPrompts
 from dagster_evals.backends.braintrust.session import EMPTY_VERSION
@@ -33,9 +35,9 @@ class BraintrustPlatform(BraintrustEvals, BraintrustPrompts):
 
 def __getattr__(name: str) -> object:
     if name == "BraintrustResource":  # kept importable from here; it lives in resources.py
-        from dagster_evals.backends.braintrust.resources import BraintrustResource
-
-        return BraintrustResource
+        # Loaded by name: the resource module builds on this one, so an import statement here would be a
+        # cycle (and would load Dagster with the platform).
+        return importlib.import_module("dagster_evals.backends.braintrust.resources").BraintrustResource
     raise AttributeError(name)
 
 

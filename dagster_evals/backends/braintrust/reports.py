@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.launch import RUN_TOKEN_KEY
 from dagster_evals.backends.braintrust.session import BraintrustSession
 from dagster_evals.backends.braintrust.traces import traces

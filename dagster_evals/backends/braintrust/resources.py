@@ -8,7 +8,7 @@ from typing import cast
 from pydantic import Field
 
 from dagster_evals.backends.base import STATE_DATABASE_HELP
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.platform import BraintrustPlatform
 from dagster_evals.backends.braintrust.session import (
     DEFAULT_EVAL_TIMEOUT_S,

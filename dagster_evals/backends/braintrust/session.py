@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dagster_evals.backends.base import EvalPlatform, ProgressFn, _quiet
-from dagster_evals.backends.braintrust import models as api
+from dagster_evals.backends.braintrust import api
 from dagster_evals.backends.braintrust.client import BraintrustClient
 from dagster_evals.engine.errors import (
     ConfigError,

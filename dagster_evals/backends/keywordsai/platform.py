@@ -12,6 +12,7 @@ exact writes, background removals), `eval_runs.EvalRunOps` (start/wait/read eval
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -232,7 +233,7 @@ class KeywordsAIPlatform(DatasetOps, EvalRunOps, EvalOps, PromptOps, EvalPlatfor
 
 def __getattr__(name: str) -> object:
     if name == "KeywordsAIResource":  # kept importable from here; it lives in resources.py
-        from dagster_evals.backends.keywordsai.resources import KeywordsAIResource
-
-        return KeywordsAIResource
+        # Loaded by name: the resource module builds on this one, so an import statement here would be a
+        # cycle (and would load Dagster with the platform).
+        return importlib.import_module("dagster_evals.backends.keywordsai.resources").KeywordsAIResource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

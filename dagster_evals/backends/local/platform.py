@@ -6,6 +6,7 @@ syncs), `evals` (eval reports), `prompts` (prompt versions). This module puts th
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,7 +85,7 @@ class LocalPlatform(LocalEvals, LocalPrompts):
 
 def __getattr__(name: str) -> object:
     if name == "LocalEvalResource":  # kept importable from here; it lives in resources.py
-        from dagster_evals.backends.local.resources import LocalEvalResource
-
-        return LocalEvalResource
+        # Loaded by name: the resource module builds on this one, so an import statement here would be a
+        # cycle (and would load Dagster with the platform).
+        return importlib.import_module("dagster_evals.backends.local.resources").LocalEvalResource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,13 +11,14 @@ from dagster_evals.checks import check_specs
 from dagster_evals.engine.models import Snapshot
 from dagster_evals.engine.shard_key import shard_of
 from dagster_evals.eval_state import eval_state, fail_abandoned_reports
+from dagster_evals.eval_step import eval_report_result, get_platform, prepare_suite_eval
 from dagster_evals.judges.binding import bind_judge, judge_resource_keys
-from dagster_evals.sharding import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
+from dagster_evals.sharding.shards import load_plan, run_shard, save_plan, shard_scorers, suite_checkpoints
 from dagster_evals.step_failures import dagster_failures
 from dagster_evals.translator import spec_kwargs, suite_asset_spec
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite
+    from dagster_evals.suite import EvalSuite
 
 
 def shard_step(index: int, shards: int) -> str:
@@ -43,8 +44,6 @@ def _plan_op(suite: EvalSuite, name: str, upstream: list[str]) -> dg.OpDefinitio
     )
     @dagster_failures
     def _plan(context) -> None:  # unannotated: Dagster reads a context annotation at definition time
-        from dagster_evals.assets import get_platform, prepare_suite_eval
-
         platform = get_platform(context, suite.resource_key)
         shard_scorers(platform.platform, list(suite.scorers))  # a scorer the shards cannot run fails here
         prepared = prepare_suite_eval(context, suite, platform)
@@ -69,7 +68,7 @@ def _shard_op(suite: EvalSuite, name: str, index: int) -> dg.OpDefinition:
     @dagster_failures
     def _shard(context) -> None:
         with bind_judge(context, suite.judge_resource_key), eval_state(context, suite):
-            run_shard(context, suite, index)
+            run_shard(context, suite, index, get_platform(context, suite.resource_key))
 
     return _shard
 
@@ -87,8 +86,6 @@ def _combine_op(suite: EvalSuite, name: str, check_outputs: dict[str, dg.AssetCh
     )
     @dagster_failures
     def _combine(context) -> Iterator[Any]:
-        from dagster_evals.assets import eval_report_result, get_platform, prepare_suite_eval
-
         platform = get_platform(context, suite.resource_key)
         snapshot, prompt = load_plan(context, suite)
         prepared = prepare_suite_eval(context, suite, platform)

@@ -54,14 +54,15 @@ import pydantic
 from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 from pydantic import Field
 
-from dagster_evals.assets import EvalSuite, build_eval_suite_definitions
+from dagster_evals.assets import build_eval_suite_definitions
 from dagster_evals.backends.base import EvalPlatformResource
-from dagster_evals.component_fields import arg_descriptions, one_error_for_number_or_word, yaml_type
-from dagster_evals.component_scaffolder import EvalSuiteScaffolder
+from dagster_evals.components.fields import arg_descriptions, one_error_for_number_or_word, yaml_type
+from dagster_evals.components.scaffolder import EvalSuiteScaffolder
 from dagster_evals.engine.errors import ConfigError
 from dagster_evals.engine.scorers import BUILTIN_SCORERS
 from dagster_evals.judges.binding import DEFAULT_JUDGE_RESOURCE_KEY, judge_resource_from_config
 from dagster_evals.sensors import build_eval_schedule, build_prompt_version_sensor, build_release_sensor
+from dagster_evals.suite import EvalSuite
 from dagster_evals.translator import AssetSource, DagsterEvalsTranslator, EvalAssetProps, backend_of
 
 # EvalSuite fields that take a YAML-specific form on the component (declared below, not copied).

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from dagster_evals.backends.base import EvalPlatform
 from dagster_evals.engine.checkpoints import RowCheckpoints, digest
 from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
 from dagster_evals.engine.limits import MAX_SHARDS
@@ -37,7 +38,7 @@ from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
 __all__ = ["rows_of_shard", "run_shard", "shard_of"]
 
 if TYPE_CHECKING:
-    from dagster_evals.assets import EvalSuite
+    from dagster_evals.suite import EvalSuite
 
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 
@@ -160,11 +161,8 @@ def load_plan(context: StepContext, suite: EvalSuite) -> tuple[Snapshot, PromptV
     )
 
 
-def run_shard(context: StepContext, suite: EvalSuite, index: int) -> dict[str, int]:
-    """Score the rows of shard `index` (checkpointing each result); returns its counts."""
-    from dagster_evals.assets import get_platform
-
-    platform = get_platform(context, suite.resource_key)
+def run_shard(context: StepContext, suite: EvalSuite, index: int, platform: EvalPlatform) -> dict[str, int]:
+    """Score the rows of shard `index` on `platform` (checkpointing each result); returns its counts."""
     snapshot, prompt = load_plan(context, suite)
     checkpoints = suite_checkpoints(context, suite, snapshot)
     rows = shard_rows(platform, snapshot, index, suite.shards)
