@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,19 @@ class Airflow:
         ]
         assert len(results) == len(runs), done.stdout[-4000:] + done.stderr[-4000:]
         return results
+
+    def run_until_killed(self, run: dict[str, Any]) -> None:
+        """Run one DAG run whose worker is killed (SIGKILL) part-way: the process dies, the run stays open."""
+        done = subprocess.run(
+            [PYTHON, str(RUNNER), json.dumps([run])],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=self.home,
+        )
+        self.output += done.stdout + done.stderr
+        assert done.returncode == -signal.SIGKILL, done.stdout[-4000:] + done.stderr[-4000:]
 
     def lineage_events(self) -> list[dict[str, Any]]:
         path = self.home / "openlineage.jsonl"

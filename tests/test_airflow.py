@@ -208,7 +208,11 @@ def test_deferred_keywordsai_eval_waits_in_the_triggerer_and_no_key_leaks(
     assert summary["scores"]["char_count_eval"]["mean"] == pytest.approx(4.5)
     assert "DEFERRED" in airflow.output.upper()
     assert fake.requests["GET /api/datasets/{dataset_id}/eval-reports/list/"] >= 4  # polled until final
-    # The key is in no log, no XCom, no rendered field, no event and no output of the run.
+    # The trigger Airflow stored for the triggerer names the connection, not its key.
+    ((classpath, stored),) = run["triggers"]
+    assert classpath == "dagster_evals.airflow.triggers.KeywordsAIEvalRunTrigger"
+    assert stored["conn_id"] == "evals_keywordsai"
+    # The key is in no log, no XCom, no stored trigger, no rendered field, no event and no output of the run.
     assert KEYWORDSAI_KEY not in airflow.output
     assert KEYWORDSAI_KEY not in json.dumps(run)
     for path in airflow.home.rglob("*"):

@@ -127,5 +127,9 @@ def test_deferred_braintrust_eval_runs_in_the_triggerer(airflow: Airflow, tmp_pa
     assert summary["platform"] == "braintrust" and summary["rows_scored"] == 5
     assert summary["scores"]["ExactMatch"]["mean"] == 1.0
     assert "DEFERRED" in airflow.output.upper()
+    # As Airflow stored it: the connection id and the request, no key.
+    ((classpath, stored),) = run["triggers"]
+    assert classpath == "dagster_evals.airflow.triggers.PlatformEvalTrigger"
+    assert stored["conn_id"] == "evals_braintrust" and stored["request"]["task"]["name"]
     assert BRAINTRUST_KEY not in airflow.output and BRAINTRUST_KEY not in json.dumps(run)
     assert BRAINTRUST_KEY.encode() not in (airflow.home / "airflow.db").read_bytes()

@@ -19,9 +19,15 @@ from typing import Any, Literal
 
 from dagster_evals.airflow import lineage
 from dagster_evals.airflow.operators import EvalsBaseOperator, require_int, require_text
-from dagster_evals.airflow.reports import report_asset, report_summary, snapshot_from_xcom
+from dagster_evals.airflow.reports import (
+    attempt,
+    report_asset,
+    report_summary,
+    snapshot_from_xcom,
+    try_number_of,
+)
 from dagster_evals.backends.base import EvalPlatform
-from dagster_evals.engine.checkpoints import digest, store_for
+from dagster_evals.engine.checkpoints import RowCheckpoints, digest, store_for
 from dagster_evals.engine.errors import ConfigError, DagsterEvalsError, NotFoundError
 from dagster_evals.engine.gates import Baseline, describe_backend
 from dagster_evals.engine.models import EvalReport, EvalRequest, PlatformFunction, PromptVersion, Snapshot
@@ -263,19 +269,33 @@ class RunEvalOperator(EvalsBaseOperator):
             )  # fmt: skip
             if self.deferrable:
                 self._defer(platform, request, baseline)
+            checkpoints: RowCheckpoints | None = None
             if self.resume and callable(self.task):
                 key = digest("checkpoints", request.name, snapshot.dataset.id, snapshot.version, snapshot.digest,
                              self.trial_count, [str(s) for s in self.scorers])  # fmt: skip
                 store = store_for()
                 store.prune()
-                request = request.model_copy(update={"checkpoints": store.checkpoints(key)})
+                checkpoints = store.checkpoints(key)
+                request = request.model_copy(update={"checkpoints": checkpoints, "run_token": key[:32]})
+            try_number = try_number_of(context)
+            if try_number > 1:
+                self.log.info(
+                    "try %d of %r: rows scored by an earlier try are read back from their checkpoints%s",
+                    try_number, self.task_id, "" if checkpoints else " (resume is off: every row is scored again)",
+                )  # fmt: skip
             report = platform.run_eval(request, progress=self.log.info)
         finally:
             self.hook.close()
-        return self._finished(report, baseline)
+        summary = {**self._finished(report, baseline), "attempt": attempt(try_number, report, checkpoints)}
+        self.log.info(
+            "try %d: %d row trials read back from checkpoints, %d scored by this try",
+            try_number, summary["attempt"]["rows_from_checkpoints"], summary["attempt"]["rows_scored_now"],
+        )  # fmt: skip
+        return summary
 
     def _defer(self, platform: Any, request: EvalRequest, baseline: Baseline) -> None:
         from dagster_evals.airflow.triggers import KeywordsAIEvalRunTrigger, PlatformEvalTrigger
+        from dagster_evals.backends.keywordsai.eval_runs import split_report_id
         from dagster_evals.backends.keywordsai.evals import split_scorers
 
         baseline_json = {"report_id": baseline.report_id, "note": baseline.note, "failure": baseline.failure}
@@ -303,10 +323,8 @@ class RunEvalOperator(EvalsBaseOperator):
                 f"task {self.task_id!r}: deferrable=True runs Keywords AI evaluators only; "
                 f"score {', '.join(s.name for s in local) or 'nothing'} in a task that does not defer"
             )
-        platform._check_evaluators(slugs)
-        platform._check_snapshot(request.snapshot, self.log.info)
-        dataset_id = request.snapshot.dataset.id
-        keys = platform.start_eval_run(dataset_id, slugs, self.log.info)
+        report_id = platform.start_evaluators_run(request.snapshot, request.scorers, progress=self.log.info)
+        dataset_id, keys = split_report_id(report_id)
         timeout = float(platform.eval_timeout_s)
         self.defer(
             trigger=KeywordsAIEvalRunTrigger(
@@ -323,7 +341,7 @@ class RunEvalOperator(EvalsBaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the trigger: the platform's report of the finished run (compared with the baseline)."""
-        from dagster_evals.backends.keywordsai.evals import _apply_baseline
+        from dagster_evals.backends.keywordsai.platform import KeywordsAIPlatform
 
         if event.get("status") != "completed":
             raise DagsterEvalsError(str(event.get("message") or event))
@@ -331,16 +349,19 @@ class RunEvalOperator(EvalsBaseOperator):
         baseline = dict((event.get("carry") or {}).get("baseline") or {})
         recorded = Baseline(baseline.get("report_id"), str(baseline.get("note")), baseline.get("failure"))
         if event.get("report") is not None:  # a run the trigger waited for whole (Braintrust /v1/eval)
-            return self._finished(EvalReport.model_validate(event["report"]), recorded)
-        platform = self.hook.get_platform()
-        try:
-            report = platform.get_eval_report(str(event["report_id"]))
-            if recorded.report_id:
-                report = _apply_baseline(report, platform.get_eval_report(recorded.report_id))
-                report = report.model_copy(update={"baseline_id": recorded.report_id})
-        finally:
-            self.hook.close()
-        return self._finished(report, recorded)
+            report = EvalReport.model_validate(event["report"])
+        else:
+            platform = self.hook.get_platform()
+            try:
+                if not isinstance(platform, KeywordsAIPlatform):
+                    raise ConfigError(
+                        f"task {self.task_id!r}: eval run {event.get('report_id')} ran on Keywords AI, but "
+                        f"connection {self.conn_id!r} is now a {platform.platform} connection"
+                    )
+                report = platform.eval_run_report(str(event["report_id"]), recorded.report_id)
+            finally:
+                self.hook.close()
+        return {**self._finished(report, recorded), "attempt": attempt(try_number_of(context), report)}
 
     def _finished(self, report: EvalReport, baseline: Baseline) -> dict[str, Any]:
         self._report = report

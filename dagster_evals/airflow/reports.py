@@ -3,8 +3,9 @@
 - A sync task returns its `SyncResult` (dataset, version, row counts).
 - A snapshot task returns the pinned `Snapshot` (dataset, version, row count, digest).
 - An eval task returns the report summary: scores (mean, count, baseline mean, diff, rows improved and
-  regressed), row counts, the baseline it was compared with, and the report's URL — never rows, outputs or
-  keys, so it stays a few hundred bytes per scorer.
+  regressed), row counts, the baseline it was compared with, the report's URL, and the `attempt` (the try
+  number, and the row trials read back from earlier tries' checkpoints or scored by this one) — never rows,
+  outputs or keys, so it stays a few hundred bytes per scorer.
 - The gate reads that summary back into an `EvalReport` and applies the shared gate rules.
 """
 
@@ -111,3 +112,19 @@ def report_from_summary(summary: Any, where: str) -> tuple[EvalReport, Baseline]
         failure=recorded.get("failure"),
     )
     return report, baseline
+
+
+def try_number_of(context: Any) -> int:
+    """The task instance's try number (1 on the first try, 2 on the first retry, ...)."""
+    number = getattr(context.get("ti"), "try_number", None)
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else 1
+
+
+def attempt(try_number: int, report: EvalReport, checkpoints: Any = None) -> dict[str, int]:
+    """The summary's `attempt`: which try produced the report, how many row trials it read back from the
+    checkpoints of earlier tries (`checkpoints`: the run's `RowCheckpoints`, or None) and how many it scored."""
+    return {
+        "try_number": try_number,
+        "rows_from_checkpoints": checkpoints.replayed if checkpoints is not None else 0,
+        "rows_scored_now": checkpoints.recorded if checkpoints is not None else report.rows_scored,
+    }

@@ -13,17 +13,19 @@ worker slot.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, Variable
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from dagster_evals.airflow.hooks import EvalsHook
 from dagster_evals.airflow.operators import require_text
 from dagster_evals.airflow.triggers import PromptVersionTrigger, list_new_versions
-from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
 from dagster_evals.engine.git import list_tags
 from dagster_evals.engine.new_versions import InitialRuns, new_releases
 
@@ -119,12 +121,20 @@ class NewPromptVersionsSensor(_CursorSensor):
                 self.project,
                 self.initial,
                 poll_interval_s=float(self.poke_interval),
+                deadline=time.time() + float(self.timeout) if self.timeout else None,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)) if self.timeout else None,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Back from `PromptVersionTrigger`: hand on the new versions, or time out (skipped with
+        `soft_fail=True`), or fail with the trigger's error."""
+        status = event.get("status", "new_versions")  # events of triggers deferred before 0.2 carry none
+        if status == "timeout":
+            raise AirflowSensorTimeout(str(event.get("message")))
+        if status != "new_versions":
+            raise DagsterEvalsError(str(event.get("message") or event))
         return self._picked(list(event["versions"]), dict(event["cursor"]))
 
     def poke(self, context: Any) -> PokeReturnValue:

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from dagster_evals.airflow.hooks import EvalsHook
-from dagster_evals.engine.errors import DagsterEvalsError
+from dagster_evals.engine.errors import AuthError
 from dagster_evals.engine.models import EvalRequest, PlatformFunction
 from dagster_evals.engine.new_versions import InitialRuns, new_prompt_versions
 
@@ -101,11 +101,20 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         report_id = f"{self.dataset_id}:{','.join(self.keys)}"
         deadline = time.monotonic() + self.timeout_s
-        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
-        platform: Any = await asyncio.to_thread(hook.get_platform)
+        hook: EvalsHook | None = None
         try:
             while True:
-                tasks = await asyncio.to_thread(platform.find_tasks, self.dataset_id, self.keys)
+                try:
+                    if hook is None:
+                        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+                    platform: Any = await asyncio.to_thread(hook.get_platform)
+                    tasks = await asyncio.to_thread(platform.find_tasks, self.dataset_id, self.keys)
+                except Exception as exc:
+                    message = connection_error(self.conn_id, f"read eval run {report_id}", exc)
+                    yield TriggerEvent(
+                        {"status": "error", "report_id": report_id, "message": message, "carry": self.carry}
+                    )
+                    return
                 event = _eval_run_event(report_id, tasks)
                 if event is not None:
                     yield TriggerEvent({**event, "carry": self.carry})
@@ -124,7 +133,8 @@ class KeywordsAIEvalRunTrigger(BaseTrigger):
                     return
                 await asyncio.sleep(self.poll_interval_s)
         finally:
-            await asyncio.to_thread(hook.close)
+            if hook is not None:
+                await asyncio.to_thread(hook.close)
 
 
 def _eval_run_event(report_id: str, tasks: Sequence[Any]) -> dict[str, Any] | None:
@@ -175,15 +185,18 @@ class PlatformEvalTrigger(BaseTrigger):
         return EvalRequest.model_validate(data)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        hook: EvalsHook | None = None
         try:
+            hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
             platform = await asyncio.to_thread(hook.get_platform)
             report = await asyncio.to_thread(platform.run_eval, self.eval_request())
-        except DagsterEvalsError as exc:  # messages name no key (the HTTP client redacts)
-            yield TriggerEvent({"status": "error", "message": str(exc), "carry": self.carry})
+        except Exception as exc:  # messages name no key (the HTTP client redacts)
+            message = connection_error(self.conn_id, "run the eval", exc)
+            yield TriggerEvent({"status": "error", "message": message, "carry": self.carry})
             return
         finally:
-            await asyncio.to_thread(hook.close)
+            if hook is not None:
+                await asyncio.to_thread(hook.close)
         yield TriggerEvent(
             {"status": "completed", "report": report.model_dump(mode="json"), "carry": self.carry}
         )
@@ -192,8 +205,13 @@ class PlatformEvalTrigger(BaseTrigger):
 class PromptVersionTrigger(BaseTrigger):
     """Fires when a prompt (of `slugs`, or any of the project) has a version newer than `cursor`.
 
-    The event is `{"versions": [...], "cursor": {...}}` (the shared `new_prompt_versions` rule: each
-    version once); the sensor stores the new cursor when it resumes.
+    The event is `{"status": "new_versions", "versions": [...], "cursor": {...}}` (the shared
+    `new_prompt_versions` rule: each version once; the sensor stores the new cursor when it resumes),
+    `{"status": "timeout", "message"}` once `deadline` (seconds since the epoch, so a trigger moved to
+    another triggerer keeps it) has passed with no new version, or `{"status": "error", "message"}` when
+    the platform cannot be read: the message names the connection and never its key.
+
+    Its serialized form (stored in Airflow's metadata database) holds the connection id, never the key.
     """
 
     def __init__(
@@ -204,6 +222,7 @@ class PromptVersionTrigger(BaseTrigger):
         project: str | None = None,
         initial: InitialRuns = "latest",
         poll_interval_s: float = 60.0,
+        deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -212,6 +231,7 @@ class PromptVersionTrigger(BaseTrigger):
         self.project = project
         self.initial: InitialRuns = initial
         self.poll_interval_s = poll_interval_s
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -223,19 +243,46 @@ class PromptVersionTrigger(BaseTrigger):
                 "project": self.project,
                 "initial": self.initial,
                 "poll_interval_s": self.poll_interval_s,
+                "deadline": self.deadline,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
+        hook: EvalsHook | None = None
         try:
+            hook = await asyncio.to_thread(EvalsHook.for_connection, self.conn_id)
             while True:
                 fresh, advanced = await asyncio.to_thread(
                     list_new_versions, hook, self.cursor, self.slugs, self.project, self.initial
                 )
                 if fresh:
-                    yield TriggerEvent({"versions": fresh, "cursor": advanced})
+                    yield TriggerEvent({"status": "new_versions", "versions": fresh, "cursor": advanced})
+                    return
+                if self.deadline is not None and time.time() >= self.deadline:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"no new prompt version on connection {self.conn_id!r} before the "
+                            "sensor's timeout",
+                        }
+                    )
                     return
                 await asyncio.sleep(self.poll_interval_s)
+        except Exception as exc:  # a trigger that cannot read the platform says so once, and stops
+            message = connection_error(self.conn_id, "read new prompt versions", exc)
+            yield TriggerEvent({"status": "error", "message": message})
         finally:
-            await asyncio.to_thread(hook.close)
+            if hook is not None:
+                await asyncio.to_thread(hook.close)
+
+
+def connection_error(conn_id: str, doing: str, exc: Exception) -> str:
+    """One line naming the connection and what went wrong (the HTTP client's errors name no key); a refused
+    key points at the connection's password rather than an environment variable."""
+    if isinstance(exc, AuthError):
+        return (
+            f"cannot {doing} through connection {conn_id!r}: {exc.platform} {exc.endpoint} refused the API key "
+            f"(HTTP {exc.status}): {exc.platform_message.split(' — check the API key')[0]} — put a valid key in "
+            f"the password of Airflow connection {conn_id!r}"
+        )
+    return f"cannot {doing} through connection {conn_id!r}: {type(exc).__name__}: {exc}"

@@ -226,3 +226,6 @@ class EvalRequest(BaseModel):
     # Where a Python task's scored rows are checkpointed and found again on resume (a
     # `dagster_evals.engine.runner.Checkpoints`, e.g. `dagster_evals.engine.checkpoints.RowCheckpoints`); None: none.
     checkpoints: Any = Field(default=None, exclude=True)
+    # The same token on a request sent again (a retried task that resumes from `checkpoints`) continues the
+    # experiment the earlier try started on platforms that create one per run (Braintrust); None: a new one.
+    run_token: str | None = Field(default=None, min_length=1, max_length=128)

@@ -180,7 +180,7 @@ class BraintrustEvals(BraintrustLaunches, BraintrustReports, BraintrustDatasets)
         repo_info = self._repo_info(request)
         if repo_info is not None:
             fields["repo_info"] = repo_info
-        token = new_run_token()
+        token = request.run_token or new_run_token()  # a retry with the run's token continues its experiment
         fields["metadata"] = token_metadata(fields["metadata"], token)  # type: ignore[arg-type]
         create = api.CreateExperiment(**fields)  # type: ignore[arg-type]
         experiment = self.create_experiment_once(create, project, token, progress)

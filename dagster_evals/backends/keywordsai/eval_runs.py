@@ -42,6 +42,7 @@ class EvalRunFailed(DagsterEvalsError):
 
 
 def split_report_id(report_id: str) -> tuple[str, list[str]]:
+    """The dataset id and the eval-run task keys of a report id (`<dataset id>:<key>,<key>`)."""
     dataset_id, _, keys = report_id.partition(":")
     return dataset_id, [k for k in keys.split(",") if k]
 

@@ -43,6 +43,8 @@ RESULT_BATCHES = 10
 
 
 def split_scorers(specs: Iterable[Any]) -> tuple[list[str], list[Scorer]]:
+    """The Keywords AI evaluator slugs among `specs` (`PlatformFunction`s) and the local scorers (the rest,
+    resolved); a `ConfigError` for another platform's function or two scorers of one name."""
     slugs: list[str] = []
     local: list[Any] = []
     for spec in specs:
@@ -81,6 +83,57 @@ class EvalOps:
         progress(
             f"dataset {snapshot.dataset.name!r} still matches snapshot {snapshot.version} ({count} rows)"
         )
+
+    def start_evaluators_run(
+        self: Any, snapshot: Snapshot, scorers: Iterable[Any], *, progress: ProgressFn = _quiet
+    ) -> str:
+        """Start the organization's evaluators over the logs of a pinned dataset, and return at once.
+
+        For orchestrators that wait elsewhere (Airflow's triggerer): poll `find_tasks` with the report id's
+        dataset id and keys (`split_report_id`), then read the result with `eval_run_report`. Nothing is
+        started unless every scorer is a Keywords AI evaluator the organization has and the dataset still
+        matches the snapshot; starting twice (a retried request) starts one run.
+
+        Args:
+            snapshot: The pinned dataset snapshot whose logs are evaluated.
+            scorers: `PlatformFunction(platform="keywordsai", name=<evaluator slug>)` each.
+            progress: Called with one line per step.
+
+        Returns:
+            The report id of the run: `<dataset id>:<task keys>`.
+
+        Raises:
+            ConfigError: A scorer is not a Keywords AI evaluator, or the organization has no such evaluator.
+            DatasetChangedError: The dataset changed since the snapshot was pinned.
+            NotFoundError: The pinned dataset is gone.
+        """
+        slugs, local = split_scorers(scorers)
+        if local or not slugs:
+            raise ConfigError(
+                "an eval run on Keywords AI runs the platform's evaluators only; score "
+                f"{', '.join(s.name for s in local) or 'nothing'} with a Python task instead"
+            )
+        self._check_evaluators(slugs)
+        try:
+            self._check_snapshot(snapshot, progress)
+        except NotFoundError as exc:
+            raise pinned_dataset_gone(exc, snapshot.dataset.name) from None
+        keys = self.start_eval_run(snapshot.dataset.id, slugs, progress)
+        return f"{snapshot.dataset.id}:{','.join(keys)}"
+
+    def eval_run_report(self: Any, report_id: str, baseline_id: str | None = None) -> EvalReport:
+        """The report of a finished eval run (`get_eval_report`), compared with the baseline report when one
+        is given: per row where rows match, else by the scorers' means.
+
+        Args:
+            report_id: The run's report id (as `start_evaluators_run` returned it).
+            baseline_id: The report to compare with, or None.
+        """
+        report = self.get_eval_report(report_id)
+        if baseline_id is None:
+            return report
+        report = _apply_baseline(report, self.get_eval_report(baseline_id))
+        return report.model_copy(update={"baseline_id": baseline_id})
 
     def run_eval(self: Any, request: EvalRequest, *, progress: ProgressFn = _quiet) -> EvalReport:
         slugs, scorers = split_scorers(request.scorers)
