@@ -95,7 +95,7 @@ def test_a_half_or_negative_price_override_is_refused(prices: dict[str, float]) 
 def test_the_moved_usage_report_names_still_import_with_a_warning() -> None:
     from dagster_evals.engine import usage, usage_report
 
-    with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.usage_report\.UsageTotals"):
+    with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.engine\.usage_report\.UsageTotals"):
         assert usage.UsageTotals is usage_report.UsageTotals
-    with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.usage_report\.usage_metadata"):
+    with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.engine\.usage_report\.usage_metadata"):
         assert usage.usage_metadata is usage_report.usage_metadata
