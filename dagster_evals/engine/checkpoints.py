@@ -104,7 +104,7 @@ class CheckpointStore:
     def __repr__(self) -> str:
         return f"CheckpointStore(url={redacted_url(self.url)!r})"
 
-    def _insert_or_ignore(self) -> Any:
+    def insert_or_ignore(self) -> Any:
         """An INSERT of checkpoints that skips a (row, trial) already stored. On SQLite it is `INSERT OR
         IGNORE`, which SQLAlchemy compiles once and caches (its `on_conflict_do_nothing` form is compiled
         again on every execution, a millisecond per batch)."""
@@ -176,7 +176,7 @@ class CheckpointStore:
                 yield_gil()
         if not values:
             return
-        stmt = self._insert_or_ignore()
+        stmt = self.insert_or_ignore()
 
         def insert() -> None:
             with self.engine.begin() as conn:
