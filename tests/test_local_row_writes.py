@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from dagster_evals.backends.local.datasets import FIRST_PAGE_SIZE
 from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.backends.local.row_writes import checkpoint_values, row_values, same_database
 from dagster_evals.engine.checkpoints import CheckpointStore
@@ -109,3 +110,15 @@ def test_same_database_compares_files_and_servers(tmp_path: Path, monkeypatch) -
     assert same_database(server, "postgresql://evals:secret@db/evals")
     assert not same_database(server, "postgresql://evals:secret@db/other")
     assert not same_database(server, f"sqlite:///{tmp_path / 'evals.sqlite'}")
+
+
+def test_an_eval_reads_every_row_once_across_the_small_first_page(database_url: str) -> None:
+    platform = LocalPlatform(database_url)
+    dataset = platform.ensure_dataset("pages")
+    for count in (FIRST_PAGE_SIZE, FIRST_PAGE_SIZE + 150):
+        rows = [DatasetRow.build(input=f"row {i}", id=f"p{i:04d}") for i in range(count)]
+        platform.upsert_rows(dataset, rows)
+        snapshot = platform.snapshot(dataset)
+        read = [row.id for row in platform.iter_rows(dataset, version=snapshot.version)]
+        assert read == [row.id for row in rows]
+    platform.close()

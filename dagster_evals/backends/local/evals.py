@@ -17,8 +17,9 @@ from dagster_evals.backends.local.datasets import PAGE_SIZE, LocalDatasets, load
 from dagster_evals.backends.local.leases import Lease, owner_gone
 from dagster_evals.backends.local.row_writes import (
     SharedCheckpoints,
-    checkpoint_insert,
+    checkpoint_insert_sql,
     checkpoint_values,
+    row_insert_sql,
     row_values,
     same_database,
 )
@@ -27,7 +28,6 @@ from dagster_evals.backends.local.store import (
     experiment_rows,
     experiments,
     in_memory,
-    insert,
     write_transaction,
 )
 from dagster_evals.engine.checkpoints import RowCheckpoints
@@ -38,23 +38,6 @@ from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yiel
 from dagster_evals.engine.runner import run_request_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.engine.summary import ReportBuilder
-
-ROW_FIELDS = (
-    "input", "expected", "output", "scores", "scorer_errors", "error", "latency_s", "metadata", "reasons",
-)  # fmt: skip
-
-
-def _replacing_insert(conn: sa.Connection) -> Any:
-    """An INSERT of result rows that overwrites the stored result of the same (row, trial). On SQLite it is
-    `INSERT OR REPLACE` (every column is replaced either way), which SQLAlchemy compiles once and caches;
-    `on_conflict_do_update` is compiled again for every batch."""
-    if conn.dialect.name == "sqlite":
-        return sa.insert(experiment_rows).prefix_with("OR REPLACE")
-    stmt = insert(conn, experiment_rows)
-    return stmt.on_conflict_do_update(
-        index_elements=["experiment_id", "row_id", "trial"],
-        set_={name: stmt.excluded[name] for name in ROW_FIELDS},
-    )
 
 
 class LocalEvals(LocalDatasets):
@@ -283,9 +266,10 @@ class LocalEvals(LocalDatasets):
 
         def store() -> None:
             with write_transaction(self.engine) as conn:
-                conn.execute(_replacing_insert(conn), rows)
-                if checkpoints and shared is not None:
-                    conn.execute(checkpoint_insert(shared.checkpoints), checkpoints)
+                dialect = conn.dialect.name
+                conn.exec_driver_sql(row_insert_sql(dialect), rows)
+                if checkpoints:
+                    conn.exec_driver_sql(checkpoint_insert_sql(dialect), checkpoints)
 
         retrying(store)  # an upsert and an insert-or-ignore: safe to repeat after a lost connection
         if shared is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from dagster_evals.engine.checkpoints import RowCheckpoints
+from dagster_evals.engine.checkpoints import RowCheckpoints, row_checkpoints
 from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
 
 _STRING = json.JSONEncoder(ensure_ascii=False)
@@ -132,6 +132,39 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def checkpoint_insert(checkpoints: RowCheckpoints) -> Any:
-    """The insert of checkpoints that skips a (row, trial) already stored, for the checkpoints' database."""
-    return checkpoints.store.insert_or_ignore()
+ROW_COLUMNS = (
+    "experiment_id", "row_id", "trial", "input", "expected", "output", "scores", "scorer_errors", "error",
+    "latency_s", "metadata", "reasons",
+)  # fmt: skip
+CHECKPOINT_COLUMNS = ("checkpoint_key", "row_id", "trial", "result", "created_at")
+
+
+def _placeholders(dialect: str, columns: tuple[str, ...]) -> str:
+    style = "%({})s" if dialect == "postgresql" else ":{}"
+    return ", ".join(style.format(name) for name in columns)
+
+
+def row_insert_sql(dialect: str) -> str:
+    """The driver-level INSERT of result rows (`row_values` dicts, as named parameters) that overwrites the
+    stored result of the same (row, trial). Sent with `exec_driver_sql`: a batch of rows skips SQLAlchemy's
+    per-row parameter processing, which is most of a batch's cost on the writer thread."""
+    columns = ", ".join(ROW_COLUMNS)
+    values = _placeholders(dialect, ROW_COLUMNS)
+    if dialect == "sqlite":
+        return f"INSERT OR REPLACE INTO experiment_rows ({columns}) VALUES ({values})"
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in ROW_COLUMNS[3:])
+    return (
+        f"INSERT INTO experiment_rows ({columns}) VALUES ({values}) "
+        f"ON CONFLICT (experiment_id, row_id, trial) DO UPDATE SET {updates}"
+    )
+
+
+def checkpoint_insert_sql(dialect: str) -> str:
+    """The driver-level INSERT of checkpoints (`checkpoint_values` dicts) that skips a (row, trial) already
+    stored, as `CheckpointStore.insert_or_ignore`."""
+    columns = ", ".join(CHECKPOINT_COLUMNS)
+    values = _placeholders(dialect, CHECKPOINT_COLUMNS)
+    table = row_checkpoints.name
+    if dialect == "sqlite":
+        return f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({values})"
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (checkpoint_key, row_id, trial) DO NOTHING"
