@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
@@ -41,17 +42,18 @@ def same_database(url: URL, other: str) -> bool:
         if not mine or not their_file or ":memory:" in (mine, their_file):
             return False
         return _resolved(mine) == _resolved(their_file)
-    return (url.host, url.port or 5432, url.database, url.username) == (
+    # Any difference in the query (a socket directory given as `?host=`, options) counts as another
+    # database: the checkpoints then write themselves, as they would anyway.
+    return (url.host, url.port or 5432, url.database, url.username, dict(url.query)) == (
         theirs.host,
         theirs.port or 5432,
         theirs.database,
         theirs.username,
+        dict(theirs.query),
     )
 
 
 def _resolved(path: str) -> str:
-    from pathlib import Path
-
     return str(Path(path).expanduser().resolve())
 
 
