@@ -16,12 +16,15 @@ from dagster_evals.backends.base import ProgressFn, _quiet
 from dagster_evals.backends.local.datasets import PAGE_SIZE, LocalDatasets, loads
 from dagster_evals.backends.local.leases import Lease, owner_gone
 from dagster_evals.backends.local.row_writes import (
+    CHECKPOINT_COLUMNS,
+    ROW_COLUMNS,
     SharedCheckpoints,
     checkpoint_insert_sql,
     checkpoint_values,
     row_insert_sql,
     row_values,
     same_database,
+    sqlite_multi_row_inserts,
 )
 from dagster_evals.backends.local.row_writes import now as checkpoint_time
 from dagster_evals.backends.local.store import (
@@ -267,9 +270,18 @@ class LocalEvals(LocalDatasets):
         def store() -> None:
             with write_transaction(self.engine) as conn:
                 dialect = conn.dialect.name
-                conn.exec_driver_sql(row_insert_sql(dialect), rows)
-                if checkpoints:
-                    conn.exec_driver_sql(checkpoint_insert_sql(dialect), checkpoints)
+                if dialect != "sqlite":
+                    conn.exec_driver_sql(row_insert_sql(dialect), rows)
+                    if checkpoints:
+                        conn.exec_driver_sql(checkpoint_insert_sql(dialect), checkpoints)
+                    return
+                for sql, params in sqlite_multi_row_inserts(row_insert_sql(dialect), ROW_COLUMNS, rows):
+                    conn.exec_driver_sql(sql, params)
+                inserts = sqlite_multi_row_inserts(
+                    checkpoint_insert_sql(dialect), CHECKPOINT_COLUMNS, checkpoints
+                )
+                for sql, params in inserts:
+                    conn.exec_driver_sql(sql, params)
 
         retrying(store)  # an upsert and an insert-or-ignore: safe to repeat after a lost connection
         if shared is not None:

@@ -170,3 +170,26 @@ def checkpoint_insert_sql(dialect: str) -> str:
     if dialect == "sqlite":
         return f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({values})"
     return f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (checkpoint_key, row_id, trial) DO NOTHING"
+
+
+# Rows per multi-row INSERT on SQLite: 80 rows of 12 values stay under 999 bound values, the limit of
+# every SQLite version.
+SQLITE_ROWS_PER_STATEMENT = 80
+
+
+def sqlite_multi_row_inserts(
+    sql: str, columns: tuple[str, ...], values: list[dict[str, Any]]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """`(statement, parameters)` inserting `values` (dicts of `columns`) with multi-row `VALUES` lists.
+
+    `sql` is a one-row INSERT ending in `VALUES (?, ...)`-shaped placeholders, as `row_insert_sql("sqlite")`
+    gives. The sqlite3 driver releases the interpreter lock around each statement it steps, so one
+    statement per `SQLITE_ROWS_PER_STATEMENT` rows, rather than one per row, lets the eval's event loop keep
+    the lock instead of handing it to the writer thread for every row.
+    """
+    head = sql[: sql.index(" VALUES (")]
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    for start in range(0, len(values), SQLITE_ROWS_PER_STATEMENT):
+        chunk = values[start : start + SQLITE_ROWS_PER_STATEMENT]
+        params = tuple(value[name] for value in chunk for name in columns)
+        yield f"{head} VALUES {', '.join([one] * len(chunk))}", params
