@@ -11,11 +11,20 @@ from sqlalchemy.engine import make_url
 
 from dagster_evals.backends.local.datasets import FIRST_PAGE_SIZE
 from dagster_evals.backends.local.platform import LocalPlatform
-from dagster_evals.backends.local.row_writes import checkpoint_values, row_values, same_database
+from dagster_evals.backends.local.row_writes import (
+    SQLITE_ROWS_PER_STATEMENT,
+    checkpoint_values,
+    row_values,
+    same_database,
+)
 from dagster_evals.engine.checkpoints import CheckpointStore
 from dagster_evals.engine.models import DatasetRow, EvalRequest, RowResult
 
-ROWS = [DatasetRow.build(input=f"row {i} ✓", expected=f"ROW {i} ✓", id=f"r{i:03d}") for i in range(30)]
+# More rows than two multi-row INSERT statements hold on SQLite (80 rows each), not a multiple of them.
+ROWS = [
+    DatasetRow.build(input=f"row {i} ✓", expected=f"ROW {i} ✓", id=f"r{i:03d}")
+    for i in range(2 * SQLITE_ROWS_PER_STATEMENT + 13)
+]
 
 
 def counting_task(calls: list[str]):
