@@ -17,7 +17,9 @@ Results are written in batches, one transaction each, on a writer thread: a batc
 holds `flush_every` results (`FLUSH_EVERY`, 64) or is `flush_interval_s` seconds old (`FLUSH_INTERVAL_S`,
 1 s), and grows meanwhile while the previous batch is still being written (up to `MAX_BEHIND` batches).
 A killed step loses only the results not yet written, the batch being written and the one filling (they
-are scored again on resume).
+are scored again on resume). When the checkpoints live in the local backend's own database, its
+`run_eval` writes them itself, with the result rows and in the same transaction, on the same schedule (see
+`dagster_evals.backends.local.row_writes`).
 
 Example:
     >>> store = CheckpointStore("sqlite://")
@@ -104,7 +106,7 @@ class CheckpointStore:
     def __repr__(self) -> str:
         return f"CheckpointStore(url={redacted_url(self.url)!r})"
 
-    def _insert_or_ignore(self) -> Any:
+    def insert_or_ignore(self) -> Any:
         """An INSERT of checkpoints that skips a (row, trial) already stored. On SQLite it is `INSERT OR
         IGNORE`, which SQLAlchemy compiles once and caches (its `on_conflict_do_nothing` form is compiled
         again on every execution, a millisecond per batch)."""
@@ -176,7 +178,7 @@ class CheckpointStore:
                 yield_gil()
         if not values:
             return
-        stmt = self._insert_or_ignore()
+        stmt = self.insert_or_ignore()
 
         def insert() -> None:
             with self.engine.begin() as conn:

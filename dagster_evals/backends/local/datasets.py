@@ -36,6 +36,7 @@ from dagster_evals.engine.models import DatasetRef, DatasetRow, utcnow
 from dagster_evals.engine.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
+FIRST_PAGE_SIZE = 100  # the first page of rows an eval reads (see `_iter_rows`)
 HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
 # A stage without a recorded owner (written by an earlier version) is dropped by a later sync after this.
 ABANDONED_STAGE_AFTER = timedelta(days=1)
@@ -141,12 +142,12 @@ class LocalDatasets(EvalPlatform):
         if shard is not None:
             visible = visible & shard_filter(dialect, c.row_id, *shard)
 
-        def fetch(after: str) -> Sequence[Any]:
+        def fetch(after: str, limit: int = PAGE_SIZE) -> Sequence[Any]:
             query = (
                 sa.select(c.row_id, c.content_hash, c.input, c.expected, c.metadata, c.tags)
                 .where(visible & (c.row_id > after))
                 .order_by(c.row_id)
-                .limit(PAGE_SIZE)
+                .limit(limit)
             )
             with self.engine.connect() as conn:
                 if shard is not None and dialect == "sqlite":
@@ -155,12 +156,15 @@ class LocalDatasets(EvalPlatform):
 
         # The next page is read on a thread while this one is used (at most two pages held), off the
         # event loop of the eval pulling the rows; an in-memory database's one connection stays on this thread.
+        # The first page, read where the rows are first pulled, is a small one: the eval starts its first
+        # rows at once instead of waiting for a full page, and the full pages are read ahead meanwhile.
         reader = None if in_memory(self.engine.url) else DaemonThreads("dagster-evals-rows")
         try:
-            page = fetch("")
+            limit = FIRST_PAGE_SIZE if reader is not None else PAGE_SIZE
+            page = fetch("", limit)
             while True:
                 ahead = None
-                if reader is not None and len(page) == PAGE_SIZE:
+                if reader is not None and len(page) == limit:
                     ahead = reader.submit(fetch, page[-1].row_id)
                 for row_id, content_hash, input, expected, metadata, tags in page:
                     yield DatasetRow.model_validate(  # from a dict: the fastest way pydantic builds a row
@@ -173,9 +177,10 @@ class LocalDatasets(EvalPlatform):
                             "content_hash": content_hash,
                         }
                     )
-                if len(page) < PAGE_SIZE:
+                if len(page) < limit:
                     return
                 page = ahead.result() if ahead is not None else fetch(page[-1].row_id)
+                limit = PAGE_SIZE
         finally:
             if reader is not None:
                 reader.shutdown()
