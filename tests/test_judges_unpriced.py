@@ -97,5 +97,7 @@ def test_the_moved_usage_report_names_still_import_with_a_warning() -> None:
 
     with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.engine\.usage_report\.UsageTotals"):
         assert usage.UsageTotals is usage_report.UsageTotals
-    with pytest.warns(DeprecationWarning, match=r"import dagster_evals\.engine\.usage_report\.usage_metadata"):
+    with pytest.warns(
+        DeprecationWarning, match=r"import dagster_evals\.engine\.usage_report\.usage_metadata"
+    ):
         assert usage.usage_metadata is usage_report.usage_metadata
