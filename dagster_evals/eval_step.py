@@ -159,19 +159,12 @@ def prepare_suite_eval(
         if partition
         else f"{suite.name}-{context.run_id[:8]}"
     )
-    request = EvalRequest(
+    request = EvalRequest.with_run_settings_of(
+        suite,
         name=name,
         snapshot=snapshot,
-        task=suite.task,
-        scorers=list(suite.scorers),
-        trial_count=suite.trial_count,
-        max_concurrency=suite.max_concurrency,
-        row_timeout_s=suite.row_timeout_s,
-        scorer_timeout_s=suite.scorer_timeout_s,
-        isolation=suite.isolation,
         baseline_id=baseline_id,
         metadata=metadata,
-        tags=list(suite.tags),
         prompt=trigger.prompt,
         repo_info=repo_state,
     )

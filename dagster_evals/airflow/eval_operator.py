@@ -237,19 +237,12 @@ class RunEvalOperator(EvalsBaseOperator):
             metadata.update(release_tag=tag, **({"git_commit": commit} if commit else {}))
             repo_info = {"tag": tag, **({"commit": commit} if commit else {})}
             label = f"{label}-{tag}"
-        return EvalRequest(
+        return EvalRequest.with_run_settings_of(
+            self,
             name=f"{label}-{run[:8]}",
             snapshot=snapshot,
-            task=self.task,
-            scorers=list(self.scorers),
-            trial_count=self.trial_count,
-            max_concurrency=self.max_concurrency,
-            row_timeout_s=self.row_timeout_s,
-            scorer_timeout_s=self.scorer_timeout_s,
-            isolation=self.isolation,
             baseline_id=baseline.report_id,
             metadata=metadata,
-            tags=self.tags,
             prompt=prompt,
             repo_info=repo_info,
         )

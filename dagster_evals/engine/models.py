@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -229,3 +229,34 @@ class EvalRequest(BaseModel):
     # The same token on a request sent again (a retried task that resumes from `checkpoints`) continues the
     # experiment the earlier try started on platforms that create one per run (Braintrust); None: a new one.
     run_token: str | None = Field(default=None, min_length=1, max_length=128)
+
+    #: The run settings an eval request takes from what declares the eval: an `EvalSuite` (Dagster) or a
+    #: `RunEvalOperator` (Airflow) holds each of them under the same name.
+    RUN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "task",
+        "scorers",
+        "trial_count",
+        "max_concurrency",
+        "row_timeout_s",
+        "scorer_timeout_s",
+        "isolation",
+        "tags",
+    )
+
+    @classmethod
+    def with_run_settings_of(cls, declaration: Any, **fields: Any) -> EvalRequest:
+        """A request with the `RUN_SETTINGS` of `declaration` (the suite or operator) and the other `fields`.
+
+        Examples:
+            >>> from types import SimpleNamespace
+            >>> from dagster_evals.engine.models import DatasetRef, EvalRequest, Snapshot
+            >>> declared = SimpleNamespace(task=str.upper, scorers=["exact_match"], trial_count=2,
+            ...     max_concurrency=4, row_timeout_s=None, scorer_timeout_s="auto", isolation="thread", tags=())
+            >>> snapshot = Snapshot(dataset=DatasetRef(platform="local", id="d", name="d"), version="1",
+            ...     row_count=0, digest="")
+            >>> EvalRequest.with_run_settings_of(declared, name="run", snapshot=snapshot).trial_count
+            2
+        """
+        settings = {name: getattr(declaration, name) for name in cls.RUN_SETTINGS}
+        settings["scorers"], settings["tags"] = list(settings["scorers"]), list(settings["tags"])
+        return cls(**settings, **fields)
