@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
+from dagster_evals.backends.local.store import sqlite_path
 from dagster_evals.engine.checkpoints import RowCheckpoints, row_checkpoints
 from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
 
@@ -38,10 +39,8 @@ def same_database(url: URL, other: str) -> bool:
     if url.get_backend_name() != theirs.get_backend_name():
         return False
     if url.get_backend_name() == "sqlite":
-        mine, their_file = url.database, theirs.database
-        if not mine or not their_file or ":memory:" in (mine, their_file):
-            return False
-        return _resolved(mine) == _resolved(their_file)
+        mine, their_file = sqlite_path(url), sqlite_path(theirs)
+        return mine is not None and their_file is not None and _resolved(mine) == _resolved(their_file)
     # Any difference in the query (a socket directory given as `?host=`, options) counts as another
     # database: the checkpoints then write themselves, as they would anyway.
     return (url.host, url.port or 5432, url.database, url.username, dict(url.query)) == (
@@ -53,8 +52,8 @@ def same_database(url: URL, other: str) -> bool:
     )
 
 
-def _resolved(path: str) -> str:
-    return str(Path(path).expanduser().resolve())
+def _resolved(path: Path) -> Path:
+    return path.expanduser().resolve()
 
 
 class SharedCheckpoints:
