@@ -7,7 +7,7 @@ The engine (sync, gates, review, triggers) talks to a platform only through this
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from dagster_evals.engine.models import (
     DatasetRef,
@@ -18,13 +18,10 @@ from dagster_evals.engine.models import (
     PromptVersion,
     Snapshot,
 )
+from dagster_evals.engine.progress import ProgressFn, _quiet
 from dagster_evals.engine.row_index import pairs_digest
 
-ProgressFn = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    return None
+__all__ = ["EvalPlatform", "ProgressFn", "StagedSync", "_quiet", "rows_digest"]
 
 
 class EvalPlatform(ABC):
