@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,23 @@ SHARED_FIXTURE_TESTS = (
     "tests/test_openai_fake.py::",
     "tests/test_first_hour.py::",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run with the default SIGINT and SIGTERM dispositions, however pytest was started.
+
+    A process a non-interactive shell starts in the background (`cmd &` in a CI script, `nohup`) inherits
+    SIGINT ignored, and Dagster's in-process execution gives SIGTERM whatever SIGINT has
+    (`dagster._utils.interrupts.setup_interrupt_handlers`): after the first run on the main thread, SIGTERM is
+    ignored too, and so is it in every process started afterwards. The compute-log `tail -F` processes of a
+    run started from another thread then outlive `terminate()`, which Dagster waits 30 s for, twice a step,
+    and a browser or server a test stops waits out its own deadline. With the defaults restored, the suite
+    runs as it does from a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.hookimpl(tryfirst=True)
