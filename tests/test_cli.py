@@ -71,6 +71,7 @@ def test_quick_start_ends_with_the_report_table(tmp_path: Path) -> None:
         "dagster", "job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=home
     )
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "approved for release" in first.stdout + first.stderr  # every blocking check passed
     printed = run("dagster-evals", "report", home=home)
     assert printed.returncode == 0, printed.stderr
     out = printed.stdout

@@ -35,7 +35,13 @@ def test_example_job_runs_end_to_end_and_reports_scores(tmp_path: Path) -> None:
     assert "exact_match=" in output and "levenshtein=" in output and "mentions_required_facts=" in output
     assert str(tmp_path / "dagster_evals.sqlite") in output
 
-    second = cli("job", "execute", "-f", "definitions.py", "-j", "support_bot_eval_job", home=tmp_path)
+    # Again, its steps in the CLI's own process this time (only start-up time differs): nothing to sync.
+    in_process = tmp_path / "in_process.yaml"
+    in_process.write_text("execution:\n  config:\n    in_process: {}\n")
+    second = cli(
+        "job", "execute", "-f", "definitions.py", "-j", "support_bot_eval_job", "-c", str(in_process),
+        home=tmp_path,
+    )  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
     assert "36 rows, 0 added, 0 updated, 0 removed, 36 unchanged" in second.stdout + second.stderr
 
@@ -47,9 +53,3 @@ def test_example_job_runs_end_to_end_and_reports_scores(tmp_path: Path) -> None:
         metadata = event.asset_materialization.metadata
         assert 0.7 <= metadata["score/levenshtein"].value <= 1.0
         assert "baseline_id" in metadata
-
-
-def test_release_gate_job_approves_the_example_release(tmp_path: Path) -> None:
-    result = cli("job", "execute", "-f", "definitions.py", "-j", "support_bot_release_job", home=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "approved for release" in result.stdout + result.stderr
