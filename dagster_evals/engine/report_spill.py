@@ -78,6 +78,7 @@ class ResultSpill:
         self._lock = threading.Lock()
         self._means_done: set[str] = set()
         self._sample_index = False
+        self._sorted_samples: dict[str, list[float]] = {}  # per series, while every sample is buffered
 
     # -- writing ----------------------------------------------------------------------------------
     @property
@@ -93,11 +94,17 @@ class ResultSpill:
 
     def _add(self, table: str, record: tuple[object, ...]) -> None:
         with self._lock:
-            buffer = self._buffers[table]
-            buffer.append(record)
-            self._counts[table] += 1
-            if len(buffer) >= BUFFER:
-                self._write(table)
+            self._buffer(table, record)
+
+    def _buffer(self, table: str, record: tuple[object, ...]) -> None:
+        """Buffer `record` (the lock held); a full buffer is written to the spill file."""
+        buffer = self._buffers[table]
+        buffer.append(record)
+        self._counts[table] += 1
+        if table == "samples":
+            self._sorted_samples.clear()
+        if len(buffer) >= BUFFER:
+            self._write(table)
 
     def _write(self, table: str) -> None:
         buffer = self._buffers[table]
@@ -128,6 +135,25 @@ class ResultSpill:
     def add_row(self, row_id: str, errored: bool) -> None:
         """One result of a row (any trial), and whether it errored (task or scorer)."""
         self._add("seen", (row_id, 1 if errored else 0))
+
+    def add_result(
+        self,
+        row_id: str,
+        errored: bool,
+        scores: Mapping[str, float | None] | None,
+        latency: tuple[str, float] | None = None,
+    ) -> None:
+        """`add_row`, then `add_scores("current", ...)` when `scores` is given, then `add_sample(*latency)`
+        when given: one result's values, buffered under one lock."""
+        if scores is not None and "current" in self._means_done:
+            raise RuntimeError("current scores were added after their row means were computed")
+        with self._lock:
+            self._buffer("seen", (row_id, 1 if errored else 0))
+            for name, value in (scores or {}).items():
+                if value is not None:
+                    self._buffer("scores_current", (row_id, name, value))
+            if latency is not None:
+                self._buffer("samples", latency)
 
     def add_sample(self, series: str, value: float) -> None:
         """A value of a series whose percentiles are wanted (e.g. latencies)."""
@@ -181,7 +207,8 @@ class ResultSpill:
                 if name in sums:
                     sums[name] += mean
                     counts[name] += 1
-                batch.append((row_id, name, mean))
+                if conn is not None:
+                    batch.append((row_id, name, mean))
             if conn is not None and len(batch) >= BUFFER:
                 self._insert_means(side, batch)
                 batch = []
@@ -285,10 +312,13 @@ class ResultSpill:
     def percentile(self, series: str, fraction: float) -> float | None:
         """Nearest-rank percentile of a series (None when it has no values), as `summary.percentile`."""
         if self._answer_in_memory():
-            values = [cast(float, value) for name, value in self._buffers["samples"] if name == series]
-            if not values:
+            ordered = self._sorted_samples.get(series)
+            if ordered is None:
+                values = [cast(float, value) for name, value in self._buffers["samples"] if name == series]
+                nan = [v for v in values if v != v]  # NaN first, as SQLite orders its NULL
+                ordered = self._sorted_samples[series] = nan + sorted(v for v in values if v == v)
+            if not ordered:
                 return None
-            ordered = sorted(values, key=lambda v: (v == v, v))  # NaN first, as SQLite orders its NULL
             return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
         count = next(iter(self._fetch("SELECT COUNT(*) FROM samples WHERE series = ?", (series,))), (0,))[0]
         count = int(count or 0)
@@ -316,8 +346,15 @@ class ResultSpill:
 def _row_means(buffered: list[tuple[object, ...]]) -> Iterator[tuple[str, dict[str, float]]]:
     """`row_means` of buffered `(row id, scorer, value)` records: rows in the order first seen, each value
     summed in the order added, as the spill file's query orders them."""
-    values: dict[str, dict[str, list[float]]] = {}
+    values: dict[object, dict[object, list[Any]]] = {}
     for row_id, scorer, value in buffered:
-        values.setdefault(str(row_id), {}).setdefault(str(scorer), []).append(cast(float, value))
+        row = values.get(row_id)
+        if row is None:
+            row = values[row_id] = {}
+        scored = row.get(scorer)
+        if scored is None:
+            row[scorer] = [value]
+        else:
+            scored.append(value)
     for row_id, scores in values.items():
-        yield row_id, {n: sum(v) / len(v) for n, v in scores.items()}
+        yield str(row_id), {str(n): sum(v) / len(v) for n, v in scores.items()}

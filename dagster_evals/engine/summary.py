@@ -59,13 +59,16 @@ class ReportBuilder:
     def add(self, result: RowResult) -> None:
         if result.usage:
             self._usage.add(self._spill_judge_latencies(result.usage), result.error)
-        if result.latency_s is not None and result.error is None:
-            self._spill.add_sample(LATENCY, result.latency_s)
-        self._spill.add_row(result.row_id, result.error is not None or bool(result.scorer_errors))
-        if result.error is not None:
+        errored = result.error is not None
+        self._spill.add_result(
+            result.row_id,
+            errored or bool(result.scorer_errors),
+            None if errored else result.scores,
+            (LATENCY, result.latency_s) if result.latency_s is not None and not errored else None,
+        )
+        if errored:
             self._task_errors += 1
             return
-        self._spill.add_scores("current", result.row_id, result.scores)
         for name, value in result.scores.items():
             if value is None and name not in result.scorer_errors:  # the scorer skipped this row
                 self._skipped[name] += 1
