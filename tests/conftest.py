@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -131,21 +132,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: -expected_seconds(item))
 
 
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    """A real, persistent Dagster instance in a temp DAGSTER_HOME.
+@contextlib.contextmanager
+def dagster_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """A real, persistent Dagster instance with its DAGSTER_HOME at `home` (created if missing).
 
     Its event log is one SQLite database, as dagster-postgres keeps it in one database, rather than
     Dagster's default of one SQLite file per run, each created with its schema when the run starts.
     """
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(parents=True, exist_ok=True)
     event_log = {
         "module": "dagster._core.storage.event_log",
         "class": "ConsolidatedSqliteEventLogStorage",
         "config": {"base_dir": str(home / "history")},
     }
     with dg.instance_for_test(temp_dir=str(home), overrides={"event_log_storage": event_log}) as inst:
+        yield inst
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A real, persistent Dagster instance in a temp DAGSTER_HOME (`dagster_instance`)."""
+    with dagster_instance(tmp_path / "dagster_home") as inst:
         yield inst
 
 

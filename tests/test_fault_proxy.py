@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from dagster_evals import EvalSuite, PlatformFunction, build_eval_suite_assets
 from dagster_evals.testing import BraintrustFake, FaultProxy, ServerThread
-from tests.conftest import add_task, materialization, qa_rows, write_jsonl
+from tests.conftest import add_task, dagster_instance, materialization, qa_rows, write_jsonl
 from tests.fault_helpers import assert_exactly, make_fake, make_resource, stored_rows
 
 
@@ -250,10 +250,8 @@ def run_matrix_case(platform: str, path: str, rate: float, seed: int, tmp_path: 
     rows = qa_rows(MATRIX_ROWS)
     suite = matrix_suite(write_jsonl(tmp_path / "rows.jsonl", rows), platform, path)
     batch = {"insert_batch_size": 4} if platform == "braintrust" else {"batch_size": 4}
-    home = tmp_path / "dagster_home"
-    home.mkdir()
     with (
-        dg.instance_for_test(temp_dir=str(home)) as instance,
+        dagster_instance(tmp_path / "dagster_home") as instance,
         ServerThread(fake.app) as server,
         FaultProxy(server.url, seed=seed, faults=MATRIX_FAULTS) as proxy,
     ):

@@ -15,6 +15,7 @@ from dagster_evals.engine.models import DatasetRow, RowResult
 from dagster_evals.engine.runner import run_eval_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from tests import sharding_defs
+from tests.conftest import dagster_instance
 from tests.test_sharding import MULTIPROCESS, ROWS, calls, checks_of, comparable, env, report_of, rows_of
 
 __all__ = ["env"]  # the fixture, used by name
@@ -79,8 +80,7 @@ def test_a_killed_eval_resumes_where_it_stopped(
 
     # The report equals that of an uninterrupted, unsharded run of the same rows.
     monkeypatch.setenv("SHARD_TEST_SHARDS", "1")
-    (tmp_path / "other_home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "other_home")) as other:
+    with dagster_instance(tmp_path / "other_home") as other:
         monkeypatch.setenv("SHARD_TEST_DB", f"sqlite:///{tmp_path / 'uninterrupted.sqlite'}")
         uninterrupted_run = sharding_defs.eval_job().execute_in_process(instance=other).dagster_run
         uninterrupted_platform = LocalPlatform(url=f"sqlite:///{tmp_path / 'uninterrupted.sqlite'}")
