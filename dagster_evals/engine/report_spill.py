@@ -126,11 +126,18 @@ class ResultSpill:
 
     def add_scores(self, side: Side, row_id: str, scores: Mapping[str, float | None]) -> None:
         """One trial's scores of a row (None values are skipped)."""
+        self._check_scores_open(side)
+        with self._lock:
+            self._buffer_scores(side, row_id, scores)
+
+    def _check_scores_open(self, side: Side) -> None:
         if side in self._means_done:
             raise RuntimeError(f"{side} scores were added after their row means were computed")
+
+    def _buffer_scores(self, side: Side, row_id: str, scores: Mapping[str, float | None]) -> None:
         for name, value in scores.items():
             if value is not None:
-                self._add(f"scores_{side}", (row_id, name, value))
+                self._buffer(f"scores_{side}", (row_id, name, value))
 
     def add_row(self, row_id: str, errored: bool) -> None:
         """One result of a row (any trial), and whether it errored (task or scorer)."""
@@ -145,13 +152,12 @@ class ResultSpill:
     ) -> None:
         """`add_row`, then `add_scores("current", ...)` when `scores` is given, then `add_sample(*latency)`
         when given: one result's values, buffered under one lock."""
-        if scores is not None and "current" in self._means_done:
-            raise RuntimeError("current scores were added after their row means were computed")
+        if scores is not None:
+            self._check_scores_open("current")
         with self._lock:
             self._buffer("seen", (row_id, 1 if errored else 0))
-            for name, value in (scores or {}).items():
-                if value is not None:
-                    self._buffer("scores_current", (row_id, name, value))
+            if scores is not None:
+                self._buffer_scores("current", row_id, scores)
             if latency is not None:
                 self._buffer("samples", latency)
 

@@ -38,13 +38,13 @@ class BraintrustReports(BraintrustSession):
             skipped: Counter[str] = Counter()
             for trace in traces(self.client.iter_experiment_events(experiment.id)):
                 key = trace.key
-                spill.add_row(key, trace.task_error or bool(trace.failed_scorers))
+                errored = trace.task_error or bool(trace.failed_scorers)
+                spill.add_result(key, errored, None if trace.task_error else trace.mean_scores())
                 if trace.task_error:
                     task_errors += 1
                     continue
                 scorer_errors += len(trace.failed_scorers)
                 skipped.update(trace.skipped)
-                spill.add_scores("current", key, trace.mean_scores())
             counts = spill.scorer_means("current", list(summary.scores or {}))
             rows_seen, rows_errored = spill.row_counts()
             trial_count = spill.max_results_per_row() or 1
