@@ -66,6 +66,18 @@ def _format_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
+def _result_of(row: DatasetRow, trial: int, **fields: Any) -> RowResult:
+    """The result of `row`'s trial `trial`: the row's input, expected output and metadata, and `fields`."""
+    return RowResult(
+        row_id=row.id,
+        trial=trial,
+        input=row.input,
+        expected=row.expected,
+        metadata=dict(row.metadata),
+        **fields,
+    )
+
+
 _TimedOut = bounded_calls.TimedOut
 _Cancelled = bounded_calls.Cancelled
 
@@ -186,15 +198,7 @@ class RowRunner:
         return scores, errors, reasons
 
     def _failed(self, row: DatasetRow, trial: int, error: str, started: float) -> RowResult:
-        return RowResult(
-            row_id=row.id,
-            trial=trial,
-            input=row.input,
-            expected=row.expected,
-            error=error,
-            latency_s=time.perf_counter() - started,
-            metadata=dict(row.metadata),
-        )
+        return _result_of(row, trial, error=error, latency_s=time.perf_counter() - started)
 
     async def run_one(self, row: DatasetRow, trial: int) -> RowResult:
         """Run one row trial, with the tokens, cost and latency of its model calls on `usage`."""
@@ -203,15 +207,7 @@ class RowRunner:
         return result.model_copy(update={"usage": spent.as_dict()}) if spent.scopes else result
 
     def _not_run(self, row: DatasetRow, trial: int) -> RowResult:
-        return RowResult(
-            row_id=row.id,
-            trial=trial,
-            input=row.input,
-            expected=row.expected,
-            error=self.meter.stop_message(),
-            metadata=dict(row.metadata),
-            usage=usage.not_run_usage(),
-        )
+        return _result_of(row, trial, error=self.meter.stop_message(), usage=usage.not_run_usage())
 
     async def _run_one(self, row: DatasetRow, trial: int) -> RowResult:
         self.in_flight += 1
@@ -231,17 +227,14 @@ class RowRunner:
             except Exception as exc:
                 return self._failed(row, trial, _format_error(exc), started)
             scores = {s.name: scores.get(s.name) for s in self.scorers if s.name not in errors}
-            return RowResult(
-                row_id=row.id,
-                trial=trial,
-                input=row.input,
-                expected=row.expected,
+            return _result_of(
+                row,
+                trial,
                 output=output,
                 scores=scores,
                 scorer_errors=errors,
                 reasons=reasons,
                 latency_s=latency,
-                metadata=dict(row.metadata),
             )
         finally:
             self.in_flight -= 1
