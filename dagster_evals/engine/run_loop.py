@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from dagster_evals.engine import bounded_calls, usage, worker_pool
 from dagster_evals.engine.errors import ConfigError
+from dagster_evals.engine.frozen_heap import frozen_heap
 from dagster_evals.engine.isolation import DaemonThreads, ProcessWorkers
 from dagster_evals.engine.models import DatasetRow, RowResult
 from dagster_evals.engine.scorers import Scorer
@@ -284,7 +285,8 @@ class RowRunner:
             on_result(result)
 
         try:  # no more workers than pending pairs, however high max_concurrency is
-            await worker_pool.drain(items, handle, self.max_concurrency, self._is_cancelled)
+            with frozen_heap():  # no full collection walks the host's whole heap while rows are in flight
+                await worker_pool.drain(items, handle, self.max_concurrency, self._is_cancelled)
         finally:
             if self.checkpoints is not None:
                 self.checkpoints.flush()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,18 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from dagster_evals.backends.base import ProgressFn, _quiet
 from dagster_evals.backends.local.datasets import PAGE_SIZE, LocalDatasets, loads
 from dagster_evals.backends.local.leases import Lease, owner_gone
-from dagster_evals.backends.local.row_writes import (
-    CHECKPOINT_COLUMNS,
-    ROW_COLUMNS,
-    SharedCheckpoints,
-    checkpoint_insert_sql,
-    checkpoint_values,
-    row_insert_sql,
-    row_values,
-    same_database,
-    sqlite_multi_row_inserts,
-)
-from dagster_evals.backends.local.row_writes import now as checkpoint_time
+from dagster_evals.backends.local.report_rows import ReportRows
+from dagster_evals.backends.local.row_writes import SharedCheckpoints, same_database
 from dagster_evals.backends.local.store import (
     experiment_rows,
     experiments,
@@ -37,7 +26,6 @@ from dagster_evals.engine.checkpoints import RowCheckpoints
 from dagster_evals.engine.embedded_db import retrying
 from dagster_evals.engine.errors import NotFoundError, pinned_dataset_gone
 from dagster_evals.engine.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
-from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
 from dagster_evals.engine.runner import run_request_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.engine.summary import ReportBuilder
@@ -107,64 +95,29 @@ class LocalEvals(LocalDatasets):
         shared = self._shared_checkpoints(request)
         if shared is not None:  # this database holds the checkpoints: written with their rows
             request = request.model_copy(update={"checkpoints": shared})
-        pending: list[tuple[RowResult, bool]] = []
-        total = snapshot.row_count * request.trial_count
-        handed = {"n": 0, "reported": 0}
-        # Results are added to the report and stored on a writer thread while the run's event loop goes on:
-        # handed over whenever the writer is idle and a fifth of a batch waits (little is left to write when
-        # the run ends); while it is busy they pile up, up to 4 batches, and are written `batch_size` rows
-        # per transaction. An in-memory database has one connection for every thread: written from this one.
-        writer = OrderedWriter("dagster-evals-report-rows", inline=in_memory(self.engine.url))
-        least = max(1, self.batch_size // 5)
-
-        def store(batch: list[tuple[RowResult, bool]]) -> None:
-            for start in range(0, len(batch), YIELD_EVERY):
-                for result, _ in batch[start : start + YIELD_EVERY]:
-                    builder.add(result)
-                yield_gil()
-            for start in range(0, len(batch), self.batch_size):
-                self._store_results(experiment_id, batch[start : start + self.batch_size], shared)
-
-        def hand_off(last: bool = False) -> None:
-            if not pending:
-                return
-            batch = list(pending)
-            pending.clear()
-            writer.submit(store, batch)
-            handed["n"] += len(batch)
-            if last or handed["n"] - handed["reported"] >= self.batch_size:
-                handed["reported"] = handed["n"]
-                progress(f"scored {handed['n']}/{total} row trials")
-
-        # With the checkpoints written here, a batch is also due on their own rule (`flush_every` results,
-        # or `flush_interval_s` since the last hand-off), so a slow eval loses no more on a kill than before.
-        due_count = least if shared is None else min(least, shared.checkpoints.flush_every)
-        due_age = None if shared is None else shared.checkpoints.flush_interval_s
-        handed_at = [time.monotonic()]
-
-        def on_result(result: RowResult) -> None:
-            pending.append((result, shared is not None and shared.fresh(result)))
-            due = len(pending) >= due_count or (
-                due_age is not None and time.monotonic() - handed_at[0] >= due_age
-            )
-            if (due and writer.idle()) or len(pending) >= 4 * self.batch_size:
-                handed_at[0] = time.monotonic()
-                hand_off()
-
+        rows_out = ReportRows(
+            self.engine,
+            experiment_id,
+            builder,
+            shared,
+            batch_size=self.batch_size,
+            total=snapshot.row_count * request.trial_count,
+            progress=progress,
+        )
         try:
             rows = self.iter_rows(snapshot.dataset, version=snapshot.version)
             try:
-                stats = run_request_locally(request, rows, scorers, on_result)
+                stats = run_request_locally(request, rows, scorers, rows_out.add)
             except BaseException:
                 if shared is not None:  # as the checkpoints' own flush: what was scored is kept
                     with contextlib.suppress(Exception):
-                        hand_off(last=True)
-                        writer.wait()
+                        rows_out.finish()
+                        rows_out.wait()
                 raise
-            hand_off(last=True)
-            writer.wait()
+            rows_out.finish()
+            rows_out.wait()
         finally:
-            writer.close()
+            rows_out.close()
         report = builder.build_for(
             request,
             id=experiment_id,
@@ -251,41 +204,6 @@ class LocalEvals(LocalDatasets):
         if not same_database(self.engine.url, checkpoints.store.url):
             return None
         return SharedCheckpoints(checkpoints)
-
-    def _store_results(
-        self, experiment_id: str, batch: list[tuple[RowResult, bool]], shared: SharedCheckpoints | None
-    ) -> None:
-        """One transaction per batch; a result stored twice (same row and trial) is overwritten. With
-        `shared`, the results marked fresh are checkpointed in the same transaction."""
-        rows, checkpoints = [], []
-        now = checkpoint_time()
-        for index, (r, fresh) in enumerate(batch, 1):
-            row = row_values(experiment_id, r)
-            rows.append(row)
-            if fresh and shared is not None:
-                checkpoints.append(checkpoint_values(shared.key, r, row, now))
-            if index % YIELD_EVERY == 0:
-                yield_gil()
-
-        def store() -> None:
-            with write_transaction(self.engine) as conn:
-                dialect = conn.dialect.name
-                if dialect != "sqlite":
-                    conn.exec_driver_sql(row_insert_sql(dialect), rows)
-                    if checkpoints:
-                        conn.exec_driver_sql(checkpoint_insert_sql(dialect), checkpoints)
-                    return
-                for sql, params in sqlite_multi_row_inserts(row_insert_sql(dialect), ROW_COLUMNS, rows):
-                    conn.exec_driver_sql(sql, params)
-                inserts = sqlite_multi_row_inserts(
-                    checkpoint_insert_sql(dialect), CHECKPOINT_COLUMNS, checkpoints
-                )
-                for sql, params in inserts:
-                    conn.exec_driver_sql(sql, params)
-
-        retrying(store)  # an upsert and an insert-or-ignore: safe to repeat after a lost connection
-        if shared is not None:
-            shared.written(len(checkpoints))
 
     def get_eval_report(self, report_id: str) -> EvalReport:
         """A finished report by id (or by name: the newest report of that name)."""
