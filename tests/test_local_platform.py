@@ -136,3 +136,36 @@ def test_an_in_memory_database_opens_at_once_and_holds_a_dataset() -> None:
     ds = platform.ensure_dataset("in-memory")
     sync_rows(platform, ds, [row(i) for i in range(3)])
     assert platform.snapshot(ds).row_count == 3
+
+
+def test_an_eval_reads_each_row_as_it_was_synced_and_the_task_sees_the_same_values(database_url: str) -> None:
+    from dagster_evals import EvalRequest
+
+    synced = [
+        DatasetRow.build(input="plain", expected="PLAIN", id="a"),
+        DatasetRow.build(input='quote " and \\ backslash, é', expected=None, id="b"),
+        DatasetRow.build(input={"q": [1, 2.5, None]}, expected=["x"], metadata={"k": {"n": 1}}, id="c"),
+        DatasetRow.build(input=7, expected=True, metadata={"topic": "math"}, tags=["t"], id="d"),
+    ]
+    platform = LocalPlatform(database_url)
+    ds = platform.ensure_dataset("read-as-synced")
+    platform.upsert_rows(ds, synced)
+    snapshot = platform.snapshot(ds)
+    seen: dict[str, tuple[object, object, object]] = {}
+
+    def task(input: object, expected: object, metadata: dict[str, object], row_id: str) -> str:
+        seen[row_id] = (input, expected, metadata)
+        return "ok"
+
+    run_rows = list(platform.iter_run_rows(ds, version=snapshot.version))
+    report = platform.run_eval(
+        EvalRequest(name="read", snapshot=snapshot, task=task, scorers=["exact_match"])
+    )
+
+    expected = {r.id: (r.input, r.expected, r.metadata) for r in synced}
+    assert {r.id: (r.input, r.expected, r.metadata) for r in run_rows} == expected
+    assert {r.id: (r.input, r.expected, r.metadata) for r in platform.iter_rows(ds)} == expected
+    assert seen == expected
+    stored = {r.row_id: (r.input, r.expected, r.metadata) for r in platform.iter_report_rows(report.id)}
+    assert stored == expected
+    platform.close()

@@ -52,7 +52,7 @@ from dagster_evals.engine.embedded_db import (
     shared_engine,
     sqlite_file,
 )
-from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
+from dagster_evals.engine.models import EvalRow, RowResult, canonical_json
 from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
@@ -263,8 +263,8 @@ class RowCheckpoints:
         self._writer = OrderedWriter("dagster-evals-checkpoints", inline=in_memory)
 
     def resume(
-        self, pairs: Iterator[tuple[DatasetRow, int]], chunk: int = LOOKUP_CHUNK
-    ) -> Iterator[tuple[DatasetRow, int] | RowResult]:
+        self, pairs: Iterator[tuple[EvalRow, int]], chunk: int = LOOKUP_CHUNK
+    ) -> Iterator[tuple[EvalRow, int] | RowResult]:
         """`pairs`, with every pair already checkpointed replaced by its stored result."""
         if self.store.count(self.key) == 0:
             yield from pairs

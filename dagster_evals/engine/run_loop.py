@@ -19,7 +19,7 @@ from dagster_evals.engine import bounded_calls, usage, worker_pool
 from dagster_evals.engine.errors import ConfigError
 from dagster_evals.engine.frozen_heap import frozen_heap
 from dagster_evals.engine.isolation import DaemonThreads, ProcessWorkers
-from dagster_evals.engine.models import DatasetRow, RowResult
+from dagster_evals.engine.models import EvalRow, RowResult
 from dagster_evals.engine.scorers import Scorer
 from dagster_evals.engine.task_call import task_kwargs_names
 from dagster_evals.engine.timeouts import DEFAULT_SCORER_BOUND, ScorerBound
@@ -53,9 +53,7 @@ class Checkpoints(Protocol):
     """Where a run keeps each scored result and finds the ones an earlier attempt already scored
     (see `dagster_evals.engine.checkpoints.RowCheckpoints`)."""
 
-    def resume(
-        self, pairs: Iterator[tuple[DatasetRow, int]]
-    ) -> Iterator[tuple[DatasetRow, int] | RowResult]: ...
+    def resume(self, pairs: Iterator[tuple[EvalRow, int]]) -> Iterator[tuple[EvalRow, int] | RowResult]: ...
 
     def record(self, result: RowResult) -> None: ...
 
@@ -67,7 +65,7 @@ def _format_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-def _result_of(row: DatasetRow, trial: int, **fields: Any) -> RowResult:
+def _result_of(row: EvalRow, trial: int, **fields: Any) -> RowResult:
     """The result of `row`'s trial `trial`: the row's input, expected output and metadata, and `fields`."""
     return RowResult(
         row_id=row.id,
@@ -123,7 +121,7 @@ class RowRunner:
         self._cancelled: asyncio.Future[None] | None = None
         self.meter = usage.RunMeter(usage.budget_for(task, scorers))
 
-    def _task_call(self, row: DatasetRow, trial: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def _task_call(self, row: EvalRow, trial: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         if self.task_params is None:
             return (row.input,), {}
         values = {
@@ -136,7 +134,7 @@ class RowRunner:
         }
         return (), {k: values[k] for k in self.task_params}
 
-    def _timed_sync_task(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
+    def _timed_sync_task(self, row: EvalRow, trial: int) -> tuple[Any, float]:
         args, kwargs = self._task_call(row, trial)
         started = time.perf_counter()
         output = self.task(*args, **kwargs)
@@ -146,7 +144,7 @@ class RowRunner:
         """The call's result; `_TimedOut` after `timeout` seconds, `_Cancelled` when the run is cancelled."""
         return await bounded_calls.bounded(call, timeout, self._cancelled)
 
-    async def _run_task(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
+    async def _run_task(self, row: EvalRow, trial: int) -> tuple[Any, float]:
         if self.processes is not None:
             return await self._run_task_in_process(row, trial)
         if not self.task_is_async:
@@ -157,7 +155,7 @@ class RowRunner:
         output = await self._bounded(bounded_calls.in_task(self.task(*args, **kwargs)), self.row_timeout_s)
         return output, time.perf_counter() - started
 
-    async def _run_task_in_process(self, row: DatasetRow, trial: int) -> tuple[Any, float]:
+    async def _run_task_in_process(self, row: EvalRow, trial: int) -> tuple[Any, float]:
         assert self.processes is not None
         worker = await asyncio.wrap_future(self.threads.submit(self.processes.acquire))
         args, kwargs = self._task_call(row, trial)
@@ -173,7 +171,7 @@ class RowRunner:
             self.processes.release(worker, healthy)
 
     async def _run_scorers(
-        self, row: DatasetRow, output: Any
+        self, row: EvalRow, output: Any
     ) -> tuple[dict[str, float | None], dict[str, str], dict[str, str]]:
         scores: dict[str, float | None] = {}
         errors: dict[str, str] = {}
@@ -198,19 +196,19 @@ class RowRunner:
                 errors[scorer.name] = _format_error(exc)
         return scores, errors, reasons
 
-    def _failed(self, row: DatasetRow, trial: int, error: str, started: float) -> RowResult:
+    def _failed(self, row: EvalRow, trial: int, error: str, started: float) -> RowResult:
         return _result_of(row, trial, error=error, latency_s=time.perf_counter() - started)
 
-    async def run_one(self, row: DatasetRow, trial: int) -> RowResult:
+    async def run_one(self, row: EvalRow, trial: int) -> RowResult:
         """Run one row trial, with the tokens, cost and latency of its model calls on `usage`."""
         with usage.row_scope() as spent:
             result = await self._run_one(row, trial)
         return result.model_copy(update={"usage": spent.as_dict()}) if spent.scopes else result
 
-    def _not_run(self, row: DatasetRow, trial: int) -> RowResult:
+    def _not_run(self, row: EvalRow, trial: int) -> RowResult:
         return _result_of(row, trial, error=self.meter.stop_message(), usage=usage.not_run_usage())
 
-    async def _run_one(self, row: DatasetRow, trial: int) -> RowResult:
+    async def _run_one(self, row: EvalRow, trial: int) -> RowResult:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         started = time.perf_counter()
@@ -255,11 +253,11 @@ class RowRunner:
             self.checkpoints.record(result)
 
     async def run(
-        self, pairs: Iterator[tuple[DatasetRow, int]], on_result: Callable[[RowResult], None]
+        self, pairs: Iterator[tuple[EvalRow, int]], on_result: Callable[[RowResult], None]
     ) -> RunStats:
         started = time.perf_counter()
         counts = {"pairs": 0, "errors": 0, "replayed": 0}
-        items: Iterator[tuple[DatasetRow, int] | RowResult] = (
+        items: Iterator[tuple[EvalRow, int] | RowResult] = (
             self.checkpoints.resume(pairs) if self.checkpoints is not None else iter(pairs)
         )
         watcher: asyncio.Task[None] | None = None
@@ -269,7 +267,7 @@ class RowRunner:
 
         usage.set_run(self.meter)
 
-        async def handle(item: tuple[DatasetRow, int] | RowResult) -> None:
+        async def handle(item: tuple[EvalRow, int] | RowResult) -> None:
             if isinstance(item, RowResult):  # scored by an earlier attempt: replayed as stored
                 counts["replayed"] += 1
                 result = item

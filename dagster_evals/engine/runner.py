@@ -24,7 +24,7 @@ from dagster_evals.engine import bounded_calls, usage, worker_pool  # noqa: F401
 from dagster_evals.engine.errors import ConfigError
 from dagster_evals.engine.isolation import DaemonThreads, ProcessWorkers  # noqa: F401
 from dagster_evals.engine.limits import MAX_CONCURRENCY_LIMIT, MAX_TRIAL_COUNT, check_bound
-from dagster_evals.engine.models import DatasetRow, EvalRequest, RowResult
+from dagster_evals.engine.models import EvalRequest, EvalRow, RowResult
 from dagster_evals.engine.progress import track_results
 from dagster_evals.engine.run_loop import (  # noqa: F401  (importable from here, as before the run loop moved)
     CANCEL_POLL_S,
@@ -52,14 +52,14 @@ DEFAULT_MAX_CONCURRENCY = 10
 _Runner = RowRunner  # its name before it moved to `run_loop`
 
 
-def _pairs(rows: Iterable[DatasetRow], trial_count: int) -> Iterator[tuple[DatasetRow, int]]:
+def _pairs(rows: Iterable[EvalRow], trial_count: int) -> Iterator[tuple[EvalRow, int]]:
     for row in rows:
         for trial in range(trial_count):
             yield row, trial
 
 
 def run_eval_locally(
-    rows: Iterable[DatasetRow],
+    rows: Iterable[EvalRow],
     task: Callable[..., Any],
     scorers: list[Scorer],
     on_result: Callable[[RowResult], None],
@@ -133,7 +133,7 @@ def run_eval_locally(
 
 def run_request_locally(
     request: EvalRequest,
-    rows: Iterable[DatasetRow],
+    rows: Iterable[EvalRow],
     scorers: list[Scorer],
     on_result: Callable[[RowResult], None],
     *,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -32,7 +32,7 @@ from dagster_evals.backends.local.store import (
 )
 from dagster_evals.engine.errors import ConfigError, InputError, NotFoundError, SyncConflictError
 from dagster_evals.engine.isolation import DaemonThreads
-from dagster_evals.engine.models import DatasetRef, DatasetRow, utcnow
+from dagster_evals.engine.models import DatasetRef, DatasetRow, RunRow, utcnow
 from dagster_evals.engine.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
@@ -43,6 +43,30 @@ HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
 # A stage without a recorded owner (written by an earlier version) is dropped by a later sync after this.
 ABANDONED_STAGE_AFTER = timedelta(days=1)
 logger = logging.getLogger("dagster_evals.local")
+
+
+_Row = TypeVar("_Row")
+_DATASET_ROW_COLUMNS = ("row_id", "input", "expected", "metadata", "content_hash", "tags")
+_RUN_ROW_COLUMNS = ("row_id", "input", "expected", "metadata")
+
+
+def _dataset_row(
+    row_id: str, input: str, expected: str, metadata: str, content_hash: str, tags: str
+) -> DatasetRow:
+    return _validate_row(  # from a dict: the fastest way pydantic builds a row
+        {
+            "id": row_id,
+            "input": loads(input),
+            "expected": loads(expected),
+            "metadata": loads(metadata),
+            "tags": loads(tags),
+            "content_hash": content_hash,
+        }
+    )
+
+
+def _run_row(row_id: str, input: str, expected: str, metadata: str) -> RunRow:
+    return RunRow(row_id, loads(input), loads(expected), loads(metadata))
 
 
 def loads(text: str | None) -> Any:
@@ -125,18 +149,29 @@ class LocalDatasets(EvalPlatform):
         )
 
     def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
-        return self._iter_rows(dataset, version, None)
+        return self._iter_rows(dataset, version, None, _DATASET_ROW_COLUMNS, _dataset_row)
+
+    def iter_run_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[RunRow]:
+        """The rows at `version`, by id, as an eval run reads them (`RunRow`: id, input, expected output and
+        metadata; validated when they were written)."""
+        return self._iter_rows(dataset, version, None, _RUN_ROW_COLUMNS, _run_row)
 
     def iter_shard_rows(
         self, dataset: DatasetRef, *, version: str | None = None, index: int, shards: int
     ) -> Iterator[DatasetRow]:
         """The rows of shard `index` of `shards` (see `dagster_evals.engine.shard_key`), selected by the database:
         the other shards' rows never leave it."""
-        return self._iter_rows(dataset, version, (index, shards))
+        return self._iter_rows(dataset, version, (index, shards), _DATASET_ROW_COLUMNS, _dataset_row)
 
     def _iter_rows(
-        self, dataset: DatasetRef, version: str | None, shard: tuple[int, int] | None
-    ) -> Iterator[DatasetRow]:
+        self,
+        dataset: DatasetRef,
+        version: str | None,
+        shard: tuple[int, int] | None,
+        columns: tuple[str, ...],
+        build: Callable[..., _Row],
+    ) -> Iterator[_Row]:
+        """The rows at `version` (of `shard`), by id: `build(*values)` of the `columns` of each."""
         at = self._resolve_version(dataset, version)
         c = dataset_rows.c
         dialect = self.engine.dialect.name
@@ -144,13 +179,10 @@ class LocalDatasets(EvalPlatform):
         if shard is not None:
             visible = visible & shard_filter(dialect, c.row_id, *shard)
 
+        selected = [c[name] for name in columns]
+
         def fetch(after: str, limit: int = PAGE_SIZE) -> Sequence[Any]:
-            query = (
-                sa.select(c.row_id, c.content_hash, c.input, c.expected, c.metadata, c.tags)
-                .where(visible & (c.row_id > after))
-                .order_by(c.row_id)
-                .limit(limit)
-            )
+            query = sa.select(*selected).where(visible & (c.row_id > after)).order_by(c.row_id).limit(limit)
             with self.engine.connect() as conn:
                 if shard is not None and dialect == "sqlite":
                     register_sqlite_function(conn.connection.driver_connection)
@@ -168,17 +200,8 @@ class LocalDatasets(EvalPlatform):
                 ahead = None
                 if reader is not None and len(page) == limit:
                     ahead = reader.submit(fetch, page[-1].row_id)
-                for row_id, content_hash, input, expected, metadata, tags in page:
-                    yield _validate_row(  # from a dict: the fastest way pydantic builds a row
-                        {
-                            "id": row_id,
-                            "input": loads(input),
-                            "expected": loads(expected),
-                            "metadata": loads(metadata),
-                            "tags": loads(tags),
-                            "content_hash": content_hash,
-                        }
-                    )
+                for values in page:
+                    yield build(*values)
                 if len(page) < limit:
                     return
                 page = ahead.result() if ahead is not None else fetch(page[-1].row_id)

@@ -105,7 +105,7 @@ class LocalEvals(LocalDatasets):
             progress=progress,
         )
         try:
-            rows = self.iter_rows(snapshot.dataset, version=snapshot.version)
+            rows = self.iter_run_rows(snapshot.dataset, version=snapshot.version)
             try:
                 stats = run_request_locally(request, rows, scorers, rows_out.add)
             except BaseException:

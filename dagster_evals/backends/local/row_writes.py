@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, make_url
 
 from dagster_evals.backends.local.store import sqlite_path
 from dagster_evals.engine.checkpoints import RowCheckpoints, row_checkpoints
-from dagster_evals.engine.models import DatasetRow, RowResult, canonical_json
+from dagster_evals.engine.models import EvalRow, RowResult, canonical_json
 
 _STRING = json.JSONEncoder(ensure_ascii=False)
 
@@ -71,7 +71,7 @@ class SharedCheckpoints:
     def key(self) -> str:
         return self.checkpoints.key
 
-    def resume(self, pairs: Iterator[tuple[DatasetRow, int]]) -> Iterator[tuple[DatasetRow, int] | RowResult]:
+    def resume(self, pairs: Iterator[tuple[EvalRow, int]]) -> Iterator[tuple[EvalRow, int] | RowResult]:
         """As `RowCheckpoints.resume`: pairs already checkpointed are replaced by their stored results."""
         return self.checkpoints.resume(pairs)
 
