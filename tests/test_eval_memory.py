@@ -23,6 +23,7 @@ from dagster_evals.engine.models import (
     EvalReport,
     EvalRequest,
     RowResult,
+    RunRow,
     ScoreSummary,
 )
 from dagster_evals.engine.summary import ROW_CHANGE_EPSILON, ReportBuilder, percentile
@@ -269,15 +270,15 @@ class RowsAhead(Exception):
 
 
 class GuardedPlatform(LocalPlatform):
-    """The local backend, with a guard on the snapshot's row stream: reading a row while more than
+    """The local backend, with a guard on the row stream an eval reads: reading a row while more than
     `bound` rows already read have not reached the task raises `RowsAhead`."""
 
     bound = 0
     read = 0
     started = 0
 
-    def iter_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[DatasetRow]:
-        for row in super().iter_rows(dataset, version=version):
+    def iter_run_rows(self, dataset: DatasetRef, *, version: str | None = None) -> Iterator[RunRow]:
+        for row in super().iter_run_rows(dataset, version=version):
             if self.read - self.started > self.bound:
                 raise RowsAhead(f"{self.read} rows read, {self.started} started")
             self.read += 1
@@ -326,7 +327,7 @@ def test_the_guard_catches_an_eval_that_reads_every_row_first(tmp_path: Path) ->
     platform.bound = 5
     request = eval_request(platform, 50, 2, str)
     with pytest.raises(RowsAhead):
-        list(platform.iter_rows(request.snapshot.dataset, version=request.snapshot.version))
+        list(platform.iter_run_rows(request.snapshot.dataset, version=request.snapshot.version))
 
 
 # -- a shard reads only its rows ----------------------------------------------------------------------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,4 +171,26 @@ def test_an_eval_reads_each_row_as_it_was_synced_and_the_task_sees_the_same_valu
     assert seen == expected
     stored = {r.row_id: (r.input, r.expected, r.metadata) for r in platform.iter_report_rows(report.id)}
     assert stored == expected
+    platform.close()
+
+
+def test_a_subclass_that_overrides_iter_rows_still_sees_every_row_its_evals_read(tmp_path: Path) -> None:
+    from dagster_evals import EvalRequest
+
+    class Watched(LocalPlatform):
+        read: list[str] = []
+
+        def iter_rows(self, dataset: Any, *, version: str | None = None) -> Iterator[DatasetRow]:
+            for r in super().iter_rows(dataset, version=version):
+                self.read.append(r.id)
+                yield r
+
+    platform = Watched(tmp_path / "watched.sqlite")
+    ds = platform.ensure_dataset("watched")
+    platform.upsert_rows(ds, [row(i) for i in range(5)])
+    report = platform.run_eval(
+        EvalRequest(name="w", snapshot=platform.snapshot(ds), task=str.upper, scorers=["exact_match"])
+    )
+    assert report.rows_scored == 5
+    assert sorted(platform.read) == [f"r{i}" for i in range(5)]
     platform.close()

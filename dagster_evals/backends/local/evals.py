@@ -25,7 +25,15 @@ from dagster_evals.backends.local.store import (
 from dagster_evals.engine.checkpoints import RowCheckpoints
 from dagster_evals.engine.embedded_db import retrying
 from dagster_evals.engine.errors import NotFoundError, pinned_dataset_gone
-from dagster_evals.engine.models import EvalReport, EvalRequest, RowResult, canonical_json, utcnow
+from dagster_evals.engine.models import (
+    DatasetRef,
+    EvalReport,
+    EvalRequest,
+    EvalRow,
+    RowResult,
+    canonical_json,
+    utcnow,
+)
 from dagster_evals.engine.runner import run_request_locally
 from dagster_evals.engine.scorers import resolve_local_scorers
 from dagster_evals.engine.summary import ReportBuilder
@@ -105,7 +113,7 @@ class LocalEvals(LocalDatasets):
             progress=progress,
         )
         try:
-            rows = self.iter_run_rows(snapshot.dataset, version=snapshot.version)
+            rows = self._rows_to_run(snapshot.dataset, snapshot.version)
             try:
                 stats = run_request_locally(request, rows, scorers, rows_out.add)
             except BaseException:
@@ -136,6 +144,14 @@ class LocalEvals(LocalDatasets):
 
         retrying(complete)  # the same update twice is the same update
         return report
+
+    def _rows_to_run(self, dataset: DatasetRef, version: str | None) -> Iterator[EvalRow]:
+        """The rows the eval runs: `iter_run_rows`; or `iter_rows`, as before 0.2.0, in a subclass that
+        overrides `iter_rows` and not `iter_run_rows` (it keeps seeing every row its evals read)."""
+        cls = type(self)
+        if cls.iter_rows is not LocalEvals.iter_rows and cls.iter_run_rows is LocalEvals.iter_run_rows:
+            return self.iter_rows(dataset, version=version)
+        return self.iter_run_rows(dataset, version=version)
 
     def _touch_report(self, experiment_id: str, now: str) -> None:
         with write_transaction(self.engine) as conn:
