@@ -139,10 +139,6 @@ class ResultSpill:
             if value is not None:
                 self._buffer(f"scores_{side}", (row_id, name, value))
 
-    def add_row(self, row_id: str, errored: bool) -> None:
-        """One result of a row (any trial), and whether it errored (task or scorer)."""
-        self._add("seen", (row_id, 1 if errored else 0))
-
     def add_result(
         self,
         row_id: str,
@@ -150,8 +146,9 @@ class ResultSpill:
         scores: Mapping[str, float | None] | None,
         latency: tuple[str, float] | None = None,
     ) -> None:
-        """`add_row`, then `add_scores("current", ...)` when `scores` is given, then `add_sample(*latency)`
-        when given: one result's values, buffered under one lock."""
+        """One result of a row (any trial) and whether it errored (task or scorer); then, when given, its
+        scores (as `add_scores("current", ...)`) and a sample (as `add_sample(*latency)`): buffered under
+        one lock."""
         if scores is not None:
             self._check_scores_open("current")
         with self._lock:
