@@ -4,12 +4,14 @@ checkpoints kept elsewhere still write themselves. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from dagster_evals.backends.local.datasets import FIRST_PAGE_SIZE
+from dagster_evals.backends.local.datasets import FIRST_PAGE_SIZE, PAGE_SIZE
 from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.backends.local.row_writes import (
     SQLITE_ROWS_PER_STATEMENT,
@@ -17,6 +19,7 @@ from dagster_evals.backends.local.row_writes import (
     row_values,
     same_database,
 )
+from dagster_evals.backends.local.store import experiment_rows
 from dagster_evals.engine.checkpoints import CheckpointStore
 from dagster_evals.engine.models import DatasetRow, EvalRequest, RowResult
 
@@ -121,13 +124,68 @@ def test_same_database_compares_files_and_servers(tmp_path: Path, monkeypatch) -
     assert not same_database(server, f"sqlite:///{tmp_path / 'evals.sqlite'}")
 
 
-def test_an_eval_reads_every_row_once_across_the_small_first_page(database_url: str) -> None:
+def test_an_eval_reads_every_row_once_across_its_growing_pages(database_url: str) -> None:
     platform = LocalPlatform(database_url)
     dataset = platform.ensure_dataset("pages")
-    for count in (FIRST_PAGE_SIZE, FIRST_PAGE_SIZE + 150):
-        rows = [DatasetRow.build(input=f"row {i}", id=f"p{i:04d}") for i in range(count)]
+    # Pages of 100, 200, 400, 800, then 1,000 rows: counts that end a page exactly, and one row past it.
+    for count in (
+        FIRST_PAGE_SIZE,
+        3 * FIRST_PAGE_SIZE,
+        3 * FIRST_PAGE_SIZE + 1,
+        15 * FIRST_PAGE_SIZE + PAGE_SIZE + 7,
+    ):
+        rows = [DatasetRow.build(input=f"row {i}", id=f"p{i:05d}") for i in range(count)]
         platform.upsert_rows(dataset, rows)
         snapshot = platform.snapshot(dataset)
         read = [row.id for row in platform.iter_rows(dataset, version=snapshot.version)]
         assert read == [row.id for row in rows]
+        assert [row.id for row in platform.iter_run_rows(dataset, version=snapshot.version)] == read
+    platform.close()
+
+
+def test_a_burst_of_results_is_stored_within_the_flush_interval_while_the_next_rows_still_run(
+    database_url: str,
+) -> None:
+    """Rows scored together are all stored (with their checkpoints) within `flush_interval_s`, though no
+    further result comes to hand them over: a run killed while its next rows wait on the model loses none."""
+    platform = LocalPlatform(database_url)
+    store = CheckpointStore(database_url)
+    dataset = platform.ensure_dataset("bursts")
+    # The first burst is larger than `flush_every` but not a multiple of it: 64 are due at once, 36 by age.
+    quick, slow = 100, 10
+    rows = [DatasetRow.build(input=f"row {i}", id=f"b{i:03d}") for i in range(quick + slow)]
+    platform.upsert_rows(dataset, rows)
+    release = threading.Event()
+
+    def task(input: str) -> str:
+        if int(input.split()[1]) >= quick:
+            assert release.wait(30)
+        return input.upper()
+
+    checkpoints = store.checkpoints("bursts", flush_every=64, flush_interval_s=0.2)
+    request = EvalRequest(
+        name="bursts",
+        snapshot=platform.snapshot(dataset),
+        task=task,
+        scorers=["exact_match"],
+        max_concurrency=quick + slow,
+        checkpoints=checkpoints,
+    )
+    reports = []
+    runner = threading.Thread(target=lambda: reports.append(platform.run_eval(request)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while store.count("bursts") < quick and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.count("bursts") == quick  # every quick row, and none of the rows still waiting
+        with platform.engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(experiment_rows)).scalar()
+        assert stored == quick
+    finally:
+        release.set()
+        runner.join(30)
+    assert reports and reports[0].rows_scored == quick + slow
+    assert store.count("bursts") == quick + slow
+    store.close()
     platform.close()

@@ -13,9 +13,10 @@ Keywords AI resources —, else `$DAGSTER_EVALS_DATABASE_URL`, else `$DAGSTER_HO
 - `dagster_evals_row_checkpoints`: one result per (checkpoint key, row id, trial), only ever inserted (a
   duplicate insert is ignored: the same row of the same run scored twice gives the same result).
 
-Results are written in batches, one transaction each, on a writer thread: a batch is handed over once it
-holds `flush_every` results (`FLUSH_EVERY`, 64) or is `flush_interval_s` seconds old (`FLUSH_INTERVAL_S`,
-1 s), and grows meanwhile while the previous batch is still being written (up to `MAX_BEHIND` batches).
+Results are written in batches, one transaction each, on a writer thread (`dagster_evals.engine.batch_writer`):
+a batch is written once it holds `flush_every` results (`FLUSH_EVERY`, 64) or `flush_interval_s` seconds
+(`FLUSH_INTERVAL_S`, 1 s) after the last one, even while no further result comes, and grows meanwhile while
+the previous batch is still being written (up to `MAX_BEHIND` batches).
 A killed step loses only the results not yet written, the batch being written and the one filling (they
 are scored again on resume). When the checkpoints live in the local backend's own database, its
 `run_eval` writes them itself, with the result rows and in the same transaction, on the same schedule (see
@@ -36,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from dagster_evals.engine.batch_writer import BatchWriter
 from dagster_evals.engine.embedded_db import (
     create_tables,
     database_url,
@@ -53,7 +54,7 @@ from dagster_evals.engine.embedded_db import (
     sqlite_file,
 )
 from dagster_evals.engine.models import EvalRow, RowResult, canonical_json
-from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
+from dagster_evals.engine.ordered_writer import YIELD_EVERY, yield_gil
 
 # Checkpoints of eval runs older than this are dropped when a new eval run starts.
 RETENTION = timedelta(days=14)
@@ -255,12 +256,17 @@ class RowCheckpoints:
         self.flush_interval_s = flush_interval_s
         self.replayed = 0
         self.recorded = 0
-        self._pending: list[RowResult] = []
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
-        # An in-memory database has one connection for every thread: written from the run's thread.
-        in_memory = store.url.startswith("sqlite") and sqlite_file(store.url) is None
-        self._writer = OrderedWriter("dagster-evals-checkpoints", inline=in_memory)
+        # While a batch is being written the next one keeps growing (one bigger transaction later) rather
+        # than stopping the run; only a writer `MAX_BEHIND` batches behind holds the run back.
+        self._batches = BatchWriter(
+            "dagster-evals-checkpoints",
+            self._write,
+            due_count=self.flush_every,
+            due_age_s=flush_interval_s,
+            most_waiting=MAX_BEHIND * self.flush_every,
+            # An in-memory database has one connection for every thread: written from the run's thread.
+            inline=store.url.startswith("sqlite") and sqlite_file(store.url) is None,
+        )
 
     def resume(
         self, pairs: Iterator[tuple[EvalRow, int]], chunk: int = LOOKUP_CHUNK
@@ -283,17 +289,8 @@ class RowCheckpoints:
                     yield result
 
     def record(self, result: RowResult) -> None:
-        """Buffer a scored result; once the buffer is full or old enough, hand it to the writer thread."""
-        with self._lock:
-            self._pending.append(result)
-            due = (
-                len(self._pending) >= self.flush_every
-                or time.monotonic() - self._last_flush >= self.flush_interval_s
-            )
-        # While a batch is being written the next one keeps growing (one bigger transaction later) rather
-        # than stopping the run; only a writer `MAX_BEHIND` batches behind holds the run back.
-        if due and (self._writer.idle() or len(self._pending) >= MAX_BEHIND * self.flush_every):
-            self._hand_off()
+        """Buffer a scored result; once the buffer is full or old enough, it is written on the writer thread."""
+        self._batches.add(result)
 
     def flush(self) -> None:
         """Write every buffered result, and wait until every result recorded so far is written.
@@ -301,20 +298,11 @@ class RowCheckpoints:
         Raises:
             sqlalchemy.exc.DBAPIError: a batch could not be written (also raised by a later `record`).
         """
-        self._hand_off()
+        self._batches.flush()
         try:
-            self._writer.wait()
+            self._batches.wait()
         finally:
-            self._writer.close()
-
-    def _hand_off(self) -> None:
-        """Write the buffer on the writer thread (one transaction), so the run's event loop never waits
-        for the database; at most one batch is being written while the next one fills."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-            self._last_flush = time.monotonic()
-        if batch:
-            self._writer.submit(self._write, batch)
+            self._batches.close()
 
     def _write(self, batch: list[RowResult]) -> None:
         self.store.write(self.key, batch)

@@ -36,7 +36,9 @@ from dagster_evals.engine.models import DatasetRef, DatasetRow, RunRow, utcnow
 from dagster_evals.engine.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
-FIRST_PAGE_SIZE = 100  # the first page of rows an eval reads (see `_iter_rows`)
+FIRST_PAGE_SIZE = (
+    100  # the first page of rows an eval reads; each next page is twice as large, up to PAGE_SIZE
+)
 # `DatasetRow.model_validate` without its Python wrapper: the validator itself, called once per row read.
 _validate_row = DatasetRow.__pydantic_validator__.validate_python
 HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
@@ -190,22 +192,24 @@ class LocalDatasets(EvalPlatform):
 
         # The next page is read on a thread while this one is used (at most two pages held), off the
         # event loop of the eval pulling the rows; an in-memory database's one connection stays on this thread.
-        # The first page, read where the rows are first pulled, is a small one: the eval starts its first
-        # rows at once instead of waiting for a full page, and the full pages are read ahead meanwhile.
+        # The first page, read where the rows are first pulled, is a small one, and each next page twice as
+        # large up to PAGE_SIZE: an eval that starts hundreds of rows at once waits for a few hundred rows,
+        # not for a full page, and the larger pages are read ahead while its first rows run.
         reader = None if in_memory(self.engine.url) else DaemonThreads("dagster-evals-rows")
         try:
             limit = FIRST_PAGE_SIZE if reader is not None else PAGE_SIZE
             page = fetch("", limit)
             while True:
                 ahead = None
+                next_limit = min(PAGE_SIZE, 2 * limit)
                 if reader is not None and len(page) == limit:
-                    ahead = reader.submit(fetch, page[-1].row_id)
+                    ahead = reader.submit(fetch, page[-1].row_id, next_limit)
                 for values in page:
                     yield build(*values)
                 if len(page) < limit:
                     return
                 page = ahead.result() if ahead is not None else fetch(page[-1].row_id)
-                limit = PAGE_SIZE
+                limit = next_limit
         finally:
             if reader is not None:
                 reader.shutdown()

@@ -2,11 +2,14 @@
 
 The eval's event loop hands each result to `ReportRows.add`. A writer thread adds the results to the report
 (`ReportBuilder`) and stores them, `batch_size` rows per transaction, with the checkpoints the backend
-writes itself (see `row_writes`), so the event loop never waits for the database:
+writes itself (see `row_writes`), so the event loop never waits for the database. The results go to the
+writer in batches (`dagster_evals.engine.batch_writer`):
 
-- Results are handed over whenever the writer is idle and a fifth of a batch waits (or, with the
-  checkpoints written here, their own `flush_every` results or `flush_interval_s`, so that a killed eval
-  loses no more than the checkpoints would). While the writer is busy they pile up, up to 4 batches.
+- due once a fifth of a batch waits or, with the checkpoints written here, their own `flush_every`
+  results, or `flush_interval_s` after the last batch (so that a killed eval loses no more than the
+  checkpoints would, even while no further result comes);
+- handed over while the writer is idle, taken by the writer as they come due once it is done with the
+  last batch, and piling up while it is busy, up to 4 batches;
 - `finish()` hands over the rest; `wait()` returns once every result is in the report and stored.
 
 An in-memory database has one connection for every thread: its results are written on the calling thread.
@@ -14,7 +17,6 @@ An in-memory database has one connection for every thread: its results are writt
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
@@ -32,9 +34,10 @@ from dagster_evals.backends.local.row_writes import (
 )
 from dagster_evals.backends.local.row_writes import now as checkpoint_time
 from dagster_evals.backends.local.store import in_memory, write_transaction
+from dagster_evals.engine.batch_writer import BatchWriter
 from dagster_evals.engine.embedded_db import retrying
 from dagster_evals.engine.models import RowResult
-from dagster_evals.engine.ordered_writer import YIELD_EVERY, OrderedWriter, yield_gil
+from dagster_evals.engine.ordered_writer import YIELD_EVERY, yield_gil
 from dagster_evals.engine.summary import ReportBuilder
 
 
@@ -59,67 +62,60 @@ class ReportRows:
         self.batch_size = batch_size
         self.total = total
         self.progress = progress
-        self._results: list[RowResult] = []
-        self._fresh: list[bool] = []  # per waiting result: whether its checkpoint is written with it
-        self._handed = 0
+        self._added = 0
         self._reported = 0
         least = max(1, batch_size // 5)
-        self._due_count = least if shared is None else min(least, shared.checkpoints.flush_every)
-        self._due_age = None if shared is None else shared.checkpoints.flush_interval_s
-        self._handed_at = time.monotonic()
-        self._writer = OrderedWriter("dagster-evals-report-rows", inline=in_memory(engine.url))
+        self._batches: BatchWriter[tuple[RowResult, bool]] = BatchWriter(
+            "dagster-evals-report-rows",
+            self._add_and_store,
+            due_count=least if shared is None else min(least, shared.checkpoints.flush_every),
+            due_age_s=None if shared is None else shared.checkpoints.flush_interval_s,
+            most_waiting=4 * batch_size,
+            inline=in_memory(engine.url),
+        )
 
     def add(self, result: RowResult) -> None:
         """Take one result of the eval (called on its event loop, once per result)."""
-        self._results.append(result)
-        self._fresh.append(self.shared is not None and self.shared.fresh(result))
-        waiting = len(self._results)
-        due = waiting >= self._due_count or (
-            self._due_age is not None and time.monotonic() - self._handed_at >= self._due_age
-        )
-        if (due and self._writer.idle()) or waiting >= 4 * self.batch_size:
-            self._hand_off()
+        # Whether its checkpoint is written with it: asked now, as the runner marks the result it passes.
+        self._batches.add((result, self.shared is not None and self.shared.fresh(result)))
+        self._added += 1
+        if self._added - self._reported >= self.batch_size:
+            self._report_progress()
 
     def finish(self) -> None:
         """Hand over the results still waiting (`wait()` for them to be written)."""
-        if self._results:
-            self._hand_off(last=True)
+        self._batches.flush()
+        if self._added != self._reported:
+            self._report_progress()
 
     def wait(self) -> None:
         """Wait until every result handed over is in the report and stored; raise the error of a write
         that failed."""
-        self._writer.wait()
+        self._batches.wait()
 
     def close(self) -> None:
-        """Let the writer thread end once its calls have run."""
-        self._writer.close()
+        """Let the writer thread end once the results handed over are written."""
+        self._batches.close()
 
-    def _hand_off(self, last: bool = False) -> None:
-        results, fresh = self._results, self._fresh
-        self._results, self._fresh = [], []
-        self._handed_at = time.monotonic()
-        self._writer.submit(self._add_and_store, results, fresh)
-        self._handed += len(results)
-        if last or self._handed - self._reported >= self.batch_size:
-            self._reported = self._handed
-            self.progress(f"scored {self._handed}/{self.total} row trials")
+    def _report_progress(self) -> None:
+        self._reported = self._added
+        self.progress(f"scored {self._added}/{self.total} row trials")
 
-    def _add_and_store(self, results: list[RowResult], fresh: list[bool]) -> None:
-        for start in range(0, len(results), YIELD_EVERY):
-            for result in results[start : start + YIELD_EVERY]:
+    def _add_and_store(self, batch: list[tuple[RowResult, bool]]) -> None:
+        for start in range(0, len(batch), YIELD_EVERY):
+            for result, _ in batch[start : start + YIELD_EVERY]:
                 self.builder.add(result)
             yield_gil()
-        for start in range(0, len(results), self.batch_size):
-            end = start + self.batch_size
-            self._store_batch(results[start:end], fresh[start:end])
+        for start in range(0, len(batch), self.batch_size):
+            self._store_batch(batch[start : start + self.batch_size])
 
-    def _store_batch(self, results: Sequence[RowResult], fresh: Sequence[bool]) -> None:
+    def _store_batch(self, batch: Sequence[tuple[RowResult, bool]]) -> None:
         """One transaction; a result stored twice (same row and trial) is overwritten. With `shared`, the
         results marked fresh are checkpointed in the same transaction."""
         shared = self.shared
         rows, checkpoints = [], []
         now = checkpoint_time()
-        for index, (r, is_fresh) in enumerate(zip(results, fresh, strict=True), 1):
+        for index, (r, is_fresh) in enumerate(batch, 1):
             row = row_values(self.experiment_id, r)
             rows.append(row)
             if is_fresh and shared is not None:
