@@ -6,6 +6,8 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from dagster_evals import ConfigError, EvalSuite
+from dagster_evals import ConfigError, EvalSuite, LocalEvalResource, build_eval_suite_definitions
 from dagster_evals.backends.local.platform import LocalPlatform
 from dagster_evals.engine.models import EvalReport, PlatformFunction
+from dagster_evals.engine.runner import DEFAULT_MAX_CONCURRENCY
 from dagster_evals.sharding import shard_of
 from tests import sharding_defs
 from tests.conftest import qa_rows, write_jsonl
@@ -189,6 +192,39 @@ def test_a_failed_gate_blocks_the_sharded_report_like_the_unsharded_one(env, ins
         s["rows"] > 0 for s in shards["per_shard"]
     )
     assert all(s["step_s"] > 0 for s in shards["per_shard"])
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_without_max_concurrency_a_shard_runs_the_default_at_once_as_an_unsharded_eval(
+    tmp_path: Path, instance, shards: int
+) -> None:
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def task(input: dict[str, int]) -> str:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.02)
+        with lock:
+            in_flight[0] -= 1
+        return str(input["a"] + input["b"])
+
+    suite = EvalSuite(
+        name=f"unbounded_{shards}",
+        source=write_jsonl(tmp_path / "rows.jsonl", qa_rows(80)),
+        key_field="id",
+        task=task,
+        scorers=["exact_match"],
+        max_concurrency=None,
+        shards=shards,
+    )
+    defs = dg.Definitions.merge(
+        build_eval_suite_definitions(suite),
+        dg.Definitions(resources={"evals": LocalEvalResource(url=f"sqlite:///{tmp_path / 'evals.sqlite'}")}),
+    )
+    result = defs.resolve_job_def(suite.job_name).execute_in_process(instance=instance)
+    assert result.success
+    assert 1 < peak[0] <= DEFAULT_MAX_CONCURRENCY  # each shard has 40 rows or so: not all of them at once
 
 
 def test_shards_need_a_python_task(tmp_path: Path) -> None:

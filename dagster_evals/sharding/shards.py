@@ -30,7 +30,7 @@ from dagster_evals.engine.errors import ConfigError, DagsterEvalsError
 from dagster_evals.engine.limits import MAX_SHARDS
 from dagster_evals.engine.models import DatasetRow, PlatformFunction, PromptVersion, Snapshot
 from dagster_evals.engine.progress import track_results
-from dagster_evals.engine.runner import run_eval_locally
+from dagster_evals.engine.runner import DEFAULT_MAX_CONCURRENCY, run_eval_locally
 from dagster_evals.engine.scorers import Scorer, resolve_local_scorers
 from dagster_evals.engine.shard_key import shard_of
 from dagster_evals.eval_state import checkpoint_store, missing_plan_hint
@@ -178,7 +178,8 @@ def run_shard(context: StepContext, suite: EvalSuite, index: int, platform: Eval
         shard_scorers(platform.platform, list(suite.scorers)),
         track_results(on_result, total=None, what=f"shard {index + 1}/{suite.shards}", log=context.log.info),
         trial_count=suite.trial_count,
-        max_concurrency=suite.max_concurrency,
+        # None is the default (10) here too, as in an unsharded eval; for `run_eval_locally` it is the limit.
+        max_concurrency=suite.max_concurrency or DEFAULT_MAX_CONCURRENCY,
         row_timeout_s=suite.row_timeout_s,
         prompt=prompt,
         scorer_timeout_s=suite.scorer_timeout_s,
