@@ -77,7 +77,8 @@ class BatchWriter(Generic[T]):
         self._lock = threading.Lock()  # `_items`: added to on the loop, taken on either thread
         self._taken_at = time.monotonic()
         self._writer = OrderedWriter(name, inline=inline)
-        self._timed = due_age_s is not None and not inline  # the writer waits for items to come of age
+        # How long the writer waits for items to come of age (None: it does not; inline, it must not).
+        self._writer_waits_s = None if inline else due_age_s
         self._wake = threading.Event()  # set by the loop for a writer waiting for items
         # A writer waiting for items returns once the loop hands over a batch itself (`_handoffs` moved on)
         # or no more items are coming for now (`flush`, `wait`, `close`: `_draining`, until the next `add`).
@@ -99,7 +100,7 @@ class BatchWriter(Generic[T]):
         with self._lock:
             self._items.append(item)
             waiting = len(self._items)
-        if waiting >= self.due_count or self._aged(waiting):
+        if self._due(waiting):
             if self._writer.idle() or waiting >= self.most_waiting:
                 self._hand_off()
             elif waiting == self.due_count:
@@ -122,7 +123,9 @@ class BatchWriter(Generic[T]):
         self._wake.set()
         self._writer.close()
 
-    def _aged(self, waiting: int) -> bool:
+    def _due(self, waiting: int) -> bool:
+        if waiting >= self.due_count:
+            return True
         age = self.due_age_s
         return waiting > 0 and age is not None and time.monotonic() - self._taken_at >= age
 
@@ -160,10 +163,10 @@ class BatchWriter(Generic[T]):
             if self._handoffs != handoff or self._draining:
                 return []
             waiting = len(self._items)
-            if waiting >= self.due_count or self._aged(waiting):
+            if self._due(waiting):
                 return self._take()
-            age = self.due_age_s
-            if not self._timed or age is None:
+            age = self._writer_waits_s
+            if age is None:
                 return []
             left = age - (time.monotonic() - self._taken_at)
             if left <= 0:  # nothing waiting, and as long since the last batch as items wait at most

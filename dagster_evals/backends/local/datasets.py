@@ -36,9 +36,8 @@ from dagster_evals.engine.models import DatasetRef, DatasetRow, RunRow, utcnow
 from dagster_evals.engine.shard_key import register_sqlite_function, shard_filter
 
 PAGE_SIZE = 1000
-FIRST_PAGE_SIZE = (
-    100  # the first page of rows an eval reads; each next page is twice as large, up to PAGE_SIZE
-)
+# The first page of rows an eval reads; each next page is twice as large, up to PAGE_SIZE (see `_iter_rows`).
+FIRST_PAGE_SIZE = 100
 # `DatasetRow.model_validate` without its Python wrapper: the validator itself, called once per row read.
 _validate_row = DatasetRow.__pydantic_validator__.validate_python
 HASH_PAGE_SIZE = 10_000  # (id, hash) pairs are small: fewer, larger pages
